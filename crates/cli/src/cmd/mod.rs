@@ -1,0 +1,9 @@
+//! One module per subcommand; each exposes its clap `Args` (or `Command`) and `run`,
+//! which returns the process exit code (see `common::EXIT_*`).
+
+pub mod bench;
+pub mod call;
+pub mod demo;
+pub mod lt;
+pub mod mcast;
+pub mod serve;

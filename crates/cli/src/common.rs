@@ -1,0 +1,177 @@
+#![allow(dead_code)] // shared helpers; each command uses the ones it needs as it lands
+//! Pieces every command shares: exit codes, address parsing and resolution, the
+//! `listening on` line, shutdown on SIGINT/SIGTERM, logging.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// Any failure that is not a usage error or a missing answer.
+pub const EXIT_FAILURE: u8 = 1;
+/// Usage error: unknown option, unparsable ADDR or JSON (clap also exits 2).
+pub const EXIT_USAGE: u8 = 2;
+/// A call (or ping) that got no answer.
+pub const EXIT_NO_ANSWER: u8 = 3;
+
+/// A `host:port` as typed on the command line, checked for shape but not yet resolved.
+///
+/// `host` is an IPv4 literal, a bracketed IPv6 literal or a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// The host part, without brackets.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// The text as typed, for error messages.
+    pub text: String,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::str::FromStr for HostPort {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(HostPort {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                text: text.to_string(),
+            });
+        }
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| format!("'{text}' is not host:port (no ':PORT')"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("'{text}': '{port}' is not a port number (0-65535)"))?;
+        if host.is_empty() {
+            return Err(format!("'{text}': the host is empty"));
+        }
+        if host.starts_with('[') || host.contains(':') {
+            return Err(format!(
+                "'{text}': not a valid IPv6 address (write it as [::1]:PORT)"
+            ));
+        }
+        if !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        {
+            return Err(format!("'{text}': '{host}' is not a valid host name"));
+        }
+        Ok(HostPort {
+            host: host.to_string(),
+            port,
+            text: text.to_string(),
+        })
+    }
+}
+
+impl HostPort {
+    /// Resolves to socket addresses (literal addresses do not touch the resolver).
+    pub async fn resolve(&self) -> Result<Vec<SocketAddr>, String> {
+        if let Ok(addr) = self.text.parse::<SocketAddr>() {
+            return Ok(vec![addr]);
+        }
+        match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
+            Ok(addrs) => {
+                let addrs: Vec<SocketAddr> = addrs.collect();
+                if addrs.is_empty() {
+                    Err(format!("'{}': the name resolved to no address", self.text))
+                } else {
+                    Ok(addrs)
+                }
+            }
+            Err(e) => Err(format!(
+                "'{}': cannot resolve '{}': {e}",
+                self.text, self.host
+            )),
+        }
+    }
+
+    /// Resolves and picks the first address; on failure prints the error to stderr and
+    /// returns the usage exit code.
+    pub async fn resolve_one(&self) -> Result<SocketAddr, u8> {
+        match self.resolve().await {
+            Ok(addrs) => Ok(addrs[0]),
+            Err(msg) => {
+                eprintln!("error: {msg}");
+                Err(EXIT_USAGE)
+            }
+        }
+    }
+}
+
+/// Prints exactly `listening on IP:PORT` as a line on stdout and flushes it.
+pub fn print_listening(addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Logs go to stderr; `-v` raises the level, `RUST_LOG` overrides it.
+pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_accepts_ipv4_ipv6_and_names() {
+        let a: HostPort = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("127.0.0.1", 9000));
+        let b: HostPort = "[::1]:9000".parse().unwrap();
+        assert_eq!((b.host.as_str(), b.port), ("::1", 9000));
+        let c: HostPort = "localhost:0".parse().unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("localhost", 0));
+    }
+
+    #[test]
+    fn host_port_errors_name_the_input() {
+        for bad in ["nonsense", "host:99999", "::1:80", ":80", "ho st:1"] {
+            let err = bad.parse::<HostPort>().unwrap_err();
+            assert!(err.contains(bad), "{err} should name {bad}");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `rpcudp`: the command line of rpcudp-rs. The contract is `shared/spec/cli.md`.
+//!
+//! This file only parses arguments and dispatches to `cmd/<name>.rs`.
+
+mod cmd;
+mod common;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Structured messages over UDP: RPC, length-type framing, multicast.
+#[derive(Parser, Debug)]
+#[command(name = "rpcudp", version, about)]
+struct Cli {
+    /// Raise the log level (-v info, -vv debug, -vvv trace). RUST_LOG also works.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the reference RPC service over UDP.
+    Serve(cmd::serve::Args),
+    /// Call a method on an RPC server and print the result as JSON.
+    Call(cmd::call::Args),
+    /// Load an RPC server and report throughput and latency.
+    Bench(cmd::bench::Args),
+    /// Length-type framed messages.
+    #[command(subcommand)]
+    Lt(cmd::lt::Command),
+    /// Multicast listener and pinger (Twisted's ping-pong example).
+    #[command(subcommand)]
+    Mcast(cmd::mcast::Command),
+    /// Run every capability on loopback and narrate each step.
+    Demo(cmd::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(common::EXIT_FAILURE);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Call(args) => cmd::call::run(args).await,
+            Command::Bench(args) => cmd::bench::run(args).await,
+            Command::Lt(command) => cmd::lt::run(command).await,
+            Command::Mcast(command) => cmd::mcast::run(command).await,
+            Command::Demo(args) => cmd::demo::run(args).await,
+        }
+    });
+    ExitCode::from(code)
+}

@@ -1,0 +1,20 @@
+//! # rpcudp-proto: the sans-IO core of rpcudp-rs
+//!
+//! This crate does **no I/O and reads no clock**. Every input arrives as a method call
+//! carrying the current time (`now: Instant`) and every output is pulled out with a
+//! `poll_*` method. The tokio driver in the `rpcudp` crate moves the bytes and sleeps until
+//! [`poll_timeout`](rpc::Endpoint::poll_timeout); tests and the simulator drive time by hand.
+//!
+//! What lives here:
+//! - [`wire`]: pure parse/emit of every wire format (RPC datagrams in both dialects,
+//!   length-type frames) and bounded MessagePack decoding of untrusted bytes.
+//! - [`rpc`]: the RPC endpoint state machine: in-flight calls, retries, the duplicate
+//!   cache, limits and counters.
+//!
+//! What does not: sockets, tasks, timers, handler code (requests become events and answers
+//! come back through `respond`).
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod rpc;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! The RPC endpoint state machine (sans-IO): in-flight calls, retries, duplicate cache.

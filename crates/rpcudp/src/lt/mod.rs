@@ -1,0 +1,1 @@
+//! Length-type framed messages over TCP and UDP.

@@ -1,0 +1,1 @@
+//! RPC over UDP on tokio: the driver around [`rpcudp_proto::rpc`].

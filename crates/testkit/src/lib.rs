@@ -1,0 +1,319 @@
+//! Test helpers shared by the workspace's tests (never by library code):
+//! - [`python`] / [`require_python`]: the venv with the real Python peers, with the
+//!   skip-or-fail policy (`RPCUDP_REQUIRE_INTEROP=1`, set by `scripts/test.sh`, turns a
+//!   missing venv into a failure instead of a printed skip);
+//! - [`Child`]: a spawned process that is killed and reaped on drop, also on panic, with
+//!   bounded waits for its output lines;
+//! - [`Netns`]: a network namespace that is deleted on drop, and [`netns_available`];
+//! - [`rpcudp_bin`]: the path of the built `rpcudp` binary.
+//!
+//! Everything here bounds its waits in time, so a broken peer fails a test instead of
+//! hanging it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The workspace root (the folder holding `Cargo.lock`).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|p| p.join("Cargo.lock").exists() || p.join(".ci").exists())
+        .unwrap_or(here)
+        .to_path_buf()
+}
+
+/// The Python interpreter of the peers' venv, if it is installed.
+///
+/// Looks at `RPCUDP_PYTHON`, then `<workspace>/.venv/bin/python`.
+pub fn python() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("RPCUDP_PYTHON") {
+        let p = PathBuf::from(p);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    let p = workspace_root().join(".venv/bin/python");
+    p.exists().then_some(p)
+}
+
+/// Where `storjrpcudp` is installed (to put on `PYTHONPATH`), if it is.
+pub fn storj_path() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("RPCUDP_STORJ_PATH") {
+        let p = PathBuf::from(p);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    let p = workspace_root().join(".venv/storj");
+    p.exists().then_some(p)
+}
+
+/// True when a missing prerequisite must fail the test rather than skip it.
+pub fn interop_required() -> bool {
+    std::env::var("RPCUDP_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The venv's Python, or `None` after printing why the test skips.
+///
+/// Panics instead of skipping when [`interop_required`] is true.
+pub fn require_python(test: &str) -> Option<PathBuf> {
+    match python() {
+        Some(p) => Some(p),
+        None if interop_required() => {
+            panic!("{test}: the Python peers are not installed; run scripts/setup-python.sh")
+        }
+        None => {
+            eprintln!(
+                "SKIP {test}: the Python peers are not installed (run scripts/setup-python.sh, \
+                 or the README's test command, which does)"
+            );
+            None
+        }
+    }
+}
+
+/// The path of the `rpcudp` binary built for this test run (debug profile).
+///
+/// Integration tests inside the cli crate should prefer `env!("CARGO_BIN_EXE_rpcudp")`.
+pub fn rpcudp_bin() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    target.join("debug").join("rpcudp")
+}
+
+/// A child process that is killed and reaped when dropped.
+///
+/// Its stdout is read line by line on a thread; [`Child::wait_line`] waits, bounded,
+/// for a line matching a predicate. Its stderr is collected for failure messages.
+pub struct Child {
+    name: String,
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Child {
+    /// Spawns `cmd` with piped stdout/stderr and null stdin.
+    pub fn spawn(name: &str, mut cmd: Command) -> Child {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let err_buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let err_buf2 = err_buf.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut b = err_buf2.lock().unwrap();
+                if b.len() < 64 * 1024 {
+                    b.push_str(&line);
+                    b.push('\n');
+                }
+            }
+        });
+        Child {
+            name: name.to_string(),
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            stderr: err_buf,
+        }
+    }
+
+    /// Waits up to `timeout` for a stdout line for which `pred` holds and returns it.
+    /// Panics with the output seen so far when it does not come.
+    pub fn wait_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no expected line within {timeout:?}; stdout so far: {:?}; stderr: {}",
+                    self.name,
+                    self.seen,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Waits for the `listening on IP:PORT` line and returns the address.
+    pub fn wait_listening(&mut self, timeout: Duration) -> std::net::SocketAddr {
+        let line = self.wait_line(timeout, |l| l.starts_with("listening on "));
+        line["listening on ".len()..]
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: bad listening line {line:?}: {e}", self.name))
+    }
+
+    /// Every stdout line received so far (including ones consumed by `wait_line`), after
+    /// draining what is already buffered.
+    pub fn lines_so_far(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
+    /// What the process wrote to stderr so far (capped at 64 KiB).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM (through `kill`) and waits, bounded, for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.wait_exit(timeout)
+    }
+
+    /// Waits, bounded, for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether this process can create network namespaces (root with `ip` available).
+/// Returns the reason when it cannot.
+pub fn netns_available() -> Result<(), String> {
+    let name = unique_name("probe");
+    let add = Command::new("ip").args(["netns", "add", &name]).output();
+    match add {
+        Err(e) => Err(format!("`ip` is not available: {e}")),
+        Ok(out) if !out.status.success() => Err(format!(
+            "cannot create a network namespace (needs root): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(_) => {
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
+            Ok(())
+        }
+    }
+}
+
+/// A network namespace created for one test, deleted (with its processes) on drop.
+pub struct Netns {
+    name: String,
+}
+
+fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "rpcudp-{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Netns {
+    /// Creates a namespace with `lo` up. Returns the reason if that is impossible.
+    pub fn new(prefix: &str) -> Result<Netns, String> {
+        netns_available()?;
+        let name = unique_name(prefix);
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !ok.success() {
+            return Err(format!("ip netns add {name} failed"));
+        }
+        let ns = Netns { name };
+        ns.exec_ok(&["ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A `Command` that runs `program` inside the namespace (`ip netns exec`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Runs a command in the namespace and fails with its stderr if it fails.
+    pub fn exec_ok(&self, argv: &[&str]) -> Result<String, String> {
+        let out = self
+            .command(argv[0])
+            .args(&argv[1..])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "{:?} in {} failed: {}",
+                argv,
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill whatever still runs inside, then delete the namespace.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
