@@ -3,7 +3,7 @@
 //! This crate does **no I/O and reads no clock**. Every input arrives as a method call
 //! carrying the current time (`now: Instant`) and every output is pulled out with a
 //! `poll_*` method. The tokio driver in the `rpcudp` crate moves the bytes and sleeps until
-//! [`poll_timeout`](rpc::Endpoint::poll_timeout); tests and the simulator drive time by hand.
+//! `poll_timeout` (the next deadline); tests and the simulator drive time by hand.
 //!
 //! What lives here:
 //! - [`wire`]: pure parse/emit of every wire format (RPC datagrams in both dialects,
