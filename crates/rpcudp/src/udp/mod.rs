@@ -1,49 +1,36 @@
-//! Datagram endpoints on tokio + socket2.
+//! Datagram endpoints on tokio + socket2: everything Twisted's UDP support offers.
 //!
 //! This module owns sockets: binding, options, sending and receiving datagrams. It knows
 //! nothing of what the bytes mean.
+//!
+//! | Twisted | here |
+//! | --- | --- |
+//! | `reactor.listenUDP(port, proto, interface)` | [`Endpoint::bind`] / [`EndpointConfig`], then [`listen`] |
+//! | `reactor.listenMulticast(port, proto, listenMultiple=True)` | [`EndpointConfig::listen_multiple`] |
+//! | `reactor.adoptDatagramPort(fd, family, proto)` | [`Endpoint::from_fd`], [`Endpoint::from_std`] |
+//! | `DatagramProtocol` (`startProtocol`, `datagramReceived`, `connectionRefused`, `stopProtocol`) | [`DatagramHandler`] |
+//! | `transport.write(data, addr)` | [`Endpoint::send_to`] |
+//! | `transport.connect(host, port)`, `write(data)` | [`Endpoint::connect`], [`Endpoint::send`] |
+//! | `joinGroup`, `leaveGroup`, `setTTL`, `setLoopbackMode`, `setOutgoingInterface` | [`Endpoint::join_multicast`], [`Endpoint::leave_multicast`], [`Endpoint::set_multicast_ttl`], [`Endpoint::set_multicast_loop`], [`Endpoint::set_multicast_interface`] |
+//! | `setBroadcastAllowed`, `getBroadcastAllowed`, `"<broadcast>"` | [`Endpoint::set_broadcast`], [`Endpoint::broadcast`], [`BROADCAST`] |
+//! | `port.stopListening()` | [`Listening::stop`], [`Transport::stop_listening`] |
+//! | `reactor.resolve(name)` | [`resolve`], [`resolve_ip`] |
+//!
+//! Beyond Twisted: a `Stream` of datagrams ([`Endpoint::datagrams`]), an explicit
+//! dual-stack / v6-only choice ([`IpStack`]), buffer sizes, and a configurable largest
+//! datagram: anything longer is dropped and counted ([`EndpointStats`]), never truncated.
 
-use std::io;
-use std::net::SocketAddr;
+mod adopt;
+mod config;
+mod endpoint;
+mod handler;
+mod multicast;
+mod resolve;
+mod stream;
 
-/// A bound UDP socket.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> std::io::Result<()> {
-/// let a = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
-/// let b = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
-/// a.send_to(b"hello", b.local_addr()?).await?;
-/// let mut buf = [0u8; 64];
-/// let (n, from) = b.recv_from(&mut buf).await?;
-/// assert_eq!(&buf[..n], b"hello");
-/// assert_eq!(from, a.local_addr()?);
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct Endpoint {
-    socket: tokio::net::UdpSocket,
-}
-
-impl Endpoint {
-    /// Binds a UDP socket to `addr` (port 0 picks any free port).
-    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let socket = tokio::net::UdpSocket::bind(addr).await?;
-        Ok(Self { socket })
-    }
-
-    /// The address the socket is bound to, with the real port.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
-    }
-
-    /// Sends one datagram to `target`.
-    pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        self.socket.send_to(buf, target).await
-    }
-
-    /// Receives one datagram into `buf`, returning its length and sender.
-    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.socket.recv_from(buf).await
-    }
-}
+pub use config::{BindError, EndpointConfig, IpStack, MAX_UDP_PAYLOAD};
+pub use endpoint::{is_connection_refused, Endpoint, EndpointStats, BROADCAST};
+pub use handler::{listen, DatagramHandler, Listening, RunError, StopHandle, Transport};
+pub use multicast::{is_link_local_multicast_v6, Interface, InterfaceError};
+pub use resolve::{resolve, resolve_ip, ResolveError};
+pub use stream::Datagrams;

@@ -1,0 +1,239 @@
+//! [`EndpointConfig`]: every option that must be set before a socket is bound.
+
+use super::endpoint::Endpoint;
+use std::io;
+use std::net::SocketAddr;
+
+/// The largest UDP payload that fits an IPv6 datagram without jumbograms (65,535 minus
+/// the 8-byte UDP header; IPv4 tops out lower, at 65,507). The default
+/// [`EndpointConfig::max_datagram`], so by default nothing a real network can deliver is
+/// ever dropped as oversized.
+pub const MAX_UDP_PAYLOAD: usize = 65_527;
+
+/// How an IPv6 socket treats IPv4 traffic (`IPV6_V6ONLY`). Ignored for IPv4 addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpStack {
+    /// Leave the system default (`/proc/sys/net/ipv6/bindv6only` on Linux, usually
+    /// dual-stack).
+    #[default]
+    SystemDefault,
+    /// One socket for both families: IPv4 peers appear as `::ffff:a.b.c.d`.
+    DualStack,
+    /// IPv6 only; an IPv4 socket may then bind the same port separately.
+    V6Only,
+}
+
+/// Why [`EndpointConfig::bind`] failed. Each variant names the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The operating system refused to create a UDP socket (out of descriptors, or no
+    /// IPv6 support for an IPv6 address). Remedy: check limits and the address family.
+    #[error("cannot create a UDP socket for {addr}: {source}")]
+    Socket {
+        /// The address we meant to bind.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A socket option could not be set (for instance `SO_REUSEPORT` on a system that
+    /// lacks it, or a buffer size above the system limit).
+    #[error("cannot set {option} on the UDP socket: {source}")]
+    SetOption {
+        /// The option, as the OS names it (`SO_REUSEADDR`, ...).
+        option: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The bind itself failed: the port is taken (without address reuse), the address
+    /// is not local, or a port below 1024 needs privileges.
+    #[error("cannot bind UDP to {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The configuration contradicts itself (for instance `max_datagram(0)`).
+    #[error("invalid UDP endpoint configuration: {0}")]
+    Invalid(&'static str),
+}
+
+impl From<BindError> for io::Error {
+    fn from(e: BindError) -> io::Error {
+        let kind = match &e {
+            BindError::Socket { source, .. }
+            | BindError::SetOption { source, .. }
+            | BindError::Bind { source, .. } => source.kind(),
+            BindError::Invalid(_) => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// The options of a datagram endpoint, applied in order before binding (the
+/// equivalent of `listenUDP(port, protocol, interface, maxPacketSize)` and
+/// `listenMulticast(..., listenMultiple=True)`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rpcudp::udp::{EndpointConfig, IpStack};
+/// let endpoint = EndpointConfig::new("[::1]:0".parse()?)
+///     .ip_stack(IpStack::V6Only)
+///     .reuse_address(true)
+///     .recv_buffer_size(1 << 20)
+///     .max_datagram(1500)
+///     .bind()
+///     .await?;
+/// assert!(endpoint.local_addr()?.is_ipv6());
+/// assert_eq!(endpoint.max_datagram(), 1500);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub(crate) addr: SocketAddr,
+    pub(crate) ip_stack: IpStack,
+    pub(crate) reuse_address: bool,
+    pub(crate) reuse_port: bool,
+    pub(crate) broadcast: bool,
+    pub(crate) recv_buffer_size: Option<usize>,
+    pub(crate) send_buffer_size: Option<usize>,
+    pub(crate) max_datagram: usize,
+}
+
+impl EndpointConfig {
+    /// Options for a socket bound to `addr` (port 0: any free port), all defaults.
+    pub fn new(addr: SocketAddr) -> Self {
+        EndpointConfig {
+            addr,
+            ip_stack: IpStack::SystemDefault,
+            reuse_address: false,
+            reuse_port: false,
+            broadcast: false,
+            recv_buffer_size: None,
+            send_buffer_size: None,
+            max_datagram: MAX_UDP_PAYLOAD,
+        }
+    }
+
+    /// Dual-stack or IPv6-only, for IPv6 addresses (default: the system's choice).
+    pub fn ip_stack(mut self, stack: IpStack) -> Self {
+        self.ip_stack = stack;
+        self
+    }
+
+    /// `SO_REUSEADDR`: lets several sockets bind the same port (default off).
+    pub fn reuse_address(mut self, on: bool) -> Self {
+        self.reuse_address = on;
+        self
+    }
+
+    /// `SO_REUSEPORT` where the system has it (default off). Ignored elsewhere.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Twisted's `listenMultiple=True`: `SO_REUSEADDR` plus `SO_REUSEPORT` where it
+    /// exists, so several multicast listeners on one host share a port. Each of them
+    /// gets a copy of every multicast datagram.
+    pub fn listen_multiple(self, on: bool) -> Self {
+        self.reuse_address(on).reuse_port(on)
+    }
+
+    /// `SO_BROADCAST`: allow sending to broadcast addresses (default off). Can also be
+    /// changed later with [`Endpoint::set_broadcast`].
+    pub fn broadcast(mut self, on: bool) -> Self {
+        self.broadcast = on;
+        self
+    }
+
+    /// `SO_RCVBUF` in bytes (the kernel may double or cap it).
+    pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
+        self.recv_buffer_size = Some(bytes);
+        self
+    }
+
+    /// `SO_SNDBUF` in bytes (the kernel may double or cap it).
+    pub fn send_buffer_size(mut self, bytes: usize) -> Self {
+        self.send_buffer_size = Some(bytes);
+        self
+    }
+
+    /// The largest datagram accepted, in bytes (default [`MAX_UDP_PAYLOAD`]). A larger
+    /// datagram is dropped and counted in [`EndpointStats::oversized_dropped`](super::EndpointStats),
+    /// never handed over truncated.
+    pub fn max_datagram(mut self, bytes: usize) -> Self {
+        self.max_datagram = bytes;
+        self
+    }
+
+    /// Creates the socket, applies the options, binds it and registers it with tokio.
+    ///
+    /// Must run inside a tokio runtime.
+    pub async fn bind(self) -> Result<Endpoint, BindError> {
+        // Binding a UDP socket never blocks, so this is async only to keep the door open
+        // for options that would (and to match tokio's `UdpSocket::bind`).
+        self.bind_now()
+    }
+
+    fn bind_now(self) -> Result<Endpoint, BindError> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        if self.max_datagram == 0 || self.max_datagram > 65_535 {
+            return Err(BindError::Invalid("max_datagram must be 1..=65535"));
+        }
+        let addr = self.addr;
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+            .map_err(|source| BindError::Socket { addr, source })?;
+        let opt = |option: &'static str| move |source| BindError::SetOption { option, source };
+        if addr.is_ipv6() {
+            match self.ip_stack {
+                IpStack::SystemDefault => {}
+                IpStack::DualStack => socket.set_only_v6(false).map_err(opt("IPV6_V6ONLY"))?,
+                IpStack::V6Only => socket.set_only_v6(true).map_err(opt("IPV6_V6ONLY"))?,
+            }
+        }
+        if self.reuse_address {
+            socket
+                .set_reuse_address(true)
+                .map_err(opt("SO_REUSEADDR"))?;
+        }
+        if self.reuse_port {
+            set_reuse_port(&socket).map_err(opt("SO_REUSEPORT"))?;
+        }
+        if self.broadcast {
+            socket.set_broadcast(true).map_err(opt("SO_BROADCAST"))?;
+        }
+        if let Some(n) = self.recv_buffer_size {
+            socket.set_recv_buffer_size(n).map_err(opt("SO_RCVBUF"))?;
+        }
+        if let Some(n) = self.send_buffer_size {
+            socket.set_send_buffer_size(n).map_err(opt("SO_SNDBUF"))?;
+        }
+        socket.set_nonblocking(true).map_err(opt("O_NONBLOCK"))?;
+        socket
+            .bind(&addr.into())
+            .map_err(|source| BindError::Bind { addr, source })?;
+        let std: std::net::UdpSocket = socket.into();
+        let tokio = tokio::net::UdpSocket::from_std(std)
+            .map_err(|source| BindError::Socket { addr, source })?;
+        Ok(Endpoint::from_tokio(tokio, self.max_datagram))
+    }
+}
+
+#[cfg(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+))]
+fn set_reuse_port(socket: &socket2::Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+)))]
+fn set_reuse_port(_socket: &socket2::Socket) -> io::Result<()> {
+    // "where it exists": SO_REUSEADDR alone already lets multicast listeners share.
+    Ok(())
+}

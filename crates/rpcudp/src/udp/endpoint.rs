@@ -1,0 +1,310 @@
+//! [`Endpoint`]: a bound UDP socket with oversize detection and counters.
+
+use super::config::{EndpointConfig, MAX_UDP_PAYLOAD};
+use bytes::Bytes;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The limited broadcast address, Twisted's `"<broadcast>"`.
+pub const BROADCAST: Ipv4Addr = Ipv4Addr::BROADCAST;
+
+/// Counters of one endpoint, shared with whoever watches it (a [`Listening`](super::Listening)
+/// handle keeps reading them after the socket closed).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    received: AtomicU64,
+    sent: AtomicU64,
+    oversized: AtomicU64,
+    refused: AtomicU64,
+    recv_errors: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> EndpointStats {
+        EndpointStats {
+            datagrams_received: self.received.load(Ordering::Relaxed),
+            datagrams_sent: self.sent.load(Ordering::Relaxed),
+            oversized_dropped: self.oversized.load(Ordering::Relaxed),
+            connection_refused: self.refused.load(Ordering::Relaxed),
+            recv_errors: self.recv_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn count_recv_error(&self) {
+        self.recv_errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What an endpoint has seen so far (a snapshot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Datagrams handed to the application.
+    pub datagrams_received: u64,
+    /// Datagrams the kernel accepted for sending.
+    pub datagrams_sent: u64,
+    /// Datagrams dropped because they were larger than
+    /// [`max_datagram`](Endpoint::max_datagram) or than the caller's buffer.
+    pub oversized_dropped: u64,
+    /// "Connection refused" reports (an ICMP port unreachable on a connected socket).
+    pub connection_refused: u64,
+    /// Other receive errors a [`Listening`](super::Listening) runner survived.
+    pub recv_errors: u64,
+}
+
+/// A bound UDP socket: the equivalent of Twisted's UDP port and its transport.
+///
+/// Method kinds:
+/// - create: [`bind`](Self::bind), [`EndpointConfig::bind`] (every option), or adopt an
+///   existing socket with [`from_std`](Self::from_std) / [`from_fd`](Self::from_fd);
+/// - unconnected traffic: [`send_to`](Self::send_to), [`recv_from`](Self::recv_from),
+///   [`recv_datagram`](Self::recv_datagram), the stream [`datagrams`](Self::datagrams);
+/// - connected UDP: [`connect`](Self::connect), then [`send`](Self::send) /
+///   [`recv`](Self::recv); "connection refused" arrives as an error of kind
+///   [`io::ErrorKind::ConnectionRefused`] and leaves the endpoint usable;
+/// - multicast: [`join_multicast`](Self::join_multicast), TTL, loopback, interface;
+/// - broadcast: [`set_broadcast`](Self::set_broadcast), [`send_broadcast`](Self::send_broadcast);
+/// - watching: [`local_addr`](Self::local_addr), [`stats`](Self::stats).
+///
+/// Every receive path drops a datagram longer than [`max_datagram`](Self::max_datagram)
+/// (or than the caller's buffer) and counts it in
+/// [`EndpointStats::oversized_dropped`]: nothing is ever handed over truncated.
+///
+/// To hand the endpoint to a [`DatagramHandler`](super::DatagramHandler), use
+/// [`listen`](super::listen). Dropping the endpoint closes the socket.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let a = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// let b = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// a.send_to(b"hello", b.local_addr()?).await?;
+/// let mut buf = [0u8; 64];
+/// let (n, from) = b.recv_from(&mut buf).await?;
+/// assert_eq!(&buf[..n], b"hello");
+/// assert_eq!(from, a.local_addr()?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Endpoint {
+    socket: tokio::net::UdpSocket,
+    max_datagram: usize,
+    counters: Arc<Counters>,
+    /// Receive space of `max_datagram + 1` bytes for callers whose own buffer is too
+    /// small to tell "fits exactly" from "was truncated". Locked only around the
+    /// non-blocking receive, never across an await.
+    scratch: Mutex<Vec<u8>>,
+}
+
+impl Endpoint {
+    /// Binds a UDP socket to `addr` (port 0 picks any free port) with default options.
+    /// See [`EndpointConfig`] for the rest.
+    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Ok(EndpointConfig::new(addr).bind().await?)
+    }
+
+    pub(crate) fn from_tokio(socket: tokio::net::UdpSocket, max_datagram: usize) -> Self {
+        Endpoint {
+            socket,
+            max_datagram,
+            counters: Arc::new(Counters::default()),
+            scratch: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The address the socket is bound to, with the real port.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// The largest datagram this endpoint hands over; larger ones are dropped and counted.
+    pub fn max_datagram(&self) -> usize {
+        self.max_datagram
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EndpointStats {
+        self.counters.snapshot()
+    }
+
+    /// The tokio socket underneath, for options this type does not cover. Receiving
+    /// through it bypasses oversize detection.
+    pub fn socket(&self) -> &tokio::net::UdpSocket {
+        &self.socket
+    }
+
+    /// A `socket2` view of the socket, for setting options.
+    pub(crate) fn sock_ref(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(&self.socket)
+    }
+
+    /// Sends one datagram to `target`.
+    pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        let n = self.socket.send_to(buf, target).await?;
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Receives one datagram into `buf`, returning its length and sender.
+    ///
+    /// A datagram longer than `buf` or than [`max_datagram`](Self::max_datagram) is
+    /// dropped, counted, and the wait goes on for the next one. On a connected socket an
+    /// error of kind [`io::ErrorKind::ConnectionRefused`] reports an ICMP port
+    /// unreachable; the endpoint stays usable.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        loop {
+            self.socket.readable().await?;
+            match self.try_recv_from(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+                Ok(Some(got)) => return Ok(got),
+                Ok(None) => continue, // oversized: dropped and counted
+            }
+        }
+    }
+
+    /// One non-blocking receive. `Ok(None)`: a datagram came but was oversized.
+    pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+        let limit = self.max_datagram.min(buf.len());
+        let got = if buf.len() > self.max_datagram {
+            // The caller's buffer has room for max + 1 bytes: a datagram that fills more
+            // than `max` is oversized, and the kernel's silent truncation cannot hide it.
+            self.socket.try_recv_from(&mut buf[..self.max_datagram + 1])
+        } else {
+            let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+            scratch.resize(self.max_datagram + 1, 0);
+            match self.socket.try_recv_from(&mut scratch) {
+                Ok((n, from)) => {
+                    if n <= limit {
+                        buf[..n].copy_from_slice(&scratch[..n]);
+                    }
+                    Ok((n, from))
+                }
+                Err(e) => Err(e),
+            }
+        };
+        match got {
+            Ok((n, from)) if n > limit => {
+                self.counters.oversized.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    len = n,
+                    limit,
+                    %from,
+                    "dropped an oversized datagram (at least this many bytes)"
+                );
+                Ok(None)
+            }
+            Ok((n, from)) => {
+                self.counters.received.fetch_add(1, Ordering::Relaxed);
+                Ok(Some((n, from)))
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::ConnectionRefused {
+                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Receives one datagram as [`Bytes`] (sized to the datagram), with its sender.
+    /// Same dropping and error rules as [`recv_from`](Self::recv_from).
+    pub async fn recv_datagram(&self) -> io::Result<(Bytes, SocketAddr)> {
+        let mut buf = vec![0u8; self.max_datagram + 1];
+        let (n, from) = self.recv_from(&mut buf).await?;
+        buf.truncate(n);
+        Ok((Bytes::from(buf), from))
+    }
+
+    /// Connects the socket to `peer`: from now on [`send`](Self::send) goes there, only
+    /// datagrams from `peer` are received, and an ICMP port unreachable from it comes back
+    /// as "connection refused" on the next send or receive.
+    pub async fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        self.socket.connect(peer).await
+    }
+
+    /// The peer of a connected socket (an error if not connected).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.peer_addr()
+    }
+
+    /// Sends one datagram to the connected peer.
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        let result = self.socket.send(buf).await;
+        match &result {
+            Ok(_) => {
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Receives one datagram from the connected peer into `buf` (same rules as
+    /// [`recv_from`](Self::recv_from)).
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv_from(buf).await.map(|(n, _)| n)
+    }
+
+    /// Whether sending to broadcast addresses is allowed (`SO_BROADCAST`, Twisted's
+    /// `getBroadcastAllowed`).
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.socket.broadcast()
+    }
+
+    /// Allows or forbids sending to broadcast addresses (Twisted's `setBroadcastAllowed`).
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.socket.set_broadcast(on)
+    }
+
+    /// Sends one datagram to `255.255.255.255:port` (Twisted's `("<broadcast>", port)`).
+    /// Needs [`set_broadcast(true)`](Self::set_broadcast) and an IPv4 socket.
+    pub async fn send_broadcast(&self, buf: &[u8], port: u16) -> io::Result<usize> {
+        self.send_to(buf, SocketAddr::from((BROADCAST, port))).await
+    }
+
+    /// The unicast TTL (IPv4) or hop limit (IPv6) of outgoing datagrams.
+    pub fn ttl(&self) -> io::Result<u32> {
+        if self.local_addr()?.is_ipv4() {
+            self.sock_ref().ttl_v4()
+        } else {
+            self.sock_ref().unicast_hops_v6()
+        }
+    }
+
+    /// Sets the unicast TTL (IPv4) or hop limit (IPv6).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        if self.local_addr()?.is_ipv4() {
+            self.sock_ref().set_ttl_v4(ttl)
+        } else {
+            self.sock_ref().set_unicast_hops_v6(ttl)
+        }
+    }
+
+    /// The receive buffer size the kernel actually uses (`SO_RCVBUF`).
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        self.sock_ref().recv_buffer_size()
+    }
+
+    /// The send buffer size the kernel actually uses (`SO_SNDBUF`).
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        self.sock_ref().send_buffer_size()
+    }
+}
+
+/// True when `e` is the "connection refused" a connected socket reports after an ICMP
+/// port unreachable: a report about the peer, not a failure of the endpoint.
+pub fn is_connection_refused(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::ConnectionRefused
+}
+
+// Compile-time guard: the receive scratch must hold MAX_UDP_PAYLOAD + 1 bytes.
+const _: () = assert!(MAX_UDP_PAYLOAD < 65_536);
