@@ -6,6 +6,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::io::Interest;
 
 /// The limited broadcast address, Twisted's `"<broadcast>"`.
 pub const BROADCAST: Ipv4Addr = Ipv4Addr::BROADCAST;
@@ -158,13 +159,38 @@ impl Endpoint {
     /// unreachable; the endpoint stays usable.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         loop {
-            self.socket.readable().await?;
+            // ERROR readiness too: an ICMP refusal on a connected socket raises EPOLLERR
+            // alone, which plain readability would never wake up for.
+            let ready = self
+                .socket
+                .ready(Interest::READABLE | Interest::ERROR)
+                .await?;
+            if ready.is_error() {
+                if let Some(e) = self.socket.take_error()? {
+                    self.count_error(&e);
+                    return Err(e);
+                }
+                // Nothing pending after all: clear the stale readiness so the next
+                // `ready` waits instead of spinning.
+                let _ = self.socket.try_io(Interest::ERROR, || {
+                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                });
+            }
+            if !ready.is_readable() {
+                continue;
+            }
             match self.try_recv_from(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
                 Ok(Some(got)) => return Ok(got),
                 Ok(None) => continue, // oversized: dropped and counted
             }
+        }
+    }
+
+    fn count_error(&self, e: &io::Error) {
+        if e.kind() == io::ErrorKind::ConnectionRefused {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -204,9 +230,7 @@ impl Endpoint {
                 Ok(Some((n, from)))
             }
             Err(e) => {
-                if e.kind() == io::ErrorKind::ConnectionRefused {
-                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                }
+                self.count_error(&e);
                 Err(e)
             }
         }
@@ -240,10 +264,7 @@ impl Endpoint {
             Ok(_) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                self.counters.refused.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {}
+            Err(e) => self.count_error(e),
         }
         result
     }

@@ -2,22 +2,22 @@
 
 use super::endpoint::Endpoint;
 use bytes::Bytes;
-use futures::Stream;
+use futures::stream::{BoxStream, Stream, StreamExt};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// How many oversized datagrams one poll drops before yielding, so a flood of them
-/// cannot starve other tasks.
-const DROPS_PER_POLL: usize = 64;
-
 /// The stream returned by [`Endpoint::datagrams`]. It never ends; errors are items, and
 /// after one (for instance "connection refused") the stream goes on.
-#[derive(Debug)]
 pub struct Datagrams<'a> {
-    endpoint: &'a Endpoint,
-    buf: Vec<u8>,
+    inner: BoxStream<'a, io::Result<(Bytes, SocketAddr)>>,
+}
+
+impl std::fmt::Debug for Datagrams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datagrams").finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {
@@ -38,33 +38,24 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn datagrams(&self) -> Datagrams<'_> {
-        Datagrams {
-            endpoint: self,
-            buf: vec![0u8; self.max_datagram() + 1],
-        }
+        // One receive buffer for the stream's life, reused for every datagram.
+        let buf = vec![0u8; self.max_datagram() + 1];
+        let inner = futures::stream::unfold((self, buf), |(ep, mut buf)| async move {
+            let item = ep
+                .recv_from(&mut buf)
+                .await
+                .map(|(n, from)| (Bytes::copy_from_slice(&buf[..n]), from));
+            Some((item, (ep, buf)))
+        })
+        .boxed();
+        Datagrams { inner }
     }
 }
 
 impl Stream for Datagrams<'_> {
     type Item = io::Result<(Bytes, SocketAddr)>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        for _ in 0..DROPS_PER_POLL {
-            if let Err(e) = std::task::ready!(this.endpoint.socket().poll_recv_ready(cx)) {
-                return Poll::Ready(Some(Err(e)));
-            }
-            match this.endpoint.try_recv_from(&mut this.buf) {
-                Ok(Some((n, from))) => {
-                    return Poll::Ready(Some(Ok((Bytes::copy_from_slice(&this.buf[..n]), from))))
-                }
-                Ok(None) => continue,
-                // Readiness was stale; tokio cleared it, so poll again to re-register.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Some(Err(e))),
-            }
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
     }
 }
