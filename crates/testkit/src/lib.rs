@@ -4,7 +4,8 @@
 //!   missing venv into a failure instead of a printed skip);
 //! - [`Child`]: a spawned process that is killed and reaped on drop, also on panic, with
 //!   bounded waits for its output lines;
-//! - [`Netns`]: a network namespace that is deleted on drop, and [`netns_available`];
+//! - [`Netns`]: a network namespace that is deleted on drop, [`netns_available`], and
+//!   [`require_netns`] (skip with a reason, or fail as root where it must work);
 //! - [`rpcudp_bin`]: the path of the built `rpcudp` binary.
 //!
 //! Everything here bounds its waits in time, so a broken peer fails a test instead of
@@ -315,5 +316,68 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+/// Whether this process runs as root (uid 0), read from `/proc/self/status`.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A fresh namespace (with `lo` up) for `test`, or `None` after printing why the test
+/// skips. As root, or when [`interop_required`] is set, failing to create one panics:
+/// there the namespace tests must run, not skip.
+pub fn require_netns(test: &str, prefix: &str) -> Option<Netns> {
+    match Netns::new(prefix) {
+        Ok(ns) => Some(ns),
+        Err(why) if is_root() => panic!("{test}: running as root but {why}"),
+        Err(why) => {
+            eprintln!("SKIP {test}: needs a network namespace (root): {why}");
+            None
+        }
+    }
+}
+
+impl Netns {
+    /// Adds a veth pair `a`/`b` inside the namespace, both up, with IPv6 duplicate
+    /// address detection off so link-local addresses work at once. Multicast sent out of
+    /// `a` loops back to local members and reaches `b`.
+    pub fn add_veth(&self, a: &str, b: &str) -> Result<(), String> {
+        self.exec_ok(&["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"])?;
+        self.exec_ok(&["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])?;
+        self.exec_ok(&["ip", "link", "add", a, "type", "veth", "peer", "name", b])?;
+        self.exec_ok(&["ip", "link", "set", a, "up"])?;
+        self.exec_ok(&["ip", "link", "set", b, "up"])?;
+        Ok(())
+    }
+
+    /// The index of interface `name` inside the namespace.
+    pub fn ifindex(&self, name: &str) -> Result<u32, String> {
+        let out = self.exec_ok(&["cat", &format!("/sys/class/net/{name}/ifindex")])?;
+        out.trim()
+            .parse()
+            .map_err(|e| format!("ifindex of {name}: {e}"))
+    }
+
+    /// Waits (bounded) until `name` has a usable IPv6 link-local address.
+    pub fn wait_link_local(&self, name: &str, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.exec_ok(&["ip", "-6", "addr", "show", "dev", name, "scope", "link"])?;
+            if out.contains("fe80") && !out.contains("tentative") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{name} got no IPv6 link-local address: {out}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
