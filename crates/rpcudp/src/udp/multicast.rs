@@ -99,6 +99,11 @@ impl Endpoint {
     /// Joins multicast `group` on `interface` (Twisted's `joinGroup`). Datagrams sent to
     /// the group and this socket's port then arrive here, besides unicast ones.
     ///
+    /// On Linux this also turns `IP_MULTICAST_ALL` / `IPV6_MULTICAST_ALL` off, so the
+    /// socket receives only the groups *it* joined. Linux's default would also deliver
+    /// groups that other sockets on the host joined on the same port, which makes
+    /// [`leave_multicast`](Self::leave_multicast) appear not to work.
+    ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -123,6 +128,9 @@ impl Endpoint {
             return Err(invalid(format!("{group} is not a multicast group address")));
         }
         let sock = self.sock_ref();
+        if join {
+            only_joined_groups(&sock, group.is_ipv4());
+        }
         match group {
             IpAddr::V4(g) => match interface {
                 Interface::Any | Interface::V4(_) => {
@@ -225,6 +233,25 @@ impl Endpoint {
                 .set_multicast_if_v6(interface.index_for_v6()?)
         }
     }
+}
+
+#[cfg(target_os = "linux")]
+fn only_joined_groups(sock: &socket2::SockRef<'_>, v4: bool) {
+    let result = if v4 {
+        sock.set_multicast_all_v4(false)
+    } else {
+        sock.set_multicast_all_v6(false)
+    };
+    // Best effort: IPV6_MULTICAST_ALL needs Linux 4.20, and an IPv6 socket joining an
+    // IPv4 group may not take the IPv4 option. Membership works either way.
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "cannot restrict the socket to its own multicast groups");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn only_joined_groups(_sock: &socket2::SockRef<'_>, _v4: bool) {
+    // Other systems deliver only the socket's own memberships already.
 }
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
