@@ -170,7 +170,7 @@ async fn run_listen(args: ListenArgs) -> Result<u8, Failure> {
         .map_err(|e| failure(e.to_string()))?;
     endpoint
         .join_multicast(args.group, interface)
-        .map_err(|e| failure(format!("cannot join {} on {interface:?}: {e}", args.group)))?;
+        .map_err(|e| failure(format!("cannot join {} on {interface}: {e}", args.group)))?;
     let local = endpoint.local_addr().map_err(|e| failure(e.to_string()))?;
     let running = listen(endpoint, PingPong);
     common::print_listening(local);
@@ -215,7 +215,7 @@ async fn run_ping(args: PingArgs) -> Result<u8, Failure> {
     if interface != Interface::Any {
         endpoint
             .set_multicast_interface(interface)
-            .map_err(|e| failure(format!("cannot send by {interface:?}: {e}")))?;
+            .map_err(|e| failure(format!("cannot send by {interface}: {e}")))?;
     }
     endpoint
         .send_to(PING, target)

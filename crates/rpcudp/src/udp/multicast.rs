@@ -69,6 +69,16 @@ impl Interface {
     }
 }
 
+impl std::fmt::Display for Interface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interface::Any => f.write_str("any interface"),
+            Interface::V4(a) => write!(f, "the interface of {a}"),
+            Interface::Index(i) => write!(f, "interface #{i}"),
+        }
+    }
+}
+
 impl std::str::FromStr for Interface {
     type Err = InterfaceError;
 
