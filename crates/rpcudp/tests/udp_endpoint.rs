@@ -242,3 +242,48 @@ async fn unicast_ttl_can_be_read_and_set() {
     six.set_ttl(9).unwrap();
     assert_eq!(six.ttl().unwrap(), 9);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Whatever the sizes, a datagram is either delivered whole or dropped and counted.
+    #[test]
+    fn any_datagram_is_delivered_whole_or_dropped_and_counted(
+        max in 1usize..2048,
+        sizes in proptest::collection::vec(1usize..4096, 1..6),
+        small_buffer in proptest::bool::ANY,
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let a = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+            let b = EndpointConfig::new(addr("127.0.0.1:0")).max_datagram(max).bind().await.unwrap();
+            let to = b.local_addr().unwrap();
+            // The caller's buffer is either roomy or smaller than max: both paths count.
+            let mut buf = vec![0u8; if small_buffer { max / 2 + 1 } else { 65_536 }];
+            let limit = max.min(buf.len());
+            for (i, &size) in sizes.iter().enumerate() {
+                let payload: Vec<u8> = (0..size).map(|j| (i * 31 + j) as u8).collect();
+                a.send_to(&payload, to).await.unwrap();
+            }
+            // An empty datagram always fits: it marks the end.
+            a.send_to(b"", to).await.unwrap();
+            let expected: Vec<(usize, usize)> =
+                sizes.iter().copied().enumerate().filter(|&(_, s)| s <= limit).collect();
+            let mut got = Vec::new();
+            loop {
+                let (n, _) = recv(&b, &mut buf).await;
+                if n == 0 {
+                    break;
+                }
+                got.push(n);
+                // Whole, and the right one: the bytes are those of the i-th payload.
+                let (i, size) = expected[got.len() - 1];
+                assert_eq!(n, size);
+                assert!(buf[..n].iter().enumerate().all(|(j, &x)| x == (i * 31 + j) as u8));
+            }
+            assert_eq!(got.len(), expected.len());
+            let dropped = (sizes.len() - expected.len()) as u64;
+            assert_eq!(b.stats().oversized_dropped, dropped);
+        });
+    }
+}

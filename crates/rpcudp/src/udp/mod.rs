@@ -19,6 +19,11 @@
 //! Beyond Twisted: a `Stream` of datagrams ([`Endpoint::datagrams`]), an explicit
 //! dual-stack / v6-only choice ([`IpStack`]), buffer sizes, and a configurable largest
 //! datagram: anything longer is dropped and counted ([`EndpointStats`]), never truncated.
+//!
+//! Not supported (yet): source-specific multicast; naming the IPv4 *outgoing* multicast
+//! interface by index (give its address); interface names outside Linux (give the
+//! index); ICMP errors on unconnected sockets (`IP_RECVERR`), which Twisted does not
+//! report either.
 
 mod adopt;
 mod config;
