@@ -4,7 +4,8 @@
 use crate::common;
 use bytes::Bytes;
 use rpcudp::udp::{
-    listen, DatagramHandler, Endpoint, EndpointConfig, Interface, IpStack, Transport,
+    is_link_local_multicast_v6, listen, DatagramHandler, Endpoint, EndpointConfig, Interface,
+    IpStack, Transport,
 };
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -217,10 +218,15 @@ async fn run_ping(args: PingArgs) -> Result<u8, Failure> {
             .set_multicast_interface(interface)
             .map_err(|e| failure(format!("cannot send by {interface}: {e}")))?;
     }
-    endpoint
-        .send_to(PING, target)
-        .await
-        .map_err(|e| failure(format!("cannot send to {target}: {e}")))?;
+    endpoint.send_to(PING, target).await.map_err(|e| {
+        let hint = match args.group {
+            IpAddr::V6(g) if is_link_local_multicast_v6(&g) && interface == Interface::Any => {
+                " (a link-local IPv6 group needs --interface NAME or INDEX)"
+            }
+            _ => "",
+        };
+        failure(format!("cannot send to {target}: {e}{hint}"))
+    })?;
     tracing::info!(%target, "ping sent; collecting replies");
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.timeout);
     let mut replies = 0u64;
