@@ -45,7 +45,7 @@ impl DatagramHandler for Recorder {
         let _ = self.events.send(Event::Refused);
     }
 
-    async fn stop(&mut self) {
+    async fn stop(&mut self, _t: &Transport) {
         let _ = self.events.send(Event::Stopped);
     }
 }
@@ -210,4 +210,35 @@ async fn a_panicking_handler_is_reported_as_such() {
     client.send_to(b"boom", server.local_addr()).await.unwrap();
     let result = tokio::time::timeout(WAIT, server.stopped()).await.unwrap();
     assert!(matches!(result, Err(RunError::HandlerPanicked)));
+}
+
+/// Says goodbye to `to` from its stop callback.
+struct Goodbye {
+    to: SocketAddr,
+}
+
+impl DatagramHandler for Goodbye {
+    async fn datagram_received(&mut self, _: Bytes, _: SocketAddr, _: &Transport) {}
+
+    async fn stop(&mut self, t: &Transport) {
+        t.send_to(b"bye", self.to).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn stop_callback_can_still_send_before_the_socket_closes() {
+    let client = bind().await;
+    let server = listen(
+        bind().await,
+        Goodbye {
+            to: client.local_addr().unwrap(),
+        },
+    );
+    let from = server.local_addr();
+    server.stop().await.unwrap();
+    let (data, sender) = tokio::time::timeout(WAIT, client.recv_datagram())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&data[..], sender), (&b"bye"[..], from));
 }

@@ -65,8 +65,9 @@ pub trait DatagramHandler: Send + 'static {
     }
 
     /// Runs once when the runner stops, before the socket closes (Twisted's
-    /// `stopProtocol`).
-    fn stop(&mut self) -> impl Future<Output = ()> + Send {
+    /// `stopProtocol`): the last chance to send a goodbye or leave groups.
+    fn stop(&mut self, transport: &Transport) -> impl Future<Output = ()> + Send {
+        let _ = transport;
         std::future::ready(())
     }
 }
@@ -166,7 +167,7 @@ pub fn listen<H: DatagramHandler>(endpoint: Endpoint, mut handler: H) -> Listeni
     };
     let task = tokio::spawn(async move {
         let error = run(&mut handler, &transport).await;
-        handler.stop().await;
+        handler.stop(&transport).await;
         // Dropping the transport closes the socket, after `stop` had its chance to send.
         drop(transport);
         (handler, error)
