@@ -27,6 +27,10 @@ fn example(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "-q", "-p", "rpcudp-examples", "--examples"]);
+        // Into the directory this test runs from, even if it was given by a flag.
+        if let Some(target_dir) = profile_dir.parent() {
+            cmd.arg("--target-dir").arg(target_dir);
+        }
         if profile_dir.ends_with("release") {
             cmd.arg("--release");
         }
