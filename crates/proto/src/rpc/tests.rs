@@ -1194,3 +1194,36 @@ proptest! {
         prop_assert!(p.b.stats().requests_received <= calls.len() as u64, "a handler ran twice within the cache lifetime");
     }
 }
+
+#[test]
+fn extreme_durations_never_overflow_the_clock() {
+    let config = EndpointConfig {
+        dedup_lifetime: Duration::MAX,
+        ..EndpointConfig::default()
+    };
+    let now = t0();
+    let mut p = Pair::with(config.clone(), config);
+    let o = CallOptions {
+        attempt_timeout: Duration::MAX,
+        max_attempt_timeout: Duration::MAX,
+        deadline: Some(Duration::MAX),
+        retries: 3,
+        ..CallOptions::default()
+    };
+    assert_eq!(o.attempt_wait(0), Duration::MAX);
+    p.call("m", &[], o);
+    p.a_to_b();
+    let (token, _, _) = p.b_request();
+    p.b.respond(now, token, &Value::Nil);
+    assert_eq!(
+        p.b.poll_timeout(),
+        None,
+        "an unrepresentable expiry is never"
+    );
+    // The call's wait is capped (a year), not overflowed.
+    let t = p.a.poll_timeout().unwrap();
+    assert!(t > now + Duration::from_secs(300 * 24 * 3600));
+    p.advance_to(now + Duration::from_secs(3600));
+    p.b_to_a();
+    assert_eq!(p.a.stats().calls_succeeded, 1);
+}
