@@ -127,15 +127,6 @@ impl<P: Protocol> Encoder<P> for LtCodec<P> {
     }
 }
 
-impl<P: Protocol> Encoder<&P> for LtCodec<P> {
-    type Error = LtError;
-
-    fn encode(&mut self, msg: &P, dst: &mut BytesMut) -> Result<(), LtError> {
-        msg.encode_frame(self.decoder.format(), dst)?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

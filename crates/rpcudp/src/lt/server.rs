@@ -362,7 +362,7 @@ pub struct Server<P> {
 impl<P: Protocol> Server<P> {
     /// Binds `addr` (port 0 picks a free port) and starts accepting.
     pub async fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
-        Ok(Self::from_listener(TcpListener::bind(addr).await?, config)?)
+        Self::from_listener(TcpListener::bind(addr).await?, config)
     }
 
     /// Serves an already bound listener (for example one bound to the port a restarted
