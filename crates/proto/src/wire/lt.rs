@@ -113,6 +113,9 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+/// How far ahead of the bytes received the decoder reserves buffer room.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// The largest frame accepted by default when the length field can express more: 16 MiB.
 pub const DEFAULT_MAX_FRAME_CAP: u64 = 16 * 1024 * 1024;
 
@@ -446,9 +449,9 @@ impl FrameFormat {
 /// An incremental decoder over a byte buffer: feed it what arrived, take out whole frames.
 ///
 /// It remembers the header it already parsed, so a large frame arriving in many reads is
-/// parsed once, and it reserves room for the rest of the frame (at most the max frame),
-/// so the buffer grows once. The buffer a connection keeps is therefore bounded by the max
-/// frame plus one read.
+/// parsed once. It reserves room for the rest of a frame at most 64 KiB ahead of what
+/// arrived, so memory follows the bytes a peer actually sent, not the length it claims.
+/// The buffer a connection keeps is bounded by the max frame plus one read.
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
     format: FrameFormat,
@@ -489,8 +492,10 @@ impl FrameDecoder {
         };
         let body_len = (len as usize) - header;
         if buf.len() < body_len {
-            // Grow once to hold the rest of this frame (bounded by max_frame).
-            buf.reserve(body_len - buf.len());
+            // Make room for the rest of the frame, but never more than a read's worth
+            // ahead of what arrived: a header alone must not make us allocate its whole
+            // (possibly 16 MiB) length, or a thousand idle peers could cost gigabytes.
+            buf.reserve((body_len - buf.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         self.pending = None;
@@ -594,6 +599,21 @@ mod tests {
             })
         );
         assert!(bytes.capacity() < 1024);
+    }
+
+    #[test]
+    fn a_header_alone_does_not_reserve_its_whole_claimed_length() {
+        let f = fmt(Width::W4, Width::W1); // max frame 16 MiB
+        let mut bytes = BytesMut::new();
+        Width::W4.write(DEFAULT_MAX_FRAME_CAP, &mut bytes);
+        Width::W1.write(1, &mut bytes);
+        let mut d = FrameDecoder::new(f);
+        assert_eq!(d.decode(&mut bytes), Ok(None));
+        assert!(
+            bytes.capacity() <= 2 * RESERVE_AHEAD,
+            "{}",
+            bytes.capacity()
+        );
     }
 
     #[test]
