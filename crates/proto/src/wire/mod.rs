@@ -8,3 +8,5 @@
 
 pub mod rpc;
 pub mod value;
+
+pub mod lt;
