@@ -328,3 +328,15 @@ fn the_server_keeps_answering_after_garbage_datagrams() {
     }
     call_ok(&[&addr.to_string(), "echo", "1"], "[1]");
 }
+
+#[test]
+fn serve_on_a_port_in_use_exits_1_naming_the_address() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = Command::new(BIN)
+        .args(["serve", "--bind", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&addr), "{}", stderr(&o));
+}

@@ -678,3 +678,34 @@ async fn counters_track_traffic_on_both_sides() {
     eventually("server counted", || server.stats().core.datagrams_out == 3).await;
     assert_eq!(server.stats().core.datagrams_in, 3);
 }
+
+#[tokio::test]
+async fn an_answer_too_large_for_a_datagram_is_not_sent_and_is_counted() {
+    let server = node().await;
+    server.register("big", |_from, _args: Vec<Value>| async move {
+        Ok::<_, HandlerError>(Value::Binary(vec![0; 70_000]))
+    });
+    let client = node().await;
+    let err = client
+        .call_with(server.local_addr(), "big", vec![], quick(&client, 200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::Timeout(_)), "{err:?}");
+    eventually("counted", || server.stats().core.responses_too_large == 1).await;
+}
+
+#[tokio::test]
+async fn an_unregistered_method_is_no_longer_served() {
+    let server = node().await;
+    echo_node(&server);
+    let client = node().await;
+    let to = server.local_addr();
+    assert!(client.call(to, "echo", vec![]).await.is_ok());
+    assert!(server.unregister("echo"));
+    assert!(!server.unregister("echo"));
+    let err = client
+        .call_with(to, "echo", vec![], quick(&client, 150))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::Timeout(_)));
+}
