@@ -329,3 +329,63 @@ fn throughput_of_our_server_and_the_python_rpcudp_server_under_the_same_clients(
     assert_eq!(rs_ours.0, calls, "our client lost answers from our server");
     assert!(py_theirs.0 > 0 && rs_theirs.0 > 0);
 }
+
+#[test]
+fn ipv6_interop_with_the_python_rpcudp_peer_both_ways() {
+    let test = "ipv6_interop_with_the_python_rpcudp_peer_both_ways";
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIP {test}: no IPv6 loopback");
+        return;
+    }
+    let Some(mut py_server) = python(test, Peer::Rpcudp, "server") else {
+        return;
+    };
+    py_server.arg("[::1]:0");
+    let mut py_server = Child::spawn(test, py_server);
+    let theirs = py_server.wait_listening(START);
+    assert!(theirs.is_ipv6());
+    let o = Command::new(BIN)
+        .args(["call", &theirs.to_string(), "stun"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(r#"["::1", "#));
+
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--bind", "[::1]:0"]);
+    let mut our_server = Child::spawn("rpcudp serve", cmd);
+    let ours = our_server.wait_listening(START);
+    let mut client = python(test, Peer::Rpcudp, "client").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (calls_file, results_file) = (dir.path().join("c"), dir.path().join("r"));
+    std::fs::write(
+        &calls_file,
+        encode(&Value::Array(vec![call("stun", vec![])])),
+    )
+    .unwrap();
+    client
+        .arg(ours.to_string())
+        .arg("calls")
+        .arg(&calls_file)
+        .arg(&results_file)
+        .arg("2");
+    let mut child = Child::spawn(test, client);
+    let status = child
+        .wait_exit(Duration::from_secs(60))
+        .expect("client exits");
+    assert!(status.success(), "{}", child.stderr());
+    let bytes = std::fs::read(&results_file).unwrap();
+    let results = rmpv::decode::read_value(&mut bytes.as_slice()).unwrap();
+    let Value::Array(r) = results else { panic!() };
+    let Value::Array(pair) = &r[0] else { panic!() };
+    assert_eq!(pair[0], Value::Boolean(true));
+    let Value::Array(addr) = &pair[1] else {
+        panic!("{:?}", pair[1])
+    };
+    assert_eq!(addr[0], s("::1"));
+}
