@@ -1,7 +1,7 @@
 //! The RPC step of `rpcudp demo`: a server with the reference service on loopback, a few
 //! calls, a retry story through a relay that loses the first datagram, and the counters.
 
-use super::{say, StepOutcome, StepResult};
+use super::{say, StepResult};
 use crate::cmd::serve::register_reference_service;
 use crate::json_value::to_json;
 use rmpv::Value;
@@ -94,7 +94,7 @@ pub async fn step() -> StepResult {
     server.shutdown().await;
     show("client counters", &client.stats());
     show("server counters", &server.stats());
-    Ok(StepOutcome::Done)
+    Ok(())
 }
 
 fn show(who: &str, s: &NodeStats) {
