@@ -19,12 +19,9 @@ fn rpcudp() -> Command {
 /// Runs a command that ends by itself; returns its exit code, stdout lines and stderr.
 fn run_to_end(name: &str, cmd: Command) -> (i32, Vec<String>, String) {
     let mut child = Child::spawn(name, cmd);
-    let status = child
-        .wait_exit(Duration::from_secs(20))
+    let (status, lines) = child
+        .wait_output(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("{name} did not exit within 20 s"));
-    // Give the reader thread a moment to hand over the last lines (bounded).
-    std::thread::sleep(Duration::from_millis(50));
-    let lines = child.lines_so_far();
     (status.code().unwrap_or(-1), lines, child.stderr())
 }
 

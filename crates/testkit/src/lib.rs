@@ -212,6 +212,28 @@ impl Child {
         }
         None
     }
+
+    /// Waits, bounded, for the process to exit and its stdout to end, and returns the exit
+    /// status with every stdout line it wrote (those already consumed by `wait_line`
+    /// included). Reading to the end of stdout, rather than sleeping after the exit, is what
+    /// makes sure no last line is still in flight on a loaded machine. `None` if either
+    /// does not happen within `timeout`.
+    pub fn wait_output(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<(std::process::ExitStatus, Vec<String>)> {
+        let deadline = Instant::now() + timeout;
+        let status = self.wait_exit(timeout)?;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => return None,
+            }
+        }
+        Some((status, self.seen.clone()))
+    }
 }
 
 impl Drop for Child {
