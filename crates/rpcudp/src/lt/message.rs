@@ -68,9 +68,10 @@ pub trait LtMessage: Sized {
 ///
 /// Decoding a peer's body never panics: a layout that reads or seeks past the body, or
 /// a reader that panics (binrw 0.15 does on a `count` of u64::MAX), is
-/// [`BodyError::Malformed`]. A `count` field still makes binrw reserve that many
-/// elements' memory up front, so bound counts taken from the wire when peers are not
-/// trusted (`#[br(assert(len <= 4096))]` on the length field).
+/// [`BodyError::Malformed`]. But binrw 0.15 reserves a `#[br(count = n)] Vec<u8>`'s
+/// `n` bytes before reading them, and a reservation the allocator refuses (say
+/// n = 2^62) aborts the process, which no library can catch. So bound every count
+/// taken from the wire: `#[br(assert(len <= 4096))]` on the length field.
 ///
 /// ```
 /// use binrw::binrw;
