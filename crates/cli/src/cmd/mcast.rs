@@ -190,10 +190,11 @@ async fn run_listen(args: ListenArgs) -> Result<u8, Failure> {
     Ok(common::EXIT_OK)
 }
 
-/// `--timeout` as a duration: a usage error (never a panic) when it is negative, not a
-/// number, or more seconds than a clock deadline can hold.
+/// `--timeout` as a duration: a usage error (never a panic) when it is not a number,
+/// negative, or over a year.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    // A year is far beyond any useful wait and far inside what `Instant` can add.
+    // A year is far beyond any useful wait and far inside what `Instant` can add (a
+    // deadline past that panicked).
     const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
     let secs: f64 = text
         .parse()
