@@ -108,27 +108,76 @@ impl HostPort {
 }
 
 /// Prints exactly `listening on IP:PORT` as a line on stdout and flushes it.
+///
+/// It first installs the SIGINT/SIGTERM handlers ([`arm_shutdown`]): whoever reads this
+/// line may signal at once, and a signal that came before the handlers would kill the
+/// process by its default action instead of the clean exit 0 the contract promises.
 pub fn print_listening(addr: SocketAddr) {
+    arm_shutdown();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on {addr}");
     let _ = out.flush();
 }
 
-/// Resolves when the process receives SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// SIGINT and SIGTERM listeners created ahead of [`shutdown_signal`], so that a signal
+/// arriving in between is not lost (a tokio listener sees only signals after its
+/// creation).
+#[cfg(unix)]
+struct Armed {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+static ARMED: std::sync::Mutex<Option<Armed>> = std::sync::Mutex::new(None);
+
+/// Installs the SIGINT and SIGTERM handlers now, if not already done: from here on
+/// either signal is caught and makes [`shutdown_signal`] resolve. Needs a tokio runtime
+/// (does nothing outside one).
+pub fn arm_shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let mut armed = ARMED.lock().unwrap_or_else(|p| p.into_inner());
+        if armed.is_none() {
+            match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(interrupt), Ok(terminate)) => {
+                    *armed = Some(Armed {
+                        interrupt,
+                        terminate,
+                    })
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!("cannot install the SIGINT/SIGTERM handlers: {e}")
+                }
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        }
+    }
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM (counting those since
+/// [`arm_shutdown`] or [`print_listening`], if either ran).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        arm_shutdown();
+        let armed = ARMED.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match armed {
+            Some(mut a) => {
+                tokio::select! {
+                    _ = a.interrupt.recv() => {}
+                    _ = a.terminate.recv() => {}
+                }
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
     #[cfg(not(unix))]

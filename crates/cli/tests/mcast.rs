@@ -19,12 +19,9 @@ fn rpcudp() -> Command {
 /// Runs a command that ends by itself; returns its exit code, stdout lines and stderr.
 fn run_to_end(name: &str, cmd: Command) -> (i32, Vec<String>, String) {
     let mut child = Child::spawn(name, cmd);
-    let status = child
-        .wait_exit(Duration::from_secs(20))
+    let (status, lines) = child
+        .wait_output(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("{name} did not exit within 20 s"));
-    // Give the reader thread a moment to hand over the last lines (bounded).
-    std::thread::sleep(Duration::from_millis(50));
-    let lines = child.lines_so_far();
     (status.code().unwrap_or(-1), lines, child.stderr())
 }
 
@@ -147,6 +144,93 @@ fn interface_of_the_wrong_kind_for_the_group_is_a_usage_error() {
         let (code, _, err) = run_to_end("ping", cmd);
         assert_eq!(code, 2, "{group} {iface}: {err}");
         assert!(err.contains(iface), "{err}");
+    }
+}
+
+#[test]
+fn ping_timeout_or_ttl_out_of_range_is_a_usage_error_naming_it() {
+    // `--timeout 1e300` used to panic (exit 101) after sending, `--ttl 300` to exit 1.
+    for (flag, value) in [
+        ("--timeout", "1e300"),
+        ("--timeout", "1e19"),
+        ("--timeout", "-1"),
+        ("--timeout", "nan"),
+        ("--timeout", "soon"),
+        ("--ttl", "256"),
+        ("--ttl", "-1"),
+    ] {
+        let mut cmd = rpcudp();
+        // By loopback: even a regression that sent the ping would not leave the host.
+        cmd.args([
+            "mcast",
+            "ping",
+            "--group",
+            "228.0.0.5",
+            "--port",
+            "1",
+            "--interface",
+            "127.0.0.1",
+            flag,
+            value,
+        ]);
+        let (code, lines, err) = run_to_end("ping", cmd);
+        assert_eq!(code, 2, "{flag} {value}: {lines:?} {err}");
+        assert!(err.contains(&format!("'{value}'")), "{flag} {value}: {err}");
+        assert!(lines.is_empty(), "{flag} {value}: {lines:?}");
+    }
+}
+
+#[test]
+fn listening_is_the_first_line_even_when_datagrams_are_already_arriving() {
+    let listen = |name: &str, port: &str| {
+        let mut cmd = rpcudp();
+        cmd.args([
+            "mcast",
+            "listen",
+            "--group",
+            "228.0.0.5",
+            "--port",
+            port,
+            "--interface",
+            "127.0.0.1",
+        ]);
+        Child::spawn(name, cmd)
+    };
+    let mut a = listen("listener a", "0");
+    let port = a.wait_listening(START).port();
+    // Flood the shared port from many source ports (the kernel spreads unicast over the
+    // listeners by source) while a second listener starts on it.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let to = SocketAddr::from(([127, 0, 0, 1], port));
+            let senders: Vec<UdpSocket> = (0..16)
+                .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+                .collect();
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < until
+            {
+                for s in &senders {
+                    let _ = s.send_to(b"early bird", to);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let mut b = listen("listener b", &port.to_string());
+    b.wait_line(START, |l| l.ends_with(" early bird"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    let lines = b.lines_so_far();
+    assert_eq!(
+        lines[0],
+        format!("listening on 0.0.0.0:{port}"),
+        "{lines:?}"
+    );
+    for l in [&mut a, &mut b] {
+        assert!(l.terminate(START).unwrap().success());
     }
 }
 

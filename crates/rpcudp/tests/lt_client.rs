@@ -215,3 +215,63 @@ async fn a_bad_frame_from_the_server_drops_the_connection_and_the_client_reconne
     assert_eq!(next_message(&mut client).await, num(42));
     client.close().await;
 }
+
+#[tokio::test]
+async fn the_retry_delay_grows_while_refused_and_starts_over_after_a_good_connection() {
+    let config = ClientConfig {
+        reconnect: ReconnectPolicy {
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(80),
+            factor: 2.0,
+            jitter: 0.0, // exact delays: the test reads them from the events, not a clock
+            max_retries: None,
+        },
+        ..ClientConfig::default()
+    };
+    let addr = dead_port().await;
+    let mut client = Client::<TestMessage>::connect(addr, config);
+    // Refused again and again: 10, 20, 40, 80, 80 ms.
+    let mut delays = Vec::new();
+    while delays.len() < 5 {
+        match within(10, "a refused attempt", client.next_event()).await {
+            Some(ClientEvent::ConnectFailed { retry_in, .. }) => delays.push(retry_in.unwrap()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let ms = Duration::from_millis;
+    assert_eq!(delays, [ms(10), ms(20), ms(40), ms(80), ms(80)]);
+
+    // Something listens there now: the client connects...
+    let mut server = None;
+    for _ in 0..100 {
+        match Server::<TestMessage>::bind(addr, ServerConfig::default()).await {
+            Ok(s) => {
+                server = Some(s);
+                break;
+            }
+            Err(_) => tokio::time::sleep(ms(20)).await,
+        }
+    }
+    let mut server = server.expect("bind the port the client dials");
+    loop {
+        match within(10, "the connection", client.next_event()).await {
+            Some(ClientEvent::Connected { .. }) => break,
+            Some(ClientEvent::ConnectFailed { .. }) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // ...and when that connection is lost, the first delay is the initial one again.
+    within(10, "the server to see the client", async {
+        while !matches!(
+            server.next_event().await,
+            Some(ServerEvent::Connected { .. })
+        ) {}
+    })
+    .await;
+    server.shutdown().await;
+    match within(10, "the disconnection", client.next_event()).await {
+        Some(ClientEvent::Disconnected { retry_in, .. }) => assert_eq!(retry_in, Some(ms(10))),
+        other => panic!("unexpected {other:?}"),
+    }
+    client.close().await;
+}

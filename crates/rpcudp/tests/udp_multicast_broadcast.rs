@@ -32,11 +32,9 @@ fn run_child(ns: &Netns, child: &str, env: &[(&str, String)]) {
         cmd.env(k, v);
     }
     let mut proc = Child::spawn(child, cmd);
-    let status = proc
-        .wait_exit(Duration::from_secs(60))
+    let (status, out) = proc
+        .wait_output(Duration::from_secs(60))
         .unwrap_or_else(|| panic!("{child} did not finish within 60 s"));
-    std::thread::sleep(Duration::from_millis(50));
-    let out = proc.lines_so_far();
     assert!(
         status.success(),
         "{child} failed in {}: {status:?}\nstdout: {out:#?}\nstderr: {}",

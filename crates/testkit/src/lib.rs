@@ -98,6 +98,8 @@ pub struct Child {
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Set by the stderr reader once stderr reached its end.
+    stderr_done: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Child {
@@ -122,6 +124,8 @@ impl Child {
         });
         let err_buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let err_buf2 = err_buf.clone();
+        let stderr_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stderr_done2 = stderr_done.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -131,6 +135,7 @@ impl Child {
                     b.push('\n');
                 }
             }
+            stderr_done2.store(true, Ordering::Release);
         });
         Child {
             name: name.to_string(),
@@ -138,6 +143,7 @@ impl Child {
             lines: rx,
             seen: Vec::new(),
             stderr: err_buf,
+            stderr_done,
         }
     }
 
@@ -211,6 +217,34 @@ impl Child {
             std::thread::sleep(Duration::from_millis(10));
         }
         None
+    }
+
+    /// Waits, bounded, for the process to exit and its stdout and stderr to end, and
+    /// returns the exit status with every stdout line it wrote (those already consumed by
+    /// `wait_line` included); [`Child::stderr`] then holds all of stderr. Reading both to
+    /// their end, rather than sleeping after the exit, is what makes sure no last line is
+    /// still in flight on a loaded machine. `None` if that does not happen within `timeout`.
+    pub fn wait_output(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<(std::process::ExitStatus, Vec<String>)> {
+        let deadline = Instant::now() + timeout;
+        let status = self.wait_exit(timeout)?;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => return None,
+            }
+        }
+        while !self.stderr_done.load(Ordering::Acquire) {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Some((status, self.seen.clone()))
     }
 }
 

@@ -50,12 +50,17 @@ pub struct PingArgs {
     /// The group's port.
     #[arg(long)]
     port: u16,
-    /// Multicast TTL / hop limit of the ping (1: stay on the local network).
-    #[arg(long, default_value_t = 1)]
+    /// Multicast TTL / hop limit of the ping, 0 to 255 (1: stay on the local network).
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(0..=255),
+        allow_negative_numbers = true
+    )]
     ttl: u32,
     /// Seconds to collect replies.
-    #[arg(long, default_value_t = 2.0)]
-    timeout: f64,
+    #[arg(long, default_value = "2", value_parser = parse_timeout, allow_negative_numbers = true)]
+    timeout: Duration,
     /// The interface to send by: an IPv4 address for IPv4 groups, a name or index for IPv6.
     #[arg(long)]
     interface: Option<String>,
@@ -173,8 +178,10 @@ async fn run_listen(args: ListenArgs) -> Result<u8, Failure> {
         .join_multicast(args.group, interface)
         .map_err(|e| failure(format!("cannot join {} on {interface}: {e}", args.group)))?;
     let local = endpoint.local_addr().map_err(|e| failure(e.to_string()))?;
-    let running = listen(endpoint, PingPong);
+    // Ready once joined: datagrams queue in the socket from here on. Say so before the
+    // handler starts, so no datagram line can come before `listening on`.
     common::print_listening(local);
+    let running = listen(endpoint, PingPong);
     common::shutdown_signal().await;
     running
         .stop()
@@ -183,14 +190,29 @@ async fn run_listen(args: ListenArgs) -> Result<u8, Failure> {
     Ok(common::EXIT_OK)
 }
 
+/// `--timeout` as a duration: a usage error (never a panic) when it is not a number,
+/// negative, or over a year.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    // A year is far beyond any useful wait and far inside what `Instant` can add (a
+    // deadline past that panicked).
+    const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("'{text}' is not a number of seconds"));
+    }
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= LONGEST => Ok(d),
+        _ => Err(format!(
+            "'{text}' is too long (at most {} seconds)",
+            LONGEST.as_secs()
+        )),
+    }
+}
+
 async fn run_ping(args: PingArgs) -> Result<u8, Failure> {
     check_group(args.group)?;
-    if !(args.timeout.is_finite() && args.timeout >= 0.0) {
-        return Err(usage(format!(
-            "--timeout {}: not a number of seconds",
-            args.timeout
-        )));
-    }
     let interface = parse_interface(args.group, args.interface.as_deref())?;
     // An ephemeral port, never the group's: with address reuse the kernel could hand
     // the unicast replies to a listener sharing the group port on this host.
@@ -228,7 +250,7 @@ async fn run_ping(args: PingArgs) -> Result<u8, Failure> {
         failure(format!("cannot send to {target}: {e}{hint}"))
     })?;
     tracing::info!(%target, "ping sent; collecting replies");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.timeout);
+    let deadline = tokio::time::Instant::now() + args.timeout;
     let mut replies = 0u64;
     let mut errors = 0u32;
     let mut buf = vec![0u8; 2048];
@@ -253,7 +275,10 @@ async fn run_ping(args: PingArgs) -> Result<u8, Failure> {
     if replies > 0 {
         Ok(common::EXIT_OK)
     } else {
-        eprintln!("no reply from {target} within {} s", args.timeout);
+        eprintln!(
+            "no reply from {target} within {} s",
+            args.timeout.as_secs_f64()
+        );
         Ok(common::EXIT_NO_ANSWER)
     }
 }

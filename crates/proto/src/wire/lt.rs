@@ -777,6 +777,82 @@ mod tests {
         }
     }
 
+    /// A hostile stream: good frames and random bytes interleaved.
+    fn hostile_stream(f: FrameFormat) -> impl Strategy<Value = Vec<u8>> {
+        let max_type = f.type_width().max_value();
+        let max_body = (f.max_frame() as usize - f.header_len()).min(64);
+        let piece = prop_oneof![
+            (
+                0..=max_type,
+                prop::collection::vec(any::<u8>(), 0..=max_body)
+            )
+                .prop_map(move |(t, body)| {
+                    let mut out = BytesMut::new();
+                    f.encode(t, &body, &mut out).unwrap();
+                    out.to_vec()
+                }),
+            prop::collection::vec(any::<u8>(), 0..12),
+        ];
+        prop::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+    }
+
+    /// Feeds `stream` cut at `cuts`, decoding after every piece until the decoder wants
+    /// more or fails; returns the frames and the error that ended the stream, if any.
+    fn decode_pieces(
+        f: FrameFormat,
+        stream: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<Frame>, Option<FrameError>) {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+        points.extend([0, stream.len()]);
+        points.sort_unstable();
+        let mut d = FrameDecoder::new(f);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for w in points.windows(2) {
+            buf.extend_from_slice(&stream[w[0]..w[1]]);
+            loop {
+                match d.decode(&mut buf) {
+                    Ok(Some(frame)) => out.push(frame),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+        }
+        (out, None)
+    }
+
+    /// Any format a receiver may be configured with: every width pair, and a max frame
+    /// that is small, the default, or everything the length field can say (2^64 - 1 for
+    /// 8 bytes: a header may then announce a frame that can never arrive).
+    fn any_format() -> impl Strategy<Value = FrameFormat> {
+        (width(), width(), 0u64..3, 0u64..300).prop_map(|(l, t, kind, small)| match kind {
+            0 => fmt(l, t).with_max_frame(small),
+            1 => fmt(l, t),
+            _ => fmt(l, t).with_max_frame(u64::MAX),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Hostile input never panics, and how it is split never changes what comes out:
+        /// the same frames, then the same error (or a wait for more bytes).
+        #[test]
+        fn hostile_streams_decode_the_same_whatever_the_split_and_never_panic(
+            (f, stream) in any_format().prop_flat_map(|f| (Just(f), hostile_stream(f))),
+            cuts in prop::collection::vec(any::<usize>(), 0..16),
+        ) {
+            let whole = decode_pieces(f, &stream, &[]);
+            prop_assert_eq!(decode_pieces(f, &stream, &cuts), whole.clone());
+            // A datagram is one frame or an error, never a panic, whatever its bytes.
+            if let Ok(frame) = f.decode_datagram(&stream) {
+                prop_assert_eq!(whole.0.first(), Some(&frame));
+                prop_assert_eq!(f.header_len() + frame.body.len(), stream.len());
+            }
+        }
+    }
+
     /// The 16 width combinations each get their own explicit proptest run, so a failure
     /// names its pair.
     #[test]

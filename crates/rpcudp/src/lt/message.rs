@@ -66,6 +66,13 @@ pub trait LtMessage: Sized {
 /// Fields are big-endian unless the type says otherwise (`#[brw(little)]`), as
 /// `struct.pack('>...')` is in ltprotocol. The body must be consumed whole.
 ///
+/// Decoding a peer's body never panics: a layout that reads or seeks past the body, or
+/// a reader that panics (binrw 0.15 does on a `count` of u64::MAX), is
+/// [`BodyError::Malformed`]. But binrw 0.15 reserves a `#[br(count = n)] Vec<u8>`'s
+/// `n` bytes before reading them, and a reservation the allocator refuses (say
+/// n = 2^62) aborts the process, which no library can catch. So bound every count
+/// taken from the wire: `#[br(assert(len <= 4096))]` on the length field.
+///
 /// ```
 /// use binrw::binrw;
 /// use rpcudp::lt::{BinrwMessage, LtMessage};
@@ -113,10 +120,35 @@ impl<T: BinrwMessage> LtMessage for T {
     }
 
     fn decode_body(body: &[u8]) -> Result<Self, BodyError> {
-        let mut cursor = std::io::Cursor::new(body);
-        let value = T::read_options(&mut cursor, binrw::Endian::Big, ())
-            .map_err(|e| BodyError::Malformed(e.to_string()))?;
-        let left = body.len() - cursor.position() as usize;
+        // The body is a peer's bytes, which must never panic us, but binrw 0.15 can: a
+        // `#[br(count = len)] Vec<u8>` with `len` = u64::MAX reserves that much before
+        // reading and panics ("capacity overflow"; upstream: jam1garner/binrw#369). So a
+        // panic inside the layout's reader is a malformed body. The closure owns nothing
+        // but the cursor over `body`, so nothing is left half-updated.
+        let read = std::panic::catch_unwind(|| {
+            let mut cursor = std::io::Cursor::new(body);
+            T::read_options(&mut cursor, binrw::Endian::Big, ()).map(|v| (v, cursor.position()))
+        });
+        let (value, position) = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => return Err(BodyError::Malformed(e.to_string())),
+            Err(_) => {
+                return Err(BodyError::Malformed(
+                    "the layout's reader panicked on this body".into(),
+                ))
+            }
+        };
+        // Padding and seeks move the position without reading, possibly past the end.
+        let position = usize::try_from(position)
+            .ok()
+            .filter(|&p| p <= body.len())
+            .ok_or_else(|| {
+                BodyError::Malformed(format!(
+                    "the layout ends at byte {position}, past the {}-byte body",
+                    body.len()
+                ))
+            })?;
+        let left = body.len() - position;
         if left > 0 {
             return Err(BodyError::TrailingBytes(left));
         }
@@ -366,6 +398,56 @@ mod tests {
         #[derive(Debug, Clone, PartialEq)]
         enum Big { Num(Num), Wide(Wide) }
         widths = (W4, W2);
+    }
+
+    /// A body that says how many bytes follow: binrw 0.15 reserves that many up front.
+    #[binrw]
+    #[derive(Debug, Clone, PartialEq)]
+    struct Counted {
+        #[bw(calc = data.len() as u64)]
+        len: u64,
+        #[br(count = len)]
+        data: Vec<u8>,
+    }
+    impl BinrwMessage for Counted {
+        const TYPE: u64 = 3;
+    }
+
+    /// Padding after the last field: binrw seeks over it, past the end of a short body.
+    #[binrw]
+    #[derive(Debug, Clone, PartialEq)]
+    struct Padded {
+        #[brw(pad_after = 4)]
+        n: u32,
+    }
+    impl BinrwMessage for Padded {
+        const TYPE: u64 = 4;
+    }
+
+    #[test]
+    fn hostile_bodies_are_malformed_not_a_panic_even_where_binrw_would_panic() {
+        // A count of u64::MAX made binrw's Vec<u8> reader panic ("capacity overflow").
+        assert!(matches!(
+            Counted::decode_body(&[0xFF; 8]),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            Counted::decode_body(&[0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2]),
+            Err(BodyError::Malformed(_))
+        ));
+        let mut ok = Vec::new();
+        Counted { data: vec![7, 8] }.encode_body(&mut ok).unwrap();
+        assert_eq!(Counted::decode_body(&ok), Ok(Counted { data: vec![7, 8] }));
+        // Padding that runs past the end of the body: not "trailing bytes" (the position
+        // is beyond the end), and no arithmetic underflow.
+        assert!(matches!(
+            Padded::decode_body(&[0, 0, 0, 1]),
+            Err(BodyError::Malformed(_))
+        ));
+        assert_eq!(
+            Padded::decode_body(&[0, 0, 0, 1, 0, 0, 0, 0]),
+            Ok(Padded { n: 1 })
+        );
     }
 
     #[test]
