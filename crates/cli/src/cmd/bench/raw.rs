@@ -35,8 +35,8 @@ pub async fn run(plan: &Plan, size: usize, rec: &mut Recorder) -> io::Result<Ins
     let mut tick = Tick::new(plan, started);
     let mut in_flight = 0usize;
 
-    for slot in 0..slots.len() {
-        send(&socket, &mut out, slot, &mut slots[slot], started, rec).await;
+    for (slot, s) in slots.iter_mut().enumerate() {
+        send(&socket, &mut out, slot, s, started, rec).await;
         in_flight += 1;
     }
     loop {
