@@ -4,6 +4,7 @@
 
 mod cmd;
 mod common;
+mod json_value;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

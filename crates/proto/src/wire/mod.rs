@@ -1,3 +1,10 @@
 //! Pure parse/emit of the wire formats in `shared/spec/wire.md`.
 //!
 //! Untrusted bytes go through one checked parse; after it nothing panics.
+//!
+//! - [`value`]: bounded MessagePack decoding of untrusted bytes, smallest-width encoding
+//!   (as `u-msgpack-python` does), and the check that a value is safe to send to the peers.
+//! - [`rpc`]: RPC datagrams (`kind | message id | body`) in the `rpcudp` and `storj` dialects.
+
+pub mod rpc;
+pub mod value;

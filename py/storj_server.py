@@ -1,0 +1,31 @@
+"""A Python storjrpcudp 2.5 (Twisted) server with the reference service, for interop tests.
+
+Run with PYTHONPATH set to where storjrpcudp is installed (testkit::storj_path()).
+Usage: python storj_server.py [HOST:PORT]   (default 127.0.0.1:0)
+Prints `listening on IP:PORT` once bound, then serves until killed.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rpcudp_common import ReferenceService, announce, parse_addr  # noqa: E402
+from storjrpcudp.protocol import RPCProtocol  # noqa: E402
+from twisted.internet import reactor, task  # noqa: E402
+
+
+class Server(ReferenceService, RPCProtocol):
+    def rpc_sleep(self, sender, ms):
+        return task.deferLater(reactor, ms / 1000.0, lambda: ms)
+
+
+def main():
+    host, port = parse_addr(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:0")
+    listening = reactor.listenUDP(port, Server(), interface=host)
+    bound = listening.getHost()
+    announce(bound.host, bound.port)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()
