@@ -61,6 +61,10 @@ pub struct Args {
     /// Send bare datagrams to `rpcudp raw-echo` instead of RPC calls (the UDP ceiling).
     #[arg(long)]
     raw: bool,
+    /// With `--raw`: make each datagram a length-type frame (2-byte length, 1-byte type),
+    /// to load `rpcudp lt echo --udp`.
+    #[arg(long, requires = "raw")]
+    lt: bool,
     /// Datagram size with `--raw`, in bytes (default: the size of a `ping` request).
     #[arg(long, default_value_t = 28, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(8..=65_507))]
@@ -153,6 +157,7 @@ pub async fn run(args: Args) -> u8 {
     let mode = if args.raw {
         Mode::Raw {
             size: args.size as usize,
+            lt_frames: args.lt,
         }
     } else {
         match rpc::Calls::from_cli(&args.method, &args.args, &args.dialect) {
@@ -198,7 +203,7 @@ pub async fn run(args: Args) -> u8 {
 }
 
 enum Mode {
-    Raw { size: usize },
+    Raw { size: usize, lt_frames: bool },
     Rpc(rpc::Calls),
 }
 
@@ -206,12 +211,17 @@ async fn run_plan(plan: &Plan, mode: Mode) -> io::Result<report::Summary> {
     let started = Instant::now();
     let mut rec = report::Recorder::new(started, plan.duration);
     match mode {
-        Mode::Raw { size } => {
-            let ended = raw::run(plan, size, &mut rec).await?;
+        Mode::Raw { size, lt_frames } => {
+            let ended = raw::run(plan, size, lt_frames, &mut rec).await?;
+            let what = if lt_frames {
+                "length-type frames"
+            } else {
+                "datagrams"
+            };
             Ok(rec.finish(
                 ended,
                 "raw",
-                format!("{size}-byte datagrams"),
+                format!("{size}-byte {what}"),
                 plan.concurrency,
             ))
         }

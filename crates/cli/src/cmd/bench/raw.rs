@@ -2,6 +2,10 @@
 //! carries a slot number and a generation, and whatever echoes it back (`rpcudp raw-echo`)
 //! completes that slot's "call". This measures the UDP ceiling the RPC path is compared
 //! against.
+//!
+//! With `--lt`, each datagram is also a valid length-type frame (wire.md section 4,
+//! default widths: 2-byte length, 1-byte type) carrying the token as its body, so
+//! `rpcudp lt echo --udp` can be loaded the same way: the length-type path's line.
 
 use super::report::Recorder;
 use super::{Plan, Tick};
@@ -18,8 +22,18 @@ struct Slot {
     in_flight: bool,
 }
 
-/// Runs the raw load described by `plan` with datagrams of `size` bytes (at least 8).
-pub async fn run(plan: &Plan, size: usize, rec: &mut Recorder) -> io::Result<Instant> {
+/// Bytes of the length-type header `--lt` puts first: length (u16) then type (u8).
+pub const LT_HEADER: usize = 3;
+
+/// Runs the raw load described by `plan` with datagrams of `size` bytes (at least 8, or
+/// 11 with `lt_frames`).
+pub async fn run(
+    plan: &Plan,
+    size: usize,
+    lt_frames: bool,
+    rec: &mut Recorder,
+) -> io::Result<Instant> {
+    let offset = if lt_frames { LT_HEADER } else { 0 };
     let socket = plan.connect().await?;
     let started = rec.started();
     let mut slots = vec![
@@ -30,13 +44,18 @@ pub async fn run(plan: &Plan, size: usize, rec: &mut Recorder) -> io::Result<Ins
         };
         plan.concurrency
     ];
-    let mut out = vec![0u8; size.max(TOKEN)];
+    let mut out = vec![0u8; size.max(offset + TOKEN).min(usize::from(u16::MAX))];
+    if lt_frames {
+        let len = out.len() as u16;
+        out[0..2].copy_from_slice(&len.to_be_bytes());
+        out[2] = 1;
+    }
     let mut buf = vec![0u8; 65_536];
     let mut tick = Tick::new(plan, started);
     let mut in_flight = 0usize;
 
     for (slot, s) in slots.iter_mut().enumerate() {
-        send(&socket, &mut out, slot, s, started, rec).await;
+        send(&socket, &mut out, offset, slot, s, started, rec).await;
         in_flight += 1;
     }
     loop {
@@ -53,7 +72,8 @@ pub async fn run(plan: &Plan, size: usize, rec: &mut Recorder) -> io::Result<Ins
                 }
             };
             let now = Instant::now();
-            let Some((slot, generation)) = parse_token(&buf[..n]) else {
+            let Some((slot, generation)) = parse_token(buf.get(offset..n).unwrap_or_default())
+            else {
                 rec.stray += 1;
                 continue;
             };
@@ -69,7 +89,7 @@ pub async fn run(plan: &Plan, size: usize, rec: &mut Recorder) -> io::Result<Ins
             s.in_flight = false;
             in_flight -= 1;
             if !tick.stopping {
-                send(&socket, &mut out, slot, s, now, rec).await;
+                send(&socket, &mut out, offset, slot, s, now, rec).await;
                 in_flight += 1;
             }
         }
@@ -88,7 +108,7 @@ pub async fn run(plan: &Plan, size: usize, rec: &mut Recorder) -> io::Result<Ins
                         s.in_flight = false;
                         in_flight -= 1;
                         if !tick.stopping {
-                            send(&socket, &mut out, slot, s, now, rec).await;
+                            send(&socket, &mut out, offset, slot, s, now, rec).await;
                             in_flight += 1;
                         }
                     }
@@ -112,6 +132,7 @@ fn parse_token(datagram: &[u8]) -> Option<(usize, u32)> {
 async fn send(
     socket: &tokio::net::UdpSocket,
     out: &mut [u8],
+    offset: usize,
     slot: usize,
     s: &mut Slot,
     now: Instant,
@@ -120,8 +141,8 @@ async fn send(
     s.generation = s.generation.wrapping_add(1);
     s.sent = now;
     s.in_flight = true;
-    out[0..4].copy_from_slice(&(slot as u32).to_be_bytes());
-    out[4..8].copy_from_slice(&s.generation.to_be_bytes());
+    out[offset..offset + 4].copy_from_slice(&(slot as u32).to_be_bytes());
+    out[offset + 4..offset + 8].copy_from_slice(&s.generation.to_be_bytes());
     if let Err(e) = super::send(socket, out).await {
         tracing::debug!("bench send: {e}");
         rec.errors += 1;

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark (issue 5): in ONE run, alternating, ROUNDS rounds of
+#   raw            raw UDP echo ceiling (`rpcudp raw-echo`, tokio, 1 recv + 1 send)
+#   raw-blocking   raw UDP echo on a blocking thread (the kernel's floor)
+#   ours           `rpcudp serve` + `rpcudp bench`
+#   py-server      Python rpcudp 5.0.1 server + `rpcudp bench`
+#   py-client-ours Python rpcudp client (py/bench_rpcudp_client.py) + `rpcudp serve`
+#   py-client-py   Python rpcudp client + Python rpcudp server
+#   lt-udp         `rpcudp lt echo --udp` + `rpcudp bench --raw --lt` (when lt exists)
+# at each N of CONCURRENCY; then prints medians and ratios (bench-report), and writes
+# $OUT/runs.jsonl, $OUT/latest.json, $OUT/latest.md and $OUT/chart.svg.
+#
+#   ROUNDS=3 DURATION=3 bash bench/compare.sh          # the real thing (~2 min)
+#   ROUNDS=1 DURATION=1 bash bench/compare.sh          # a quick check
+#
+# Loopback only; every server it starts is killed on exit (also on Ctrl-C or failure).
+# Not part of the test suite: it measures, it does not assert.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-3}
+CONCURRENCY=${CONCURRENCY:-"1 64"}
+CASES=${CASES:-"raw raw-blocking ours py-server py-client-ours py-client-py lt-udp"}
+OUT=${OUT:-$root/bench/results}
+PY=${PY:-$root/.venv/bin/python}
+target=${CARGO_TARGET_DIR:-$root/target}
+
+if [ "${NO_BUILD:-0}" != 1 ]; then
+  cargo build --release -q -p rpcudp-cli -p rpcudp-bench-report
+fi
+BIN=$target/release/rpcudp
+REPORT=$target/release/bench-report
+[ -x "$PY" ] || { echo "compare.sh: no Python at $PY (run scripts/setup-python.sh)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME CMD...: starts a server, waits (10 s at most) for `listening on ADDR`,
+# and sets $addr.
+start() {
+  local name=$1
+  shift
+  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    if grep -q '^listening on ' "$tmp/$name.out" 2>/dev/null; then
+      addr=$(sed -n 's/^listening on //p' "$tmp/$name.out" | head -1)
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "compare.sh: $name did not start: $(cat "$tmp/$name.err")" >&2
+  return 1
+}
+
+declare -A server
+want() { [[ " $CASES " == *" $1 "* ]]; }
+if want raw; then start raw "$BIN" raw-echo --bind 127.0.0.1:0 && server[raw]=$addr; fi
+if want raw-blocking; then start raw-blocking "$BIN" raw-echo --blocking --bind 127.0.0.1:0 && server[raw-blocking]=$addr; fi
+if want ours || want py-client-ours; then
+  if start ours "$BIN" serve --bind 127.0.0.1:0; then server[ours]=$addr; fi
+fi
+if want py-server || want py-client-py; then
+  if start py "$PY" py/rpcudp_server.py 127.0.0.1:0; then server[py]=$addr; fi
+fi
+if want lt-udp; then
+  if start lt "$BIN" lt echo --udp --bind 127.0.0.1:0; then server[lt]=$addr; else echo "compare.sh: skipping lt-udp" >&2; fi
+fi
+
+# command CASE N: the client command line of CASE at N calls in flight.
+command_of() {
+  local case=$1 n=$2 d=$DURATION
+  case $case in
+    raw) echo "$BIN bench ${server[raw]} --raw -c $n -d $d --json" ;;
+    raw-blocking) echo "$BIN bench ${server[raw-blocking]} --raw -c $n -d $d --json" ;;
+    ours) echo "$BIN bench ${server[ours]} -c $n -d $d --json" ;;
+    py-server) echo "$BIN bench ${server[py]} -c $n -d $d --json" ;;
+    py-client-ours) echo "$PY py/bench_rpcudp_client.py ${server[ours]} -c $n -d $d" ;;
+    py-client-py) echo "$PY py/bench_rpcudp_client.py ${server[py]} -c $n -d $d" ;;
+    lt-udp) echo "$BIN bench ${server[lt]} --raw --lt -c $n -d $d --json" ;;
+  esac
+}
+available() {
+  case $1 in
+    raw | raw-blocking) [ -n "${server[$1]:-}" ] ;;
+    ours | py-client-ours) [ -n "${server[ours]:-}" ] ;;
+    py-server | py-client-py) [ -n "${server[py]:-}" ] ;;
+    lt-udp) [ -n "${server[lt]:-}" ] ;;
+    *) return 1 ;;
+  esac
+}
+
+mkdir -p "$OUT"
+runs=$OUT/runs.jsonl
+: >"$runs"
+read -r -a cases <<<"$CASES"
+for round in $(seq "$ROUNDS"); do
+  # Rotate the case order each round, so no case always runs first or after the same one.
+  k=$(( (round - 1) % ${#cases[@]} ))
+  order=("${cases[@]:$k}" "${cases[@]:0:$k}")
+  for n in $CONCURRENCY; do
+    for case in "${order[@]}"; do
+      available "$case" || continue
+      cmd=$(command_of "$case" "$n")
+      if result=$(timeout $((${DURATION%.*} + 60)) $cmd 2>"$tmp/client.err" | tail -1) && [ -n "$result" ]; then
+        echo "{\"case\":\"$case\",\"n\":$n,\"round\":$round,\"result\":$result}" >>"$runs"
+        printf 'round %s N=%-3s %-15s %s\n' "$round" "$n" "$case" \
+          "$(echo "$result" | sed -E 's/.*"calls_per_sec": ?([0-9.]+).*"p50_us": ?([0-9.]+).*/\1 calls\/s, p50 \2 us/')" >&2
+      else
+        echo "round $round N=$n $case: FAILED: $(tail -3 "$tmp/client.err")" >&2
+      fi
+    done
+  done
+done
+
+"$REPORT" "$runs" "$OUT" | tee "$OUT/latest.md"
