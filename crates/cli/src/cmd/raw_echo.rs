@@ -7,6 +7,8 @@
 //! The default loop runs on the same tokio runtime and socket type as `rpcudp serve`, so
 //! the difference between the two is the RPC work alone. `--blocking` uses a plain
 //! blocking socket on its own thread (no readiness polling at all), the kernel's floor.
+//! `--batched` receives up to 32 datagrams per system call (recvmmsg) and sends the
+//! answers to one sender as one GSO send, through `quinn-udp`: the batched ceiling.
 
 use crate::common;
 use std::net::SocketAddr;
@@ -22,8 +24,11 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:1235", value_name = "ADDR")]
     bind: common::HostPort,
     /// Echo from a blocking socket on a dedicated thread instead of a tokio task.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "batched")]
     blocking: bool,
+    /// Batch receives (recvmmsg) and sends (GSO) with quinn-udp.
+    #[arg(long)]
+    batched: bool,
 }
 
 /// Runs `rpcudp raw-echo` until SIGINT or SIGTERM.
@@ -34,6 +39,8 @@ pub async fn run(args: Args) -> u8 {
     };
     let result = if args.blocking {
         run_blocking(addr).await
+    } else if args.batched {
+        run_batched(addr).await
     } else {
         run_tokio(addr).await
     };
@@ -94,4 +101,123 @@ async fn run_blocking(addr: SocketAddr) -> std::io::Result<()> {
         })?;
     common::shutdown_signal().await;
     Ok(())
+}
+
+async fn run_batched(addr: SocketAddr) -> std::io::Result<()> {
+    let socket = tokio::net::UdpSocket::bind(addr).await?;
+    let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+    common::print_listening(socket.local_addr()?);
+    let echo = async {
+        let batch = quinn_udp::BATCH_SIZE;
+        let mut storage = vec![0u8; batch * MAX_DATAGRAM];
+        let mut metas = vec![quinn_udp::RecvMeta::default(); batch];
+        let mut out = Vec::with_capacity(MAX_DATAGRAM);
+        loop {
+            if let Err(e) = socket.readable().await {
+                tracing::debug!("raw-echo readiness: {e}");
+                continue;
+            }
+            let received = socket.try_io(tokio::io::Interest::READABLE, || {
+                let mut bufs: Vec<std::io::IoSliceMut<'_>> = storage
+                    .chunks_mut(MAX_DATAGRAM)
+                    .map(std::io::IoSliceMut::new)
+                    .collect();
+                state.recv((&socket).into(), &mut bufs, &mut metas)
+            });
+            let n = match received {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    tracing::debug!("raw-echo receive: {e}");
+                    continue;
+                }
+            };
+            // Answers to one sender with equal sizes go out as one GSO send; anything
+            // else closes the group.
+            let mut group = Group::default();
+            for (meta, buf) in metas[..n].iter().zip(storage.chunks(MAX_DATAGRAM)) {
+                let stride = meta.stride.max(1);
+                for segment in buf[..meta.len].chunks(stride) {
+                    if !group.accepts(meta.addr, segment.len(), state.max_gso_segments()) {
+                        group.flush(&socket, &state, &mut out).await;
+                    }
+                    group.push(meta.addr, segment, &mut out);
+                }
+            }
+            group.flush(&socket, &state, &mut out).await;
+        }
+    };
+    tokio::select! {
+        () = echo => Ok(()),
+        () = common::shutdown_signal() => Ok(()),
+    }
+}
+
+/// Datagrams gathered for one GSO send: same destination, same size (the last one may
+/// be shorter, which closes the group), at most the kernel's segment count.
+#[derive(Default)]
+struct Group {
+    to: Option<SocketAddr>,
+    size: usize,
+    count: usize,
+    closed: bool,
+}
+
+impl Group {
+    fn accepts(&self, to: SocketAddr, len: usize, max_segments: usize) -> bool {
+        match self.to {
+            None => true,
+            Some(t) => {
+                t == to
+                    && !self.closed
+                    && len <= self.size
+                    && self.count < max_segments
+                    && (self.count + 1) * self.size <= MAX_DATAGRAM
+            }
+        }
+    }
+
+    fn push(&mut self, to: SocketAddr, segment: &[u8], out: &mut Vec<u8>) {
+        if self.to.is_none() {
+            self.to = Some(to);
+            self.size = segment.len();
+        }
+        self.closed = segment.len() < self.size;
+        self.count += 1;
+        out.extend_from_slice(segment);
+    }
+
+    async fn flush(
+        &mut self,
+        socket: &tokio::net::UdpSocket,
+        state: &quinn_udp::UdpSocketState,
+        out: &mut Vec<u8>,
+    ) {
+        if let Some(to) = self.to {
+            let transmit = quinn_udp::Transmit {
+                destination: to,
+                ecn: None,
+                contents: out,
+                segment_size: (self.count > 1).then_some(self.size),
+                src_ip: None,
+            };
+            let sent = loop {
+                match socket.try_io(tokio::io::Interest::WRITABLE, || {
+                    state.try_send(socket.into(), &transmit)
+                }) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if let Err(e) = socket.writable().await {
+                            break Err(e);
+                        }
+                    }
+                    other => break other,
+                }
+            };
+            if let Err(e) = sent {
+                tracing::debug!("raw-echo send to {to}: {e}");
+            }
+        }
+        out.clear();
+        *self = Group::default();
+    }
 }
