@@ -1,0 +1,492 @@
+//! The endpoint: ties the codec, the call table, the timers and the duplicate cache.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rmpv::Value;
+use tracing::debug;
+
+use super::calls::OutCall;
+use super::config::{CallOptions, EndpointConfig};
+use super::dedup::{DedupCache, Entry, Key, Removed};
+use super::stats::Stats;
+use super::timers::Timers;
+use super::{CallFailure, CallId, CallRefused, Event, RequestToken, Transmit};
+use crate::wire::rpc::{
+    decode_packet, encode_request, encode_response, MessageId, Packet, HEADER_LEN,
+};
+use crate::wire::value::check_sendable;
+
+/// One RPC endpoint: server and client on one socket, with no I/O and no clock.
+///
+/// # Method kinds
+/// - **inputs**: [`handle_datagram`](Self::handle_datagram) (a datagram arrived),
+///   [`handle_timeout`](Self::handle_timeout) (the time from `poll_timeout` came);
+/// - **commands**: [`call`](Self::call), [`respond`](Self::respond),
+///   [`abandon`](Self::abandon), [`cancel`](Self::cancel);
+/// - **outputs**: [`poll_transmit`](Self::poll_transmit) (datagrams to send, in order),
+///   [`poll_event`](Self::poll_event) (requests to serve, calls finished),
+///   [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout` next);
+/// - **inspection**: [`stats`](Self::stats), [`config`](Self::config) and a few sizes.
+///
+/// # Order
+/// After any input or command, drain `poll_transmit` and `poll_event` until `None`, then
+/// sleep until a datagram arrives, a command comes, or the instant of `poll_timeout`
+/// (which can change after every input or command, so ask again each time). `now` must
+/// not go backwards between calls; every method is cheap and never blocks.
+///
+/// A request becomes an [`Event::Request`]; the application runs the handler wherever it
+/// likes and answers later with `respond(token, value)`, or `abandon(token)` to send no
+/// answer. Each token must be answered once; the endpoint keeps at most
+/// `max_concurrent_requests` unanswered and drops the excess.
+///
+/// # Example: two endpoints and a call, by hand
+/// ```
+/// use std::time::{Duration, Instant};
+/// use rpcudp_proto::rpc::{CallOptions, Endpoint, EndpointConfig, Event};
+///
+/// let (a_addr, b_addr) = ("127.0.0.1:1000".parse().unwrap(), "127.0.0.1:2000".parse().unwrap());
+/// let mut a = Endpoint::new(EndpointConfig::default(), 1);
+/// let mut b = Endpoint::new(EndpointConfig::default(), 2);
+/// let now = Instant::now(); // the driver's clock; the endpoint never reads one
+///
+/// // A calls sayhi on B: one datagram comes out, and a timer 5 s away.
+/// let call = a.call(now, b_addr, "sayhi", &["Alice".into()], CallOptions::default()).unwrap();
+/// let request = a.poll_transmit().unwrap();
+/// assert_eq!(request.destination, b_addr);
+/// assert_eq!(a.poll_timeout(), Some(now + Duration::from_secs(5)));
+///
+/// // The network carries it to B, where it becomes an event for the application.
+/// b.handle_datagram(now, a_addr, &request.payload);
+/// let Some(Event::Request { token, from, method, args }) = b.poll_event() else { panic!() };
+/// assert_eq!((from, method.as_str()), (a_addr, "sayhi"));
+/// let answer = format!("hello {}", args[0].as_str().unwrap());
+/// b.respond(now, token, &answer.into());
+///
+/// // The answer goes back to A, which reports the call done.
+/// let response = b.poll_transmit().unwrap();
+/// assert_eq!(response.destination, a_addr);
+/// a.handle_datagram(now, b_addr, &response.payload);
+/// assert_eq!(a.poll_event(), Some(Event::CallSucceeded { call, value: "hello Alice".into() }));
+/// assert_eq!(a.poll_timeout(), None); // nothing left to wait for
+/// ```
+#[derive(Debug)]
+pub struct Endpoint {
+    config: EndpointConfig,
+    rng: SmallRng,
+    /// Calls in flight, by message id (unique among them; the response must also come
+    /// from `OutCall::peer`, so the effective key is (id, peer)).
+    calls: HashMap<MessageId, OutCall>,
+    timers: Timers,
+    /// Requests handed out and not yet answered: token -> dedup key.
+    serving: HashMap<RequestToken, Key>,
+    next_token: u64,
+    dedup: DedupCache,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    /// The latest `now` seen, for `abandon`, which takes none.
+    last_now: Option<Instant>,
+}
+
+impl Endpoint {
+    /// A new endpoint. `seed` drives the message ids and the retry jitter: the same seed
+    /// and the same inputs give the same outputs. (A driver talking to the Internet seeds
+    /// it from the OS; ids need to be unpredictable only as far as the peers care.)
+    pub fn new(config: EndpointConfig, seed: u64) -> Self {
+        let dedup = DedupCache::new(
+            config.dedup_capacity,
+            config.dedup_lifetime,
+            config.dedup_max_bytes,
+        );
+        Endpoint {
+            config,
+            rng: SmallRng::seed_from_u64(seed),
+            calls: HashMap::new(),
+            timers: Timers::default(),
+            serving: HashMap::new(),
+            next_token: 0,
+            dedup,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            last_now: None,
+        }
+    }
+
+    /// Starts a call of `method(args…)` on the peer at `to`: the request datagram is
+    /// queued for `poll_transmit` and the call's timer set (see [`CallOptions`] for the
+    /// schedule of resends and the timeout). The outcome comes later as
+    /// [`Event::CallSucceeded`] or [`Event::CallFailed`] with the returned [`CallId`].
+    ///
+    /// Refused, with nothing sent, if the body exceeds the request limit, an argument
+    /// cannot be sent to the peers, or too many calls are in flight.
+    pub fn call(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        method: &str,
+        args: &[Value],
+        options: CallOptions,
+    ) -> Result<CallId, CallRefused> {
+        if self.calls.len() >= self.config.max_outstanding_calls {
+            self.stats.refused_overload += 1;
+            self.stats.calls_refused_outstanding += 1;
+            return Err(CallRefused::TooManyOutstanding {
+                limit: self.config.max_outstanding_calls,
+            });
+        }
+        let max_depth = self.config.decode_limits.max_depth;
+        // The receiving decoder counts the body `[method, args]` and the args array as two
+        // levels, so an argument may nest two fewer than the limit.
+        let arg_depth = max_depth.saturating_sub(2);
+        for arg in args {
+            if let Err(e) = check_sendable(arg, arg_depth) {
+                self.stats.calls_refused_unsendable += 1;
+                return Err(CallRefused::Unsendable(e));
+            }
+        }
+        let mut datagram = Vec::new();
+        // Encode with a placeholder id: the size check needs the bytes, the id comes after.
+        encode_request(
+            self.config.dialect,
+            &MessageId([0; 20]),
+            method,
+            args,
+            &mut datagram,
+        );
+        let size = datagram.len() - HEADER_LEN;
+        let limit = self.config.effective_max_request_body();
+        if size > limit {
+            self.stats.calls_refused_too_large += 1;
+            return Err(CallRefused::RequestTooLarge { size, limit });
+        }
+        let id = self.fresh_message_id();
+        datagram[1..HEADER_LEN].copy_from_slice(&id.0);
+
+        let mut call = OutCall {
+            peer: to,
+            datagram: (options.retries > 0).then(|| datagram.clone().into_boxed_slice()),
+            timer: now,
+            deadline: options.deadline.and_then(|d| now.checked_add(d)),
+            attempt: 0,
+            options,
+        };
+        call.timer = call.attempt_end(now, &mut self.rng);
+        self.timers.push(call.timer, id);
+        self.calls.insert(id, call);
+        self.stats.calls_started += 1;
+        self.transmit(to, datagram);
+        Ok(CallId(id))
+    }
+
+    /// Feeds one datagram that arrived from `from`. Requests become [`Event::Request`]
+    /// (or are answered from the duplicate cache, or dropped); responses end their call.
+    /// Anything malformed, unknown, late or from the wrong address is dropped and
+    /// counted in [`Stats`]; nothing here panics on any input.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.stats.datagrams_in += 1;
+        self.expire_dedup(now);
+        let packet = match decode_packet(self.config.dialect, datagram, &self.config.decode_limits)
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.malformed += 1;
+                debug!(%from, len = datagram.len(), error = %e, "dropped malformed datagram");
+                return;
+            }
+        };
+        match packet {
+            Packet::Request { id, method, args } => self.on_request(from, id, method, args),
+            Packet::Response { id, value } => self.on_response(from, id, value),
+        }
+    }
+
+    fn on_request(&mut self, from: SocketAddr, id: MessageId, method: String, args: Vec<Value>) {
+        let key = (canonical(from), id);
+        match self.dedup.get(&key) {
+            Some(Entry::Done {
+                answer: Some(bytes),
+                ..
+            }) => {
+                self.stats.duplicates_answered += 1;
+                let payload = bytes.to_vec();
+                self.transmit(from, payload);
+                return;
+            }
+            Some(Entry::Done { answer: None, .. }) => {
+                self.stats.duplicates_abandoned += 1;
+                return;
+            }
+            Some(Entry::InProgress) => {
+                self.stats.duplicates_in_progress += 1;
+                return;
+            }
+            None => {}
+        }
+        if self.serving.len() >= self.config.max_concurrent_requests {
+            // Not remembered: a resend may find room later.
+            self.stats.refused_overload += 1;
+            self.stats.requests_dropped_overload += 1;
+            debug!(%from, %method, "dropped request: too many in progress");
+            return;
+        }
+        let token = RequestToken(self.next_token);
+        self.next_token += 1;
+        self.serving.insert(token, key);
+        self.dedup.start(key);
+        self.stats.requests_received += 1;
+        self.events.push_back(Event::Request {
+            token,
+            from,
+            method,
+            args,
+        });
+    }
+
+    fn on_response(&mut self, from: SocketAddr, id: MessageId, value: Value) {
+        match self.calls.get(&id) {
+            None => {
+                self.stats.unknown_responses += 1;
+                debug!(%from, %id, "dropped response to no call in flight");
+            }
+            Some(call) if !same_peer(call.peer, from) => {
+                self.stats.spoofed_responses += 1;
+                debug!(%from, expected = %call.peer, %id, "dropped response from the wrong address");
+            }
+            Some(_) => {
+                self.calls.remove(&id);
+                self.clean_timers();
+                self.stats.calls_succeeded += 1;
+                self.events.push_back(Event::CallSucceeded {
+                    call: CallId(id),
+                    value,
+                });
+            }
+        }
+    }
+
+    /// Handles every timer due at `now`: resends, timeouts, duplicate-cache expiry. Call it
+    /// when the instant of [`poll_timeout`](Self::poll_timeout) has come (calling it at
+    /// other times is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, id)) = self.timers.pop_due(now) {
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue; // stale: the call ended
+            };
+            if call.timer != at {
+                continue; // stale: the call was rescheduled
+            }
+            if call.is_over(now) {
+                self.calls.remove(&id);
+                self.stats.timeouts += 1;
+                debug!(%id, "call timed out");
+                self.events.push_back(Event::CallFailed {
+                    call: CallId(id),
+                    error: CallFailure::Timeout,
+                });
+                continue;
+            }
+            call.attempt += 1;
+            let payload = if call.attempt >= call.options.retries {
+                call.datagram.take() // the last resend: no need to keep it longer
+            } else {
+                call.datagram.clone()
+            };
+            call.timer = call.attempt_end(now, &mut self.rng);
+            let (peer, timer) = (call.peer, call.timer);
+            self.timers.push(timer, id);
+            if let Some(payload) = payload {
+                self.stats.retries += 1;
+                self.transmit(peer, payload.into_vec());
+            }
+        }
+        self.clean_timers();
+        self.expire_dedup(now);
+    }
+
+    /// Answers the request `token` with `value`: the response is queued for
+    /// `poll_transmit` and remembered for duplicates. If the value cannot be sent to the
+    /// peers, or its body is over `max_response_body`, nothing is sent (as if abandoned)
+    /// and it is counted. An unknown or already answered token is ignored.
+    pub fn respond(&mut self, now: Instant, token: RequestToken, value: &Value) {
+        let Some(key) = self.serving.remove(&token) else {
+            debug!(?token, "respond for a request not in progress; ignored");
+            return;
+        };
+        let (peer, id) = key;
+        if let Err(e) = check_sendable(value, self.config.decode_limits.max_depth) {
+            self.stats.unsendable_responses += 1;
+            debug!(%peer, %id, error = %e, "response not sent: unsendable value");
+            self.finish(now, key, None);
+            return;
+        }
+        let mut datagram = Vec::new();
+        encode_response(self.config.dialect, &id, value, &mut datagram);
+        let size = datagram.len() - HEADER_LEN;
+        if size > self.config.effective_max_response_body() {
+            self.stats.responses_too_large += 1;
+            debug!(%peer, %id, size, "response not sent: body over the limit");
+            self.finish(now, key, None);
+            return;
+        }
+        self.finish(now, key, Some(datagram.clone().into_boxed_slice()));
+        self.stats.responses_sent += 1;
+        self.transmit(peer, datagram);
+    }
+
+    /// Gives up the request `token` without answering, as the Python peers do when the
+    /// method is unknown or the handler fails: the caller times out, and duplicates of the
+    /// request are dropped rather than handled again.
+    pub fn abandon(&mut self, token: RequestToken) {
+        let Some(key) = self.serving.remove(&token) else {
+            return;
+        };
+        self.stats.requests_abandoned += 1;
+        // `abandon` takes no `now`: the entry's lifetime starts at the latest time seen,
+        // which exists, since the request arrived through `handle_datagram`.
+        match self.last_now {
+            Some(now) => self.finish(now, key, None),
+            None => self.dedup.forget(&key),
+        }
+    }
+
+    /// Withdraws a call the caller no longer waits for: no event will come for it, and a
+    /// late response is dropped and counted in `unknown_responses`. Unknown ids are
+    /// ignored.
+    pub fn cancel(&mut self, call: CallId) {
+        if self.calls.remove(&call.0).is_some() {
+            self.stats.calls_cancelled += 1;
+            self.clean_timers();
+        }
+    }
+
+    /// The next datagram to send, oldest first.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next: the earliest
+    /// resend, call timeout or duplicate-cache expiry. `None`: nothing is scheduled.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.timers.peek(), self.dedup.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Calls in flight.
+    pub fn outstanding_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Requests handed out and not yet answered or abandoned.
+    pub fn requests_in_progress(&self) -> usize {
+        self.serving.len()
+    }
+
+    /// Entries in the duplicate cache (in progress and answered).
+    pub fn dedup_entries(&self) -> usize {
+        self.dedup.len()
+    }
+
+    /// Bytes of responses held in the duplicate cache.
+    pub fn dedup_bytes(&self) -> usize {
+        self.dedup.bytes()
+    }
+
+    /// Entries in the timer heap, live and stale (tests check it stays bounded).
+    #[cfg(test)]
+    pub(crate) fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
+    fn transmit(&mut self, destination: SocketAddr, payload: Vec<u8>) {
+        self.stats.datagrams_out += 1;
+        self.transmits.push_back(Transmit {
+            destination,
+            payload,
+        });
+    }
+
+    fn finish(&mut self, now: Instant, key: Key, answer: Option<Box<[u8]>>) {
+        let removed = self.dedup.finish(now, key, answer);
+        self.count_removed(removed);
+        self.last_now = Some(now);
+    }
+
+    fn expire_dedup(&mut self, now: Instant) {
+        self.last_now = Some(now);
+        let removed = self.dedup.expire(now);
+        self.count_removed(removed);
+    }
+
+    fn count_removed(&mut self, removed: Removed) {
+        self.stats.dedup_evictions += removed.evicted;
+        self.stats.dedup_expired += removed.expired;
+    }
+
+    /// A random id not used by any call in flight.
+    fn fresh_message_id(&mut self) -> MessageId {
+        loop {
+            let id = MessageId(self.rng.random());
+            // 160 random bits: a clash is practically impossible, but never reuse one.
+            if !self.calls.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Keeps the timer heap's top live (so `poll_timeout` is exact) and its size
+    /// proportional to the calls in flight.
+    fn clean_timers(&mut self) {
+        let calls = &self.calls;
+        let live = |at: Instant, id: &MessageId| calls.get(id).is_some_and(|c| c.timer == at);
+        self.timers.clean_top(live);
+        self.timers
+            .maybe_compact(calls.len(), |e| live(e.0 .0, &e.0 .1));
+    }
+}
+
+/// The address with IPv4-mapped IPv6 written as IPv4 and the flow label cleared, so one
+/// peer has one key whatever socket family saw it.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => addr,
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, v6.port())),
+            None => SocketAddr::V6(SocketAddrV6::new(*v6.ip(), v6.port(), 0, v6.scope_id())),
+        },
+    }
+}
+
+/// Whether a response from `from` may answer a request sent to `to`: same IP (IPv4-mapped
+/// IPv6 equal to IPv4) and port; IPv6 scope ids must agree when both are known.
+pub(crate) fn same_peer(to: SocketAddr, from: SocketAddr) -> bool {
+    match (canonical(to), canonical(from)) {
+        (SocketAddr::V6(a), SocketAddr::V6(b)) => {
+            a.ip() == b.ip()
+                && a.port() == b.port()
+                && (a.scope_id() == 0 || b.scope_id() == 0 || a.scope_id() == b.scope_id())
+        }
+        (a, b) => a == b,
+    }
+}

@@ -1,0 +1,67 @@
+//! Counters of everything the endpoint received, sent, dropped or refused.
+
+/// Counters, all monotonic since [`Endpoint::new`](super::Endpoint::new).
+///
+/// The first block is the contract's; the rest break some of them down.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams passed to `handle_datagram`.
+    pub datagrams_in: u64,
+    /// Datagrams handed out by `poll_transmit` (requests, resends, responses, cached
+    /// answers to duplicates).
+    pub datagrams_out: u64,
+    /// Datagrams dropped because they did not parse: too short, unknown kind byte, bad
+    /// MessagePack, too deep, a request body that is not `[method, args]`.
+    pub malformed: u64,
+    /// Responses whose message id matches no call in flight: late (after a timeout or
+    /// cancel), duplicated by the network after the first was accepted, or made up.
+    pub unknown_responses: u64,
+    /// Responses whose message id is in flight but which came from another address than
+    /// the request went to. Dropped; the call goes on waiting for the real answer.
+    pub spoofed_responses: u64,
+    /// Calls that failed with `CallFailure::Timeout`.
+    pub timeouts: u64,
+    /// Resends of a request (same datagram, same message id).
+    pub retries: u64,
+    /// Duplicate requests answered from the cache with the bytes sent the first time.
+    pub duplicates_answered: u64,
+    /// Duplicate requests dropped because the first is still being handled.
+    pub duplicates_in_progress: u64,
+    /// Overload: requests dropped because `max_concurrent_requests` were being handled,
+    /// plus calls refused because `max_outstanding_calls` were in flight.
+    pub refused_overload: u64,
+
+    /// Requests handed out as `Event::Request`.
+    pub requests_received: u64,
+    /// Requests dropped for `max_concurrent_requests` (part of `refused_overload`).
+    pub requests_dropped_overload: u64,
+    /// Responses sent by `respond` (not counting cached answers to duplicates).
+    pub responses_sent: u64,
+    /// Requests given up by `abandon` (no answer sent).
+    pub requests_abandoned: u64,
+    /// Duplicates of an abandoned or unanswerable request, dropped (no answer, handler
+    /// not run again).
+    pub duplicates_abandoned: u64,
+    /// Answers not sent because the value cannot be sent to the peers (see
+    /// `wire::value::check_sendable`).
+    pub unsendable_responses: u64,
+    /// Answers not sent because their body exceeds `max_response_body`.
+    pub responses_too_large: u64,
+    /// Calls accepted by `call`.
+    pub calls_started: u64,
+    /// Calls that got their answer.
+    pub calls_succeeded: u64,
+    /// Calls withdrawn by `cancel` while in flight.
+    pub calls_cancelled: u64,
+    /// Calls refused for `max_outstanding_calls` (part of `refused_overload`).
+    pub calls_refused_outstanding: u64,
+    /// Calls refused because the request body was over the limit.
+    pub calls_refused_too_large: u64,
+    /// Calls refused because an argument cannot be sent to the peers.
+    pub calls_refused_unsendable: u64,
+    /// Answered requests forgotten early, because the cache was at its entry or byte
+    /// capacity.
+    pub dedup_evictions: u64,
+    /// Answered requests forgotten because their lifetime ran out.
+    pub dedup_expired: u64,
+}
