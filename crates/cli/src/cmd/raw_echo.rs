@@ -11,7 +11,12 @@
 //! answers to one sender as one GSO send, through `quinn-udp`: the batched ceiling.
 
 use crate::common;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+
+/// The pending shutdown signal, already listening.
+type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The largest datagram echoed whole (larger ones are truncated by the receive, as any
 /// UDP receiver with a fixed buffer does).
@@ -37,12 +42,17 @@ pub async fn run(args: Args) -> u8 {
         Ok(a) => a,
         Err(code) => return code,
     };
+    // Install the signal handlers before `listening on` is printed: a supervisor may send
+    // SIGTERM as soon as it reads that line, and a handler installed later would miss it
+    // (the default action kills the process with a non-zero status).
+    let mut shutdown = Box::pin(common::shutdown_signal());
+    let _ = futures::poll!(shutdown.as_mut());
     let result = if args.blocking {
-        run_blocking(addr).await
+        run_blocking(addr, shutdown).await
     } else if args.batched {
-        run_batched(addr).await
+        run_batched(addr, shutdown).await
     } else {
-        run_tokio(addr).await
+        run_tokio(addr, shutdown).await
     };
     match result {
         Ok(()) => common::EXIT_OK,
@@ -53,7 +63,7 @@ pub async fn run(args: Args) -> u8 {
     }
 }
 
-async fn run_tokio(addr: SocketAddr) -> std::io::Result<()> {
+async fn run_tokio(addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<()> {
     let socket = tokio::net::UdpSocket::bind(addr).await?;
     common::print_listening(socket.local_addr()?);
     let echo = async {
@@ -75,11 +85,11 @@ async fn run_tokio(addr: SocketAddr) -> std::io::Result<()> {
     };
     tokio::select! {
         () = echo => Ok(()),
-        () = common::shutdown_signal() => Ok(()),
+        () = shutdown => Ok(()),
     }
 }
 
-async fn run_blocking(addr: SocketAddr) -> std::io::Result<()> {
+async fn run_blocking(addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<()> {
     let socket = std::net::UdpSocket::bind(addr)?;
     common::print_listening(socket.local_addr()?);
     // The thread is detached: it blocks in recv_from forever, and the process exits
@@ -99,11 +109,11 @@ async fn run_blocking(addr: SocketAddr) -> std::io::Result<()> {
                 }
             }
         })?;
-    common::shutdown_signal().await;
+    shutdown.await;
     Ok(())
 }
 
-async fn run_batched(addr: SocketAddr) -> std::io::Result<()> {
+async fn run_batched(addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<()> {
     let socket = tokio::net::UdpSocket::bind(addr).await?;
     let state = quinn_udp::UdpSocketState::new((&socket).into())?;
     common::print_listening(socket.local_addr()?);
@@ -149,7 +159,7 @@ async fn run_batched(addr: SocketAddr) -> std::io::Result<()> {
     };
     tokio::select! {
         () = echo => Ok(()),
-        () = common::shutdown_signal() => Ok(()),
+        () = shutdown => Ok(()),
     }
 }
 
