@@ -8,11 +8,16 @@
 //! What lives here:
 //! - [`wire`]: pure parse/emit of every wire format (RPC datagrams in both dialects,
 //!   length-type frames) and bounded MessagePack decoding of untrusted bytes.
-//! - [`rpc`]: the RPC endpoint state machine: in-flight calls, retries, the duplicate
-//!   cache, limits and counters.
+//! - [`rpc`]: the RPC endpoint state machine ([`rpc::Endpoint`]): in-flight calls matched
+//!   by message id *and* peer address, retries of the same datagram with backoff and
+//!   jitter, the duplicate cache, limits and counters.
 //!
 //! What does not: sockets, tasks, timers, handler code (requests become events and answers
 //! come back through `respond`).
+//!
+//! Randomness (message ids, retry jitter) comes from an RNG seeded by the caller, so the
+//! same inputs replay the same outputs; the `rpcudp-sim` crate runs many endpoints on a
+//! seeded lossy network this way.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 

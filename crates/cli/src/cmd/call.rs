@@ -1,13 +1,234 @@
-//! `rpcudp call` (shared/spec/cli.md).
+//! `rpcudp call ADDR METHOD [ARG…] [--timeout SECS] [--retries N] [--dialect D]`
+//! (shared/spec/cli.md): one call, its answer printed as one JSON line.
 
-use crate::common;
+use crate::common::{self, HostPort};
+use crate::json_value;
+use rmpv::Value;
+use rpcudp::rpc::{CallError, Dialect, Node, NodeConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The wire dialect, as `--dialect` spells it.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DialectArg {
+    /// Python rpcudp 5.0.1 (kind bytes 0/1).
+    #[default]
+    Rpcudp,
+    /// Python storjrpcudp 2.5 (kind bytes 2/3, datagrams of at most 8192 bytes).
+    Storj,
+}
+
+impl From<DialectArg> for Dialect {
+    fn from(d: DialectArg) -> Dialect {
+        match d {
+            DialectArg::Rpcudp => Dialect::Rpcudp,
+            DialectArg::Storj => Dialect::Storj,
+        }
+    }
+}
 
 /// Arguments of `rpcudp call`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The server: `IP:PORT`, `[IPV6]:PORT` or `NAME:PORT`.
+    pub addr: HostPort,
+    /// The method to call.
+    pub method: String,
+    /// The arguments, each one JSON value (with the `$float`, `$bin`, `$map`, `$ext`
+    /// extensions). Negative numbers need no `--`.
+    #[arg(value_parser = json_value::parse_arg, allow_negative_numbers = true)]
+    pub args: Vec<Value>,
+    /// Seconds to wait for an answer, per attempt.
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    pub timeout: Duration,
+    /// How many times to resend the same request (same message id) before giving up.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
+    /// The wire dialect of the server.
+    #[arg(long, value_enum, default_value_t = DialectArg::Rpcudp)]
+    pub dialect: DialectArg,
+}
+
+/// Parses a positive number of seconds (`0.5`, `5`).
+pub fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "'{text}': seconds must be over 0 and at most 86400"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Makes every negative JSON number after the `call` subcommand reach clap as a value.
+///
+/// clap's `allow_negative_numbers` recognises `-5` and `-1.5e3` but not `-2.5e-3` or
+/// `-1E+2` (a sign in the exponent), which it would report as an unknown option. Those
+/// get a leading space, which clap does not take for a flag and the JSON parser skips,
+/// so the value is exactly the one typed. Nothing else is touched.
+pub fn protect_negative_numbers(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut seen_call = false;
+    args.into_iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            let Some(text) = arg.to_str() else { return arg };
+            if i > 0 && !seen_call && text == "call" {
+                seen_call = true;
+            } else if seen_call
+                && text.starts_with('-')
+                && matches!(
+                    json_value::parse(text),
+                    Ok(Value::Integer(_) | Value::F64(_))
+                )
+            {
+                return format!(" {text}").into();
+            }
+            arg
+        })
+        .collect()
+}
+
+/// Picks the address to use among those a name resolved to: the first IPv4 one if any.
+///
+/// `localhost` usually resolves to both `::1` and `127.0.0.1`, in an order that depends
+/// on the system; preferring IPv4 makes `serve --bind localhost:P` and
+/// `call localhost:P` meet on every system.
+pub fn pick_address(addrs: &[SocketAddr]) -> Option<SocketAddr> {
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+}
+
+/// Resolves a command-line address; on failure prints why and returns the usage code.
+pub async fn resolve(addr: &HostPort) -> Result<SocketAddr, u8> {
+    match addr.resolve().await {
+        Ok(addrs) => pick_address(&addrs).ok_or(common::EXIT_USAGE),
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            Err(common::EXIT_USAGE)
+        }
+    }
+}
 
 /// Runs `rpcudp call`.
-pub async fn run(_args: Args) -> u8 {
-    eprintln!("error: rpcudp call is not implemented yet");
-    common::EXIT_FAILURE
+pub async fn run(args: Args) -> u8 {
+    let to = match resolve(&args.addr).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let local: SocketAddr = if to.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let mut config = NodeConfig::for_dialect(args.dialect.into());
+    config.shutdown_grace = Duration::ZERO;
+    let node = match Node::bind_with(local, config).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: cannot bind a UDP socket on {local}: {e}");
+            return common::EXIT_FAILURE;
+        }
+    };
+    let mut options = node.default_call_options();
+    options.attempt_timeout = args.timeout;
+    options.retries = args.retries;
+    // cli.md: `--timeout` is per attempt, so every attempt waits the same (no backoff).
+    options.backoff = 1.0;
+    tracing::info!(
+        "calling {} on {to} ({:?} dialect, {:?} per attempt, {} retries)",
+        args.method,
+        node.dialect(),
+        args.timeout,
+        args.retries
+    );
+    let result = node.call_with(to, &args.method, args.args, options).await;
+    node.shutdown().await;
+    match result {
+        Ok(value) => {
+            println!("{}", json_value::to_json(&value));
+            common::EXIT_OK
+        }
+        Err(CallError::Timeout(waited)) => {
+            eprintln!(
+                "error: no answer from {} to {} within {:.3} s ({} attempt(s))",
+                args.addr,
+                args.method,
+                waited.as_secs_f64(),
+                u64::from(args.retries) + 1
+            );
+            common::EXIT_NO_ANSWER
+        }
+        Err(e) => {
+            eprintln!("error: calling {} on {}: {e}", args.method, args.addr);
+            common::EXIT_FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_numbers_after_call_are_protected_and_nothing_else() {
+        let argv = |v: &[&str]| {
+            v.iter()
+                .map(|s| s.into())
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        let out = protect_negative_numbers(argv(&[
+            "rpcudp",
+            "-v",
+            "call",
+            "h:1",
+            "add",
+            "-2.5e-3",
+            "-1",
+            "--timeout",
+            "1",
+            "-x",
+        ]));
+        assert_eq!(
+            out,
+            argv(&[
+                "rpcudp",
+                "-v",
+                "call",
+                "h:1",
+                "add",
+                " -2.5e-3",
+                " -1",
+                "--timeout",
+                "1",
+                "-x"
+            ])
+        );
+        let other = argv(&["rpcudp", "serve", "-5"]);
+        assert_eq!(protect_negative_numbers(other.clone()), other);
+    }
+
+    #[test]
+    fn ipv4_is_preferred_among_resolved_addresses() {
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let v4: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(pick_address(&[v6, v4]), Some(v4));
+        assert_eq!(pick_address(&[v6]), Some(v6));
+        assert_eq!(pick_address(&[]), None);
+    }
+
+    #[test]
+    fn seconds_must_be_positive_and_finite() {
+        assert_eq!(parse_secs("0.25").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_secs("5").unwrap(), Duration::from_secs(5));
+        for bad in ["0", "-1", "nan", "inf", "soon"] {
+            assert!(parse_secs(bad).unwrap_err().contains(bad), "{bad}");
+        }
+    }
 }

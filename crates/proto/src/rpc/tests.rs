@@ -992,3 +992,102 @@ proptest! {
         prop_assert!(s.calls_succeeded <= 1);
     }
 }
+
+#[test]
+fn endpoint_can_move_into_a_task_on_another_thread() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Endpoint>();
+    assert_send::<Event>();
+}
+
+#[test]
+fn attempt_waits_grow_by_the_backoff_up_to_the_cap() {
+    let o = CallOptions {
+        attempt_timeout: SECOND,
+        backoff: 3.0,
+        max_attempt_timeout: Duration::from_secs(20),
+        ..CallOptions::default()
+    };
+    let waits: Vec<u64> = (0..5).map(|i| o.attempt_wait(i).as_secs()).collect();
+    assert_eq!(waits, [1, 3, 9, 20, 20]);
+    // A cap below the first wait does not shorten it.
+    let o = CallOptions {
+        attempt_timeout: Duration::from_secs(90),
+        ..CallOptions::default()
+    };
+    assert_eq!(o.attempt_wait(0), Duration::from_secs(90));
+    assert_eq!(o.attempt_wait(3), Duration::from_secs(90));
+    // Nonsense knobs fall back to safe values: no shrinking, no negative waits.
+    for backoff in [0.5, -1.0, f64::NAN, f64::INFINITY] {
+        let o = CallOptions {
+            backoff,
+            ..opts(2, 3)
+        };
+        assert_eq!(
+            o.attempt_wait(2),
+            Duration::from_secs(2),
+            "backoff {backoff}"
+        );
+    }
+    let huge = CallOptions {
+        retries: u32::MAX,
+        max_attempt_timeout: Duration::MAX,
+        ..opts(1, 0)
+    };
+    assert!(huge.attempt_wait(u32::MAX) >= SECOND);
+}
+
+#[test]
+fn jitter_outside_zero_to_one_is_clamped() {
+    for (jitter, lo) in [(-1.0, 5.0), (7.0, 0.0), (f64::NAN, 5.0)] {
+        let now = t0();
+        let mut e = Endpoint::new(EndpointConfig::default(), 9);
+        let o = CallOptions {
+            jitter,
+            ..opts(5, 1)
+        };
+        e.call(now, b_addr(), "m", &[], o).unwrap();
+        let first = e.poll_timeout().unwrap() - now;
+        assert!(
+            first >= Duration::from_secs_f64(lo) && first <= Duration::from_secs(5),
+            "{jitter}: {first:?}"
+        );
+    }
+}
+
+#[test]
+fn an_answer_from_cache_goes_to_the_address_the_duplicate_came_from() {
+    let now = t0();
+    let mut b = Endpoint::new(EndpointConfig::default(), 2);
+    let req = request_bytes(Dialect::Rpcudp, MessageId([1; 20]), "m", &[]);
+    b.handle_datagram(now, a_addr(), &req);
+    let Some(Event::Request { token, .. }) = b.poll_event() else {
+        panic!()
+    };
+    b.respond(now, token, &Value::Nil);
+    drain(&mut b);
+    // The same peer seen through a dual-stack socket: same request, answered from cache.
+    let mapped = addr("[::ffff:127.0.0.1]:1000");
+    b.handle_datagram(now, mapped, &req);
+    let out = drain(&mut b);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].destination, mapped);
+    assert_eq!(b.stats().duplicates_answered, 1);
+}
+
+#[test]
+fn a_call_with_zero_timeout_fails_at_the_next_timeout_handling() {
+    let now = t0();
+    let mut a = Endpoint::new(EndpointConfig::default(), 1);
+    let call = a.call(now, b_addr(), "m", &[], opts(0, 0)).unwrap();
+    assert_eq!(drain(&mut a).len(), 1, "the request is still sent once");
+    assert_eq!(a.poll_timeout(), Some(now));
+    a.handle_timeout(now);
+    assert_eq!(
+        events(&mut a),
+        [Event::CallFailed {
+            call,
+            error: CallFailure::Timeout
+        }]
+    );
+}

@@ -1,1 +1,433 @@
-//! RPC over UDP on tokio: the driver around [`rpcudp_proto::rpc`].
+//! RPC over UDP on tokio: the [`Node`], a driver around the sans-IO core
+//! [`rpcudp_proto::rpc`].
+//!
+//! A [`Node`] is server and client on one UDP socket, like Python rpcudp's `RPCProtocol`:
+//! it serves the handlers registered on it by method name and calls methods on other
+//! nodes, speaking the `rpcudp` or `storj` dialect byte for byte
+//! (`shared/spec/wire.md`). What the Python peers lack is done by the core and configured
+//! through [`NodeConfig::endpoint`]: retries with the same message id, duplicate
+//! suppression, responses accepted only from the address the request went to, and a
+//! bound on everything.
+//!
+//! ```
+//! use rpcudp::rpc::{HandlerError, Node};
+//! use rmpv::Value;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Node::bind("127.0.0.1:0".parse()?).await?;
+//! // A typed handler: the args array is deserialized into the tuple.
+//! server.register_typed("add", |_from, (a, b): (i64, i64)| async move { a + b });
+//! // A dynamic handler: values in, a value (or no answer) out.
+//! server.register("echo", |_from, args: Vec<Value>| async move {
+//!     Ok::<_, HandlerError>(Value::Array(args))
+//! });
+//!
+//! let client = Node::bind("127.0.0.1:0".parse()?).await?;
+//! let sum: i64 = client.call_typed(server.local_addr(), "add", (2, 3)).await?;
+//! assert_eq!(sum, 5);
+//! let echoed = client
+//!     .call(server.local_addr(), "echo", vec![Value::from("hi")])
+//!     .await?;
+//! assert_eq!(echoed, Value::Array(vec![Value::from("hi")]));
+//! client.shutdown().await;
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod driver;
+mod error;
+mod handler;
+
+pub use error::{CallError, HandlerError};
+pub use rpcudp_proto::rpc::{CallOptions, EndpointConfig, Stats};
+pub use rpcudp_proto::wire::rpc::Dialect;
+
+use driver::{CallCommand, Control, Driver};
+use handler::Handlers;
+use rmpv::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How a [`Node`] behaves: the core's limits and defaults plus the driver's own knobs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    /// The sans-IO core's configuration: dialect, size and concurrency limits, duplicate
+    /// cache, default call options.
+    pub endpoint: EndpointConfig,
+    /// Seed for message ids and retry jitter; `None` draws one from the OS.
+    pub seed: Option<u64>,
+    /// How many calls may wait for the driver before `call` itself waits (backpressure,
+    /// so a burst of callers never queues without bound). Default 1024.
+    pub call_queue: usize,
+    /// On [`Node::shutdown`], how long running handlers may still finish and be answered
+    /// before they are dropped. Default 1 s.
+    pub shutdown_grace: Duration,
+    /// Receive buffer size; a datagram is read whole up to this size. Default 65536,
+    /// the largest UDP payload.
+    pub recv_buffer: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            endpoint: EndpointConfig::default(),
+            seed: None,
+            call_queue: 1024,
+            shutdown_grace: Duration::from_secs(1),
+            recv_buffer: 65_536,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The defaults for `dialect` (the core's limits for that dialect, e.g. the storj
+    /// dialect's smaller request body).
+    pub fn for_dialect(dialect: Dialect) -> Self {
+        NodeConfig {
+            endpoint: EndpointConfig::for_dialect(dialect),
+            ..NodeConfig::default()
+        }
+    }
+}
+
+/// Counters of a [`Node`]: the core's plus the driver's. A snapshot, cheap to take.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// The core's counters: datagrams in/out, malformed, unknown and spoofed responses,
+    /// timeouts, retries, duplicates answered from the cache, refused for overload.
+    pub core: Stats,
+    /// Datagrams the operating system refused to send.
+    pub send_errors: u64,
+    /// Errors reported while receiving (the socket stays in use).
+    pub recv_errors: u64,
+    /// Requests for a method with no handler (not answered, as the Python peers).
+    pub unknown_methods: u64,
+    /// Handlers that returned an error or whose arguments did not match (not answered).
+    pub handler_failures: u64,
+    /// Handlers that panicked (not answered; the node goes on).
+    pub handler_panics: u64,
+    /// Handlers running right now.
+    pub handlers_running: usize,
+    /// Calls made by this node and not finished yet.
+    pub calls_outstanding: usize,
+}
+
+/// One UDP socket that serves registered handlers and makes calls: RPC over UDP,
+/// wire-compatible with Python `rpcudp` 5.0.1 and `storjrpcudp` 2.5.
+///
+/// Cheap to clone; every clone drives the same socket. The socket's driver task stops on
+/// [`Node::shutdown`] or when every clone is dropped (a handler that captured a clone
+/// keeps the node alive, so call `shutdown` in that case).
+///
+/// - Serving: [`register`](Node::register) (dynamic) and
+///   [`register_typed`](Node::register_typed). Handlers are async, receive the sender's
+///   address, and run concurrently (up to the core's `max_concurrent_requests`; more are
+///   dropped and counted).
+/// - Calling: [`call`](Node::call) / [`call_with`](Node::call_with) (dynamic) and
+///   [`call_typed`](Node::call_typed) / [`call_typed_with`](Node::call_typed_with).
+/// - Observing: [`stats`](Node::stats), [`local_addr`](Node::local_addr).
+///
+/// ```
+/// use rpcudp::rpc::{CallError, CallOptions, Node};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = Node::bind("127.0.0.1:0".parse()?).await?;
+/// server.register_typed("sayhi", |from, name: String| async move {
+///     format!("Hello {name} you live at {}:{}", from.ip(), from.port())
+/// });
+/// let client = Node::bind("127.0.0.1:0".parse()?).await?;
+/// let hi: String = client
+///     .call_typed(server.local_addr(), "sayhi", ("Snake Plissken",))
+///     .await?;
+/// assert!(hi.starts_with("Hello Snake Plissken you live at 127.0.0.1:"));
+///
+/// // An unknown method gets no answer: the caller times out, as with the Python peers.
+/// let mut options = client.default_call_options();
+/// options.attempt_timeout = Duration::from_millis(100);
+/// let err = client
+///     .call_with(server.local_addr(), "nope", vec![], options)
+///     .await
+///     .unwrap_err();
+/// assert!(matches!(err, CallError::Timeout(_)));
+/// assert_eq!(server.stats().unknown_methods, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    local_addr: SocketAddr,
+    dialect: Dialect,
+    default_call: CallOptions,
+    calls_tx: mpsc::Sender<CallCommand>,
+    control_tx: mpsc::UnboundedSender<Control>,
+    handlers: Handlers,
+    stats: Arc<Mutex<NodeStats>>,
+    next_ticket: AtomicU64,
+    shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("local_addr", &self.inner.local_addr)
+            .field("dialect", &self.inner.dialect)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Binds a node to `addr` (port 0 picks a free port) with the default configuration
+    /// (rpcudp dialect, the Python peers' 5 s timeout, no retries).
+    pub async fn bind(addr: SocketAddr) -> io::Result<Node> {
+        Node::bind_with(addr, NodeConfig::default()).await
+    }
+
+    /// Binds a node to `addr` with `config`.
+    pub async fn bind_with(addr: SocketAddr, config: NodeConfig) -> io::Result<Node> {
+        let socket = crate::udp::Endpoint::bind(addr).await?;
+        Node::from_endpoint(socket, config)
+    }
+
+    /// Runs a node on an already bound datagram endpoint (for sockets set up with options
+    /// of their own). Must be called inside a tokio runtime: it spawns the driver task.
+    pub fn from_endpoint(socket: crate::udp::Endpoint, config: NodeConfig) -> io::Result<Node> {
+        let local_addr = socket.local_addr()?;
+        let seed = config.seed.unwrap_or_else(rand::random);
+        let dialect = config.endpoint.dialect;
+        let default_call = config.endpoint.default_call.clone();
+        let core = rpcudp_proto::rpc::Endpoint::new(config.endpoint, seed);
+        let (calls_tx, calls_rx) = mpsc::channel(config.call_queue.max(1));
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let handlers = Handlers::default();
+        let stats = Arc::new(Mutex::new(NodeStats::default()));
+        let driver = Driver {
+            core,
+            socket,
+            handlers: handlers.clone(),
+            stats: stats.clone(),
+            calls_rx,
+            control_rx,
+            recv_buffer: config.recv_buffer.max(1),
+        };
+        tokio::spawn(driver.run());
+        Ok(Node {
+            inner: Arc::new(Inner {
+                local_addr,
+                dialect,
+                default_call,
+                calls_tx,
+                control_tx,
+                handlers,
+                stats,
+                next_ticket: AtomicU64::new(0),
+                shutdown_grace: config.shutdown_grace,
+            }),
+        })
+    }
+
+    /// The address the socket is bound to, with the real port.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The dialect this node speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
+    }
+
+    /// The call options [`call`](Node::call) uses (from [`EndpointConfig::default_call`]);
+    /// a starting point for [`call_with`](Node::call_with).
+    pub fn default_call_options(&self) -> CallOptions {
+        self.inner.default_call.clone()
+    }
+
+    /// Serves `method` with a dynamic handler: it gets the sender's address and the
+    /// argument values, and returns the answer, or an error for no answer (the caller
+    /// then times out, as with the Python peers). Replaces any handler of that name.
+    ///
+    /// ```
+    /// # use rpcudp::rpc::{HandlerError, Node};
+    /// # use rmpv::Value;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let node = Node::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// node.register("first", |_from, args: Vec<Value>| async move {
+    ///     args.into_iter().next().ok_or(HandlerError::from("needs an argument"))
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn register<F, Fut>(&self, method: impl Into<String>, handler: F)
+    where
+        F: Fn(SocketAddr, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, HandlerError>> + Send + 'static,
+    {
+        self.inner
+            .handlers
+            .insert(method.into(), Handlers::dynamic(handler));
+    }
+
+    /// Serves `method` with a typed handler: the arguments are deserialized into `A` (a
+    /// tuple takes them in order, a struct takes them as its fields in order, a lone
+    /// argument can be taken as itself) and the result is serialized. Arguments that do
+    /// not fit `A` get no answer (logged, counted in
+    /// [`NodeStats::handler_failures`]), as the Python peers behave.
+    ///
+    /// Note that serde turns `Vec<u8>` into an array of ints; use `rmpv::Value` (or
+    /// `serde_bytes`) for MessagePack `bin`.
+    pub fn register_typed<F, A, R, Fut>(&self, method: impl Into<String>, handler: F)
+    where
+        F: Fn(SocketAddr, A) -> Fut + Send + Sync + 'static,
+        A: DeserializeOwned + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Serialize + 'static,
+    {
+        self.inner
+            .handlers
+            .insert(method.into(), Handlers::typed(handler));
+    }
+
+    /// Stops serving `method`; true if it was served.
+    pub fn unregister(&self, method: &str) -> bool {
+        self.inner.handlers.remove(method)
+    }
+
+    /// Calls `method` on the node at `to` with the default options and returns the
+    /// answer.
+    pub async fn call(
+        &self,
+        to: SocketAddr,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, CallError> {
+        self.call_with(to, method, args, self.default_call_options())
+            .await
+    }
+
+    /// Calls `method` on the node at `to` with per-call `options` (attempt timeout,
+    /// retries of the same datagram).
+    pub async fn call_with(
+        &self,
+        to: SocketAddr,
+        method: &str,
+        args: Vec<Value>,
+        options: CallOptions,
+    ) -> Result<Value, CallError> {
+        let ticket = self.inner.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let cmd = CallCommand {
+            ticket,
+            to,
+            method: method.to_string(),
+            args,
+            options,
+            reply,
+        };
+        self.inner
+            .calls_tx
+            .send(cmd)
+            .await
+            .map_err(|_| CallError::ShutDown)?;
+        // If this future is dropped before the answer, the guard tells the driver to
+        // forget the call, so its entry does not wait for the timeout.
+        let mut guard = CancelOnDrop {
+            control: &self.inner.control_tx,
+            ticket,
+            armed: true,
+        };
+        let result = answer.await.unwrap_or(Err(CallError::ShutDown));
+        guard.armed = false;
+        result
+    }
+
+    /// Calls `method` with typed arguments and deserializes the answer into `R`.
+    ///
+    /// `args` is serialized to MessagePack: a tuple or struct becomes the args array
+    /// (`(a, b)` sends two arguments, `()` none), any other value is sent as the one
+    /// argument. An answer that does not fit `R` is [`CallError::Decode`].
+    pub async fn call_typed<R: DeserializeOwned>(
+        &self,
+        to: SocketAddr,
+        method: &str,
+        args: impl Serialize,
+    ) -> Result<R, CallError> {
+        self.call_typed_with(to, method, args, self.default_call_options())
+            .await
+    }
+
+    /// [`call_typed`](Node::call_typed) with per-call options.
+    pub async fn call_typed_with<R: DeserializeOwned>(
+        &self,
+        to: SocketAddr,
+        method: &str,
+        args: impl Serialize,
+        options: CallOptions,
+    ) -> Result<R, CallError> {
+        let args = match rmpv::ext::to_value(&args) {
+            Ok(Value::Array(items)) => items,
+            Ok(Value::Nil) => Vec::new(),
+            Ok(other) => vec![other],
+            Err(e) => return Err(CallError::Encode(e.to_string())),
+        };
+        let value = self.call_with(to, method, args, options).await?;
+        rmpv::ext::from_value::<R>(value.clone()).map_err(|e| CallError::Decode {
+            value,
+            reason: e.to_string(),
+        })
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> NodeStats {
+        self.inner
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Shuts the node down: outstanding calls fail with [`CallError::ShutDown`], running
+    /// handlers get [`NodeConfig::shutdown_grace`] to finish (their answers are sent),
+    /// then they are dropped and the socket is closed. Later calls fail with `ShutDown`.
+    /// Returns once the driver has stopped; calling it again returns at once.
+    pub async fn shutdown(&self) {
+        let (done, stopped) = oneshot::channel();
+        let grace = self.inner.shutdown_grace;
+        if self
+            .inner
+            .control_tx
+            .send(Control::Shutdown { grace, done })
+            .is_ok()
+        {
+            // An error means the driver already stopped: that is the goal anyway.
+            let _ = stopped.await;
+        }
+    }
+}
+
+struct CancelOnDrop<'a> {
+    control: &'a mpsc::UnboundedSender<Control>,
+    ticket: u64,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.control.send(Control::Cancel(self.ticket));
+        }
+    }
+}
