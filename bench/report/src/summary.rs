@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 pub const CASES: &[(&str, &str)] = &[
     ("raw", "raw UDP echo, tokio (1 recv + 1 send per datagram)"),
     ("raw-blocking", "raw UDP echo, blocking thread"),
-    ("raw-batched", "raw UDP echo, batched (recvmmsg/sendmmsg)"),
+    ("raw-batched", "raw UDP echo, batched (recvmmsg + GSO)"),
     ("ours", "our server + our client"),
     ("py-server", "Python rpcudp server + our client"),
     ("py-client-ours", "Python rpcudp client + our server"),
