@@ -3,6 +3,8 @@
 #   raw            raw UDP echo ceiling (`rpcudp raw-echo`, tokio, 1 recv + 1 send)
 #   raw-blocking   raw UDP echo on a blocking thread (the kernel's floor)
 #   raw-batched    raw UDP echo with recvmmsg + GSO (`raw-echo --batched`, quinn-udp)
+#   core           `rpcudp raw-echo --rpc-core` (the sans-IO core answering ping inline,
+#                  no handler tasks) + `rpcudp bench`: the core's cost without the driver's
 #   ours           `rpcudp serve` + `rpcudp bench`
 #   py-server      Python rpcudp 5.0.1 server + `rpcudp bench`
 #   py-client-ours Python rpcudp client (py/bench_rpcudp_client.py) + `rpcudp serve`
@@ -22,7 +24,7 @@ cd "$root"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3}
 CONCURRENCY=${CONCURRENCY:-"1 64"}
-CASES=${CASES:-"raw raw-blocking raw-batched ours py-server py-client-ours py-client-py lt-udp"}
+CASES=${CASES:-"raw raw-blocking raw-batched core ours py-server py-client-ours py-client-py lt-udp"}
 OUT=${OUT:-$root/bench/results}
 PY=${PY:-$root/.venv/bin/python}
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -67,6 +69,7 @@ want() { [[ " $CASES " == *" $1 "* ]]; }
 if want raw; then start raw "$BIN" raw-echo --bind 127.0.0.1:0 && server[raw]=$addr; fi
 if want raw-blocking; then start raw-blocking "$BIN" raw-echo --blocking --bind 127.0.0.1:0 && server[raw-blocking]=$addr; fi
 if want raw-batched; then start raw-batched "$BIN" raw-echo --batched --bind 127.0.0.1:0 && server[raw-batched]=$addr; fi
+if want core; then start core "$BIN" raw-echo --rpc-core --bind 127.0.0.1:0 && server[core]=$addr; fi
 if want ours || want py-client-ours; then
   if start ours "$BIN" serve --bind 127.0.0.1:0; then server[ours]=$addr; fi
 fi
@@ -84,6 +87,7 @@ command_of() {
     raw) echo "$BIN bench ${server[raw]} --raw -c $n -d $d --json" ;;
     raw-blocking) echo "$BIN bench ${server[raw-blocking]} --raw -c $n -d $d --json" ;;
     raw-batched) echo "$BIN bench ${server[raw-batched]} --raw -c $n -d $d --json" ;;
+    core) echo "$BIN bench ${server[core]} -c $n -d $d --json" ;;
     ours) echo "$BIN bench ${server[ours]} -c $n -d $d --json" ;;
     py-server) echo "$BIN bench ${server[py]} -c $n -d $d --json" ;;
     py-client-ours) echo "$PY py/bench_rpcudp_client.py ${server[ours]} -c $n -d $d" ;;
@@ -93,7 +97,7 @@ command_of() {
 }
 available() {
   case $1 in
-    raw | raw-blocking | raw-batched) [ -n "${server[$1]:-}" ] ;;
+    raw | raw-blocking | raw-batched | core) [ -n "${server[$1]:-}" ] ;;
     ours | py-client-ours) [ -n "${server[ours]:-}" ] ;;
     py-server | py-client-py) [ -n "${server[py]:-}" ] ;;
     lt-udp) [ -n "${server[lt]:-}" ] ;;

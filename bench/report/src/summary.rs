@@ -9,6 +9,10 @@ pub const CASES: &[(&str, &str)] = &[
     ("raw", "raw UDP echo, tokio (1 recv + 1 send per datagram)"),
     ("raw-blocking", "raw UDP echo, blocking thread"),
     ("raw-batched", "raw UDP echo, batched (recvmmsg + GSO)"),
+    (
+        "core",
+        "sans-IO core inline, no handler tasks (raw-echo --rpc-core) + our client",
+    ),
     ("ours", "our server + our client"),
     ("py-server", "Python rpcudp server + our client"),
     ("py-client-ours", "Python rpcudp client + our server"),
@@ -38,6 +42,13 @@ pub const RATIOS: &[(&str, &str, &str, &str)] = &[
         "calls_per_sec",
     ),
     ("ours / raw, p50 latency", "ours", "raw", "p50_us"),
+    ("core inline / raw, calls/s", "core", "raw", "calls_per_sec"),
+    (
+        "ours / core inline, calls/s",
+        "ours",
+        "core",
+        "calls_per_sec",
+    ),
 ];
 
 /// The metrics kept per run.

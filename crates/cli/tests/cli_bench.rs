@@ -240,3 +240,101 @@ fn bench_usage_errors_exit_2_and_name_the_bad_input() {
         );
     }
 }
+
+fn start_serve(dialect: &str) -> (Child, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--dialect", dialect]);
+    let mut server = Child::spawn("rpcudp serve", cmd);
+    let addr = server.wait_listening(START).to_string();
+    (server, addr)
+}
+
+#[test]
+fn bench_against_rpcudp_serve_answers_every_call_in_both_dialects() {
+    for dialect in ["rpcudp", "storj"] {
+        let (_server, addr) = start_serve(dialect);
+        let (status, out, err) = rpcudp(
+            &[
+                "bench",
+                &addr,
+                "--dialect",
+                dialect,
+                "--json",
+                "-d",
+                "0.5",
+                "-c",
+                "16",
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(status.success(), "{dialect}: exit {status}: {err}");
+        let report = json_report(&out);
+        assert!(report["calls"].as_u64().unwrap() > 0, "{dialect}: {report}");
+        assert_eq!(report["timeouts"], 0, "{dialect}: {report}");
+    }
+}
+
+#[test]
+fn bench_in_the_wrong_dialect_gets_only_timeouts() {
+    // A storj request carries kind 2, which an rpcudp server drops as unknown.
+    let (_server, addr) = start_serve("rpcudp");
+    let (status, out, err) = rpcudp(
+        &[
+            "bench",
+            &addr,
+            "--dialect",
+            "storj",
+            "--json",
+            "-d",
+            "0.3",
+            "-c",
+            "2",
+            "--timeout",
+            "0.2",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(status.success(), "exit {status}: {err}");
+    let report = json_report(&out);
+    assert_eq!(report["calls"], 0, "{report}");
+    assert!(report["timeouts"].as_u64().unwrap() >= 2, "{report}");
+}
+
+#[test]
+fn raw_echo_rpc_core_answers_ping_and_echo_but_not_other_methods() {
+    let (_server, addr) = start_raw_echo(&["--rpc-core"]);
+    let addr = addr.to_string();
+    for (method, args, answered) in [
+        ("ping", "[]", true),
+        ("echo", "[1, \"a\"]", true),
+        ("add", "[1, 2]", false),
+    ] {
+        let (status, out, err) = rpcudp(
+            &[
+                "bench",
+                &addr,
+                "--method",
+                method,
+                "--args",
+                args,
+                "--json",
+                "-d",
+                "0.3",
+                "-c",
+                "2",
+                "--timeout",
+                "0.2",
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(status.success(), "{method}: exit {status}: {err}");
+        let report = json_report(&out);
+        let calls = report["calls"].as_u64().unwrap();
+        assert_eq!(calls > 0, answered, "{method}: {report}");
+        assert_eq!(
+            report["timeouts"].as_u64().unwrap() > 0,
+            !answered,
+            "{method}: {report}"
+        );
+    }
+}

@@ -9,6 +9,10 @@
 //! blocking socket on its own thread (no readiness polling at all), the kernel's floor.
 //! `--batched` receives up to 32 datagrams per system call (recvmmsg) and sends the
 //! answers to one sender as one GSO send, through `quinn-udp`: the batched ceiling.
+//! `--rpc-core` is not raw: it answers `ping`/`echo` RPCs with the sans-IO core driven
+//! inline (`core.rs`), to tell the core's cost from the server driver's.
+
+mod core;
 
 use crate::common;
 use std::future::Future;
@@ -32,8 +36,15 @@ pub struct Args {
     #[arg(long, conflicts_with = "batched")]
     blocking: bool,
     /// Batch receives (recvmmsg) and sends (GSO) with quinn-udp.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rpc_core")]
     batched: bool,
+    /// Answer `ping`/`echo` RPCs with the sans-IO core driven inline (not raw: the
+    /// core's own cost, without the server's handler machinery).
+    #[arg(long, conflicts_with = "blocking")]
+    rpc_core: bool,
+    /// Wire dialect with `--rpc-core`.
+    #[arg(long, value_enum, default_value_t = super::call::DialectArg::Rpcudp, requires = "rpc_core")]
+    dialect: super::call::DialectArg,
 }
 
 /// Runs `rpcudp raw-echo` until SIGINT or SIGTERM.
@@ -47,13 +58,29 @@ pub async fn run(args: Args) -> u8 {
     // (the default action kills the process with a non-zero status).
     let mut shutdown = Box::pin(common::shutdown_signal());
     let _ = futures::poll!(shutdown.as_mut());
-    let result = if args.blocking {
-        run_blocking(addr, shutdown).await
-    } else if args.batched {
-        run_batched(addr, shutdown).await
-    } else {
-        run_tokio(addr, shutdown).await
-    };
+    // The loop runs as a spawned task, on a runtime worker as the RPC server's driver
+    // does: `block_on`'s own future lives on the main thread, where every readiness
+    // event would cost a wake-up across threads.
+    let (blocking, rpc_core, batched, dialect) = (
+        args.blocking,
+        args.rpc_core,
+        args.batched,
+        args.dialect.into(),
+    );
+    let task = tokio::spawn(async move {
+        if blocking {
+            run_blocking(addr, shutdown).await
+        } else if rpc_core {
+            core::run(addr, dialect, shutdown).await
+        } else if batched {
+            run_batched(addr, shutdown).await
+        } else {
+            run_tokio(addr, shutdown).await
+        }
+    });
+    let result = task
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("the echo task failed: {e}"))));
     match result {
         Ok(()) => common::EXIT_OK,
         Err(e) => {
