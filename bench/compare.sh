@@ -11,7 +11,10 @@
 #   py-client-py   Python rpcudp client + Python rpcudp server
 #   lt-udp         `rpcudp lt echo --udp` + `rpcudp bench --raw --lt` (when lt exists)
 # at each N of CONCURRENCY; then prints medians and ratios (bench-report), and writes
-# $OUT/runs.jsonl, $OUT/latest.json, $OUT/latest.md and $OUT/chart.svg.
+# $OUT/runs.jsonl, $OUT/latest.json, $OUT/latest.md and $OUT/chart.svg. Besides the
+# client's view (calls/s, latency), each run records the server's CPU time per call
+# (utime + stime from /proc/PID/stat, before and after), which a loaded machine
+# disturbs much less than throughput.
 #
 #   ROUNDS=3 DURATION=3 bash bench/compare.sh          # the real thing (~2 min)
 #   ROUNDS=1 DURATION=1 bash bench/compare.sh          # a quick check
@@ -53,6 +56,7 @@ start() {
   shift
   "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
+  pid=$!
   for _ in $(seq 100); do
     if grep -q '^listening on ' "$tmp/$name.out" 2>/dev/null; then
       addr=$(sed -n 's/^listening on //p' "$tmp/$name.out" | head -1)
@@ -64,20 +68,20 @@ start() {
   return 1
 }
 
-declare -A server
+declare -A server server_pid
 want() { [[ " $CASES " == *" $1 "* ]]; }
-if want raw; then start raw "$BIN" raw-echo --bind 127.0.0.1:0 && server[raw]=$addr; fi
-if want raw-blocking; then start raw-blocking "$BIN" raw-echo --blocking --bind 127.0.0.1:0 && server[raw-blocking]=$addr; fi
-if want raw-batched; then start raw-batched "$BIN" raw-echo --batched --bind 127.0.0.1:0 && server[raw-batched]=$addr; fi
-if want core; then start core "$BIN" raw-echo --rpc-core --bind 127.0.0.1:0 && server[core]=$addr; fi
+if want raw; then start raw "$BIN" raw-echo --bind 127.0.0.1:0 && server[raw]=$addr && server_pid[raw]=$pid; fi
+if want raw-blocking; then start raw-blocking "$BIN" raw-echo --blocking --bind 127.0.0.1:0 && server[raw-blocking]=$addr && server_pid[raw-blocking]=$pid; fi
+if want raw-batched; then start raw-batched "$BIN" raw-echo --batched --bind 127.0.0.1:0 && server[raw-batched]=$addr && server_pid[raw-batched]=$pid; fi
+if want core; then start core "$BIN" raw-echo --rpc-core --bind 127.0.0.1:0 && server[core]=$addr && server_pid[core]=$pid; fi
 if want ours || want py-client-ours; then
-  if start ours "$BIN" serve --bind 127.0.0.1:0; then server[ours]=$addr; fi
+  if start ours "$BIN" serve --bind 127.0.0.1:0; then server[ours]=$addr; server_pid[ours]=$pid; fi
 fi
 if want py-server || want py-client-py; then
-  if start py "$PY" py/rpcudp_server.py 127.0.0.1:0; then server[py]=$addr; fi
+  if start py "$PY" py/rpcudp_server.py 127.0.0.1:0; then server[py]=$addr; server_pid[py]=$pid; fi
 fi
 if want lt-udp; then
-  if start lt "$BIN" lt echo --udp --bind 127.0.0.1:0; then server[lt]=$addr; else echo "compare.sh: skipping lt-udp" >&2; fi
+  if start lt "$BIN" lt echo --udp --bind 127.0.0.1:0; then server[lt]=$addr; server_pid[lt]=$pid; else echo "compare.sh: skipping lt-udp" >&2; fi
 fi
 
 # command CASE N: the client command line of CASE at N calls in flight.
@@ -95,6 +99,19 @@ command_of() {
     lt-udp) echo "$BIN bench ${server[lt]} --raw --lt -c $n -d $d --json" ;;
   esac
 }
+# server_of CASE: which server a case loads.
+server_of() {
+  case $1 in
+    ours | py-client-ours) echo ours ;;
+    py-server | py-client-py) echo py ;;
+    lt-udp) echo lt ;;
+    *) echo "$1" ;;
+  esac
+}
+hz=$(getconf CLK_TCK)
+# cpu_ticks PID: user + system CPU ticks of a process so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 available() {
   case $1 in
     raw | raw-blocking | raw-batched | core) [ -n "${server[$1]:-}" ] ;;
@@ -117,8 +134,11 @@ for round in $(seq "$ROUNDS"); do
     for case in "${order[@]}"; do
       available "$case" || continue
       cmd=$(command_of "$case" "$n")
+      spid=${server_pid[$(server_of "$case")]}
+      t0=$(cpu_ticks "$spid")
       if result=$(timeout $((${DURATION%.*} + 60)) $cmd 2>"$tmp/client.err" | tail -1) && [ -n "$result" ]; then
-        echo "{\"case\":\"$case\",\"n\":$n,\"round\":$round,\"result\":$result}" >>"$runs"
+        t1=$(cpu_ticks "$spid")
+        echo "{\"case\":\"$case\",\"n\":$n,\"round\":$round,\"server_cpu_s\":$(awk "BEGIN{print ($t1 - $t0) / $hz}"),\"result\":$result}" >>"$runs"
         printf 'round %s N=%-3s %-15s %s\n' "$round" "$n" "$case" \
           "$(echo "$result" | sed -E 's/.*"calls_per_sec": ?([0-9.]+).*"p50_us": ?([0-9.]+).*/\1 calls\/s, p50 \2 us/')" >&2
       else

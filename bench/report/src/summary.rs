@@ -42,6 +42,18 @@ pub const RATIOS: &[(&str, &str, &str, &str)] = &[
         "calls_per_sec",
     ),
     ("ours / raw, p50 latency", "ours", "raw", "p50_us"),
+    (
+        "ours / raw, server CPU per call",
+        "ours",
+        "raw",
+        "server_cpu_us_per_call",
+    ),
+    (
+        "Python / ours, server CPU per call",
+        "py-server",
+        "ours",
+        "server_cpu_us_per_call",
+    ),
     ("core inline / raw, calls/s", "core", "raw", "calls_per_sec"),
     (
         "ours / core inline, calls/s",
@@ -59,6 +71,7 @@ pub const METRICS: &[&str] = &[
     "p99_us",
     "max_us",
     "timeouts",
+    "client_cpu_us_per_call",
 ];
 
 /// Where the numbers were measured.
@@ -160,6 +173,14 @@ impl Report {
                     cell.values.entry(metric.to_string()).or_default().push(v);
                 }
             }
+            // compare.sh measures the server's CPU seconds around each run.
+            let calls = run["result"]["calls"].as_f64().unwrap_or(0.0);
+            if let Some(cpu) = run["server_cpu_s"].as_f64().filter(|_| calls > 0.0) {
+                cell.values
+                    .entry("server_cpu_us_per_call".into())
+                    .or_default()
+                    .push(cpu * 1e6 / calls);
+            }
         }
         if cells.is_empty() {
             return Err("no runs recorded".into());
@@ -252,19 +273,23 @@ impl Report {
             "Machine: {} CPUs, {}, Linux {}\n\n",
             self.machine.nproc, self.machine.cpu, self.machine.kernel
         );
-        out.push_str("| case | N | calls/s | p50 µs | p90 µs | p99 µs | timeouts | rounds |\n");
-        out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        out.push_str(
+            "| case | N | calls/s | p50 µs | p90 µs | p99 µs | server CPU µs/call | client CPU µs/call | timeouts | rounds |\n",
+        );
+        out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         for &n in &self.concurrencies {
             for (case, label) in self.cases() {
                 let Some(cell) = self.cells.get(&(case, n)) else {
                     continue;
                 };
                 out.push_str(&format!(
-                    "| {label} | {n} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {} |\n",
+                    "| {label} | {n} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} | {} |\n",
                     cell.median("calls_per_sec"),
                     cell.median("p50_us"),
                     cell.median("p90_us"),
                     cell.median("p99_us"),
+                    cell.median("server_cpu_us_per_call"),
+                    cell.median("client_cpu_us_per_call"),
                     cell.median("timeouts"),
                     cell.rounds(),
                 ));
@@ -319,7 +344,7 @@ mod tests {
 {"case":"raw","n":64,"round":1,"result":{"calls_per_sec":200000,"p50_us":300,"p99_us":900,"timeouts":0}}
 {"case":"raw","n":64,"round":2,"result":{"calls_per_sec":100000,"p50_us":500,"p99_us":900,"timeouts":0}}
 {"case":"raw","n":64,"round":3,"result":{"calls_per_sec":180000,"p50_us":400,"p99_us":900,"timeouts":0}}
-{"case":"ours","n":64,"round":1,"result":{"calls_per_sec":90000,"p50_us":600,"p99_us":1000,"timeouts":1}}
+{"case":"ours","n":64,"round":1,"server_cpu_s":0.5,"result":{"calls":100000,"calls_per_sec":90000,"p50_us":600,"p99_us":1000,"timeouts":1}}
 {"case":"py-server","n":64,"round":1,"result":{"calls_per_sec":9000,"p50_us":6000,"p99_us":9000,"timeouts":0}}
 "#;
 
@@ -343,6 +368,8 @@ mod tests {
             Some(10.0)
         );
         assert_eq!(get("ours / raw batched, calls/s"), None);
+        // 0.5 s of server CPU over 100 000 calls.
+        assert_eq!(r.median("ours", 64, "server_cpu_us_per_call"), 5.0);
         let md = r.to_markdown();
         assert!(md.contains("| ours / raw, calls/s | 0.50x |"), "{md}");
         assert!(md.contains("test cpu"));

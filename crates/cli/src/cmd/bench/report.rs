@@ -19,6 +19,16 @@ pub struct Recorder {
     started: Instant,
     duration: Duration,
     progress: Option<indicatif::ProgressBar>,
+    /// CPU time of the load thread at the start, when the system tells it.
+    cpu_at_start: Option<Duration>,
+}
+
+/// CPU time the calling thread has used so far (Linux: /proc/thread-self/schedstat,
+/// nanoseconds on CPU), or `None` where that is not available.
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 impl Recorder {
@@ -46,6 +56,7 @@ impl Recorder {
             started,
             duration,
             progress,
+            cpu_at_start: thread_cpu(),
         }
     }
 
@@ -96,6 +107,13 @@ impl Recorder {
             }
         };
         let elapsed = ended.saturating_duration_since(self.started);
+        // Must be called on the load thread, as `new` was.
+        let client_cpu_us_per_call = match (self.cpu_at_start, thread_cpu()) {
+            (Some(a), Some(b)) if self.calls > 0 => {
+                Some(b.saturating_sub(a).as_secs_f64() * 1e6 / self.calls as f64)
+            }
+            _ => None,
+        };
         Summary {
             mode,
             label,
@@ -119,6 +137,7 @@ impl Recorder {
             timeouts: self.timeouts,
             errors: self.errors,
             stray: self.stray,
+            client_cpu_us_per_call,
         }
     }
 }
@@ -154,6 +173,10 @@ pub struct Summary {
     pub errors: u64,
     /// Datagrams that matched no call in flight.
     pub stray: u64,
+    /// CPU time of the load thread per answered call, in microseconds (Linux only):
+    /// what this client costs, apart from the server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cpu_us_per_call: Option<f64>,
 }
 
 impl Summary {
