@@ -5,6 +5,7 @@
 #   raw-batched    raw UDP echo with recvmmsg + GSO (`raw-echo --batched`, quinn-udp)
 #   core           `rpcudp raw-echo --rpc-core` (the sans-IO core answering ping inline,
 #                  no handler tasks) + `rpcudp bench`: the core's cost without the driver's
+#   core-batched   the same with recvmmsg + GSO (`raw-echo --rpc-core --batched`)
 #   ours           `rpcudp serve` + `rpcudp bench`
 #   py-server      Python rpcudp 5.0.1 server + `rpcudp bench`
 #   py-client-ours Python rpcudp client (py/bench_rpcudp_client.py) + `rpcudp serve`
@@ -27,7 +28,7 @@ cd "$root"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3}
 CONCURRENCY=${CONCURRENCY:-"1 64"}
-CASES=${CASES:-"raw raw-blocking raw-batched core ours py-server py-client-ours py-client-py lt-udp"}
+CASES=${CASES:-"raw raw-blocking raw-batched core core-batched ours py-server py-client-ours py-client-py lt-udp"}
 OUT=${OUT:-$root/bench/results}
 PY=${PY:-$root/.venv/bin/python}
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -74,6 +75,7 @@ if want raw; then start raw "$BIN" raw-echo --bind 127.0.0.1:0 && server[raw]=$a
 if want raw-blocking; then start raw-blocking "$BIN" raw-echo --blocking --bind 127.0.0.1:0 && server[raw-blocking]=$addr && server_pid[raw-blocking]=$pid; fi
 if want raw-batched; then start raw-batched "$BIN" raw-echo --batched --bind 127.0.0.1:0 && server[raw-batched]=$addr && server_pid[raw-batched]=$pid; fi
 if want core; then start core "$BIN" raw-echo --rpc-core --bind 127.0.0.1:0 && server[core]=$addr && server_pid[core]=$pid; fi
+if want core-batched; then start core-batched "$BIN" raw-echo --rpc-core --batched --bind 127.0.0.1:0 && server[core-batched]=$addr && server_pid[core-batched]=$pid; fi
 if want ours || want py-client-ours; then
   if start ours "$BIN" serve --bind 127.0.0.1:0; then server[ours]=$addr; server_pid[ours]=$pid; fi
 fi
@@ -92,6 +94,7 @@ command_of() {
     raw-blocking) echo "$BIN bench ${server[raw-blocking]} --raw -c $n -d $d --json" ;;
     raw-batched) echo "$BIN bench ${server[raw-batched]} --raw -c $n -d $d --json" ;;
     core) echo "$BIN bench ${server[core]} -c $n -d $d --json" ;;
+    core-batched) echo "$BIN bench ${server[core-batched]} -c $n -d $d --json" ;;
     ours) echo "$BIN bench ${server[ours]} -c $n -d $d --json" ;;
     py-server) echo "$BIN bench ${server[py]} -c $n -d $d --json" ;;
     py-client-ours) echo "$PY py/bench_rpcudp_client.py ${server[ours]} -c $n -d $d" ;;
@@ -114,7 +117,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 available() {
   case $1 in
-    raw | raw-blocking | raw-batched | core) [ -n "${server[$1]:-}" ] ;;
+    raw | raw-blocking | raw-batched | core | core-batched) [ -n "${server[$1]:-}" ] ;;
     ours | py-client-ours) [ -n "${server[ours]:-}" ] ;;
     py-server | py-client-py) [ -n "${server[py]:-}" ] ;;
     lt-udp) [ -n "${server[lt]:-}" ] ;;

@@ -13,6 +13,10 @@ pub const CASES: &[(&str, &str)] = &[
         "core",
         "sans-IO core inline, no handler tasks (raw-echo --rpc-core) + our client",
     ),
+    (
+        "core-batched",
+        "sans-IO core inline, recvmmsg + GSO (raw-echo --rpc-core --batched) + our client",
+    ),
     ("ours", "our server + our client"),
     ("py-server", "Python rpcudp server + our client"),
     ("py-client-ours", "Python rpcudp client + our server"),
@@ -55,6 +59,18 @@ pub const RATIOS: &[(&str, &str, &str, &str)] = &[
         "server_cpu_us_per_call",
     ),
     ("core inline / raw, calls/s", "core", "raw", "calls_per_sec"),
+    (
+        "core batched / raw, calls/s",
+        "core-batched",
+        "raw",
+        "calls_per_sec",
+    ),
+    (
+        "core batched / raw batched, calls/s",
+        "core-batched",
+        "raw-batched",
+        "calls_per_sec",
+    ),
     (
         "ours / core inline, calls/s",
         "ours",

@@ -302,39 +302,38 @@ fn bench_in_the_wrong_dialect_gets_only_timeouts() {
 
 #[test]
 fn raw_echo_rpc_core_answers_ping_and_echo_but_not_other_methods() {
-    let (_server, addr) = start_raw_echo(&["--rpc-core"]);
-    let addr = addr.to_string();
-    for (method, args, answered) in [
-        ("ping", "[]", true),
-        ("echo", "[1, \"a\"]", true),
-        ("add", "[1, 2]", false),
-    ] {
-        let (status, out, err) = rpcudp(
-            &[
-                "bench",
-                &addr,
-                "--method",
-                method,
-                "--args",
-                args,
-                "--json",
-                "-d",
-                "0.3",
-                "-c",
-                "2",
-                "--timeout",
-                "0.2",
-            ],
-            Duration::from_secs(30),
-        );
-        assert!(status.success(), "{method}: exit {status}: {err}");
-        let report = json_report(&out);
-        let calls = report["calls"].as_u64().unwrap();
-        assert_eq!(calls > 0, answered, "{method}: {report}");
-        assert_eq!(
-            report["timeouts"].as_u64().unwrap() > 0,
-            !answered,
-            "{method}: {report}"
-        );
+    for mode in [&["--rpc-core"][..], &["--rpc-core", "--batched"][..]] {
+        let (_server, addr) = start_raw_echo(mode);
+        let addr = addr.to_string();
+        for (method, args, answered) in [
+            ("ping", "[]", true),
+            ("echo", "[1, \"a\"]", true),
+            ("add", "[1, 2]", false),
+        ] {
+            let (status, out, err) = rpcudp(
+                &[
+                    "bench",
+                    &addr,
+                    "--method",
+                    method,
+                    "--args",
+                    args,
+                    "--json",
+                    "-d",
+                    "0.3",
+                    "-c",
+                    "2",
+                    "--timeout",
+                    "0.2",
+                ],
+                Duration::from_secs(30),
+            );
+            assert!(status.success(), "{mode:?} {method}: exit {status}: {err}");
+            let report = json_report(&out);
+            let calls = report["calls"].as_u64().unwrap();
+            assert_eq!(calls > 0, answered, "{mode:?} {method}: {report}");
+            let timeouts = report["timeouts"].as_u64().unwrap();
+            assert_eq!(timeouts > 0, !answered, "{mode:?} {method}: {report}");
+        }
     }
 }
