@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 /// The call every slot makes.
 pub struct Calls {
-    dialect: Dialect,
-    method: String,
-    args: Vec<rmpv::Value>,
+    pub(super) dialect: Dialect,
+    pub(super) method: String,
+    pub(super) args: Vec<rmpv::Value>,
 }
 
 impl Calls {
