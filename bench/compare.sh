@@ -126,6 +126,11 @@ available() {
 }
 
 mkdir -p "$OUT"
+# The conditions, for the report: other work on the machine disturbs every number.
+export BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION
+BENCH_DATE=$(date -u +%Y-%m-%dT%H:%MZ)
+BENCH_LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+export BENCH_DATE BENCH_LOADAVG_START
 runs=$OUT/runs.jsonl
 : >"$runs"
 read -r -a cases <<<"$CASES"
@@ -151,4 +156,6 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+BENCH_LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
+export BENCH_LOADAVG_END
 "$REPORT" "$runs" "$OUT" | tee "$OUT/latest.md"
