@@ -19,6 +19,7 @@
 #
 #   ROUNDS=3 DURATION=3 bash bench/compare.sh          # the real thing (~2 min)
 #   ROUNDS=1 DURATION=1 bash bench/compare.sh          # a quick check
+#   UPDATE_DOC=1 ...                                    # also refresh BENCHMARKS.md's table
 #
 # Loopback only; every server it starts is killed on exit (also on Ctrl-C or failure).
 # Not part of the test suite: it measures, it does not assert.
@@ -159,3 +160,15 @@ done
 BENCH_LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
 export BENCH_LOADAVG_END
 "$REPORT" "$runs" "$OUT" | tee "$OUT/latest.md"
+
+# UPDATE_DOC=1: put the new table into BENCHMARKS.md (between its latest.md markers).
+if [ "${UPDATE_DOC:-0}" = 1 ]; then
+  "$PY" - "$OUT/latest.md" BENCHMARKS.md <<'PYEOF'
+import sys
+table, doc = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+start, end = "<!-- latest.md: start -->\n", "<!-- latest.md: end -->"
+a, b = doc.index(start) + len(start), doc.index(end)
+open(sys.argv[2], "w").write(doc[:a] + table + doc[b:])
+PYEOF
+  echo "compare.sh: BENCHMARKS.md updated" >&2
+fi
