@@ -31,6 +31,17 @@ DURATION=${DURATION:-3}
 CONCURRENCY=${CONCURRENCY:-"1 64"}
 CASES=${CASES:-"raw raw-blocking raw-batched core core-batched ours py-server py-client-ours py-client-py lt-udp"}
 OUT=${OUT:-$root/bench/results}
+# PIN=1: every server on CPU 0, every client on CPU 1 (taskset), so all cases run in the
+# same placement (at N=1 placement decides whether a round trip pays a cross-CPU
+# wake-up). Only on an otherwise idle machine: pinned processes cannot move away from
+# other work, and on a busy one they wait for time slices (p99 of milliseconds).
+# The default, PIN=0, lets the scheduler place them.
+PIN=${PIN:-0}
+if [ "$PIN" = 1 ] && { [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; }; then
+  echo "compare.sh: PIN=1 needs 2 CPUs and taskset; running unpinned" >&2
+  PIN=0
+fi
+if [ "$PIN" = 1 ]; then on_server=(taskset -c 0); on_client=(taskset -c 1); else on_server=(); on_client=(); fi
 PY=${PY:-$root/.venv/bin/python}
 target=${CARGO_TARGET_DIR:-$root/target}
 
@@ -56,7 +67,7 @@ trap 'exit 130' INT TERM
 start() {
   local name=$1
   shift
-  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  "${on_server[@]}" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
   pid=$!
   for _ in $(seq 100); do
@@ -128,7 +139,7 @@ available() {
 
 mkdir -p "$OUT"
 # The conditions, for the report: other work on the machine disturbs every number.
-export BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION
+export BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_PIN=$PIN
 BENCH_DATE=$(date -u +%Y-%m-%dT%H:%MZ)
 BENCH_LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 export BENCH_DATE BENCH_LOADAVG_START
@@ -145,7 +156,7 @@ for round in $(seq "$ROUNDS"); do
       cmd=$(command_of "$case" "$n")
       spid=${server_pid[$(server_of "$case")]}
       t0=$(cpu_ticks "$spid")
-      if result=$(timeout $((${DURATION%.*} + 60)) $cmd 2>"$tmp/client.err" | tail -1) && [ -n "$result" ]; then
+      if result=$(timeout $((${DURATION%.*} + 60)) "${on_client[@]}" $cmd 2>"$tmp/client.err" | tail -1) && [ -n "$result" ]; then
         t1=$(cpu_ticks "$spid")
         echo "{\"case\":\"$case\",\"n\":$n,\"round\":$round,\"server_cpu_s\":$(awk "BEGIN{print ($t1 - $t0) / $hz}"),\"result\":$result}" >>"$runs"
         printf 'round %s N=%-3s %-15s %s\n' "$round" "$n" "$case" \

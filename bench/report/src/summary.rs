@@ -122,6 +122,7 @@ impl Machine {
             "BENCH_DATE",
             "BENCH_ROUNDS",
             "BENCH_DURATION",
+            "BENCH_PIN",
             "BENCH_LOADAVG_START",
             "BENCH_LOADAVG_END",
         ]
