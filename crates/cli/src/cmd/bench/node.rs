@@ -1,5 +1,5 @@
 //! `rpcudp bench --node`: the same load made through the library's tokio
-//! [`Node`](rpcudp::rpc::Node) (`Node::call_with`, one future per call in flight) rather
+//! [`Node`] (`Node::call_with`, one future per call in flight) rather
 //! than the hand-driven core, to measure what the `Node`'s channels and driver task cost a
 //! client. The default RPC mode (`rpc.rs`) stays the faster, lower-noise client.
 
