@@ -11,7 +11,7 @@ use super::report::Recorder;
 use super::{Plan, Tick};
 use crate::json_value;
 use rpcudp_proto::rpc::{CallFailure, CallId, CallOptions, Endpoint, EndpointConfig, Event};
-use rpcudp_proto::wire::rpc::Dialect;
+use rpcudp_proto::wire::rpc::{encode_request, Dialect, MessageId, HEADER_LEN};
 use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
@@ -32,10 +32,23 @@ impl Calls {
             "storj" => Dialect::Storj,
             other => return Err(format!("'{other}' is not a dialect (rpcudp or storj)")),
         };
-        let args = match json_value::parse_arg(args)? {
+        let text = args;
+        let args = match json_value::parse_arg(text)? {
             rmpv::Value::Array(items) => items,
-            _ => return Err(format!("--args '{args}' is not a JSON array")),
+            _ => return Err(format!("--args '{text}' is not a JSON array")),
         };
+        // Refuse here what every call would be refused: a usage error, not a failed run.
+        let mut datagram = Vec::new();
+        encode_request(dialect, &MessageId([0; 20]), method, &args, &mut datagram);
+        let body = datagram.len() - HEADER_LEN;
+        if body > dialect.max_body() {
+            return Err(format!(
+                "--method {method} --args of {} bytes: the request body is {body} bytes, \
+                 over the {dialect} limit of {}",
+                text.len(),
+                dialect.max_body()
+            ));
+        }
         Ok(Calls {
             dialect,
             method: method.to_string(),
@@ -239,5 +252,10 @@ mod tests {
         assert!(err.contains("[1,"), "{err}");
         let err = Calls::from_cli("ping", "[]", "grpc").err().unwrap();
         assert!(err.contains("grpc"), "{err}");
+        // A body over the dialect's limit is refused up front, naming the limit.
+        let big = format!("[\"{}\"]", "x".repeat(8180));
+        assert!(Calls::from_cli("echo", &big, "rpcudp").is_ok());
+        let err = Calls::from_cli("echo", &big, "storj").err().unwrap();
+        assert!(err.contains("8171"), "{err}");
     }
 }
