@@ -150,6 +150,9 @@ impl Driver {
                     // surface ICMP errors. Either way the socket stays usable.
                     st.counters.recv_errors += 1;
                     tracing::debug!("receive error: {e}");
+                    // Should an error repeat at once, this bounds the loop to ~1000
+                    // turns a second instead of spinning a core.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 Wake::Call(Some(cmd)) => st.start_call(cmd).await,
                 Wake::Call(None) => calls_open = false,
