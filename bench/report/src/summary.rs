@@ -327,15 +327,16 @@ impl Report {
                 let Some(cell) = self.cells.get(&(case, n)) else {
                     continue;
                 };
+                let m = |metric: &str, digits: usize| cell_text(cell.median(metric), digits);
                 out.push_str(&format!(
-                    "| {label} | {n} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} | {} |\n",
-                    cell.median("calls_per_sec"),
-                    cell.median("p50_us"),
-                    cell.median("p90_us"),
-                    cell.median("p99_us"),
-                    cell.median("server_cpu_us_per_call"),
-                    cell.median("client_cpu_us_per_call"),
-                    cell.median("timeouts"),
+                    "| {label} | {n} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    m("calls_per_sec", 0),
+                    m("p50_us", 1),
+                    m("p90_us", 1),
+                    m("p99_us", 1),
+                    m("server_cpu_us_per_call", 2),
+                    m("client_cpu_us_per_call", 2),
+                    m("timeouts", 0),
                     cell.rounds(),
                 ));
             }
@@ -366,6 +367,15 @@ impl Report {
             out.push_str(&format!("| {name} | {} |\n", row.join(" | ")));
         }
         out
+    }
+}
+
+/// A table cell: the value with `digits` decimals, or `-` when it was not measured.
+fn cell_text(v: f64, digits: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.digits$}")
+    } else {
+        "-".into()
     }
 }
 
@@ -419,6 +429,8 @@ mod tests {
         let md = r.to_markdown();
         assert!(md.contains("| ours / raw, calls/s | 0.50x |"), "{md}");
         assert!(md.contains("test cpu"));
+        // Not measured (no client CPU in these runs) prints as "-", never NaN.
+        assert!(!md.contains("NaN"), "{md}");
         assert!(md.contains("Run: rounds 3"), "{md}");
         let json = r.to_json();
         assert_eq!(json["ratios"]["n=64"]["ours / raw, calls/s"], 0.5);
