@@ -36,6 +36,8 @@ enum Command {
     Mcast(cmd::mcast::Command),
     /// Run every capability on loopback and narrate each step.
     Demo(cmd::demo::Args),
+    /// Echo every UDP datagram back to its sender, without RPC: `bench --raw`'s server.
+    RawEcho(cmd::raw_echo::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
             Command::Lt(command) => cmd::lt::run(command).await,
             Command::Mcast(command) => cmd::mcast::run(command).await,
             Command::Demo(args) => cmd::demo::run(args).await,
+            Command::RawEcho(args) => cmd::raw_echo::run(args).await,
         }
     });
     ExitCode::from(code)

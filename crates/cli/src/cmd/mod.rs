@@ -6,4 +6,5 @@ pub mod call;
 pub mod demo;
 pub mod lt;
 pub mod mcast;
+pub mod raw_echo;
 pub mod serve;

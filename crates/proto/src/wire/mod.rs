@@ -4,9 +4,9 @@
 //!
 //! - [`value`]: bounded MessagePack decoding of untrusted bytes, smallest-width encoding
 //!   (as `u-msgpack-python` does), and the check that a value is safe to send to the peers.
+//! - [`lt`]: length-type frames.
 //! - [`rpc`]: RPC datagrams (`kind | message id | body`) in the `rpcudp` and `storj` dialects.
 
+pub mod lt;
 pub mod rpc;
 pub mod value;
-
-pub mod lt;
