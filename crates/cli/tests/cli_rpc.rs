@@ -227,6 +227,14 @@ fn usage_errors_exit_2_and_name_the_bad_input() {
         (vec!["127.0.0.1:9", "ping", "--timeout", "soon"], "soon"),
         (vec!["127.0.0.1:9", "ping", "--dialect", "xml"], "xml"),
         (vec!["127.0.0.1:9", "ping", "--bogus"], "--bogus"),
+        // An option's negative value is refused for what it is, quoted as typed.
+        (vec!["127.0.0.1:9", "ping", "--timeout", "-1"], "'-1'"),
+        (
+            vec!["127.0.0.1:9", "ping", "--timeout", "-2.5e-3"],
+            "'-2.5e-3'",
+        ),
+        (vec!["127.0.0.1:9", "ping", "--retries", "-1"], "'-1'"),
+        (vec!["127.0.0.1:9", "echo", "-1", "--retries", "-1"], "'-1'"),
     ] {
         let o = call(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

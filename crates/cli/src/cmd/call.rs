@@ -39,10 +39,12 @@ pub struct Args {
     #[arg(value_parser = json_value::parse_arg, allow_negative_numbers = true)]
     pub args: Vec<Value>,
     /// Seconds to wait for an answer, per attempt.
-    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    // Hyphen values reach the parser, so `--timeout -1` is refused for its value (naming
+    // it) rather than reported as an unknown option `-1`.
+    #[arg(long, default_value = "5", value_parser = parse_secs, allow_hyphen_values = true)]
     pub timeout: Duration,
     /// How many times to resend the same request (same message id) before giving up.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub retries: u32,
     /// The wire dialect of the server.
     #[arg(long, value_enum, default_value_t = DialectArg::Rpcudp)]
@@ -67,18 +69,25 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
 /// clap's `allow_negative_numbers` recognises `-5` and `-1.5e3` but not `-2.5e-3` or
 /// `-1E+2` (a sign in the exponent), which it would report as an unknown option. Those
 /// get a leading space, which clap does not take for a flag and the JSON parser skips,
-/// so the value is exactly the one typed. Nothing else is touched.
+/// so the value is exactly the one typed. Nothing else is touched, in particular not the
+/// value of an option (`--timeout -1` must be refused naming `-1`, not ` -1`).
 pub fn protect_negative_numbers(
     args: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> Vec<std::ffi::OsString> {
     let mut seen_call = false;
+    let mut option_value_next = false;
     args.into_iter()
         .enumerate()
         .map(|(i, arg)| {
             let Some(text) = arg.to_str() else { return arg };
+            let is_option_value = std::mem::replace(
+                &mut option_value_next,
+                seen_call && matches!(text, "--timeout" | "--retries" | "--dialect"),
+            );
             if i > 0 && !seen_call && text == "call" {
                 seen_call = true;
             } else if seen_call
+                && !is_option_value
                 && text.starts_with('-')
                 && matches!(
                     json_value::parse(text),
@@ -192,7 +201,10 @@ mod tests {
             "-2.5e-3",
             "-1",
             "--timeout",
-            "1",
+            "-1",
+            "--retries",
+            "-2",
+            "-3",
             "-x",
         ]));
         assert_eq!(
@@ -206,7 +218,10 @@ mod tests {
                 " -2.5e-3",
                 " -1",
                 "--timeout",
-                "1",
+                "-1",
+                "--retries",
+                "-2",
+                " -3",
                 "-x"
             ])
         );
