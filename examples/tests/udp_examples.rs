@@ -3,50 +3,13 @@
 //! pong from the server, broadcast arrives. Multicast and broadcast run inside network
 //! namespaces created here (fixed ports are fine there).
 
+mod support;
+
 use rpcudp_testkit::{require_netns, Child};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
-
-const START: Duration = Duration::from_secs(20);
-
-/// `target/<profile>/examples/<name>`, built once per test run: `cargo test
-/// --all-targets` builds the examples only as test harnesses, not as the programs
-/// themselves, so this asks cargo (the one running the tests) to build them.
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .ok_or("no target directory")?
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "rpcudp-examples", "--examples"]);
-        // Into the directory this test runs from, even if it was given by a flag.
-        if let Some(target_dir) = profile_dir.parent() {
-            cmd.arg("--target-dir").arg(target_dir);
-        }
-        if profile_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(profile_dir.join("examples"))
-    });
-    let path = dir
-        .as_ref()
-        .unwrap_or_else(|e| panic!("cannot build the examples: {e}"))
-        .join(name);
-    assert!(path.exists(), "{} is not built", path.display());
-    path
-}
+use support::{example, START};
 
 fn assert_echoes(addr: SocketAddr, bind: &str) {
     let s = UdpSocket::bind(bind).unwrap();
@@ -115,9 +78,8 @@ fn multicast_client_gets_a_pong_from_each_multicast_server() {
         "{}",
         client.stderr()
     );
-    std::thread::sleep(Duration::from_millis(50));
     let pongs = client
-        .lines_so_far()
+        .all_lines(START)
         .into_iter()
         .filter(|l| l.starts_with("datagram \"Server: Pong\" received from "))
         .count();
