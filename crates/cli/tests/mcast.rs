@@ -22,9 +22,7 @@ fn run_to_end(name: &str, cmd: Command) -> (i32, Vec<String>, String) {
     let status = child
         .wait_exit(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("{name} did not exit within 20 s"));
-    // Give the reader thread a moment to hand over the last lines (bounded).
-    std::thread::sleep(Duration::from_millis(50));
-    let lines = child.lines_so_far();
+    let lines = child.all_lines(Duration::from_secs(20));
     (status.code().unwrap_or(-1), lines, child.stderr())
 }
 

@@ -54,8 +54,7 @@ fn twisted_multicast_listener_answers_rpcudp_mcast_ping() {
     ping.args(["--interface", "127.0.0.1"]);
     let mut ping = Child::spawn("rpcudp ping", ping);
     let status = ping.wait_exit(START).expect("ping ends");
-    std::thread::sleep(Duration::from_millis(50));
-    let lines = ping.lines_so_far();
+    let lines = ping.all_lines(START);
     assert!(status.success(), "{status:?} {lines:?} {}", ping.stderr());
     assert_eq!(lines, vec!["pong from 127.0.0.1:8005"; 2]);
     twisted.wait_line(START, |l| {
@@ -90,8 +89,7 @@ fn two_rpcudp_listeners_on_one_port_both_answer_a_twisted_client() {
     ]);
     let mut client = Child::spawn("twisted client", client_cmd);
     let status = client.wait_exit(START).expect("the Twisted client ends");
-    std::thread::sleep(Duration::from_millis(50));
-    let lines = client.lines_so_far();
+    let lines = client.all_lines(START);
     assert!(status.success(), "{status:?} {lines:?} {}", client.stderr());
     let pongs: Vec<_> = lines
         .iter()

@@ -35,8 +35,7 @@ fn run_child(ns: &Netns, child: &str, env: &[(&str, String)]) {
     let status = proc
         .wait_exit(Duration::from_secs(60))
         .unwrap_or_else(|| panic!("{child} did not finish within 60 s"));
-    std::thread::sleep(Duration::from_millis(50));
-    let out = proc.lines_so_far();
+    let out = proc.all_lines(Duration::from_secs(60));
     assert!(
         status.success(),
         "{child} failed in {}: {status:?}\nstdout: {out:#?}\nstderr: {}",
