@@ -313,6 +313,30 @@ fn serve_exits_0_on_sigterm_and_on_sigint() {
     }
 }
 
+#[test]
+fn a_signal_sent_as_soon_as_the_listening_line_is_read_still_exits_0() {
+    // "listening on" promises readiness, signal handling included: a harness may stop the
+    // server the moment it reads the line. (Handlers installed after the line let about
+    // half of these die of the signal instead.)
+    for round in 0..12 {
+        let signal = if round % 2 == 0 { "-TERM" } else { "-INT" };
+        let (mut server, _addr) = serve(&[]);
+        Command::new("kill")
+            .args([signal, &server.id().to_string()])
+            .status()
+            .unwrap();
+        let status = server
+            .wait_exit(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("serve did not exit on {signal}"));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "round {round}, {signal}: {status:?} {}",
+            server.stderr()
+        );
+    }
+}
+
 /// Hostile datagram bodies behind a valid request header: none may be answered.
 fn hostile_bodies() -> Vec<Vec<u8>> {
     let echo_of = |arg: &[u8]| [&b"\x92\xa4echo\x91"[..], arg].concat();
@@ -386,3 +410,4 @@ fn serve_on_a_port_in_use_exits_1_naming_the_address() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains(&addr), "{}", stderr(&o));
 }
+

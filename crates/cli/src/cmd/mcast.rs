@@ -174,8 +174,10 @@ async fn run_listen(args: ListenArgs) -> Result<u8, Failure> {
         .map_err(|e| failure(format!("cannot join {} on {interface}: {e}", args.group)))?;
     let local = endpoint.local_addr().map_err(|e| failure(e.to_string()))?;
     let running = listen(endpoint, PingPong);
+    // Signal handlers before the `listening on` line: a signal right after it must find them.
+    let shutdown = common::shutdown_signal();
     common::print_listening(local);
-    common::shutdown_signal().await;
+    shutdown.await;
     running
         .stop()
         .await
