@@ -411,3 +411,21 @@ fn serve_on_a_port_in_use_exits_1_naming_the_address() {
     assert!(stderr(&o).contains(&addr), "{}", stderr(&o));
 }
 
+#[test]
+fn logs_go_to_stderr_as_plain_text_when_it_is_not_a_terminal() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let o = Command::new(BIN)
+        .args(["-v", "call", &addr, "ping", "--timeout", "0.2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stdout(&o).is_empty(), "results only on stdout");
+    let err = stderr(&o);
+    assert!(err.contains("calling ping"), "-v logs at info: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour codes in a pipe: {err:?}"
+    );
+}
+
