@@ -151,33 +151,33 @@ fn stun_returns_the_callers_address() {
 #[test]
 fn sleep_answers_its_argument_and_does_not_block_other_calls() {
     let (_server, addr) = serve(&[]);
-    // The sleep request goes first, by hand, so the server has it before the ping (the
-    // server reads its socket in order); then a ping must be answered while it sleeps.
+    // Proven by order alone, never by a clock: the sleep request goes first and the ping
+    // second, from one socket, so the server reads them in that order; the pong must
+    // still come back before the sleep's answer. A server that blocked on the sleep
+    // would answer the sleep first however loaded the machine is.
     let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let id = [0x5a; 20];
-    let mut request = vec![0x00];
-    request.extend_from_slice(&id);
-    // ["sleep", [4000]]
-    request.extend_from_slice(&[
-        0x92, 0xa5, b's', b'l', b'e', b'e', b'p', 0x91, 0xcd, 0x0f, 0xa0,
-    ]);
-    raw.send_to(&request, addr).unwrap();
-    call_ok(&[&addr.to_string(), "ping"], r#""pong""#);
-    raw.set_nonblocking(true).unwrap();
+    raw.set_read_timeout(Some(START)).unwrap();
+    let datagram = |kind: u8, id: u8, body: &[u8]| [&[kind][..], &[id; 20], body].concat();
+    // ["sleep", [1500]] then ["ping", []]
+    let sleep = datagram(0x00, 0x5a, b"\x92\xa5sleep\x91\xcd\x05\xdc");
+    let ping = datagram(0x00, 0x5b, b"\x92\xa4ping\x90");
+    raw.send_to(&sleep, addr).unwrap();
+    raw.send_to(&ping, addr).unwrap();
+    let mut answers = Vec::new();
     let mut buf = [0u8; 64];
-    match raw.recv_from(&mut buf) {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-        other => panic!("the sleep must still be running after the ping, got {other:?}"),
+    for _ in 0..2 {
+        let (n, _) = raw
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("answers so far {answers:?}, then: {e}"));
+        answers.push(buf[..n].to_vec());
     }
-    raw.set_nonblocking(false).unwrap();
-    raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let (n, _) = raw
-        .recv_from(&mut buf)
-        .unwrap_or_else(|e| panic!("no sleep answer: {e} ({:?})", e.kind()));
-    let mut answer = vec![0x01];
-    answer.extend_from_slice(&id);
-    answer.extend_from_slice(&[0xcd, 0x0f, 0xa0]); // 4000, as sent
-    assert_eq!(&buf[..n], &answer[..]);
+    assert_eq!(
+        answers,
+        [
+            datagram(0x01, 0x5b, b"\xa4pong"),
+            datagram(0x01, 0x5a, b"\xcd\x05\xdc"), // 1500, as sent
+        ]
+    );
     // And through `rpcudp call`, the answer is the argument.
     call_ok(&[&addr.to_string(), "sleep", "10"], "10");
 }
@@ -429,3 +429,61 @@ fn logs_go_to_stderr_as_plain_text_when_it_is_not_a_terminal() {
     );
 }
 
+#[test]
+fn serve_defaults_to_127_0_0_1_port_1234_and_the_rpcudp_dialect() {
+    // The fixed default port is only used inside a private network namespace.
+    let Some(ns) = rpcudp_testkit::require_netns("serve_defaults", "srvdef") else {
+        return;
+    };
+    let mut cmd = ns.command(BIN);
+    cmd.arg("serve");
+    let mut server = Child::spawn("rpcudp serve (defaults)", cmd);
+    assert_eq!(
+        server.wait_listening(START),
+        "127.0.0.1:1234".parse::<SocketAddr>().unwrap()
+    );
+    let in_ns = |args: &[&str]| ns.command(BIN).arg("call").args(args).output().unwrap();
+    let o = in_ns(&["127.0.0.1:1234", "ping"]);
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), r#""pong""#),
+        "{}",
+        stderr(&o)
+    );
+    // The server speaks rpcudp: a storj caller gets no answer.
+    let o = in_ns(&[
+        "127.0.0.1:1234",
+        "ping",
+        "--dialect",
+        "storj",
+        "--timeout",
+        "0.3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(
+        server
+            .terminate(Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn call_defaults_to_one_attempt_of_five_seconds() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let o = call(&[&addr, "ping"]);
+    // A lower bound only: a loaded machine can make it longer, never shorter.
+    let waited = started.elapsed();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(waited >= Duration::from_millis(4900), "{waited:?}");
+    assert!(stderr(&o).contains("within 5.000 s"), "{}", stderr(&o));
+    // Exactly one request (no retries by default), in the rpcudp dialect (kind 0).
+    silent.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = silent.recv_from(&mut buf).expect("one request arrived");
+    assert!(n > 21 && buf[0] == 0x00, "{:?}", &buf[..n]);
+    assert_eq!(&buf[21..n], b"\x92\xa4ping\x90");
+    assert!(silent.recv_from(&mut buf).is_err(), "a second datagram");
+}
