@@ -4,7 +4,7 @@
 use crate::common::{self, HostPort};
 use crate::json_value;
 use rmpv::Value;
-use rpcudp::rpc::{CallError, Dialect, Node, NodeConfig};
+use rpcudp::rpc::{CallError, CallOptions, Dialect, Node, NodeConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -125,6 +125,23 @@ pub async fn resolve(addr: &HostPort) -> Result<SocketAddr, u8> {
     }
 }
 
+/// The call options of cli.md: `timeout` is per attempt, so every attempt waits exactly
+/// that long: no backoff growth, and no jitter (which would shorten the waits before the
+/// resends below what `--timeout` says).
+pub fn per_attempt_options(
+    mut options: CallOptions,
+    timeout: Duration,
+    retries: u32,
+) -> CallOptions {
+    options.attempt_timeout = timeout;
+    options.max_attempt_timeout = timeout;
+    options.retries = retries;
+    options.backoff = 1.0;
+    options.jitter = 0.0;
+    options.deadline = None;
+    options
+}
+
 /// Runs `rpcudp call`.
 pub async fn run(args: Args) -> u8 {
     let to = match resolve(&args.addr).await {
@@ -145,11 +162,7 @@ pub async fn run(args: Args) -> u8 {
             return common::EXIT_FAILURE;
         }
     };
-    let mut options = node.default_call_options();
-    options.attempt_timeout = args.timeout;
-    options.retries = args.retries;
-    // cli.md: `--timeout` is per attempt, so every attempt waits the same (no backoff).
-    options.backoff = 1.0;
+    let options = per_attempt_options(node.default_call_options(), args.timeout, args.retries);
     tracing::info!(
         "calling {} on {to} ({:?} dialect, {:?} per attempt, {} retries)",
         args.method,
@@ -227,6 +240,17 @@ mod tests {
         );
         let other = argv(&["rpcudp", "serve", "-5"]);
         assert_eq!(protect_negative_numbers(other.clone()), other);
+    }
+
+    #[test]
+    fn every_attempt_waits_exactly_the_timeout_without_jitter_or_backoff() {
+        let t = Duration::from_millis(700);
+        let o = per_attempt_options(CallOptions::default(), t, 3);
+        assert_eq!(o.jitter, 0.0, "jitter would cut the waits before resends");
+        for attempt in 0..=3 {
+            assert_eq!(o.attempt_wait(attempt), t, "attempt {attempt}");
+        }
+        assert_eq!(o.max_duration(), t * 4);
     }
 
     #[test]
