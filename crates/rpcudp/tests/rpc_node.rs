@@ -715,3 +715,47 @@ async fn an_unregistered_method_is_no_longer_served() {
         .unwrap_err();
     assert!(matches!(err, CallError::Timeout(_)));
 }
+
+/// A value whose serialization always fails, as a buggy `Serialize` impl would.
+struct Unserializable;
+
+impl serde::Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("refuses to serialize"))
+    }
+}
+
+#[tokio::test]
+async fn typed_arguments_that_fail_to_serialize_are_an_encode_error_and_nothing_is_sent() {
+    let silent = UdpSocket::bind(LOOPBACK).await.unwrap();
+    let client = node().await;
+    let err = client
+        .call_typed::<Value>(silent.local_addr().unwrap(), "m", (Unserializable,))
+        .await
+        .unwrap_err();
+    match err {
+        CallError::Encode(reason) => assert!(reason.contains("refuses to serialize"), "{reason}"),
+        other => panic!("expected an encode error, got {other:?}"),
+    }
+    assert_eq!(client.stats().core.datagrams_out, 0);
+    assert_eq!(client.stats().core.calls_started, 0);
+}
+
+#[tokio::test]
+async fn typed_arguments_map_to_the_args_array_as_documented() {
+    let server = node().await;
+    echo_node(&server);
+    let client = node().await;
+    let to = server.local_addr();
+    let echoed = |v: Vec<Value>| Value::Array(v);
+    let got: Value = client.call_typed(to, "echo", ()).await.unwrap();
+    assert_eq!(got, echoed(vec![]));
+    let got: Value = client.call_typed(to, "echo", (1, "two")).await.unwrap();
+    assert_eq!(got, echoed(vec![Value::from(1), Value::from("two")]));
+    let got: Value = client.call_typed(to, "echo", 7).await.unwrap();
+    assert_eq!(got, echoed(vec![Value::from(7)]));
+    let got: Value = client.call_typed(to, "echo", None::<u8>).await.unwrap();
+    assert_eq!(got, echoed(vec![]));
+    let got: Value = client.call_typed(to, "echo", (None::<u8>,)).await.unwrap();
+    assert_eq!(got, echoed(vec![Value::Nil]));
+}
