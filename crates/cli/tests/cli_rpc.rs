@@ -104,6 +104,84 @@ fn negative_numbers_need_no_double_dash_and_options_may_follow() {
         &[&addr.to_string(), "add", "-2", "-3", "--timeout", "2"],
         "-5",
     );
+    call_ok(
+        &[
+            &addr.to_string(),
+            "echo",
+            "-1",
+            "-2.5",
+            "-1e3",
+            "-1E+2",
+            "-0.0",
+            r#"{"$float": "inf"}"#,
+        ],
+        r#"[-1, -2.5, -1000.0, -100.0, -0.0, {"$float": "inf"}]"#,
+    );
+}
+
+/// `kind | id | body` in the rpcudp dialect.
+fn datagram(kind: u8, id: u8, body: &[u8]) -> Vec<u8> {
+    [&[kind][..], &[id; 20], body].concat()
+}
+
+/// Sends one raw datagram to `to` and returns the first datagram back.
+fn raw_exchange(raw: &std::net::UdpSocket, to: SocketAddr, d: &[u8]) -> Vec<u8> {
+    raw.send_to(d, to).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = raw.recv_from(&mut buf).expect("an answer");
+    assert_eq!(from, to);
+    buf[..n].to_vec()
+}
+
+#[test]
+fn echo_answers_every_value_in_the_type_it_arrived_as() {
+    let (_server, addr) = serve(&[]);
+    let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    raw.set_read_timeout(Some(START)).unwrap();
+    // Each value as (bytes sent, bytes expected back): a float 32 stays float 32, str
+    // stays str and bin stays bin even when short, ext keeps its signed type; integers
+    // keep their value (the answer uses the smallest width, as the Python peers do).
+    let values: [(&[u8], &[u8]); 8] = [
+        (b"\xca\x3f\xc0\x00\x00", b"\xca\x3f\xc0\x00\x00"), // float 32 1.5
+        (b"\xcb\x3f\xf8\0\0\0\0\0\0", b"\xcb\x3f\xf8\0\0\0\0\0\0"), // float 64 1.5
+        (b"\xcf\0\0\0\0\0\0\0\x01", b"\x01"),               // 1 as uint 64
+        (b"\xd0\xff", b"\xff"),                             // -1 as int 8
+        (b"\xd9\x01a", b"\xa1a"),                           // "a" as str 8
+        (b"\xc4\x02\x01\x02", b"\xc4\x02\x01\x02"),         // bin 8
+        (b"\xd4\x05\xaa", b"\xd4\x05\xaa"),                 // fixext 1, type 5
+        (b"\xd6\xff\0\0\0\x01", b"\xd6\xff\0\0\0\x01"),     // timestamp 32 (ext -1)
+    ];
+    let mut body = b"\x92\xa4echo\x98".to_vec();
+    let mut want = vec![0x98];
+    for (sent, back) in values {
+        body.extend_from_slice(sent);
+        want.extend_from_slice(back);
+    }
+    let answer = raw_exchange(&raw, addr, &datagram(0x00, 0x31, &body));
+    assert_eq!(answer, datagram(0x01, 0x31, &want));
+}
+
+#[test]
+fn a_repeated_request_is_answered_from_cache_and_count_runs_once() {
+    let (_server, addr) = serve(&[]);
+    let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    raw.set_read_timeout(Some(START)).unwrap();
+    let count = |id| datagram(0x00, id, b"\x92\xa5count\x90");
+    // The same message id twice (a retry): the same answer, from one execution.
+    assert_eq!(
+        raw_exchange(&raw, addr, &count(1)),
+        datagram(0x01, 1, b"\x01")
+    );
+    assert_eq!(
+        raw_exchange(&raw, addr, &count(1)),
+        datagram(0x01, 1, b"\x01")
+    );
+    // A new id is a new call.
+    assert_eq!(
+        raw_exchange(&raw, addr, &count(2)),
+        datagram(0x01, 2, b"\x02")
+    );
+    call_ok(&[&addr.to_string(), "count"], "3");
 }
 
 #[test]
