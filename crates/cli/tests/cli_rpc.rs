@@ -565,3 +565,24 @@ fn call_defaults_to_one_attempt_of_five_seconds() {
     assert_eq!(&buf[21..n], b"\x92\xa4ping\x90");
     assert!(silent.recv_from(&mut buf).is_err(), "a second datagram");
 }
+
+#[test]
+fn an_unwritable_stdout_is_a_failure_exit_1_not_a_panic() {
+    let Ok(full) = std::fs::File::create("/dev/full") else {
+        eprintln!("SKIP an_unwritable_stdout_is_a_failure_exit_1_not_a_panic: no /dev/full");
+        return;
+    };
+    let (_server, addr) = serve(&[]);
+    let o = Command::new(BIN)
+        .args(["call", &addr.to_string(), "ping"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write the result"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}

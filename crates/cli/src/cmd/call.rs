@@ -174,8 +174,16 @@ pub async fn run(args: Args) -> u8 {
     node.shutdown().await;
     match result {
         Ok(value) => {
-            println!("{}", json_value::to_json(&value));
-            common::EXIT_OK
+            // Not println!, which panics (exit 101) when stdout cannot be written.
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{}", json_value::to_json(&value)).and_then(|()| out.flush()) {
+                Ok(()) => common::EXIT_OK,
+                Err(e) => {
+                    eprintln!("error: cannot write the result to stdout: {e}");
+                    common::EXIT_FAILURE
+                }
+            }
         }
         Err(CallError::Timeout(waited)) => {
             eprintln!(
