@@ -101,7 +101,7 @@ fn negative_numbers_need_no_double_dash_and_options_may_follow() {
     let (_server, addr) = serve(&[]);
     call_ok(&[&addr.to_string(), "add", "-2", "-3.5"], "-5.5");
     call_ok(
-        &[&addr.to_string(), "add", "-2", "-3", "--timeout", "2"],
+        &[&addr.to_string(), "add", "-2", "-3", "--timeout", "10"],
         "-5",
     );
     call_ok(
