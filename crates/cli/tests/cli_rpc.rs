@@ -586,3 +586,35 @@ fn an_unwritable_stdout_is_a_failure_exit_1_not_a_panic() {
     );
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_answer_from_another_address_is_refused_and_the_no_answer_message_says_so() {
+    // A fake server that answers from a second socket, as a server bound to a wildcard
+    // address answers from another of its addresses than the one called.
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    server.set_read_timeout(Some(START)).unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["call", &addr.to_string(), "ping", "--timeout", "3"]);
+    let mut caller = Child::spawn("rpcudp call", cmd);
+    let mut buf = [0u8; 512];
+    let (n, from) = server.recv_from(&mut buf).expect("the request");
+    assert!(n > 21);
+    let answer = [&[0x01][..], &buf[1..21], b"\xa4pong"].concat();
+    other.send_to(&answer, from).unwrap();
+    let status = caller.wait_exit(START).expect("call ends");
+    assert_eq!(status.code(), Some(3), "{}", caller.stderr());
+    assert!(caller.all_lines(START).is_empty(), "no result on stdout");
+    // stderr is read on a thread: wait, bounded, for its last line to be handed over.
+    let want = "1 answer(s) came from another address";
+    for _ in 0..400 {
+        if caller.stderr().contains(want) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let err = caller.stderr();
+    assert!(err.contains(want), "{err}");
+    assert!(err.contains("no answer from"), "{err}");
+}

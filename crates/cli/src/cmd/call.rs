@@ -172,6 +172,7 @@ pub async fn run(args: Args) -> u8 {
     );
     let result = node.call_with(to, &args.method, args.args, options).await;
     node.shutdown().await;
+    let spoofed = node.stats().core.spoofed_responses;
     match result {
         Ok(value) => {
             // Not println!, which panics (exit 101) when stdout cannot be written.
@@ -193,6 +194,16 @@ pub async fn run(args: Args) -> u8 {
                 waited.as_secs_f64(),
                 u64::from(args.retries) + 1
             );
+            if spoofed > 0 {
+                // The classic cause: a server bound to a wildcard address answers from
+                // another of its addresses than the one called. Such answers are refused
+                // on purpose (anyone could send them), so say what happened.
+                eprintln!(
+                    "note: {spoofed} answer(s) came from another address than {to} and were \
+                     ignored; if the server is bound to a wildcard address, call it at the \
+                     address it answers from, or bind it to the one you call"
+                );
+            }
             common::EXIT_NO_ANSWER
         }
         Err(e) => {
