@@ -6,10 +6,7 @@ mod support;
 
 use rpcudp_testkit::Child;
 use std::process::Command;
-use std::time::Duration;
-use support::example;
-
-const START: Duration = Duration::from_secs(20);
+use support::{example, START};
 
 #[test]
 fn lt_client_receives_ltprotocols_three_messages_from_lt_server_and_says_hello() {

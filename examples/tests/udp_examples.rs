@@ -9,9 +9,7 @@ use rpcudp_testkit::{require_netns, Child};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
-use support::example;
-
-const START: Duration = Duration::from_secs(20);
+use support::{example, START};
 
 fn assert_echoes(addr: SocketAddr, bind: &str) {
     let s = UdpSocket::bind(bind).unwrap();

@@ -188,6 +188,25 @@ impl Child {
         self.seen.clone()
     }
 
+    /// Every stdout line the process wrote, once its stdout is closed (normally: it
+    /// exited), waiting at most `timeout` for that. Unlike [`Child::lines_so_far`] right
+    /// after [`Child::wait_exit`], this cannot miss lines the reader thread has not
+    /// passed on yet. Panics with what was seen if stdout stays open.
+    pub fn all_lines(&mut self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return self.seen.clone(),
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "{}: stdout still open after {timeout:?}; stdout so far: {:?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+
     /// What the process wrote to stderr so far (capped at 64 KiB).
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()

@@ -1,8 +1,13 @@
-//! Shared by the example tests: the example programs, built once per test run.
+//! Shared by the example tests: the examples built as programs, and how long one may
+//! take to start.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
+
+/// How long an example may take to print its first line (generous: a loaded CI machine).
+pub const START: Duration = Duration::from_secs(20);
 
 /// `target/<profile>/examples/<name>`, built once per test run: `cargo test
 /// --all-targets` builds the examples only as test harnesses, not as the programs

@@ -4,7 +4,7 @@
 use crate::common::{self, HostPort};
 use crate::json_value;
 use rmpv::Value;
-use rpcudp::rpc::{CallError, Dialect, Node, NodeConfig};
+use rpcudp::rpc::{CallError, CallOptions, Dialect, Node, NodeConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -39,10 +39,12 @@ pub struct Args {
     #[arg(value_parser = json_value::parse_arg, allow_negative_numbers = true)]
     pub args: Vec<Value>,
     /// Seconds to wait for an answer, per attempt.
-    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    // Hyphen values reach the parser, so `--timeout -1` is refused for its value (naming
+    // it) rather than reported as an unknown option `-1`.
+    #[arg(long, default_value = "5", value_parser = parse_secs, allow_hyphen_values = true)]
     pub timeout: Duration,
     /// How many times to resend the same request (same message id) before giving up.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub retries: u32,
     /// The wire dialect of the server.
     #[arg(long, value_enum, default_value_t = DialectArg::Rpcudp)]
@@ -67,18 +69,25 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
 /// clap's `allow_negative_numbers` recognises `-5` and `-1.5e3` but not `-2.5e-3` or
 /// `-1E+2` (a sign in the exponent), which it would report as an unknown option. Those
 /// get a leading space, which clap does not take for a flag and the JSON parser skips,
-/// so the value is exactly the one typed. Nothing else is touched.
+/// so the value is exactly the one typed. Nothing else is touched, in particular not the
+/// value of an option (`--timeout -1` must be refused naming `-1`, not ` -1`).
 pub fn protect_negative_numbers(
     args: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> Vec<std::ffi::OsString> {
     let mut seen_call = false;
+    let mut option_value_next = false;
     args.into_iter()
         .enumerate()
         .map(|(i, arg)| {
             let Some(text) = arg.to_str() else { return arg };
+            let is_option_value = std::mem::replace(
+                &mut option_value_next,
+                seen_call && matches!(text, "--timeout" | "--retries" | "--dialect"),
+            );
             if i > 0 && !seen_call && text == "call" {
                 seen_call = true;
             } else if seen_call
+                && !is_option_value
                 && text.starts_with('-')
                 && matches!(
                     json_value::parse(text),
@@ -116,6 +125,23 @@ pub async fn resolve(addr: &HostPort) -> Result<SocketAddr, u8> {
     }
 }
 
+/// The call options of cli.md: `timeout` is per attempt, so every attempt waits exactly
+/// that long: no backoff growth, and no jitter (which would shorten the waits before the
+/// resends below what `--timeout` says).
+pub fn per_attempt_options(
+    mut options: CallOptions,
+    timeout: Duration,
+    retries: u32,
+) -> CallOptions {
+    options.attempt_timeout = timeout;
+    options.max_attempt_timeout = timeout;
+    options.retries = retries;
+    options.backoff = 1.0;
+    options.jitter = 0.0;
+    options.deadline = None;
+    options
+}
+
 /// Runs `rpcudp call`.
 pub async fn run(args: Args) -> u8 {
     let to = match resolve(&args.addr).await {
@@ -136,11 +162,7 @@ pub async fn run(args: Args) -> u8 {
             return common::EXIT_FAILURE;
         }
     };
-    let mut options = node.default_call_options();
-    options.attempt_timeout = args.timeout;
-    options.retries = args.retries;
-    // cli.md: `--timeout` is per attempt, so every attempt waits the same (no backoff).
-    options.backoff = 1.0;
+    let options = per_attempt_options(node.default_call_options(), args.timeout, args.retries);
     tracing::info!(
         "calling {} on {to} ({:?} dialect, {:?} per attempt, {} retries)",
         args.method,
@@ -150,10 +172,19 @@ pub async fn run(args: Args) -> u8 {
     );
     let result = node.call_with(to, &args.method, args.args, options).await;
     node.shutdown().await;
+    let spoofed = node.stats().core.spoofed_responses;
     match result {
         Ok(value) => {
-            println!("{}", json_value::to_json(&value));
-            common::EXIT_OK
+            // Not println!, which panics (exit 101) when stdout cannot be written.
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{}", json_value::to_json(&value)).and_then(|()| out.flush()) {
+                Ok(()) => common::EXIT_OK,
+                Err(e) => {
+                    eprintln!("error: cannot write the result to stdout: {e}");
+                    common::EXIT_FAILURE
+                }
+            }
         }
         Err(CallError::Timeout(waited)) => {
             eprintln!(
@@ -163,6 +194,16 @@ pub async fn run(args: Args) -> u8 {
                 waited.as_secs_f64(),
                 u64::from(args.retries) + 1
             );
+            if spoofed > 0 {
+                // The classic cause: a server bound to a wildcard address answers from
+                // another of its addresses than the one called. Such answers are refused
+                // on purpose (anyone could send them), so say what happened.
+                eprintln!(
+                    "note: {spoofed} answer(s) came from another address than {to} and were \
+                     ignored; if the server is bound to a wildcard address, call it at the \
+                     address it answers from, or bind it to the one you call"
+                );
+            }
             common::EXIT_NO_ANSWER
         }
         Err(e) => {
@@ -192,7 +233,10 @@ mod tests {
             "-2.5e-3",
             "-1",
             "--timeout",
-            "1",
+            "-1",
+            "--retries",
+            "-2",
+            "-3",
             "-x",
         ]));
         assert_eq!(
@@ -206,12 +250,26 @@ mod tests {
                 " -2.5e-3",
                 " -1",
                 "--timeout",
-                "1",
+                "-1",
+                "--retries",
+                "-2",
+                " -3",
                 "-x"
             ])
         );
         let other = argv(&["rpcudp", "serve", "-5"]);
         assert_eq!(protect_negative_numbers(other.clone()), other);
+    }
+
+    #[test]
+    fn every_attempt_waits_exactly_the_timeout_without_jitter_or_backoff() {
+        let t = Duration::from_millis(700);
+        let o = per_attempt_options(CallOptions::default(), t, 3);
+        assert_eq!(o.jitter, 0.0, "jitter would cut the waits before resends");
+        for attempt in 0..=3 {
+            assert_eq!(o.attempt_wait(attempt), t, "attempt {attempt}");
+        }
+        assert_eq!(o.max_duration(), t * 4);
     }
 
     #[test]

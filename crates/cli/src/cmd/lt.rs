@@ -106,6 +106,9 @@ async fn echo_udp(addr: SocketAddr, format: FrameFormat) -> u8 {
             return common::EXIT_FAILURE;
         }
     };
+    // Signal handlers before the `listening on` line: a signal right after it must
+    // find them.
+    let shutdown = common::shutdown_signal();
     match socket.local_addr() {
         Ok(a) => common::print_listening(a),
         Err(e) => {
@@ -113,7 +116,6 @@ async fn echo_udp(addr: SocketAddr, format: FrameFormat) -> u8 {
             return common::EXIT_FAILURE;
         }
     }
-    let shutdown = common::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let received = tokio::select! {
@@ -148,6 +150,9 @@ async fn echo_tcp(addr: SocketAddr, format: FrameFormat) -> u8 {
             return common::EXIT_FAILURE;
         }
     };
+    // Signal handlers before the `listening on` line: a signal right after it must
+    // find them.
+    let shutdown = common::shutdown_signal();
     match listener.local_addr() {
         Ok(a) => common::print_listening(a),
         Err(e) => {
@@ -157,7 +162,6 @@ async fn echo_tcp(addr: SocketAddr, format: FrameFormat) -> u8 {
     }
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let shutdown = common::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

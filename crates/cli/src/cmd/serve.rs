@@ -34,12 +34,14 @@ pub async fn run(args: Args) -> u8 {
         }
     };
     register_reference_service(&node);
+    // Handlers first, then the line: a signal right after it must find them.
+    let shutdown = common::shutdown_signal();
     common::print_listening(node.local_addr());
     tracing::info!(
         "serving the reference service, {:?} dialect",
         node.dialect()
     );
-    common::shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     node.shutdown().await;
     let s = node.stats();

@@ -1227,3 +1227,77 @@ fn extreme_durations_never_overflow_the_clock() {
     p.b_to_a();
     assert_eq!(p.a.stats().calls_succeeded, 1);
 }
+
+/// Bodies that are valid MessagePack of any shape, cut anywhere or whole, behind a request
+/// header of either dialect (or of the other dialect): only a whole `[str, array]` becomes
+/// a request, carrying exactly the decoded method and arguments; everything else is
+/// counted malformed and never answered.
+fn structured_body() -> impl Strategy<Value = (Value, Option<usize>)> {
+    let request_shaped = (
+        ".{0,12}",
+        proptest::collection::vec(crate::wire::value::tests::arb_value(), 0..4),
+    )
+        .prop_map(|(m, args)| Value::Array(vec![Value::from(m), Value::Array(args)]));
+    let any_shape = crate::wire::value::tests::arb_value();
+    (
+        prop_oneof![request_shaped, any_shape],
+        proptest::option::of(any::<prop::sample::Index>()),
+    )
+        .prop_map(|(v, cut)| {
+            let mut body = Vec::new();
+            crate::wire::value::encode_value(&v, &mut body);
+            (v, cut.map(|i| i.index(body.len())))
+        })
+}
+
+proptest! {
+    // Each case decodes up to a dozen sizeable values: 64 cases keep it to seconds.
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn structured_hostile_bodies_become_requests_only_when_whole_and_request_shaped(
+        bodies in proptest::collection::vec(structured_body(), 1..12),
+        storj in any::<bool>(),
+        wrong_dialect in any::<bool>(),
+    ) {
+        let dialect = if storj { Dialect::Storj } else { Dialect::Rpcudp };
+        let now = t0();
+        let mut e = Endpoint::new(EndpointConfig::for_dialect(dialect), 4);
+        let request_kind = match (dialect, wrong_dialect) {
+            (Dialect::Rpcudp, false) | (Dialect::Storj, true) => 0x00,
+            _ => 0x02,
+        };
+        let mut expected_requests = Vec::new();
+        for (i, (value, cut)) in bodies.iter().enumerate() {
+            let mut body = Vec::new();
+            crate::wire::value::encode_value(value, &mut body);
+            let whole = cut.is_none();
+            if let Some(cut) = cut {
+                body.truncate(*cut); // MessagePack is prefix-free: a cut value is incomplete
+            }
+            let mut d = vec![request_kind];
+            d.extend([i as u8; 20]); // distinct ids: no duplicate suppression in play
+            d.extend(&body);
+            e.handle_datagram(now, a_addr(), &d);
+            if let (true, false, Value::Array(parts)) = (whole, wrong_dialect, value) {
+                if let [Value::String(m), Value::Array(args)] = parts.as_slice() {
+                    expected_requests.push((m.as_str().unwrap().to_string(), args.clone()));
+                }
+            }
+        }
+        let mut got = Vec::new();
+        while let Some(ev) = e.poll_event() {
+            match ev {
+                Event::Request { method, args, from, .. } => {
+                    prop_assert_eq!(from, a_addr());
+                    got.push((method, args));
+                }
+                other => prop_assert!(false, "unexpected event {:?}", other),
+            }
+        }
+        prop_assert_eq!(&got, &expected_requests);
+        let s = e.stats();
+        prop_assert_eq!(s.datagrams_in, bodies.len() as u64);
+        prop_assert_eq!(s.malformed, (bodies.len() - expected_requests.len()) as u64);
+        prop_assert!(e.poll_transmit().is_none(), "nothing is answered by itself");
+    }
+}

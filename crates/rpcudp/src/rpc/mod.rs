@@ -357,7 +357,9 @@ impl Node {
     ///
     /// `args` is serialized to MessagePack: a tuple or struct becomes the args array
     /// (`(a, b)` sends two arguments, `()` none), any other value is sent as the one
-    /// argument. An answer that does not fit `R` is [`CallError::Decode`].
+    /// argument, except a bare `None`, which serializes like `()` and so sends none
+    /// (write `(None::<T>,)` for one nil argument). Arguments that fail to serialize are
+    /// [`CallError::Encode`]; an answer that does not fit `R` is [`CallError::Decode`].
     pub async fn call_typed<R: DeserializeOwned>(
         &self,
         to: SocketAddr,

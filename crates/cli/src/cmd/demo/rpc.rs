@@ -146,3 +146,34 @@ async fn lossy_relay(server: SocketAddr) -> std::io::Result<SocketAddr> {
     });
     Ok(addr)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_rpc_demo_step_runs_to_done_on_loopback() {
+        // Generous bound: the step itself waits at most a few seconds (its retry story
+        // and the unknown-method timeout), even on a loaded machine.
+        let outcome = tokio::time::timeout(Duration::from_secs(60), step())
+            .await
+            .expect("the step finishes");
+        assert!(matches!(outcome, Ok(())), "{:?}", outcome.err());
+    }
+
+    #[tokio::test]
+    async fn the_lossy_relay_drops_only_the_first_datagram() {
+        let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let relay = lossy_relay(echo.local_addr().unwrap()).await.unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for payload in [&b"lost"[..], b"kept"] {
+            client.send_to(payload, relay).await.unwrap();
+        }
+        let mut buf = [0u8; 16];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(10), echo.recv_from(&mut buf))
+            .await
+            .expect("the second datagram arrives")
+            .unwrap();
+        assert_eq!(&buf[..n], b"kept");
+    }
+}
