@@ -46,4 +46,27 @@ impl Endpoint {
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.socket.recv_from(buf).await
     }
+
+    /// Receives one datagram if one is queued, without waiting: `WouldBlock` when none
+    /// is (a driver drains the queue with it after [`poll_recv_ready`](Self::poll_recv_ready)
+    /// before it waits again, one readiness wake-up for a batch of datagrams).
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.socket.try_recv_from(buf)
+    }
+
+    /// Sends one datagram if the socket can take it now: `WouldBlock` when its send
+    /// buffer is full (then [`send_to`](Self::send_to) waits for room).
+    pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        self.socket.try_send_to(buf, target)
+    }
+
+    /// Ready once a datagram may be received; the waker of `cx` is woken when that
+    /// happens. (A readiness that turns out stale makes `try_recv_from` return
+    /// `WouldBlock`, which clears it.)
+    pub fn poll_recv_ready(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        self.socket.poll_recv_ready(cx)
+    }
 }
