@@ -82,7 +82,8 @@ pub struct Endpoint {
     calls: HashMap<MessageId, OutCall>,
     timers: Timers,
     /// Requests handed out and not yet answered: token -> dedup key.
-    serving: HashMap<RequestToken, Key>,
+    /// (The key's hash rides along, so the duplicate cache never hashes it again.)
+    serving: HashMap<RequestToken, (Key, u64)>,
     next_token: u64,
     dedup: DedupCache,
     transmits: VecDeque<Transmit>,
@@ -207,7 +208,8 @@ impl Endpoint {
 
     fn on_request(&mut self, from: SocketAddr, id: MessageId, method: String, args: Vec<Value>) {
         let key = (canonical(from), id);
-        match self.dedup.get(&key) {
+        let hash = self.dedup.hash(&key);
+        match self.dedup.get(hash, &key) {
             Some(Entry::Done {
                 answer: Some(bytes),
                 ..
@@ -236,8 +238,8 @@ impl Endpoint {
         }
         let token = RequestToken(self.next_token);
         self.next_token += 1;
-        self.serving.insert(token, key);
-        self.dedup.start(key);
+        self.serving.insert(token, (key, hash));
+        self.dedup.start(hash, key);
         self.stats.requests_received += 1;
         self.events.push_back(Event::Request {
             token,
@@ -313,7 +315,7 @@ impl Endpoint {
     /// peers, or its body is over `max_response_body`, nothing is sent (as if abandoned)
     /// and it is counted. An unknown or already answered token is ignored.
     pub fn respond(&mut self, now: Instant, token: RequestToken, value: &Value) {
-        let Some(key) = self.serving.remove(&token) else {
+        let Some((key, hash)) = self.serving.remove(&token) else {
             debug!(?token, "respond for a request not in progress; ignored");
             return;
         };
@@ -321,19 +323,20 @@ impl Endpoint {
         if let Err(e) = check_sendable(value, self.config.decode_limits.max_depth) {
             self.stats.unsendable_responses += 1;
             debug!(%peer, %id, error = %e, "response not sent: unsendable value");
-            self.finish(now, key, None);
+            self.finish(now, hash, key, None);
             return;
         }
-        let mut datagram = Vec::new();
+        // Room for the usual small answer, so encoding does not grow it step by step.
+        let mut datagram = Vec::with_capacity(HEADER_LEN + 64);
         encode_response(self.config.dialect, &id, value, &mut datagram);
         let size = datagram.len() - HEADER_LEN;
         if size > self.config.effective_max_response_body() {
             self.stats.responses_too_large += 1;
             debug!(%peer, %id, size, "response not sent: body over the limit");
-            self.finish(now, key, None);
+            self.finish(now, hash, key, None);
             return;
         }
-        self.finish(now, key, Some(datagram.clone().into_boxed_slice()));
+        self.finish(now, hash, key, Some(datagram.clone().into_boxed_slice()));
         self.stats.responses_sent += 1;
         self.transmit(peer, datagram);
     }
@@ -342,15 +345,15 @@ impl Endpoint {
     /// method is unknown or the handler fails: the caller times out, and duplicates of the
     /// request are dropped rather than handled again.
     pub fn abandon(&mut self, token: RequestToken) {
-        let Some(key) = self.serving.remove(&token) else {
+        let Some((key, hash)) = self.serving.remove(&token) else {
             return;
         };
         self.stats.requests_abandoned += 1;
         // `abandon` takes no `now`: the entry's lifetime starts at the latest time seen,
         // which exists, since the request arrived through `handle_datagram`.
         match self.last_now {
-            Some(now) => self.finish(now, key, None),
-            None => self.dedup.forget(&key),
+            Some(now) => self.finish(now, hash, key, None),
+            None => self.dedup.forget(hash, &key),
         }
     }
 
@@ -427,8 +430,8 @@ impl Endpoint {
         });
     }
 
-    fn finish(&mut self, now: Instant, key: Key, answer: Option<Box<[u8]>>) {
-        let removed = self.dedup.finish(now, key, answer);
+    fn finish(&mut self, now: Instant, hash: u64, key: Key, answer: Option<Box<[u8]>>) {
+        let removed = self.dedup.finish(now, hash, key, answer);
         self.count_removed(removed);
         self.last_now = Some(now);
     }
