@@ -12,6 +12,7 @@ use tracing::debug;
 use super::calls::OutCall;
 use super::config::{CallOptions, EndpointConfig};
 use super::dedup::{DedupCache, Entry, Key, Removed};
+use super::ownhash::OwnKeys;
 use super::stats::Stats;
 use super::timers::Timers;
 use super::{CallFailure, CallId, CallRefused, Event, RequestToken, Transmit};
@@ -79,11 +80,11 @@ pub struct Endpoint {
     rng: SmallRng,
     /// Calls in flight, by message id (unique among them; the response must also come
     /// from `OutCall::peer`, so the effective key is (id, peer)).
-    calls: HashMap<MessageId, OutCall>,
+    calls: HashMap<MessageId, OutCall, OwnKeys>,
     timers: Timers,
     /// Requests handed out and not yet answered: token -> dedup key.
     /// (The key's hash rides along, so the duplicate cache never hashes it again.)
-    serving: HashMap<RequestToken, (Key, u64)>,
+    serving: HashMap<RequestToken, (Key, u64), OwnKeys>,
     next_token: u64,
     dedup: DedupCache,
     transmits: VecDeque<Transmit>,
@@ -106,9 +107,9 @@ impl Endpoint {
         Endpoint {
             config,
             rng: SmallRng::seed_from_u64(seed),
-            calls: HashMap::new(),
+            calls: HashMap::default(),
             timers: Timers::default(),
-            serving: HashMap::new(),
+            serving: HashMap::default(),
             next_token: 0,
             dedup,
             transmits: VecDeque::new(),
