@@ -5,6 +5,7 @@
 #   raw-batched    raw UDP echo with recvmmsg + GSO (`raw-echo --batched`, quinn-udp)
 #   core           `rpcudp raw-echo --rpc-core` (the sans-IO core answering ping inline,
 #                  no handler tasks) + `rpcudp bench`: the core's cost without the driver's
+#   core-batched   the same with recvmmsg + GSO (`raw-echo --rpc-core --batched`)
 #   ours           `rpcudp serve` + `rpcudp bench`
 #   py-server      Python rpcudp 5.0.1 server + `rpcudp bench`
 #   py-client-ours Python rpcudp client (py/bench_rpcudp_client.py) + `rpcudp serve`
@@ -18,6 +19,7 @@
 #
 #   ROUNDS=3 DURATION=3 bash bench/compare.sh          # the real thing (~2 min)
 #   ROUNDS=1 DURATION=1 bash bench/compare.sh          # a quick check
+#   UPDATE_DOC=1 ...                                    # also refresh BENCHMARKS.md's table
 #
 # Loopback only; every server it starts is killed on exit (also on Ctrl-C or failure).
 # Not part of the test suite: it measures, it does not assert.
@@ -27,8 +29,19 @@ cd "$root"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3}
 CONCURRENCY=${CONCURRENCY:-"1 64"}
-CASES=${CASES:-"raw raw-blocking raw-batched core ours py-server py-client-ours py-client-py lt-udp"}
+CASES=${CASES:-"raw raw-blocking raw-batched core core-batched ours py-server py-client-ours py-client-py lt-udp"}
 OUT=${OUT:-$root/bench/results}
+# PIN=1: every server on CPU 0, every client on CPU 1 (taskset), so all cases run in the
+# same placement (at N=1 placement decides whether a round trip pays a cross-CPU
+# wake-up). Only on an otherwise idle machine: pinned processes cannot move away from
+# other work, and on a busy one they wait for time slices (p99 of milliseconds).
+# The default, PIN=0, lets the scheduler place them.
+PIN=${PIN:-0}
+if [ "$PIN" = 1 ] && { [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; }; then
+  echo "compare.sh: PIN=1 needs 2 CPUs and taskset; running unpinned" >&2
+  PIN=0
+fi
+if [ "$PIN" = 1 ]; then on_server=(taskset -c 0); on_client=(taskset -c 1); else on_server=(); on_client=(); fi
 PY=${PY:-$root/.venv/bin/python}
 target=${CARGO_TARGET_DIR:-$root/target}
 
@@ -54,7 +67,7 @@ trap 'exit 130' INT TERM
 start() {
   local name=$1
   shift
-  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  "${on_server[@]}" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
   pid=$!
   for _ in $(seq 100); do
@@ -74,6 +87,7 @@ if want raw; then start raw "$BIN" raw-echo --bind 127.0.0.1:0 && server[raw]=$a
 if want raw-blocking; then start raw-blocking "$BIN" raw-echo --blocking --bind 127.0.0.1:0 && server[raw-blocking]=$addr && server_pid[raw-blocking]=$pid; fi
 if want raw-batched; then start raw-batched "$BIN" raw-echo --batched --bind 127.0.0.1:0 && server[raw-batched]=$addr && server_pid[raw-batched]=$pid; fi
 if want core; then start core "$BIN" raw-echo --rpc-core --bind 127.0.0.1:0 && server[core]=$addr && server_pid[core]=$pid; fi
+if want core-batched; then start core-batched "$BIN" raw-echo --rpc-core --batched --bind 127.0.0.1:0 && server[core-batched]=$addr && server_pid[core-batched]=$pid; fi
 if want ours || want py-client-ours; then
   if start ours "$BIN" serve --bind 127.0.0.1:0; then server[ours]=$addr; server_pid[ours]=$pid; fi
 fi
@@ -92,6 +106,7 @@ command_of() {
     raw-blocking) echo "$BIN bench ${server[raw-blocking]} --raw -c $n -d $d --json" ;;
     raw-batched) echo "$BIN bench ${server[raw-batched]} --raw -c $n -d $d --json" ;;
     core) echo "$BIN bench ${server[core]} -c $n -d $d --json" ;;
+    core-batched) echo "$BIN bench ${server[core-batched]} -c $n -d $d --json" ;;
     ours) echo "$BIN bench ${server[ours]} -c $n -d $d --json" ;;
     py-server) echo "$BIN bench ${server[py]} -c $n -d $d --json" ;;
     py-client-ours) echo "$PY py/bench_rpcudp_client.py ${server[ours]} -c $n -d $d" ;;
@@ -114,7 +129,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 available() {
   case $1 in
-    raw | raw-blocking | raw-batched | core) [ -n "${server[$1]:-}" ] ;;
+    raw | raw-blocking | raw-batched | core | core-batched) [ -n "${server[$1]:-}" ] ;;
     ours | py-client-ours) [ -n "${server[ours]:-}" ] ;;
     py-server | py-client-py) [ -n "${server[py]:-}" ] ;;
     lt-udp) [ -n "${server[lt]:-}" ] ;;
@@ -123,6 +138,11 @@ available() {
 }
 
 mkdir -p "$OUT"
+# The conditions, for the report: other work on the machine disturbs every number.
+export BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_PIN=$PIN
+BENCH_DATE=$(date -u +%Y-%m-%dT%H:%MZ)
+BENCH_LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+export BENCH_DATE BENCH_LOADAVG_START
 runs=$OUT/runs.jsonl
 : >"$runs"
 read -r -a cases <<<"$CASES"
@@ -136,7 +156,7 @@ for round in $(seq "$ROUNDS"); do
       cmd=$(command_of "$case" "$n")
       spid=${server_pid[$(server_of "$case")]}
       t0=$(cpu_ticks "$spid")
-      if result=$(timeout $((${DURATION%.*} + 60)) $cmd 2>"$tmp/client.err" | tail -1) && [ -n "$result" ]; then
+      if result=$(timeout $((${DURATION%.*} + 60)) "${on_client[@]}" $cmd 2>"$tmp/client.err" | tail -1) && [ -n "$result" ]; then
         t1=$(cpu_ticks "$spid")
         echo "{\"case\":\"$case\",\"n\":$n,\"round\":$round,\"server_cpu_s\":$(awk "BEGIN{print ($t1 - $t0) / $hz}"),\"result\":$result}" >>"$runs"
         printf 'round %s N=%-3s %-15s %s\n' "$round" "$n" "$case" \
@@ -148,4 +168,18 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+BENCH_LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
+export BENCH_LOADAVG_END
 "$REPORT" "$runs" "$OUT" | tee "$OUT/latest.md"
+
+# UPDATE_DOC=1: put the new table into BENCHMARKS.md (between its latest.md markers).
+if [ "${UPDATE_DOC:-0}" = 1 ]; then
+  "$PY" - "$OUT/latest.md" BENCHMARKS.md <<'PYEOF'
+import sys
+table, doc = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+start, end = "<!-- latest.md: start -->\n", "<!-- latest.md: end -->"
+a, b = doc.index(start) + len(start), doc.index(end)
+open(sys.argv[2], "w").write(doc[:a] + table + doc[b:])
+PYEOF
+  echo "compare.sh: BENCHMARKS.md updated" >&2
+fi

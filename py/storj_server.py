@@ -1,6 +1,10 @@
 """A Python storjrpcudp 2.5 (Twisted) server with the reference service, for interop tests.
 
 Run with PYTHONPATH set to where storjrpcudp is installed (testkit::storj_path()).
+storjrpcudp 2.5 (2016) runs unmodified on Python 3.11 with Twisted 26: its
+`object.__getattr__(self, name)` calls (a Python 2 idiom) raise AttributeError on
+Python 3, which its own `__getattr__` catches, so remote calls still resolve; it needs
+the `future` package for `from builtins import str`, which pip installs with it.
 Usage: python storj_server.py [HOST:PORT]   (default 127.0.0.1:0)
 Prints `listening on IP:PORT` once bound, then serves until killed.
 """

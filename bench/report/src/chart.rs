@@ -168,6 +168,7 @@ mod tests {
             nproc: 2,
             cpu: "cpu".into(),
             kernel: "k".into(),
+            conditions: vec![],
         };
         let report = Report::from_runs(runs, machine).unwrap();
         let dir = std::env::temp_dir().join(format!("bench-report-test-{}", std::process::id()));

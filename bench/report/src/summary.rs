@@ -13,6 +13,10 @@ pub const CASES: &[(&str, &str)] = &[
         "core",
         "sans-IO core inline, no handler tasks (raw-echo --rpc-core) + our client",
     ),
+    (
+        "core-batched",
+        "sans-IO core inline, recvmmsg + GSO (raw-echo --rpc-core --batched) + our client",
+    ),
     ("ours", "our server + our client"),
     ("py-server", "Python rpcudp server + our client"),
     ("py-client-ours", "Python rpcudp client + our server"),
@@ -56,6 +60,18 @@ pub const RATIOS: &[(&str, &str, &str, &str)] = &[
     ),
     ("core inline / raw, calls/s", "core", "raw", "calls_per_sec"),
     (
+        "core batched / raw, calls/s",
+        "core-batched",
+        "raw",
+        "calls_per_sec",
+    ),
+    (
+        "core batched / raw batched, calls/s",
+        "core-batched",
+        "raw-batched",
+        "calls_per_sec",
+    ),
+    (
         "ours / core inline, calls/s",
         "ours",
         "core",
@@ -82,6 +98,9 @@ pub struct Machine {
     pub cpu: String,
     /// The kernel release.
     pub kernel: String,
+    /// What compare.sh said about the run (`BENCH_*` variables: rounds, duration, date,
+    /// load average at start and end), by name.
+    pub conditions: Vec<(String, String)>,
 }
 
 impl Machine {
@@ -99,10 +118,25 @@ impl Machine {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
+        let conditions = [
+            "BENCH_DATE",
+            "BENCH_ROUNDS",
+            "BENCH_DURATION",
+            "BENCH_PIN",
+            "BENCH_LOADAVG_START",
+            "BENCH_LOADAVG_END",
+        ]
+        .iter()
+        .filter_map(|k| {
+            let v = std::env::var(k).ok()?;
+            Some((k.trim_start_matches("BENCH_").to_lowercase(), v))
+        })
+        .collect();
         Machine {
             nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
             cpu,
             kernel,
+            conditions,
         }
     }
 }
@@ -262,6 +296,7 @@ impl Report {
             .collect();
         json!({
             "machine": {"nproc": self.machine.nproc, "cpu": self.machine.cpu, "kernel": self.machine.kernel},
+            "conditions": self.machine.conditions.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<String, Value>>(),
             "results": results,
             "ratios": ratios,
         })
@@ -270,9 +305,19 @@ impl Report {
     /// The Markdown tables for BENCHMARKS.md.
     pub fn to_markdown(&self) -> String {
         let mut out = format!(
-            "Machine: {} CPUs, {}, Linux {}\n\n",
+            "Machine: {} CPUs, {}, Linux {}\n",
             self.machine.nproc, self.machine.cpu, self.machine.kernel
         );
+        if !self.machine.conditions.is_empty() {
+            let c: Vec<String> = self
+                .machine
+                .conditions
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            out.push_str(&format!("Run: {}\n", c.join(", ")));
+        }
+        out.push('\n');
         out.push_str(
             "| case | N | calls/s | p50 µs | p90 µs | p99 µs | server CPU µs/call | client CPU µs/call | timeouts | rounds |\n",
         );
@@ -337,6 +382,7 @@ mod tests {
             nproc: 2,
             cpu: "test cpu".into(),
             kernel: "6.0".into(),
+            conditions: vec![("rounds".into(), "3".into())],
         }
     }
 
@@ -373,8 +419,10 @@ mod tests {
         let md = r.to_markdown();
         assert!(md.contains("| ours / raw, calls/s | 0.50x |"), "{md}");
         assert!(md.contains("test cpu"));
+        assert!(md.contains("Run: rounds 3"), "{md}");
         let json = r.to_json();
         assert_eq!(json["ratios"]["n=64"]["ours / raw, calls/s"], 0.5);
+        assert_eq!(json["conditions"]["rounds"], "3");
         assert_eq!(json["results"][0]["case"], "raw");
     }
 

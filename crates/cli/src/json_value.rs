@@ -816,4 +816,61 @@ mod tests {
             assert_eq!(p(&to_json(&v)), v, "{}", to_json(&v));
         }
     }
+
+    mod roundtrip {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any value the mapping can express (a float 32 has no JSON spelling of its
+        /// own, and a str that is not UTF-8 cannot be typed).
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Nil),
+                any::<bool>().prop_map(Value::Boolean),
+                any::<u64>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::F64),
+                ".{0,12}".prop_map(|t: String| Value::from(t)),
+                proptest::collection::vec(any::<u8>(), 0..12).prop_map(Value::Binary),
+                (any::<i8>(), proptest::collection::vec(any::<u8>(), 0..12))
+                    .prop_map(|(k, d)| Value::Ext(k, d)),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    proptest::collection::vec((inner.clone(), inner), 0..6).prop_map(Value::Map),
+                ]
+            })
+        }
+
+        /// Equality with every NaN equal to every NaN (JSON has one NaN spelling).
+        fn same(a: &Value, b: &Value) -> bool {
+            match (a, b) {
+                (Value::F64(x), Value::F64(y)) => {
+                    (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits()
+                }
+                (Value::Array(x), Value::Array(y)) => {
+                    x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+                }
+                (Value::Map(x), Value::Map(y)) => {
+                    x.len() == y.len()
+                        && x.iter()
+                            .zip(y)
+                            .all(|((ka, va), (kb, vb))| same(ka, kb) && same(va, vb))
+                }
+                (a, b) => a == b,
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn every_value_prints_as_json_that_reads_back_the_same(v in value()) {
+                let json = to_json(&v);
+                let back = parse(&json).map_err(|e| TestCaseError::fail(format!("{json}: {e}")))?;
+                prop_assert!(same(&v, &back), "{} read back as {:?}", json, back);
+                // And the printing is valid JSON as far as serde_json is concerned.
+                prop_assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "{}", json);
+            }
+        }
+    }
 }

@@ -302,39 +302,73 @@ fn bench_in_the_wrong_dialect_gets_only_timeouts() {
 
 #[test]
 fn raw_echo_rpc_core_answers_ping_and_echo_but_not_other_methods() {
-    let (_server, addr) = start_raw_echo(&["--rpc-core"]);
-    let addr = addr.to_string();
-    for (method, args, answered) in [
-        ("ping", "[]", true),
-        ("echo", "[1, \"a\"]", true),
-        ("add", "[1, 2]", false),
-    ] {
-        let (status, out, err) = rpcudp(
-            &[
-                "bench",
-                &addr,
-                "--method",
-                method,
-                "--args",
-                args,
-                "--json",
-                "-d",
-                "0.3",
-                "-c",
-                "2",
-                "--timeout",
-                "0.2",
-            ],
-            Duration::from_secs(30),
-        );
-        assert!(status.success(), "{method}: exit {status}: {err}");
-        let report = json_report(&out);
-        let calls = report["calls"].as_u64().unwrap();
-        assert_eq!(calls > 0, answered, "{method}: {report}");
-        assert_eq!(
-            report["timeouts"].as_u64().unwrap() > 0,
-            !answered,
-            "{method}: {report}"
-        );
+    for mode in [&["--rpc-core"][..], &["--rpc-core", "--batched"][..]] {
+        let (_server, addr) = start_raw_echo(mode);
+        let addr = addr.to_string();
+        for (method, args, answered) in [
+            ("ping", "[]", true),
+            ("echo", "[1, \"a\"]", true),
+            ("add", "[1, 2]", false),
+        ] {
+            let (status, out, err) = rpcudp(
+                &[
+                    "bench",
+                    &addr,
+                    "--method",
+                    method,
+                    "--args",
+                    args,
+                    "--json",
+                    "-d",
+                    "0.3",
+                    "-c",
+                    "2",
+                    "--timeout",
+                    "0.2",
+                ],
+                Duration::from_secs(30),
+            );
+            assert!(status.success(), "{mode:?} {method}: exit {status}: {err}");
+            let report = json_report(&out);
+            let calls = report["calls"].as_u64().unwrap();
+            assert_eq!(calls > 0, answered, "{mode:?} {method}: {report}");
+            let timeouts = report["timeouts"].as_u64().unwrap();
+            assert_eq!(timeouts > 0, !answered, "{mode:?} {method}: {report}");
+        }
     }
+}
+
+#[test]
+fn bench_through_the_library_node_answers_calls_and_counts_timeouts() {
+    let (_server, addr) = start_serve("rpcudp");
+    let (status, out, err) = rpcudp(
+        &["bench", &addr, "--node", "--json", "-d", "0.3", "-c", "4"],
+        Duration::from_secs(30),
+    );
+    assert!(status.success(), "exit {status}: {err}");
+    let report = json_report(&out);
+    assert_eq!(report["mode"], "node", "{report}");
+    assert!(report["calls"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["timeouts"], 0, "{report}");
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let (status, out, err) = rpcudp(
+        &[
+            "bench",
+            &silent_addr,
+            "--node",
+            "--json",
+            "-d",
+            "0.3",
+            "-c",
+            "2",
+            "--timeout",
+            "0.2",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(status.success(), "exit {status}: {err}");
+    let report = json_report(&out);
+    assert_eq!(report["calls"], 0, "{report}");
+    assert!(report["timeouts"].as_u64().unwrap() >= 2, "{report}");
 }

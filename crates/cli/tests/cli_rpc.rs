@@ -151,26 +151,35 @@ fn stun_returns_the_callers_address() {
 #[test]
 fn sleep_answers_its_argument_and_does_not_block_other_calls() {
     let (_server, addr) = serve(&[]);
-    let a = addr.to_string();
-    let mut sleeper = Child::spawn("rpcudp call sleep", {
-        let mut c = Command::new(BIN);
-        c.args(["call", &a, "sleep", "4000"]);
-        c
-    });
-    // Give the sleep call time to reach the server (bounded: 5 pings one after another).
-    for _ in 0..5 {
-        call_ok(&[&a, "ping"], r#""pong""#);
+    // The sleep request goes first, by hand, so the server has it before the ping (the
+    // server reads its socket in order); then a ping must be answered while it sleeps.
+    let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let id = [0x5a; 20];
+    let mut request = vec![0x00];
+    request.extend_from_slice(&id);
+    // ["sleep", [4000]]
+    request.extend_from_slice(&[
+        0x92, 0xa5, b's', b'l', b'e', b'e', b'p', 0x91, 0xcd, 0x0f, 0xa0,
+    ]);
+    raw.send_to(&request, addr).unwrap();
+    call_ok(&[&addr.to_string(), "ping"], r#""pong""#);
+    raw.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    match raw.recv_from(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the sleep must still be running after the ping, got {other:?}"),
     }
-    assert!(
-        sleeper.wait_exit(Duration::ZERO).is_none(),
-        "the sleep call must still be waiting while pings are answered"
-    );
-    let line = sleeper.wait_line(Duration::from_secs(20), |_| true);
-    assert_eq!(line, "4000");
-    assert_eq!(
-        sleeper.wait_exit(Duration::from_secs(5)).unwrap().code(),
-        Some(0)
-    );
+    raw.set_nonblocking(false).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (n, _) = raw
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("no sleep answer: {e} ({:?})", e.kind()));
+    let mut answer = vec![0x01];
+    answer.extend_from_slice(&id);
+    answer.extend_from_slice(&[0xcd, 0x0f, 0xa0]); // 4000, as sent
+    assert_eq!(&buf[..n], &answer[..]);
+    // And through `rpcudp call`, the answer is the argument.
+    call_ok(&[&addr.to_string(), "sleep", "10"], "10");
 }
 
 #[test]
@@ -233,13 +242,6 @@ fn usage_errors_exit_2_and_name_the_bad_input() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not-an-addr"));
-}
-
-#[test]
-fn an_unresolvable_name_is_a_usage_error_naming_it() {
-    let o = call(&["no-such-host.invalid:9", "ping", "--timeout", "0.2"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("no-such-host.invalid"));
 }
 
 #[test]
@@ -318,4 +320,16 @@ fn the_server_keeps_answering_after_garbage_datagrams() {
         raw.send_to(g, addr).unwrap();
     }
     call_ok(&[&addr.to_string(), "echo", "1"], "[1]");
+}
+
+#[test]
+fn serve_on_a_port_in_use_exits_1_naming_the_address() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = Command::new(BIN)
+        .args(["serve", "--bind", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&addr), "{}", stderr(&o));
 }

@@ -1,5 +1,5 @@
 //! Many-seed runs of the simulated network. A failure prints its seed; replay one with
-//! `SIM_SEED=<seed> cargo test -p rpcudp-sim`.
+//! `SIM_SEED=<seed> cargo test -p rpcudp-sim`; soak with more seeds with `SIM_SEEDS=<count>`.
 
 use std::time::Duration;
 
@@ -7,12 +7,15 @@ use rpcudp_proto::rpc::{CallOptions, EndpointConfig};
 use rpcudp_proto::wire::rpc::Dialect;
 use rpcudp_sim::{run, LinkConfig, Report, SimConfig};
 
-/// The seeds to run: `SIM_SEED` alone if set, else `0..count`.
+/// The seeds to run: `SIM_SEED` alone if set, else `0..count` (`SIM_SEEDS` overrides
+/// `count`).
 fn seeds(count: u64) -> Vec<u64> {
-    match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED must be a number")],
-        Err(_) => (0..count).collect(),
+    if let Ok(s) = std::env::var("SIM_SEED") {
+        return vec![s.parse().expect("SIM_SEED must be a number")];
     }
+    let count = std::env::var("SIM_SEEDS")
+        .map_or(count, |s| s.parse().expect("SIM_SEEDS must be a number"));
+    (0..count).collect()
 }
 
 /// Runs every seed, collecting all failures so one report lists every failing seed.

@@ -7,11 +7,14 @@
 //! already queued before waiting again, and refills a call's slot as soon as it ends:
 //! - `rpc` (default, `bench/rpc.rs`) drives the sans-IO `rpcudp_proto::rpc::Endpoint`
 //!   directly, so the bench measures the same call table and codecs as the library;
-//! - `--raw` (`bench/raw.rs`) sends bare datagrams to `rpcudp raw-echo`: the ceiling.
+//! - `--raw` (`bench/raw.rs`) sends bare datagrams to `rpcudp raw-echo`: the ceiling;
+//! - `--node` (`bench/node.rs`) makes the calls through the library's tokio `Node`, to
+//!   measure what its driver costs a client.
 //!
 //! When the duration is over, no new call starts and the run waits (at most one timeout)
 //! for the calls in flight; the ones still unanswered count as timeouts.
 
+mod node;
 mod raw;
 mod report;
 mod rpc;
@@ -59,8 +62,12 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Send bare datagrams to `rpcudp raw-echo` instead of RPC calls (the UDP ceiling).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "node")]
     raw: bool,
+    /// Make the calls through the library's `Node` (one future per call) instead of
+    /// driving the sans-IO core directly.
+    #[arg(long)]
+    node: bool,
     /// With `--raw`: make each datagram a length-type frame (2-byte length, 1-byte type),
     /// to load `rpcudp lt echo --udp`.
     #[arg(long, requires = "raw")]
@@ -161,6 +168,7 @@ pub async fn run(args: Args) -> u8 {
         }
     } else {
         match rpc::Calls::from_cli(&args.method, &args.args, &args.dialect) {
+            Ok(calls) if args.node => Mode::Node(calls),
             Ok(calls) => Mode::Rpc(calls),
             Err(msg) => {
                 eprintln!("error: {msg}");
@@ -205,6 +213,7 @@ pub async fn run(args: Args) -> u8 {
 enum Mode {
     Raw { size: usize, lt_frames: bool },
     Rpc(rpc::Calls),
+    Node(rpc::Calls),
 }
 
 async fn run_plan(plan: &Plan, mode: Mode) -> io::Result<report::Summary> {
@@ -229,6 +238,11 @@ async fn run_plan(plan: &Plan, mode: Mode) -> io::Result<report::Summary> {
             let label = calls.label();
             let ended = rpc::run(plan, calls, &mut rec).await?;
             Ok(rec.finish(ended, "rpc", label, plan.concurrency))
+        }
+        Mode::Node(calls) => {
+            let label = calls.label();
+            let ended = node::run(plan, calls, &mut rec).await?;
+            Ok(rec.finish(ended, "node", label, plan.concurrency))
         }
     }
 }

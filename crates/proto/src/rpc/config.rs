@@ -143,6 +143,8 @@ pub struct CallOptions {
     /// 1). Default 2.
     pub backoff: f64,
     /// Cap on an attempt's wait as it grows (never below `attempt_timeout`). Default 60 s.
+    /// (Whatever the options, the endpoint waits at most a year per attempt, so huge
+    /// values cannot overflow the clock.)
     pub max_attempt_timeout: Duration,
     /// Largest fraction (0 to 1) by which the wait before a resend is shortened at
     /// random. Default 0.1.
@@ -171,8 +173,8 @@ impl CallOptions {
         let cap = self.max_attempt_timeout.max(self.attempt_timeout);
         let factor = self.backoff_factor().powi(attempt.min(1024) as i32);
         let secs = self.attempt_timeout.as_secs_f64() * factor;
-        if secs.is_finite() && secs < cap.as_secs_f64() {
-            Duration::from_secs_f64(secs)
+        if secs < cap.as_secs_f64() {
+            Duration::try_from_secs_f64(secs).unwrap_or(cap)
         } else {
             cap
         }

@@ -161,9 +161,12 @@ impl DedupCache {
         removed
     }
 
-    /// When the oldest done entry expires.
+    /// When the oldest done entry expires (`None` also when the lifetime is so long that
+    /// the instant cannot be represented: then nothing ever expires).
     pub(crate) fn next_expiry(&self) -> Option<Instant> {
-        self.order.front().map(|(at, _, _)| *at + self.lifetime)
+        self.order
+            .front()
+            .and_then(|(at, _, _)| at.checked_add(self.lifetime))
     }
 
     fn pop_oldest(&mut self) -> bool {

@@ -42,7 +42,8 @@ use crate::wire::value::check_sendable;
 /// A request becomes an [`Event::Request`]; the application runs the handler wherever it
 /// likes and answers later with `respond(token, value)`, or `abandon(token)` to send no
 /// answer. Each token must be answered once; the endpoint keeps at most
-/// `max_concurrent_requests` unanswered and drops the excess.
+/// `max_concurrent_requests` unanswered and drops the excess, so a token never answered
+/// holds its slot for good (a driver bounds its handlers' run time, then abandons).
 ///
 /// # Example: two endpoints and a call, by hand
 /// ```

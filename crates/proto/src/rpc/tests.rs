@@ -1091,3 +1091,139 @@ fn a_call_with_zero_timeout_fails_at_the_next_timeout_handling() {
         }]
     );
 }
+
+/// One step of a random interleaving between two endpoints.
+#[derive(Clone, Debug)]
+enum Op {
+    Call { retries: u32, nosuch: bool },
+    Deliver(prop::sample::Index),
+    Lose(prop::sample::Index),
+    Duplicate(prop::sample::Index),
+    Answer(prop::sample::Index),
+    Abandon(prop::sample::Index),
+    Cancel(prop::sample::Index),
+    Advance(u16),
+    Garbage(Vec<u8>),
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u32..3, any::<bool>()).prop_map(|(retries, nosuch)| Op::Call { retries, nosuch }),
+        any::<prop::sample::Index>().prop_map(Op::Deliver),
+        any::<prop::sample::Index>().prop_map(Op::Deliver),
+        any::<prop::sample::Index>().prop_map(Op::Lose),
+        any::<prop::sample::Index>().prop_map(Op::Duplicate),
+        any::<prop::sample::Index>().prop_map(Op::Answer),
+        any::<prop::sample::Index>().prop_map(Op::Abandon),
+        any::<prop::sample::Index>().prop_map(Op::Cancel),
+        (0u16..3000).prop_map(Op::Advance),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Op::Garbage),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn random_interleavings_keep_every_call_ending_at_most_once(ops in proptest::collection::vec(arb_op(), 1..120)) {
+        use std::collections::HashMap;
+        // A cache lifetime longer than any run (120 steps of at most 3 s): within it, no
+        // handler may run twice, however the datagrams are lost, duplicated or reordered.
+        let config = EndpointConfig { dedup_lifetime: Duration::from_secs(3600), ..EndpointConfig::default() };
+        let mut p = Pair::with(config.clone(), config);
+        // In flight on the "wire": (to_b, payload).
+        let mut wire: Vec<(bool, Vec<u8>)> = vec![];
+        let mut pending: Vec<RequestToken> = vec![];
+        let mut calls: Vec<CallId> = vec![];
+        let mut outcomes: HashMap<CallId, u32> = HashMap::new();
+        let mut cancelled = std::collections::HashSet::new();
+        for op in ops {
+            match op {
+                Op::Call { retries, nosuch } => {
+                    let o = CallOptions { attempt_timeout: SECOND, retries, ..CallOptions::default() };
+                    let c = p.call(if nosuch { "nosuch" } else { "echo" }, &[Value::from(calls.len())], o);
+                    calls.push(c);
+                }
+                Op::Deliver(i) | Op::Lose(i) | Op::Duplicate(i) if !wire.is_empty() => {
+                    let at = i.index(wire.len());
+                    let (to_b, payload) = if matches!(op, Op::Duplicate(_)) { wire[at].clone() } else { wire.remove(at) };
+                    if !matches!(op, Op::Lose(_)) {
+                        if to_b { p.b.handle_datagram(p.now, a_addr(), &payload) } else { p.a.handle_datagram(p.now, b_addr(), &payload) }
+                    }
+                }
+                Op::Answer(i) | Op::Abandon(i) if !pending.is_empty() => {
+                    let t = pending.remove(i.index(pending.len()));
+                    if matches!(op, Op::Answer(_)) { p.b.respond(p.now, t, &Value::from("ok")) } else { p.b.abandon(t) }
+                }
+                Op::Cancel(i) if !calls.is_empty() => {
+                    let c = calls[i.index(calls.len())];
+                    if !outcomes.contains_key(&c) { cancelled.insert(c); }
+                    p.a.cancel(c);
+                }
+                Op::Advance(ms) => {
+                    let t = p.now + Duration::from_millis(u64::from(ms));
+                    p.advance_to(t);
+                    for e in [&p.a, &p.b] {
+                        prop_assert!(e.poll_timeout().is_none_or(|d| d > t), "a due timer was left");
+                    }
+                }
+                Op::Garbage(bytes) => p.b.handle_datagram(p.now, a_addr(), &bytes),
+                _ => {}
+            }
+            wire.extend(drain(&mut p.a).into_iter().map(|t| (true, t.payload)));
+            wire.extend(drain(&mut p.b).into_iter().map(|t| (false, t.payload)));
+            for e in events(&mut p.b) {
+                match e {
+                    Event::Request { token, method, .. } if method == "echo" => pending.push(token),
+                    Event::Request { token, .. } => p.b.abandon(token),
+                    other => prop_assert!(false, "B made no calls: {other:?}"),
+                }
+            }
+            for e in events(&mut p.a) {
+                let c = match e {
+                    Event::CallSucceeded { call, .. } | Event::CallFailed { call, .. } => call,
+                    other => return Err(TestCaseError::fail(format!("A serves nothing: {other:?}"))),
+                };
+                prop_assert!(!cancelled.contains(&c), "outcome after cancel");
+                *outcomes.entry(c).or_default() += 1;
+                prop_assert_eq!(outcomes[&c], 1, "second outcome");
+            }
+        }
+        let s = p.a.stats();
+        prop_assert_eq!(s.calls_started as usize, calls.len());
+        prop_assert_eq!(p.a.outstanding_calls() as u64, s.calls_started - s.calls_succeeded - s.timeouts - s.calls_cancelled);
+        prop_assert_eq!(p.b.requests_in_progress(), pending.len());
+        prop_assert!(p.b.stats().requests_received <= calls.len() as u64, "a handler ran twice within the cache lifetime");
+    }
+}
+
+#[test]
+fn extreme_durations_never_overflow_the_clock() {
+    let config = EndpointConfig {
+        dedup_lifetime: Duration::MAX,
+        ..EndpointConfig::default()
+    };
+    let now = t0();
+    let mut p = Pair::with(config.clone(), config);
+    let o = CallOptions {
+        attempt_timeout: Duration::MAX,
+        max_attempt_timeout: Duration::MAX,
+        deadline: Some(Duration::MAX),
+        retries: 3,
+        ..CallOptions::default()
+    };
+    assert_eq!(o.attempt_wait(0), Duration::MAX);
+    p.call("m", &[], o);
+    p.a_to_b();
+    let (token, _, _) = p.b_request();
+    p.b.respond(now, token, &Value::Nil);
+    assert_eq!(
+        p.b.poll_timeout(),
+        None,
+        "an unrepresentable expiry is never"
+    );
+    // The call's wait is capped (a year), not overflowed.
+    let t = p.a.poll_timeout().unwrap();
+    assert!(t > now + Duration::from_secs(300 * 24 * 3600));
+    p.advance_to(now + Duration::from_secs(3600));
+    p.b_to_a();
+    assert_eq!(p.a.stats().calls_succeeded, 1);
+}

@@ -64,6 +64,13 @@
 //! assert_eq!(&bytes[..], &[0, 8, 3, 1, 0, 1, 0, 2]);
 //! ```
 //!
+//! # What it does not do
+//! - No delivery guarantee beyond TCP's: a message written to a connection that then
+//!   breaks may be lost; the client does not resend (see [`Client`]).
+//! - No TLS, no authentication, no compression: wrap the stream yourself if you need them
+//!   ([`LtCodec`] works on any `AsyncRead + AsyncWrite`).
+//! - Over UDP, no fragmentation: a frame must fit one datagram (65507 bytes over IPv4).
+//!
 //! # Limits
 //! Every buffer is bounded: incoming frames by the max frame (checked in the header,
 //! before the body is read), outgoing queues by frames and bytes per connection

@@ -219,6 +219,9 @@ impl Driver {
                 Some(Err(e)) => {
                     st.counters.recv_errors += 1;
                     tracing::debug!("receive readiness error: {e}");
+                    // Should an error repeat at once, this bounds the loop to ~1000
+                    // turns a second instead of spinning a core.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 None => {}
             }
@@ -299,9 +302,13 @@ impl State {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     // Linux reports nothing here for unconnected UDP; other systems may
-                    // surface ICMP errors. Either way the socket stays usable.
+                    // surface ICMP errors. Either way the socket stays usable. Should an
+                    // error repeat at once, the pause bounds the loop to ~1000 turns a
+                    // second instead of spinning a core.
                     self.counters.recv_errors += 1;
                     tracing::debug!("receive error: {e}");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    return;
                 }
             }
         }

@@ -161,7 +161,6 @@ pub struct NodeStats {
 ///     .await
 ///     .unwrap_err();
 /// assert!(matches!(err, CallError::Timeout(_)));
-/// assert_eq!(server.stats().unknown_methods, 1);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -160,3 +160,20 @@ pub async fn step() -> StepResult {
         Err("unexpected results".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_length_type_demo_step_runs_to_done_on_loopback() {
+        let outcome = tokio::time::timeout(Duration::from_secs(30), step())
+            .await
+            .expect("the step finishes");
+        assert!(
+            matches!(outcome, Ok(StepOutcome::Done)),
+            "{:?}",
+            outcome.err()
+        );
+    }
+}

@@ -6,8 +6,12 @@
 //! It is a measuring stick, not a server: it bounds what `rpcudp serve` (the tokio
 //! `Node`, with its general handler machinery) could reach with the same core, so the
 //! benchmark can tell the core's cost from the driver's.
+//!
+//! With `--batched` it receives with recvmmsg and sends the answers to one client as GSO
+//! batches (quinn-udp), as `raw-echo --batched` does: what the same core reaches when
+//! the driver batches its system calls.
 
-use super::Shutdown;
+use super::{Batch, Group, Shutdown};
 use crate::common;
 use rmpv::Value;
 use rpcudp_proto::rpc::{Endpoint, EndpointConfig, Event};
@@ -104,5 +108,43 @@ async fn flush(socket: &tokio::net::UdpSocket, ep: &mut Endpoint) {
         if let Err(e) = sent {
             tracing::debug!("send to {}: {e}", t.destination);
         }
+    }
+}
+
+/// [`run`] with batched receives (recvmmsg) and sends (GSO).
+pub async fn run_batched(addr: SocketAddr, dialect: Dialect, shutdown: Shutdown) -> io::Result<()> {
+    let socket = tokio::net::UdpSocket::bind(addr).await?;
+    let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+    common::print_listening(socket.local_addr()?);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut ep = Endpoint::new(EndpointConfig::for_dialect(dialect), seed);
+    let serve = async {
+        let mut rx = Batch::new();
+        let mut out = Vec::with_capacity(super::MAX_DATAGRAM);
+        let pong = Value::from("pong");
+        loop {
+            // The duplicate cache expires as datagrams arrive (handle_datagram), so an
+            // idle server needs no timer here; nothing else in this core is timed.
+            let n = rx.recv(&socket, &state).await;
+            let now = Instant::now();
+            for (from, datagram) in rx.datagrams(n) {
+                ep.handle_datagram(now, from, datagram);
+                answer(&mut ep, now, &pong);
+            }
+            let mut group = Group::default();
+            while let Some(t) = ep.poll_transmit() {
+                if !group.accepts(t.destination, t.payload.len(), state.max_gso_segments()) {
+                    group.flush(&socket, &state, &mut out).await;
+                }
+                group.push(t.destination, &t.payload, &mut out);
+            }
+            group.flush(&socket, &state, &mut out).await;
+        }
+    };
+    tokio::select! {
+        () = serve => Ok(()),
+        () = shutdown => Ok(()),
     }
 }

@@ -35,8 +35,8 @@ pub struct Args {
     /// Echo from a blocking socket on a dedicated thread instead of a tokio task.
     #[arg(long, conflicts_with = "batched")]
     blocking: bool,
-    /// Batch receives (recvmmsg) and sends (GSO) with quinn-udp.
-    #[arg(long, conflicts_with = "rpc_core")]
+    /// Batch receives (recvmmsg) and sends (GSO) with quinn-udp (also with --rpc-core).
+    #[arg(long)]
     batched: bool,
     /// Answer `ping`/`echo` RPCs with the sans-IO core driven inline (not raw: the
     /// core's own cost, without the server's handler machinery).
@@ -70,6 +70,8 @@ pub async fn run(args: Args) -> u8 {
     let task = tokio::spawn(async move {
         if blocking {
             run_blocking(addr, shutdown).await
+        } else if rpc_core && batched {
+            core::run_batched(addr, dialect, shutdown).await
         } else if rpc_core {
             core::run(addr, dialect, shutdown).await
         } else if batched {
@@ -145,41 +147,18 @@ async fn run_batched(addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<()
     let state = quinn_udp::UdpSocketState::new((&socket).into())?;
     common::print_listening(socket.local_addr()?);
     let echo = async {
-        let batch = quinn_udp::BATCH_SIZE;
-        let mut storage = vec![0u8; batch * MAX_DATAGRAM];
-        let mut metas = vec![quinn_udp::RecvMeta::default(); batch];
+        let mut rx = Batch::new();
         let mut out = Vec::with_capacity(MAX_DATAGRAM);
         loop {
-            if let Err(e) = socket.readable().await {
-                tracing::debug!("raw-echo readiness: {e}");
-                continue;
-            }
-            let received = socket.try_io(tokio::io::Interest::READABLE, || {
-                let mut bufs: Vec<std::io::IoSliceMut<'_>> = storage
-                    .chunks_mut(MAX_DATAGRAM)
-                    .map(std::io::IoSliceMut::new)
-                    .collect();
-                state.recv((&socket).into(), &mut bufs, &mut metas)
-            });
-            let n = match received {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => {
-                    tracing::debug!("raw-echo receive: {e}");
-                    continue;
-                }
-            };
+            let n = rx.recv(&socket, &state).await;
             // Answers to one sender with equal sizes go out as one GSO send; anything
             // else closes the group.
             let mut group = Group::default();
-            for (meta, buf) in metas[..n].iter().zip(storage.chunks(MAX_DATAGRAM)) {
-                let stride = meta.stride.max(1);
-                for segment in buf[..meta.len].chunks(stride) {
-                    if !group.accepts(meta.addr, segment.len(), state.max_gso_segments()) {
-                        group.flush(&socket, &state, &mut out).await;
-                    }
-                    group.push(meta.addr, segment, &mut out);
+            for (from, segment) in rx.datagrams(n) {
+                if !group.accepts(from, segment.len(), state.max_gso_segments()) {
+                    group.flush(&socket, &state, &mut out).await;
                 }
+                group.push(from, segment, &mut out);
             }
             group.flush(&socket, &state, &mut out).await;
         }
@@ -187,6 +166,62 @@ async fn run_batched(addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<()
     tokio::select! {
         () = echo => Ok(()),
         () = shutdown => Ok(()),
+    }
+}
+
+/// Receive buffers for one recvmmsg: up to `quinn_udp::BATCH_SIZE` datagrams a call.
+struct Batch {
+    storage: Vec<u8>,
+    metas: Vec<quinn_udp::RecvMeta>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            storage: vec![0u8; quinn_udp::BATCH_SIZE * MAX_DATAGRAM],
+            metas: vec![quinn_udp::RecvMeta::default(); quinn_udp::BATCH_SIZE],
+        }
+    }
+
+    /// Waits for datagrams and receives as many as are queued (one system call);
+    /// returns how many buffers were filled. Errors are logged and waited out.
+    async fn recv(
+        &mut self,
+        socket: &tokio::net::UdpSocket,
+        state: &quinn_udp::UdpSocketState,
+    ) -> usize {
+        loop {
+            if let Err(e) = socket.readable().await {
+                tracing::debug!("raw-echo readiness: {e}");
+                continue;
+            }
+            let (storage, metas) = (&mut self.storage, &mut self.metas);
+            let received = socket.try_io(tokio::io::Interest::READABLE, || {
+                let mut bufs: Vec<std::io::IoSliceMut<'_>> = storage
+                    .chunks_mut(MAX_DATAGRAM)
+                    .map(std::io::IoSliceMut::new)
+                    .collect();
+                state.recv(socket.into(), &mut bufs, metas)
+            });
+            match received {
+                Ok(n) => return n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => tracing::debug!("raw-echo receive: {e}"),
+            }
+        }
+    }
+
+    /// The datagrams of the first `n` buffers, each with its sender (a buffer holds
+    /// several when the kernel coalesced them, GRO: they are `stride` bytes apart).
+    fn datagrams(&self, n: usize) -> impl Iterator<Item = (SocketAddr, &[u8])> + '_ {
+        self.metas[..n]
+            .iter()
+            .zip(self.storage.chunks(MAX_DATAGRAM))
+            .flat_map(|(meta, buf)| {
+                buf[..meta.len]
+                    .chunks(meta.stride.max(1))
+                    .map(move |segment| (meta.addr, segment))
+            })
     }
 }
 
