@@ -43,12 +43,17 @@ pub async fn run(args: Args) -> u8 {
         }
     };
     register_reference_service(&node);
+    // Listen for the signals before announcing the address: a supervisor may send
+    // SIGTERM as soon as it reads `listening on`, and the default action would kill the
+    // process with no clean exit.
+    let mut shutdown = Box::pin(common::shutdown_signal());
+    let _ = futures::poll!(shutdown.as_mut());
     common::print_listening(node.local_addr());
     tracing::info!(
         "serving the reference service, {:?} dialect",
         node.dialect()
     );
-    common::shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     node.shutdown().await;
     let s = node.stats();

@@ -170,15 +170,7 @@ impl Endpoint {
         let id = self.fresh_message_id();
         datagram[1..HEADER_LEN].copy_from_slice(&id.0);
 
-        let mut call = OutCall {
-            peer: to,
-            datagram: (options.retries > 0).then(|| datagram.clone().into_boxed_slice()),
-            timer: now,
-            deadline: options.deadline.and_then(|d| now.checked_add(d)),
-            attempt: 0,
-            options,
-        };
-        call.timer = call.attempt_end(now, &mut self.rng);
+        let call = OutCall::start(now, to, &datagram, options, &mut self.rng);
         self.timers.push(call.timer, id);
         self.calls.insert(id, call);
         self.stats.calls_started += 1;
@@ -294,13 +286,7 @@ impl Endpoint {
                 });
                 continue;
             }
-            call.attempt += 1;
-            let payload = if call.attempt >= call.options.retries {
-                call.datagram.take() // the last resend: no need to keep it longer
-            } else {
-                call.datagram.clone()
-            };
-            call.timer = call.attempt_end(now, &mut self.rng);
+            let payload = call.next_attempt(now, &mut self.rng);
             let (peer, timer) = (call.peer, call.timer);
             self.timers.push(timer, id);
             if let Some(payload) = payload {
