@@ -244,7 +244,9 @@ impl Endpoint {
     }
 
     fn on_response(&mut self, from: SocketAddr, id: MessageId, value: Value) {
-        match self.calls.get(&id) {
+        // One lookup for the usual case; a response from the wrong address (rare) puts
+        // the call back untouched.
+        match self.calls.remove(&id) {
             None => {
                 self.stats.unknown_responses += 1;
                 debug!(%from, %id, "dropped response to no call in flight");
@@ -252,9 +254,9 @@ impl Endpoint {
             Some(call) if !same_peer(call.peer, from) => {
                 self.stats.spoofed_responses += 1;
                 debug!(%from, expected = %call.peer, %id, "dropped response from the wrong address");
+                self.calls.insert(id, call);
             }
             Some(_) => {
-                self.calls.remove(&id);
                 self.clean_timers();
                 self.stats.calls_succeeded += 1;
                 self.events.push_back(Event::CallSucceeded {
