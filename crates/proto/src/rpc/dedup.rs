@@ -35,9 +35,47 @@ pub(crate) enum Entry {
     InProgress,
     /// Answered (with these bytes) or given up (`None`). `seq` ties it to its FIFO slot.
     Done {
-        answer: Option<Box<[u8]>>,
+        answer: Option<Answer>,
         seq: u64,
     },
+}
+
+/// Answers up to this size are kept inside the entry.
+const INLINE: usize = 38;
+
+/// A remembered response datagram. Small ones (most: a `ping` answer is 26 bytes) live
+/// in the entry itself: no allocation when answering, and no free of a long-untouched
+/// block (a cache miss) when the entry leaves.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Answer {
+    pub(crate) fn new(datagram: &[u8]) -> Answer {
+        if datagram.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..datagram.len()].copy_from_slice(datagram);
+            Answer::Inline {
+                len: datagram.len() as u8,
+                bytes,
+            }
+        } else {
+            Answer::Heap(datagram.into())
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Answer::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Answer::Heap(b) => b,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
 }
 
 /// Why an entry left the cache (for the counters).
@@ -112,7 +150,7 @@ impl DedupCache {
         now: Instant,
         hash: u64,
         key: Key,
-        answer: Option<Box<[u8]>>,
+        answer: Option<Answer>,
     ) -> Removed {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -205,5 +243,25 @@ impl DedupCache {
     /// Bytes of cached responses.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_small_and_large_give_back_their_exact_bytes() {
+        for len in [0, 1, 26, INLINE, INLINE + 1, 1000] {
+            let datagram: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let a = Answer::new(&datagram);
+            assert_eq!(a.as_slice(), &datagram[..]);
+            assert_eq!(
+                matches!(a, Answer::Inline { .. }),
+                len <= INLINE,
+                "len {len}"
+            );
+        }
+        assert!(std::mem::size_of::<Entry>() <= 48);
     }
 }

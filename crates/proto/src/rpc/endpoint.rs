@@ -11,7 +11,7 @@ use tracing::debug;
 
 use super::calls::OutCall;
 use super::config::{CallOptions, EndpointConfig};
-use super::dedup::{DedupCache, Entry, Key, Removed};
+use super::dedup::{Answer, DedupCache, Entry, Key, Removed};
 use super::ownhash::OwnKeys;
 use super::stats::Stats;
 use super::timers::Timers;
@@ -209,7 +209,7 @@ impl Endpoint {
                 ..
             }) => {
                 self.stats.duplicates_answered += 1;
-                let payload = bytes.to_vec();
+                let payload = bytes.as_slice().to_vec();
                 self.transmit(from, payload);
                 return;
             }
@@ -326,7 +326,7 @@ impl Endpoint {
             self.finish(now, hash, key, None);
             return;
         }
-        self.finish(now, hash, key, Some(datagram.clone().into_boxed_slice()));
+        self.finish(now, hash, key, Some(Answer::new(&datagram)));
         self.stats.responses_sent += 1;
         self.transmit(peer, datagram);
     }
@@ -420,7 +420,7 @@ impl Endpoint {
         });
     }
 
-    fn finish(&mut self, now: Instant, hash: u64, key: Key, answer: Option<Box<[u8]>>) {
+    fn finish(&mut self, now: Instant, hash: u64, key: Key, answer: Option<Answer>) {
         let removed = self.dedup.finish(now, hash, key, answer);
         self.count_removed(removed);
         self.last_now = Some(now);
