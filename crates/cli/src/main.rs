@@ -43,10 +43,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse_from(cmd::call::protect_negative_numbers(std::env::args_os()));
     common::init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = match &cli.command {
+        Command::Serve(_) => cmd::serve::runtime(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

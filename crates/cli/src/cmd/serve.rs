@@ -20,6 +20,15 @@ pub struct Args {
     pub dialect: DialectArg,
 }
 
+/// The runtime `serve` runs on: a single thread. The server is one driver task that
+/// answers most requests inline; on a multi-threaded runtime every datagram's wake-up
+/// may also wake a second, idle worker on another CPU to look for work, which costs
+/// more than the whole request. Handlers that wait (`sleep`) still run concurrently, as
+/// tasks on the same thread.
+pub fn runtime() -> tokio::runtime::Builder {
+    tokio::runtime::Builder::new_current_thread()
+}
+
 /// Runs `rpcudp serve` until SIGINT or SIGTERM.
 pub async fn run(args: Args) -> u8 {
     let bind = match super::call::resolve(&args.bind).await {

@@ -11,7 +11,8 @@ use tracing::debug;
 
 use super::calls::OutCall;
 use super::config::{CallOptions, EndpointConfig};
-use super::dedup::{DedupCache, Entry, Key, Removed};
+use super::dedup::{Answer, DedupCache, Entry, Key, Removed};
+use super::ownhash::OwnKeys;
 use super::stats::Stats;
 use super::timers::Timers;
 use super::{CallFailure, CallId, CallRefused, Event, RequestToken, Transmit};
@@ -80,10 +81,11 @@ pub struct Endpoint {
     rng: SmallRng,
     /// Calls in flight, by message id (unique among them; the response must also come
     /// from `OutCall::peer`, so the effective key is (id, peer)).
-    calls: HashMap<MessageId, OutCall>,
+    calls: HashMap<MessageId, OutCall, OwnKeys>,
     timers: Timers,
     /// Requests handed out and not yet answered: token -> dedup key.
-    serving: HashMap<RequestToken, Key>,
+    /// (The key's hash rides along, so the duplicate cache never hashes it again.)
+    serving: HashMap<RequestToken, (Key, u64), OwnKeys>,
     next_token: u64,
     dedup: DedupCache,
     transmits: VecDeque<Transmit>,
@@ -106,9 +108,9 @@ impl Endpoint {
         Endpoint {
             config,
             rng: SmallRng::seed_from_u64(seed),
-            calls: HashMap::new(),
+            calls: HashMap::default(),
             timers: Timers::default(),
-            serving: HashMap::new(),
+            serving: HashMap::default(),
             next_token: 0,
             dedup,
             transmits: VecDeque::new(),
@@ -168,15 +170,7 @@ impl Endpoint {
         let id = self.fresh_message_id();
         datagram[1..HEADER_LEN].copy_from_slice(&id.0);
 
-        let mut call = OutCall {
-            peer: to,
-            datagram: (options.retries > 0).then(|| datagram.clone().into_boxed_slice()),
-            timer: now,
-            deadline: options.deadline.and_then(|d| now.checked_add(d)),
-            attempt: 0,
-            options,
-        };
-        call.timer = call.attempt_end(now, &mut self.rng);
+        let call = OutCall::start(now, to, &datagram, options, &mut self.rng);
         self.timers.push(call.timer, id);
         self.calls.insert(id, call);
         self.stats.calls_started += 1;
@@ -208,13 +202,14 @@ impl Endpoint {
 
     fn on_request(&mut self, from: SocketAddr, id: MessageId, method: String, args: Vec<Value>) {
         let key = (canonical(from), id);
-        match self.dedup.get(&key) {
+        let hash = self.dedup.hash(&key);
+        match self.dedup.get(hash, &key) {
             Some(Entry::Done {
                 answer: Some(bytes),
                 ..
             }) => {
                 self.stats.duplicates_answered += 1;
-                let payload = bytes.to_vec();
+                let payload = bytes.as_slice().to_vec();
                 self.transmit(from, payload);
                 return;
             }
@@ -237,8 +232,8 @@ impl Endpoint {
         }
         let token = RequestToken(self.next_token);
         self.next_token += 1;
-        self.serving.insert(token, key);
-        self.dedup.start(key);
+        self.serving.insert(token, (key, hash));
+        self.dedup.start(hash, key);
         self.stats.requests_received += 1;
         self.events.push_back(Event::Request {
             token,
@@ -249,7 +244,9 @@ impl Endpoint {
     }
 
     fn on_response(&mut self, from: SocketAddr, id: MessageId, value: Value) {
-        match self.calls.get(&id) {
+        // One lookup for the usual case; a response from the wrong address (rare) puts
+        // the call back untouched.
+        match self.calls.remove(&id) {
             None => {
                 self.stats.unknown_responses += 1;
                 debug!(%from, %id, "dropped response to no call in flight");
@@ -257,9 +254,9 @@ impl Endpoint {
             Some(call) if !same_peer(call.peer, from) => {
                 self.stats.spoofed_responses += 1;
                 debug!(%from, expected = %call.peer, %id, "dropped response from the wrong address");
+                self.calls.insert(id, call);
             }
             Some(_) => {
-                self.calls.remove(&id);
                 self.clean_timers();
                 self.stats.calls_succeeded += 1;
                 self.events.push_back(Event::CallSucceeded {
@@ -291,13 +288,7 @@ impl Endpoint {
                 });
                 continue;
             }
-            call.attempt += 1;
-            let payload = if call.attempt >= call.options.retries {
-                call.datagram.take() // the last resend: no need to keep it longer
-            } else {
-                call.datagram.clone()
-            };
-            call.timer = call.attempt_end(now, &mut self.rng);
+            let payload = call.next_attempt(now, &mut self.rng);
             let (peer, timer) = (call.peer, call.timer);
             self.timers.push(timer, id);
             if let Some(payload) = payload {
@@ -314,7 +305,7 @@ impl Endpoint {
     /// peers, or its body is over `max_response_body`, nothing is sent (as if abandoned)
     /// and it is counted. An unknown or already answered token is ignored.
     pub fn respond(&mut self, now: Instant, token: RequestToken, value: &Value) {
-        let Some(key) = self.serving.remove(&token) else {
+        let Some((key, hash)) = self.serving.remove(&token) else {
             debug!(?token, "respond for a request not in progress; ignored");
             return;
         };
@@ -322,19 +313,20 @@ impl Endpoint {
         if let Err(e) = check_sendable(value, self.config.decode_limits.max_depth) {
             self.stats.unsendable_responses += 1;
             debug!(%peer, %id, error = %e, "response not sent: unsendable value");
-            self.finish(now, key, None);
+            self.finish(now, hash, key, None);
             return;
         }
-        let mut datagram = Vec::new();
+        // Room for the usual small answer, so encoding does not grow it step by step.
+        let mut datagram = Vec::with_capacity(HEADER_LEN + 64);
         encode_response(self.config.dialect, &id, value, &mut datagram);
         let size = datagram.len() - HEADER_LEN;
         if size > self.config.effective_max_response_body() {
             self.stats.responses_too_large += 1;
             debug!(%peer, %id, size, "response not sent: body over the limit");
-            self.finish(now, key, None);
+            self.finish(now, hash, key, None);
             return;
         }
-        self.finish(now, key, Some(datagram.clone().into_boxed_slice()));
+        self.finish(now, hash, key, Some(Answer::new(&datagram)));
         self.stats.responses_sent += 1;
         self.transmit(peer, datagram);
     }
@@ -343,15 +335,15 @@ impl Endpoint {
     /// method is unknown or the handler fails: the caller times out, and duplicates of the
     /// request are dropped rather than handled again.
     pub fn abandon(&mut self, token: RequestToken) {
-        let Some(key) = self.serving.remove(&token) else {
+        let Some((key, hash)) = self.serving.remove(&token) else {
             return;
         };
         self.stats.requests_abandoned += 1;
         // `abandon` takes no `now`: the entry's lifetime starts at the latest time seen,
         // which exists, since the request arrived through `handle_datagram`.
         match self.last_now {
-            Some(now) => self.finish(now, key, None),
-            None => self.dedup.forget(&key),
+            Some(now) => self.finish(now, hash, key, None),
+            None => self.dedup.forget(hash, &key),
         }
     }
 
@@ -428,8 +420,8 @@ impl Endpoint {
         });
     }
 
-    fn finish(&mut self, now: Instant, key: Key, answer: Option<Box<[u8]>>) {
-        let removed = self.dedup.finish(now, key, answer);
+    fn finish(&mut self, now: Instant, hash: u64, key: Key, answer: Option<Answer>) {
+        let removed = self.dedup.finish(now, hash, key, answer);
         self.count_removed(removed);
         self.last_now = Some(now);
     }

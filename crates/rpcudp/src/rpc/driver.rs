@@ -4,9 +4,11 @@
 //! to handler tasks, answers and call results back. Whether a datagram is a duplicate,
 //! when to retry and which response is genuine are decided by the core; none of it here.
 //!
-//! The loop: flush transmits, route events, publish counters, then wait (`select!`) for
-//! one of: a datagram, a call command, a control message, a finished handler, or the
-//! core's next deadline.
+//! The loop: route events (running handlers), flush transmits, publish counters, then wait
+//! for any of: datagrams, a call command, a control message, a finished handler, or the
+//! core's next deadline. Every source that is ready is taken in the same round. Datagrams
+//! are read in batches while the socket has them; a handler that completes on its first
+//! poll is answered inline, and only one that must wait gets its own task.
 
 use super::error::CallError;
 use super::handler::{HandlerResult, Handlers};
@@ -15,8 +17,11 @@ use crate::udp::Endpoint as UdpEndpoint;
 use rmpv::Value;
 use rpcudp_proto::rpc::{CallId, CallOptions, CallRefused, Endpoint, Event, RequestToken};
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -70,13 +75,29 @@ pub(crate) struct Driver {
     pub(crate) recv_buffer: usize,
 }
 
-/// What woke the driver up.
-enum Wake {
-    Datagram(std::io::Result<(usize, SocketAddr)>),
-    Call(Option<CallCommand>),
-    Control(Option<Control>),
-    Handler(Result<(tokio::task::Id, HandlerResult), tokio::task::JoinError>),
-    Timer,
+/// Datagrams read per readiness wake-up before the other sources get a turn: enough to
+/// amortise the wake-up over a burst, few enough that calls and timers are not starved.
+const RECV_BATCH: usize = 64;
+
+/// What woke the driver up: every source that was ready when it was polled (each one
+/// polled once per wake-up, so none starves the others).
+#[derive(Default)]
+struct Wake {
+    control: Option<Option<Control>>,
+    handler: Option<Result<(tokio::task::Id, HandlerResult), tokio::task::JoinError>>,
+    call: Option<Option<CallCommand>>,
+    readable: Option<std::io::Result<()>>,
+    timer: bool,
+}
+
+impl Wake {
+    fn any(&self) -> bool {
+        self.control.is_some()
+            || self.handler.is_some()
+            || self.call.is_some()
+            || self.readable.is_some()
+            || self.timer
+    }
 }
 
 struct State {
@@ -87,6 +108,7 @@ struct State {
     counters: Counters,
     calls: HashMap<CallId, Pending>,
     tickets: HashMap<u64, CallId>,
+    /// Handlers that did not finish on their first poll, each in its own task.
     running: JoinSet<HandlerResult>,
     /// Which served request each handler task answers, and its method (for logs).
     tasks: HashMap<tokio::task::Id, (RequestToken, String)>,
@@ -119,50 +141,94 @@ impl Driver {
         let mut buf = vec![0u8; recv_buffer];
         let mut calls_open = true;
         let mut control_open = true;
-        let (grace, done) = loop {
-            st.flush().await;
-            st.route_events();
+        // One timer for the whole life of the driver, moved only when the core's next
+        // deadline comes earlier than the one it is set for (a later deadline just lets
+        // it fire early, and `handle_timeout` then finds nothing due). Re-arming a timer
+        // per wake-up costs a trip through tokio's timer wheel for every datagram.
+        let mut timer = Box::pin(tokio::time::sleep_until(tokio::time::Instant::now()));
+        let mut timer_at: Option<Instant> = None;
+        let (grace, done) = 'outer: loop {
+            st.pump().await;
             st.publish();
             if !calls_open && !control_open {
                 // Every handle is gone: nobody can call or wait for an answer any more.
                 break (Duration::ZERO, None);
             }
-            let deadline = st.core.poll_timeout();
-            let sleep = tokio::time::sleep_until(
-                deadline
-                    .map(tokio::time::Instant::from_std)
-                    // Far enough to never fire; the branch is disabled anyway.
-                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
-            );
-            let wake = tokio::select! {
-                r = st.socket.recv_from(&mut buf) => Wake::Datagram(r),
-                c = calls_rx.recv(), if calls_open => Wake::Call(c),
-                c = control_rx.recv(), if control_open => Wake::Control(c),
-                Some(j) = st.running.join_next_with_id(), if !st.running.is_empty() => Wake::Handler(j),
-                _ = sleep, if deadline.is_some() => Wake::Timer,
-            };
-            match wake {
-                Wake::Datagram(Ok((n, from))) => {
-                    st.core.handle_datagram(Instant::now(), from, &buf[..n]);
+            if let Some(at) = st.core.poll_timeout() {
+                if timer_at.is_none_or(|t| at < t) {
+                    timer_at = Some(at);
+                    timer.as_mut().reset(tokio::time::Instant::from_std(at));
                 }
-                Wake::Datagram(Err(e)) => {
-                    // Linux reports nothing here for unconnected UDP; other systems may
-                    // surface ICMP errors. Either way the socket stays usable.
+            }
+            let wake = poll_fn(|cx| {
+                let mut w = Wake::default();
+                if control_open {
+                    if let Poll::Ready(c) = control_rx.poll_recv(cx) {
+                        w.control = Some(c);
+                    }
+                }
+                if !st.running.is_empty() {
+                    if let Poll::Ready(Some(j)) = st.running.poll_join_next_with_id(cx) {
+                        w.handler = Some(j);
+                    }
+                }
+                if calls_open {
+                    if let Poll::Ready(c) = calls_rx.poll_recv(cx) {
+                        w.call = Some(c);
+                    }
+                }
+                if let Poll::Ready(r) = st.socket.poll_recv_ready(cx) {
+                    w.readable = Some(r);
+                }
+                if timer_at.is_some() && timer.as_mut().poll(cx).is_ready() {
+                    w.timer = true;
+                }
+                if w.any() {
+                    Poll::Ready(w)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            match wake.control {
+                Some(Some(Control::Cancel(ticket))) => st.cancel(ticket),
+                Some(Some(Control::Shutdown { grace, done })) => {
+                    // What else was taken this round must not be lost: a taken call is
+                    // refused below with the queued ones, a finished handler answered.
+                    if let Some(Some(cmd)) = wake.call {
+                        let _ = cmd.reply.send(Err(CallError::ShutDown));
+                    }
+                    if let Some(j) = wake.handler {
+                        st.finish_handler(j);
+                    }
+                    break 'outer (grace, Some(done));
+                }
+                Some(None) => control_open = false,
+                None => {}
+            }
+            if let Some(j) = wake.handler {
+                st.finish_handler(j);
+            }
+            match wake.call {
+                Some(Some(cmd)) => st.start_call(cmd).await,
+                Some(None) => calls_open = false,
+                None => {}
+            }
+            match wake.readable {
+                Some(Ok(())) => st.receive_batch(&mut buf).await,
+                Some(Err(e)) => {
                     st.counters.recv_errors += 1;
-                    tracing::debug!("receive error: {e}");
+                    tracing::debug!("receive readiness error: {e}");
                     // Should an error repeat at once, this bounds the loop to ~1000
                     // turns a second instead of spinning a core.
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                Wake::Call(Some(cmd)) => st.start_call(cmd).await,
-                Wake::Call(None) => calls_open = false,
-                Wake::Control(Some(Control::Cancel(ticket))) => st.cancel(ticket),
-                Wake::Control(Some(Control::Shutdown { grace, done })) => {
-                    break (grace, Some(done));
-                }
-                Wake::Control(None) => control_open = false,
-                Wake::Handler(result) => st.finish_handler(result),
-                Wake::Timer => st.core.handle_timeout(Instant::now()),
+                None => {}
+            }
+            if wake.timer {
+                // The timer has fired: it is polled again only once re-armed above.
+                timer_at = None;
+                st.core.handle_timeout(Instant::now());
             }
         };
         st.shut_down(grace).await;
@@ -178,17 +244,72 @@ impl Driver {
     }
 }
 
+/// Sends one datagram: straight away when the socket has room (the usual case, one
+/// system call and no readiness bookkeeping), else once it has.
+async fn send(socket: &UdpEndpoint, payload: &[u8], to: SocketAddr) -> std::io::Result<()> {
+    match socket.try_send_to(payload, to) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            socket.send_to(payload, to).await.map(drop)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The text of a panic payload, for the log.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(no message)"
+    }
+}
+
 impl State {
+    /// Serves the requests and routes the results the core has produced (handlers that
+    /// finish at once answer right here), then sends every datagram it has queued.
+    async fn pump(&mut self) {
+        self.route_events();
+        self.flush().await;
+    }
+
     /// Sends every datagram the core has queued.
     async fn flush(&mut self) {
         while let Some(t) = self.core.poll_transmit() {
-            if let Err(e) = self.socket.send_to(&t.payload, t.destination).await {
+            if let Err(e) = send(&self.socket, &t.payload, t.destination).await {
                 self.counters.send_errors += 1;
                 tracing::debug!(
                     "cannot send {} bytes to {}: {e}",
                     t.payload.len(),
                     t.destination
                 );
+            }
+        }
+    }
+
+    /// Reads the datagrams queued on the socket (at most [`RECV_BATCH`]), each handled,
+    /// served and answered before the next is read: one wake-up for a burst, and an
+    /// answer leaves as soon as it exists.
+    async fn receive_batch(&mut self, buf: &mut [u8]) {
+        for _ in 0..RECV_BATCH {
+            match self.socket.try_recv_from(buf) {
+                Ok((n, from)) => {
+                    self.core.handle_datagram(Instant::now(), from, &buf[..n]);
+                    self.pump().await;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // Linux reports nothing here for unconnected UDP; other systems may
+                    // surface ICMP errors. Either way the socket stays usable. Should an
+                    // error repeat at once, the pause bounds the loop to ~1000 turns a
+                    // second instead of spinning a core.
+                    self.counters.recv_errors += 1;
+                    tracing::debug!("receive error: {e}");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    return;
+                }
             }
         }
     }
@@ -222,7 +343,7 @@ impl State {
             }
         };
         if let Some(t) = self.core.poll_transmit() {
-            if let Err(e) = self.socket.send_to(&t.payload, t.destination).await {
+            if let Err(e) = send(&self.socket, &t.payload, t.destination).await {
                 if t.destination == cmd.to {
                     self.core.cancel(id);
                     let _ = cmd.reply.send(Err(CallError::Io(e)));
@@ -289,9 +410,46 @@ impl State {
             self.core.abandon(token);
             return;
         };
-        let fut = handler.call(from, args);
-        let task = self.running.spawn(fut);
-        self.tasks.insert(task.id(), (token, method));
+        // Polled once right here: a handler that needs no waiting (most do) answers
+        // without a task, a channel or a wake-up of another thread. Only one that is
+        // still pending gets a task, which polls it again with a real waker (a future
+        // must accept a new waker on each poll, so the no-op one here is forgotten).
+        // A panic, in creating the future or in this poll, is caught as a task's would be.
+        let mut cx = Context::from_waker(Waker::noop());
+        let first = catch_unwind(AssertUnwindSafe(|| {
+            let mut fut = handler.call(from, args);
+            match fut.as_mut().poll(&mut cx) {
+                Poll::Ready(result) => Ok(result),
+                Poll::Pending => Err(fut),
+            }
+        }));
+        match first {
+            Ok(Ok(result)) => self.answer(token, &method, result),
+            Ok(Err(fut)) => {
+                let task = self.running.spawn(fut);
+                self.tasks.insert(task.id(), (token, method));
+            }
+            Err(payload) => {
+                self.counters.handler_panics += 1;
+                tracing::warn!(
+                    "handler {method:?} panicked: {}",
+                    panic_message(payload.as_ref())
+                );
+                self.core.abandon(token);
+            }
+        }
+    }
+
+    /// Answers a served request with its handler's result (an error: no answer).
+    fn answer(&mut self, token: RequestToken, method: &str, result: HandlerResult) {
+        match result {
+            Ok(value) => self.core.respond(Instant::now(), token, &value),
+            Err(e) => {
+                self.counters.handler_failures += 1;
+                tracing::debug!("handler {method:?} failed, no answer: {e}");
+                self.core.abandon(token);
+            }
+        }
     }
 
     fn finish_handler(
@@ -306,12 +464,7 @@ impl State {
             return;
         };
         match result {
-            Ok((_, Ok(value))) => self.core.respond(Instant::now(), token, &value),
-            Ok((_, Err(e))) => {
-                self.counters.handler_failures += 1;
-                tracing::debug!("handler {method:?} failed, no answer: {e}");
-                self.core.abandon(token);
-            }
+            Ok((_, result)) => self.answer(token, &method, result),
             Err(e) => {
                 self.counters.handler_panics += 1;
                 tracing::warn!("handler {method:?} panicked or was cancelled: {e}");

@@ -132,7 +132,11 @@ pub struct NodeStats {
 /// - Serving: [`register`](Node::register) (dynamic) and
 ///   [`register_typed`](Node::register_typed). Handlers are async, receive the sender's
 ///   address, and run concurrently (up to the core's `max_concurrent_requests`; more are
-///   dropped and counted).
+///   dropped and counted). A handler's future is first polled right in the socket's
+///   driver: one that completes without waiting (most do) is answered there with no task
+///   and no thread hand-off; one that waits is moved to its own task. So a handler
+///   should not compute for long before its first `.await`: the socket is not read
+///   meanwhile (use `tokio::task::spawn_blocking` for heavy work).
 /// - Calling: [`call`](Node::call) / [`call_with`](Node::call_with) (dynamic) and
 ///   [`call_typed`](Node::call_typed) / [`call_typed_with`](Node::call_typed_with).
 /// - Observing: [`stats`](Node::stats), [`local_addr`](Node::local_addr).

@@ -179,7 +179,7 @@ impl Endpoint {
             if !ready.is_readable() {
                 continue;
             }
-            match self.try_recv_from(buf) {
+            match self.try_recv_checked(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
                 Ok(Some(got)) => return Ok(got),
@@ -194,8 +194,50 @@ impl Endpoint {
         }
     }
 
+    /// Receives one datagram if one is queued, without waiting: `WouldBlock` when none
+    /// is. A driver drains the queue with it after [`poll_recv_ready`](Self::poll_recv_ready)
+    /// before it waits again: one readiness wake-up for a batch of datagrams. Oversized
+    /// datagrams are dropped and counted exactly as by [`recv_from`](Self::recv_from).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let a = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// let mut buf = [0u8; 64];
+    /// let err = a.try_recv_from(&mut buf).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok(()) }
+    /// ```
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        // Each `None` consumed one oversized datagram, so this ends when the queue does.
+        loop {
+            if let Some(got) = self.try_recv_checked(buf)? {
+                return Ok(got);
+            }
+        }
+    }
+
+    /// Sends one datagram if the socket can take it now: `WouldBlock` when its send
+    /// buffer is full (then [`send_to`](Self::send_to) waits for room).
+    pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        self.socket.try_send_to(buf, target)
+    }
+
+    /// Ready once a datagram may be received; the waker of `cx` is woken when that
+    /// happens. (A readiness that turns out stale makes
+    /// [`try_recv_from`](Self::try_recv_from) return `WouldBlock`, which clears it.)
+    pub fn poll_recv_ready(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        self.socket.poll_recv_ready(cx)
+    }
+
     /// One non-blocking receive. `Ok(None)`: a datagram came but was oversized.
-    pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+    pub(crate) fn try_recv_checked(
+        &self,
+        buf: &mut [u8],
+    ) -> io::Result<Option<(usize, SocketAddr)>> {
         let limit = self.max_datagram.min(buf.len());
         let got = if buf.len() > self.max_datagram {
             // The caller's buffer has room for max + 1 bytes: a datagram that fills more
