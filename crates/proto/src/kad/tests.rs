@@ -24,14 +24,22 @@ fn contact(first: u8, last: u8) -> Contact {
     )
 }
 
+/// The one clock read of these tests: every later instant is derived from it by hand.
+#[allow(clippy::disallowed_methods)]
+fn t0() -> Instant {
+    Instant::now()
+}
+
 fn zero() -> NodeId {
     NodeId::from_bytes([0; 20])
 }
 
 fn small_table(k: usize, replacements: usize) -> RoutingTable {
-    let mut config = RoutingConfig::default();
-    config.k = k;
-    config.replacements = replacements;
+    let config = RoutingConfig {
+        k,
+        replacements,
+        ..RoutingConfig::default()
+    };
     RoutingTable::new(zero(), config)
 }
 
@@ -87,7 +95,7 @@ fn random_at_prefix_lands_in_the_asked_bucket() {
 #[test]
 fn own_id_is_never_stored() {
     let mut t = small_table(20, 20);
-    let now = Instant::now();
+    let now = t0();
     assert_eq!(
         t.insert(Contact::new(zero(), addr(1)), now),
         InsertOutcome::Ignored
@@ -98,7 +106,7 @@ fn own_id_is_never_stored() {
 #[test]
 fn known_contact_moves_to_most_recent_and_takes_its_new_address() {
     let mut t = small_table(2, 5);
-    let now = Instant::now();
+    let now = t0();
     let (a, b) = (contact(0x80, 1), contact(0x80, 2));
     t.insert(a, now);
     t.insert(b, now);
@@ -113,7 +121,7 @@ fn known_contact_moves_to_most_recent_and_takes_its_new_address() {
 #[test]
 fn full_bucket_asks_to_ping_the_oldest_once_and_queues_the_rest() {
     let mut t = small_table(2, 5);
-    let now = Instant::now();
+    let now = t0();
     let (a, b, c, d) = (
         contact(0x80, 1),
         contact(0x80, 2),
@@ -132,7 +140,7 @@ fn full_bucket_asks_to_ping_the_oldest_once_and_queues_the_rest() {
 #[test]
 fn oldest_that_answers_the_ping_stays_and_the_candidate_waits() {
     let mut t = small_table(2, 5);
-    let now = Instant::now();
+    let now = t0();
     let (a, b, c) = (contact(0x80, 1), contact(0x80, 2), contact(0x80, 3));
     t.insert(a, now);
     t.insert(b, now);
@@ -149,7 +157,7 @@ fn oldest_that_answers_the_ping_stays_and_the_candidate_waits() {
 #[test]
 fn oldest_that_misses_the_ping_is_replaced_by_the_freshest_candidate() {
     let mut t = small_table(2, 5);
-    let now = Instant::now();
+    let now = t0();
     let (a, b, c, d) = (
         contact(0x80, 1),
         contact(0x80, 2),
@@ -173,7 +181,7 @@ fn oldest_that_misses_the_ping_is_replaced_by_the_freshest_candidate() {
 #[test]
 fn unreported_ping_counts_as_dead_after_the_pending_timeout() {
     let mut t = small_table(1, 5);
-    let now = Instant::now();
+    let now = t0();
     let (a, b, c) = (contact(0x80, 1), contact(0x80, 2), contact(0x80, 3));
     t.insert(a, now);
     assert_eq!(t.insert(b, now), InsertOutcome::PingOldest { oldest: a });
@@ -194,7 +202,7 @@ fn unreported_ping_counts_as_dead_after_the_pending_timeout() {
 #[test]
 fn hearing_from_the_pinged_contact_answers_the_ping() {
     let mut t = small_table(1, 5);
-    let now = Instant::now();
+    let now = t0();
     let (a, b, c) = (contact(0x80, 1), contact(0x80, 2), contact(0x80, 3));
     t.insert(a, now);
     t.insert(b, now);
@@ -205,7 +213,7 @@ fn hearing_from_the_pinged_contact_answers_the_ping() {
 #[test]
 fn replacement_cache_is_bounded_and_keeps_the_freshest() {
     let mut t = small_table(1, 2);
-    let now = Instant::now();
+    let now = t0();
     let a = contact(0x80, 1);
     t.insert(a, now);
     for last in 2..=6 {
@@ -222,7 +230,7 @@ fn replacement_cache_is_bounded_and_keeps_the_freshest() {
 #[test]
 fn removing_a_failed_contact_promotes_a_replacement() {
     let mut t = small_table(1, 5);
-    let now = Instant::now();
+    let now = t0();
     let (a, b) = (contact(0x80, 1), contact(0x80, 2));
     t.insert(a, now);
     t.insert(b, now);
@@ -234,7 +242,7 @@ fn removing_a_failed_contact_promotes_a_replacement() {
 #[test]
 fn closest_sorts_by_xor_distance_and_filters() {
     let mut t = small_table(20, 20);
-    let now = Instant::now();
+    let now = t0();
     let all: Vec<Contact> = (1..=40u8).map(|i| contact(i, i)).collect();
     for c in &all {
         t.insert(*c, now);
@@ -251,7 +259,7 @@ fn closest_sorts_by_xor_distance_and_filters() {
 #[test]
 fn values_go_to_a_newcomer_nearer_than_our_farthest_when_we_are_nearest() {
     let mut t = small_table(2, 5);
-    let now = Instant::now();
+    let now = t0();
     let key = id_with(0, 0x0f);
     // Empty table: everyone gets everything.
     assert!(t.should_replicate_to(&id_with(0x80, 0), &key));
@@ -268,7 +276,7 @@ fn values_go_to_a_newcomer_nearer_than_our_farthest_when_we_are_nearest() {
 #[test]
 fn buckets_needing_refresh_are_the_stale_non_empty_ones() {
     let mut t = small_table(20, 20);
-    let now = Instant::now();
+    let now = t0();
     let hour = Duration::from_secs(3600);
     assert!(t.buckets_to_refresh(now, hour).is_empty());
     t.insert(contact(0x80, 1), now);
@@ -308,11 +316,12 @@ impl Net {
 }
 
 fn config(k: usize, alpha: usize) -> LookupConfig {
-    let mut c = LookupConfig::default();
-    c.k = k;
-    c.alpha = alpha;
-    c.peer_timeout = Duration::from_secs(5);
-    c
+    LookupConfig {
+        k,
+        alpha,
+        peer_timeout: Duration::from_secs(5),
+        ..LookupConfig::default()
+    }
 }
 
 /// Drives a lookup to the end, answering synchronously; returns the contacts asked.
@@ -340,7 +349,7 @@ fn lookup_finds_the_k_closest_of_a_network_from_one_seed() {
     let net = Net::new(200, 1);
     let target = NodeId::random(&mut SmallRng::seed_from_u64(99));
     let mut lookup = Lookup::new(target, None, [net.nodes[0]], config(20, 3));
-    let now = Instant::now();
+    let now = t0();
     drive(&mut lookup, &net, now);
     assert_eq!(lookup.closest(), net.answer(&target, 20));
 }
@@ -350,7 +359,7 @@ fn lookup_keeps_at_most_alpha_requests_in_flight() {
     let net = Net::new(50, 2);
     let target = id_with(1, 2);
     let mut lookup = Lookup::new(target, None, net.nodes.clone(), config(20, 3));
-    let now = Instant::now();
+    let now = t0();
     let mut sent = Vec::new();
     for _ in 0..3 {
         match lookup.next(now) {
@@ -371,7 +380,7 @@ fn lookup_asks_nearest_candidates_first() {
     let net = Net::new(30, 3);
     let target = id_with(0xaa, 0);
     let mut lookup = Lookup::new(target, None, net.nodes.clone(), config(20, 3));
-    let now = Instant::now();
+    let now = t0();
     let nearest = net.answer(&target, 3);
     for expected in nearest {
         assert_eq!(lookup.next(now), LookupState::Contact(expected));
@@ -386,7 +395,7 @@ fn dead_peers_are_skipped_and_do_not_count_among_the_closest() {
     net.dead = nearest.iter().map(|c| c.id).collect();
     // Seeded with every node (a full routing table), so the dead ones are candidates.
     let mut lookup = Lookup::new(target, None, net.nodes.clone(), config(20, 3));
-    let asked = drive(&mut lookup, &net, Instant::now());
+    let asked = drive(&mut lookup, &net, t0());
     assert!(
         nearest.iter().all(|d| asked.contains(d)),
         "the dead were tried"
@@ -407,7 +416,7 @@ fn silent_peer_times_out_by_hand_driven_time_and_a_late_answer_still_counts() {
     let a = contact(0x10, 1);
     let b = contact(0x20, 1);
     let mut lookup = Lookup::new(zero(), None, [a, b], config(20, 1));
-    let t0 = Instant::now();
+    let t0 = t0();
     assert_eq!(lookup.next(t0), LookupState::Contact(a));
     let deadline = t0 + Duration::from_secs(5);
     assert_eq!(
@@ -428,7 +437,7 @@ fn answers_from_strangers_and_repeated_answers_are_ignored() {
     let a = contact(0x10, 1);
     let stranger = contact(0x01, 1);
     let mut lookup = Lookup::new(zero(), None, [a], config(20, 3));
-    let now = Instant::now();
+    let now = t0();
     assert!(!lookup.on_success(&stranger.id, [stranger]));
     assert_eq!(lookup.next(now), LookupState::Contact(a));
     assert!(lookup.on_success(&a.id, []));
@@ -444,7 +453,7 @@ fn lookup_never_contacts_the_local_node() {
     let me = contact(0x10, 1);
     let other = contact(0x20, 1);
     let mut lookup = Lookup::new(zero(), Some(me.id), [me, other], config(20, 3));
-    let now = Instant::now();
+    let now = t0();
     assert_eq!(lookup.next(now), LookupState::Contact(other));
     lookup.on_success(&other.id, [me]);
     assert_eq!(lookup.next(now), LookupState::Finished);
@@ -454,7 +463,7 @@ fn lookup_never_contacts_the_local_node() {
 #[test]
 fn lookup_with_no_seeds_finishes_at_once_empty() {
     let mut lookup = Lookup::new(zero(), None, [], config(20, 3));
-    assert_eq!(lookup.next(Instant::now()), LookupState::Finished);
+    assert_eq!(lookup.next(t0()), LookupState::Finished);
     assert!(lookup.closest().is_empty());
 }
 
@@ -462,7 +471,7 @@ fn lookup_with_no_seeds_finishes_at_once_empty() {
 fn finish_ends_a_value_lookup_early() {
     let net = Net::new(30, 6);
     let mut lookup = Lookup::new(zero(), None, net.nodes.clone(), config(20, 3));
-    let now = Instant::now();
+    let now = t0();
     assert!(matches!(lookup.next(now), LookupState::Contact(_)));
     lookup.finish();
     assert!(lookup.is_finished());
@@ -471,11 +480,13 @@ fn finish_ends_a_value_lookup_early() {
 
 #[test]
 fn hostile_answers_cannot_grow_the_candidate_set_without_bound() {
-    let mut c = config(20, 3);
-    c.max_candidates = 50;
+    let c = LookupConfig {
+        max_candidates: 50,
+        ..config(20, 3)
+    };
     let a = contact(0x10, 1);
     let mut lookup = Lookup::new(zero(), None, [a], c);
-    let now = Instant::now();
+    let now = t0();
     let mut rng = SmallRng::seed_from_u64(8);
     assert_eq!(lookup.next(now), LookupState::Contact(a));
     let flood: Vec<Contact> = (0..10_000)
@@ -496,7 +507,7 @@ fn k_answers_finish_the_lookup_without_asking_farther_nodes() {
     let net = Net::new(60, 9);
     let target = NodeId::random(&mut SmallRng::seed_from_u64(10));
     let mut lookup = Lookup::new(target, None, net.nodes.clone(), config(5, 3));
-    let asked = drive(&mut lookup, &net, Instant::now());
+    let asked = drive(&mut lookup, &net, t0());
     assert_eq!(asked.len(), 5, "only the 5 nearest are asked");
     assert_eq!(lookup.closest(), net.answer(&target, 5));
 }
