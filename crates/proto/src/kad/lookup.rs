@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 /// Parameters of a [`Lookup`].
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct LookupConfig {
     /// How many closest nodes the lookup must hear from (k). Default 20.
     pub k: usize,

@@ -24,7 +24,6 @@ impl Contact {
 
 /// Sizes of a [`RoutingTable`].
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct RoutingConfig {
     /// Contacts per bucket (Kademlia's k). Default 20, as Python `kademlia`.
     pub k: usize,

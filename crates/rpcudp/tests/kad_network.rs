@@ -1,0 +1,366 @@
+//! The DHT over loopback: a network of nodes in one process, the RPC shapes seen from a
+//! raw RPC client, dead nodes, and persistence across a restart.
+
+use rmpv::Value;
+use rpcudp::kad::{key_digest, Dht, DhtConfig, NodeId};
+use rpcudp::rpc::{CallError, Node};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const RPC_TIMEOUT: Duration = Duration::from_millis(400);
+
+fn config(seed: u64) -> DhtConfig {
+    DhtConfig {
+        rpc_timeout: RPC_TIMEOUT,
+        seed: Some(seed),
+        ..DhtConfig::default()
+    }
+}
+
+fn local() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// `n` nodes, each bootstrapped through the first.
+async fn network(n: usize, seed: u64) -> Vec<Dht> {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let dht = Dht::start(local(), config(seed + i as u64)).await.unwrap();
+        if let Some(first) = nodes.first() {
+            let first: &Dht = first;
+            assert_eq!(dht.bootstrap(&[first.local_addr()]).await, 1);
+        }
+        nodes.push(dht);
+    }
+    nodes
+}
+
+async fn stop(nodes: &[Dht]) {
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+fn bin(bytes: &[u8]) -> Value {
+    Value::Binary(bytes.to_vec())
+}
+
+#[tokio::test]
+async fn a_value_set_from_any_node_is_found_from_every_node() {
+    let nodes = network(15, 100).await;
+    let acked = nodes[7].set("colour", Value::from("blue")).await.unwrap();
+    assert!(acked >= 10, "stored on {acked} of 14 other nodes");
+    nodes[3].set("answer", Value::from(42)).await.unwrap();
+    nodes[11]
+        .set("blob", Value::Binary(vec![0, 1, 2, 255]))
+        .await
+        .unwrap();
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(
+            n.get("colour").await.unwrap(),
+            Some(Value::from("blue")),
+            "node {i}"
+        );
+        assert_eq!(
+            n.get("answer").await.unwrap(),
+            Some(Value::from(42)),
+            "node {i}"
+        );
+        assert_eq!(
+            n.get("blob").await.unwrap(),
+            Some(Value::Binary(vec![0, 1, 2, 255])),
+            "node {i}"
+        );
+    }
+    assert_eq!(nodes[5].get("never set").await.unwrap(), None);
+    stop(&nodes).await;
+}
+
+#[tokio::test]
+async fn values_that_python_kademlia_refuses_are_refused() {
+    let nodes = network(2, 200).await;
+    for bad in [Value::Nil, Value::Array(vec![]), Value::Map(vec![])] {
+        assert!(matches!(
+            nodes[1].set("k", bad).await,
+            Err(rpcudp::kad::DhtError::NotStorable)
+        ));
+    }
+    stop(&nodes).await;
+}
+
+#[tokio::test]
+async fn a_node_that_knows_nobody_says_so() {
+    let alone = Dht::start(local(), config(300)).await.unwrap();
+    assert!(matches!(
+        alone.set("k", Value::from(1)).await,
+        Err(rpcudp::kad::DhtError::NoContacts)
+    ));
+    assert!(matches!(
+        alone.get("k").await,
+        Err(rpcudp::kad::DhtError::NoContacts)
+    ));
+    // Bootstrapping through an address where nobody answers finds nobody.
+    let silent = tokio::net::UdpSocket::bind(local()).await.unwrap();
+    assert_eq!(alone.bootstrap(&[silent.local_addr().unwrap()]).await, 0);
+    alone.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dead_node_costs_a_lookup_only_a_timeout_and_is_dropped() {
+    let nodes = network(8, 400).await;
+    nodes[1].set("k", Value::from("v")).await.unwrap();
+    let dead = nodes[4].clone();
+    let dead_id = dead.id();
+    dead.shutdown().await;
+    let asker = &nodes[6];
+    assert!(asker.contacts().iter().any(|c| c.id == dead_id));
+    // A node lookup asks everyone, the dead one included.
+    asker.set("other", Value::from(1)).await.unwrap();
+    assert_eq!(asker.get("k").await.unwrap(), Some(Value::from("v")));
+    assert!(
+        !asker.contacts().iter().any(|c| c.id == dead_id),
+        "the dead node is dropped from the routing table"
+    );
+    stop(&nodes).await;
+}
+
+#[tokio::test]
+async fn rpcs_have_the_python_kademlia_shapes() {
+    let dht = Dht::start(local(), config(500)).await.unwrap();
+    let server = dht.local_addr();
+    let client = Node::bind(local()).await.unwrap();
+    let me = NodeId::from_bytes([0x11; 20]);
+
+    // stun: the caller's address as [ip, port]; it does not add the caller.
+    let stun = client.call(server, "stun", vec![]).await.unwrap();
+    let here = client.local_addr();
+    assert_eq!(
+        stun,
+        Value::Array(vec![
+            Value::from(here.ip().to_string()),
+            Value::from(here.port())
+        ])
+    );
+    assert!(dht.contacts().is_empty());
+
+    // ping: answers the callee's id and adds the caller.
+    let pong = client.call(server, "ping", vec![bin(&me.0)]).await.unwrap();
+    assert_eq!(pong, bin(&dht.id().0));
+    assert_eq!(dht.contacts().len(), 1);
+    assert_eq!(dht.contacts()[0].addr, here);
+
+    // store: true; find_value then finds {"value": v}.
+    let key = key_digest("k");
+    let ok = client
+        .call(
+            server,
+            "store",
+            vec![bin(&me.0), bin(&key.0), Value::from(7)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok, Value::Boolean(true));
+    let found = client
+        .call(server, "find_value", vec![bin(&me.0), bin(&key.0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        Value::Map(vec![(Value::from("value"), Value::from(7))])
+    );
+
+    // find_node never returns the asker (the only contact), so: an empty list.
+    let list = client
+        .call(server, "find_node", vec![bin(&me.0), bin(&key.0)])
+        .await
+        .unwrap();
+    assert_eq!(list, Value::Array(vec![]));
+    // find_value for a missing key answers like find_node.
+    let missing = client
+        .call(server, "find_value", vec![bin(&me.0), bin(&[9; 20])])
+        .await
+        .unwrap();
+    assert_eq!(missing, Value::Array(vec![]));
+
+    // A second asker sees the first as [id, ip, port], unless it searches that very id.
+    let other = Node::bind(local()).await.unwrap();
+    let other_id = NodeId::from_bytes([0x22; 20]);
+    let list = other
+        .call(server, "find_node", vec![bin(&other_id.0), bin(&key.0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        list,
+        Value::Array(vec![Value::Array(vec![
+            bin(&me.0),
+            Value::from(here.ip().to_string()),
+            Value::from(here.port())
+        ])])
+    );
+    let list = other
+        .call(server, "find_node", vec![bin(&other_id.0), bin(&me.0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        list,
+        Value::Array(vec![]),
+        "the searched id itself is left out"
+    );
+    client.shutdown().await;
+    other.shutdown().await;
+    dht.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_dht_requests_get_no_answer_and_the_node_goes_on() {
+    let dht = Dht::start(local(), config(600)).await.unwrap();
+    let server = dht.local_addr();
+    let client = Node::bind(local()).await.unwrap();
+    let mut quick = client.default_call_options();
+    quick.attempt_timeout = Duration::from_millis(200);
+    let bad: Vec<(&str, Vec<Value>)> = vec![
+        ("ping", vec![]),
+        ("ping", vec![Value::from("not an id")]),
+        ("ping", vec![bin(&[1; 19])]),
+        ("store", vec![bin(&[1; 20]), bin(&[2; 5]), Value::from(1)]),
+        (
+            "store",
+            vec![bin(&[1; 20]), bin(&[2; 20]), Value::Array(vec![])],
+        ),
+        ("find_node", vec![bin(&[1; 20])]),
+        ("find_value", vec![bin(&[1; 20]), Value::Nil]),
+    ];
+    for (method, args) in bad {
+        let r = client
+            .call_with(server, method, args.clone(), quick.clone())
+            .await;
+        assert!(
+            matches!(r, Err(CallError::Timeout(_))),
+            "{method}{args:?} answered {r:?}"
+        );
+    }
+    assert_eq!(dht.stored_count(), 0);
+    let pong = client
+        .call(server, "ping", vec![bin(&[1; 20])])
+        .await
+        .unwrap();
+    assert_eq!(pong, bin(&dht.id().0));
+    client.shutdown().await;
+    dht.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_full_store_does_not_acknowledge() {
+    let dht = Dht::start(
+        local(),
+        DhtConfig {
+            max_records: 0,
+            ..config(700)
+        },
+    )
+    .await
+    .unwrap();
+    let client = Node::bind(local()).await.unwrap();
+    let mut quick = client.default_call_options();
+    quick.attempt_timeout = Duration::from_millis(200);
+    let r = client
+        .call_with(
+            dht.local_addr(),
+            "store",
+            vec![bin(&[1; 20]), bin(&[2; 20]), Value::from(1)],
+            quick,
+        )
+        .await;
+    assert!(matches!(r, Err(CallError::Timeout(_))), "{r:?}");
+    client.shutdown().await;
+    dht.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_newcomer_is_handed_the_values_it_is_nearer_to() {
+    // Ids chosen so the newcomer is nearer the key than the holder's only contact.
+    let key = NodeId::from_bytes([0; 20]);
+    let holder = Dht::start(
+        local(),
+        DhtConfig {
+            node_id: Some(NodeId::from_bytes([0x01; 20])),
+            ..config(800)
+        },
+    )
+    .await
+    .unwrap();
+    let far = Dht::start(
+        local(),
+        DhtConfig {
+            node_id: Some(NodeId::from_bytes([0xf0; 20])),
+            ..config(801)
+        },
+    )
+    .await
+    .unwrap();
+    far.bootstrap(&[holder.local_addr()]).await;
+    far.set_digest(key, Value::from("kept")).await.unwrap();
+    assert_eq!(holder.local_value(&key), Some(Value::from("kept")));
+
+    let near = Dht::start(
+        local(),
+        DhtConfig {
+            node_id: Some(NodeId::from_bytes([0x02; 20])),
+            ..config(802)
+        },
+    )
+    .await
+    .unwrap();
+    // A bare ping makes `near` known to the holder, who then hands it the value.
+    near.node()
+        .call(holder.local_addr(), "ping", vec![bin(&near.id().0)])
+        .await
+        .unwrap();
+    let mut got = None;
+    for _ in 0..50 {
+        got = near.local_value(&key);
+        if got.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(got, Some(Value::from("kept")));
+    stop(&[holder, far, near]).await;
+}
+
+#[tokio::test]
+async fn state_survives_a_restart_and_the_node_rejoins_through_saved_contacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let others = network(4, 900).await;
+    let with_state = |seed| DhtConfig {
+        state_dir: Some(dir.path().join("state")),
+        ..config(seed)
+    };
+    let first = Dht::start(local(), with_state(950)).await.unwrap();
+    let id = first.id();
+    assert_eq!(first.bootstrap(&[others[0].local_addr()]).await, 1);
+    // A value stored on this node by someone else.
+    others[2].set("persisted", Value::from(3.5)).await.unwrap();
+    let key = key_digest("persisted");
+    assert_eq!(first.local_value(&key), Some(Value::F64(3.5)));
+    // Contacts are saved within a second.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    first.shutdown().await;
+    drop(first);
+
+    let again = Dht::start(local(), with_state(951)).await.unwrap();
+    assert_eq!(again.id(), id, "the id is kept");
+    assert_eq!(again.local_value(&key), Some(Value::F64(3.5)));
+    let saved: Vec<SocketAddr> = again.saved_contacts().iter().map(|c| c.addr).collect();
+    for o in &others {
+        assert!(saved.contains(&o.local_addr()), "{} saved", o.local_addr());
+    }
+    assert_eq!(again.rejoin().await, others.len());
+    assert_eq!(again.get("nothing here").await.unwrap(), None);
+    assert_eq!(
+        others[3].get("persisted").await.unwrap(),
+        Some(Value::F64(3.5))
+    );
+    again.shutdown().await;
+    stop(&others).await;
+}
