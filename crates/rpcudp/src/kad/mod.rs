@@ -47,11 +47,11 @@ use persist::{ContactChange, RedbStore};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rmpv::Value;
+pub use rpcudp_proto::kad::{is_storable, Contact, NodeId};
 use rpcudp_proto::kad::{
-    is_storable, InsertOutcome, Lookup, LookupConfig, LookupState, MemoryStore, Record,
-    RecordStore, RoutingConfig, RoutingTable, StoreError,
+    InsertOutcome, Lookup, LookupConfig, LookupState, MemoryStore, Record, RecordStore,
+    RoutingConfig, RoutingTable, StoreError,
 };
-pub use rpcudp_proto::kad::{Contact, NodeId};
 use sha1::{Digest, Sha1};
 use std::net::SocketAddr;
 use std::path::PathBuf;
