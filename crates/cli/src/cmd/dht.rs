@@ -172,7 +172,8 @@ async fn join(through: &HostPort, timeout: Duration) -> Result<Dht, u8> {
         eprintln!("error: cannot start a DHT node: {e}");
         common::EXIT_FAILURE
     })?;
-    if dht.bootstrap(&[to]).await == 0 {
+    // One lookup follows (the key's), so the join skips the lookup of its own id.
+    if dht.introduce(&[to]).await == 0 {
         eprintln!("error: no DHT node answered at {through}");
         dht.shutdown().await;
         return Err(common::EXIT_FAILURE);

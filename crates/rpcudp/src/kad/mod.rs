@@ -294,6 +294,17 @@ impl Dht {
     /// adds those that answer, then looks up its own id to fill the routing table.
     /// Returns how many of `addrs` answered.
     pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> usize {
+        let answered = self.introduce(addrs).await;
+        if answered > 0 {
+            self.lookup(self.inner.id, false).await;
+        }
+        answered
+    }
+
+    /// Pings every address in `addrs` and adds those that answer, without the lookup of
+    /// its own id that [`bootstrap`](Dht::bootstrap) does next: enough for a short-lived
+    /// node that runs one `set` or `get` and leaves. Returns how many answered.
+    pub async fn introduce(&self, addrs: &[SocketAddr]) -> usize {
         let pings: FuturesUnordered<_> = addrs
             .iter()
             .map(|addr| {
@@ -316,11 +327,7 @@ impl Dht {
                 }
             })
             .collect();
-        let answered = pings.filter(|ok| std::future::ready(*ok)).count().await;
-        if answered > 0 {
-            self.lookup(self.inner.id, false).await;
-        }
-        answered
+        pings.filter(|ok| std::future::ready(*ok)).count().await
     }
 
     /// Joins again through the contacts saved in the state folder (what a restarted
