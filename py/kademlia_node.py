@@ -5,10 +5,14 @@ Usage:
   python kademlia_node.py serve [--timeout SECS] [BOOTSTRAP_ADDR...]
       Listens on 127.0.0.1 (any free port), bootstraps through the given nodes, prints
       `listening on IP:PORT` then `node id <hex>`, then serves until killed.
-  python kademlia_node.py set [--timeout SECS] ADDR KEY TYPE VALUE
-      TYPE is str, int, float, bool or bin (VALUE in hex). Prints `stored True|False`.
-  python kademlia_node.py get [--timeout SECS] ADDR KEY
-      Prints `value <type> <repr>` (bytes as hex) or `value none`.
+  python kademlia_node.py set [--timeout SECS] ADDR KEY TYPE VALUE [KEY TYPE VALUE...]
+      TYPE is str, int, float, bool or bin (VALUE in hex). Prints `stored True|False`
+      per key.
+  python kademlia_node.py get [--timeout SECS] ADDR KEY [KEY...]
+      Prints `value <type> <repr>` (bytes as hex) or `value none` per key.
+
+One process handles several keys because every short-lived node stays in the others'
+routing tables after it is gone, and each later lookup that meets it waits a timeout.
 
 --timeout sets the per-RPC wait of the rpcudp layer (kademlia's default is 5 s).
 """
@@ -64,21 +68,24 @@ async def main():
         print("node id " + server.node.id.hex(), flush=True)
         await asyncio.Event().wait()
     elif mode == "set":
-        addr, key, kind, text = args
+        addr, rest = args[0], args[1:]
         server = await start(timeout, [addr])
-        ok = await server.set(key, decode(kind, text))
-        print("stored %s" % bool(ok), flush=True)
+        for i in range(0, len(rest), 3):
+            key, kind, text = rest[i : i + 3]
+            ok = await server.set(key, decode(kind, text))
+            print("stored %s" % bool(ok), flush=True)
         server.stop()
     elif mode == "get":
-        addr, key = args
+        addr, keys = args[0], args[1:]
         server = await start(timeout, [addr])
-        value = await server.get(key)
-        if value is None:
-            print("value none", flush=True)
-        elif isinstance(value, bytes):
-            print("value bin " + value.hex(), flush=True)
-        else:
-            print("value %s %r" % (type(value).__name__, value), flush=True)
+        for key in keys:
+            value = await server.get(key)
+            if value is None:
+                print("value none", flush=True)
+            elif isinstance(value, bytes):
+                print("value bin " + value.hex(), flush=True)
+            else:
+                print("value %s %r" % (type(value).__name__, value), flush=True)
         server.stop()
     else:
         sys.exit("unknown mode " + mode)
