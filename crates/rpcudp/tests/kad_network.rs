@@ -364,3 +364,75 @@ async fn state_survives_a_restart_and_the_node_rejoins_through_saved_contacts() 
     again.shutdown().await;
     stop(&others).await;
 }
+
+/// Polls `check` every 20 ms for up to 10 s.
+async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_stale_bucket_is_refreshed_and_the_refresh_finds_new_nodes() {
+    let b = Dht::start(local(), config(1000)).await.unwrap();
+    let c = Dht::start(local(), config(1001)).await.unwrap();
+    assert_eq!(c.bootstrap(&[b.local_addr()]).await, 1);
+    let a = Dht::start(
+        local(),
+        DhtConfig {
+            refresh_interval: Some(Duration::from_millis(300)),
+            ..config(1002)
+        },
+    )
+    .await
+    .unwrap();
+    // Introduced without a lookup: `a` knows only `b`, until a refresh asks `b`.
+    assert_eq!(a.introduce(&[b.local_addr()]).await, 1);
+    assert!(!a.contacts().iter().any(|x| x.id == c.id()));
+    assert!(
+        eventually(|| a.contacts().iter().any(|x| x.id == c.id())).await,
+        "the refresh lookup found c through b"
+    );
+    stop(&[a, b, c]).await;
+}
+
+#[tokio::test]
+async fn old_values_are_republished_to_the_nearest_nodes() {
+    let b = Dht::start(local(), config(1100)).await.unwrap();
+    let a = Dht::start(
+        local(),
+        DhtConfig {
+            refresh_interval: Some(Duration::from_millis(300)),
+            republish_interval: Duration::ZERO,
+            ..config(1101)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.introduce(&[b.local_addr()]).await, 1);
+    // A value handed to `a` alone, after `b` was known: no newcomer hand-over reaches
+    // `b`; only republishing can.
+    let client = Node::bind(local()).await.unwrap();
+    let key = key_digest("republished");
+    let stored = client
+        .call(
+            a.local_addr(),
+            "store",
+            vec![bin(&[0x33; 20]), bin(&key.0), Value::from("again")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, Value::Boolean(true));
+    assert_eq!(b.local_value(&key), None);
+    assert!(
+        eventually(|| b.local_value(&key).is_some()).await,
+        "republished to b"
+    );
+    assert_eq!(b.local_value(&key), Some(Value::from("again")));
+    client.shutdown().await;
+    stop(&[a, b]).await;
+}
