@@ -7,7 +7,9 @@ use rpcudp::rpc::{CallError, Node};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-const RPC_TIMEOUT: Duration = Duration::from_millis(400);
+/// Long enough that a live node on a loaded machine still answers in time; a dead one
+/// costs this much per lookup round.
+const RPC_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn config(seed: u64) -> DhtConfig {
     DhtConfig {
@@ -435,4 +437,64 @@ async fn old_values_are_republished_to_the_nearest_nodes() {
     assert_eq!(b.local_value(&key), Some(Value::from("again")));
     client.shutdown().await;
     stop(&[a, b]).await;
+}
+
+async fn with_id(first: u8, last: u8, k: usize, seed: u64) -> Dht {
+    let mut id = [0u8; 20];
+    id[0] = first;
+    id[19] = last;
+    Dht::start(
+        local(),
+        DhtConfig {
+            k,
+            node_id: Some(NodeId::from_bytes(id)),
+            ..config(seed)
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_full_bucket_keeps_its_oldest_contact_while_it_answers_pings() {
+    // k = 1: b and c fall in the same bucket of a. a waits long for pings (5 s), so a
+    // slow machine cannot make b look dead within this test.
+    let a = Dht::start(
+        local(),
+        DhtConfig {
+            k: 1,
+            node_id: Some(NodeId::from_bytes([0; 20])),
+            rpc_timeout: Duration::from_secs(5),
+            ..config(1200)
+        },
+    )
+    .await
+    .unwrap();
+    let b = with_id(0x80, 1, 1, 1201).await;
+    let c = with_id(0x80, 2, 1, 1202).await;
+    assert_eq!(b.introduce(&[a.local_addr()]).await, 1);
+    let before = b.node().stats().core.datagrams_in;
+    assert_eq!(c.introduce(&[a.local_addr()]).await, 1);
+    // a pings b (b's next datagram in), b answers: b stays, c waits as a replacement.
+    assert!(eventually(|| b.node().stats().core.datagrams_in > before).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ids: Vec<NodeId> = a.contacts().iter().map(|x| x.id).collect();
+    assert_eq!(ids, vec![b.id()]);
+    stop(&[a, b, c]).await;
+}
+
+#[tokio::test]
+async fn a_full_bucket_replaces_an_oldest_contact_that_misses_its_ping() {
+    let a = with_id(0x00, 0, 1, 1300).await;
+    let b = with_id(0x80, 1, 1, 1301).await;
+    let c = with_id(0x80, 2, 1, 1302).await;
+    assert_eq!(b.introduce(&[a.local_addr()]).await, 1);
+    b.shutdown().await;
+    assert_eq!(c.introduce(&[a.local_addr()]).await, 1);
+    assert!(
+        eventually(|| a.contacts().iter().map(|x| x.id).collect::<Vec<_>>() == vec![c.id()]).await,
+        "b was pinged, missed, and c took its place: {:?}",
+        a.contacts()
+    );
+    stop(&[a, c]).await;
 }

@@ -41,7 +41,7 @@
 mod persist;
 mod wire;
 
-use crate::rpc::{CallOptions, HandlerError, Node, NodeConfig};
+use crate::rpc::{CallError, CallOptions, HandlerError, Node, NodeConfig};
 use futures::stream::{FuturesUnordered, StreamExt};
 use persist::{ContactChange, RedbStore};
 use rand::rngs::SmallRng;
@@ -465,16 +465,19 @@ impl Dht {
                 }
             }
         };
+        // Background RPCs hold the node and a weak handle, not the Dht: a shut-down node
+        // must not stay alive (with its state file open) until they time out.
         if !handover.is_empty() {
-            let dht = self.clone();
+            let (node, me, options) = (self.inner.node.clone(), self.inner.id, self.call_options());
             tokio::spawn(async move {
                 for (key, value) in handover {
-                    let args = vec![wire::id_value(&dht.inner.id), wire::id_value(&key), value];
-                    let _ = dht
-                        .inner
-                        .node
-                        .call_with(contact.addr, "store", args, dht.call_options())
-                        .await;
+                    let args = vec![wire::id_value(&me), wire::id_value(&key), value];
+                    if let Err(CallError::ShutDown) = node
+                        .call_with(contact.addr, "store", args, options.clone())
+                        .await
+                    {
+                        return;
+                    }
                 }
             });
         }
@@ -486,15 +489,14 @@ impl Dht {
                 self.persist(ContactChange::Upsert(contact))
             }
             InsertOutcome::PingOldest { oldest } => {
-                let dht = self.clone();
+                let (node, options) = (self.inner.node.clone(), self.call_options());
+                let args = vec![wire::id_value(&self.inner.id)];
+                let weak = Arc::downgrade(&self.inner);
                 tokio::spawn(async move {
-                    let args = vec![wire::id_value(&dht.inner.id)];
-                    let answer = dht
-                        .inner
-                        .node
-                        .call_with(oldest.addr, "ping", args, dht.call_options())
-                        .await;
+                    let answer = node.call_with(oldest.addr, "ping", args, options).await;
                     let alive = answer.ok().as_ref().and_then(wire::parse_id) == Some(oldest.id);
+                    let Some(inner) = weak.upgrade() else { return };
+                    let dht = Dht { inner };
                     let promoted = {
                         let mut table = lock(&dht.inner.table);
                         table.on_ping_result(&oldest.id, alive);
