@@ -560,3 +560,82 @@ fn only_python_kademlia_value_kinds_are_storable() {
         );
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the network and whoever is dead: the lookup ends, asks each node at
+        /// most once, never returns a dead node, and returns the nearest live ones it
+        /// heard of, nearest first, at most k.
+        #[test]
+        fn lookup_ends_and_returns_only_live_nodes_nearest_first(
+            seed in any::<u64>(),
+            n in 1usize..120,
+            dead_every in 2usize..6,
+            k in 1usize..25,
+            alpha in 1usize..5,
+        ) {
+            let mut net = Net::new(n, seed);
+            net.dead = net.nodes.iter().step_by(dead_every).map(|c| c.id).collect();
+            let target = NodeId::random(&mut SmallRng::seed_from_u64(seed ^ 0xdead));
+            let seeds: Vec<Contact> = net.nodes.iter().rev().take(3).copied().collect();
+            let mut lookup = Lookup::new(target, None, seeds, config(k, alpha));
+            let asked = drive(&mut lookup, &net, t0());
+            let mut unique = asked.clone();
+            unique.sort_by_key(|c| c.id);
+            unique.dedup();
+            prop_assert_eq!(unique.len(), asked.len(), "a node was asked twice");
+            let closest = lookup.closest();
+            prop_assert!(closest.len() <= k);
+            prop_assert!(closest.iter().all(|c| !net.dead.contains(&c.id)));
+            prop_assert!(closest.windows(2).all(|w| w[0].id.distance(&target) < w[1].id.distance(&target)));
+            // Every live node that was asked and is nearer than the farthest returned
+            // is among the returned.
+            if let Some(far) = closest.last().map(|c| c.id.distance(&target)) {
+                for c in asked.iter().filter(|c| !net.dead.contains(&c.id)) {
+                    if c.id.distance(&target) < far {
+                        prop_assert!(closest.contains(c));
+                    }
+                }
+            }
+        }
+
+        /// The table never holds more than k per bucket, never its own id, and `closest`
+        /// is sorted and without duplicates, whatever is inserted or removed.
+        #[test]
+        fn routing_table_keeps_its_invariants(
+            ops in proptest::collection::vec((any::<[u8; 20]>(), any::<bool>()), 1..300),
+            k in 1usize..6,
+        ) {
+            let mut t = small_table(k, 3);
+            let now = t0();
+            for (bytes, insert) in ops {
+                let id = NodeId::from_bytes(bytes);
+                if insert {
+                    if let InsertOutcome::PingOldest { oldest } =
+                        t.insert(Contact::new(id, addr(1)), now)
+                    {
+                        t.on_ping_result(&oldest.id, bytes[0] % 2 == 0);
+                    }
+                } else {
+                    t.remove(&id);
+                }
+            }
+            let all = t.contacts();
+            prop_assert!(!all.iter().any(|c| c.id == zero()));
+            let mut per_bucket = std::collections::HashMap::new();
+            for c in &all {
+                *per_bucket.entry(zero().distance(&c.id).bucket_index()).or_insert(0) += 1;
+            }
+            prop_assert!(per_bucket.values().all(|&n| n <= k));
+            let target = NodeId::from_bytes([0x5a; 20]);
+            let closest = t.closest(&target, all.len());
+            prop_assert_eq!(closest.len(), all.len());
+            prop_assert!(closest.windows(2).all(|w| w[0].id.distance(&target) < w[1].id.distance(&target)));
+        }
+    }
+}
