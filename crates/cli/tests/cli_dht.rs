@@ -246,3 +246,21 @@ fn an_acknowledged_set_survives_kill_9_and_the_node_rejoins_through_saved_contac
     let g = get(b, "durable");
     assert_eq!(g.stdout, vec!["kept".to_string()], "{}", g.stderr);
 }
+
+#[test]
+fn ipv6_nodes_store_and_find_a_key() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["dht", "run", "--bind", "[::1]:0", "--timeout", TIMEOUT]);
+    let mut node = Child::spawn("rpcudp dht run (IPv6)", cmd);
+    let addr = node.wait_listening(START);
+    assert!(addr.is_ipv6(), "{addr}");
+    let s = set(addr, "six", "over ipv6", false);
+    assert_eq!(
+        s.stdout,
+        vec!["stored on 1 nodes".to_string()],
+        "{}",
+        s.stderr
+    );
+    let g = get(addr, "six");
+    assert_eq!(g.stdout, vec!["over ipv6".to_string()], "{}", g.stderr);
+}
