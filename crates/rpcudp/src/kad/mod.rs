@@ -79,7 +79,9 @@ pub struct DhtConfig {
     /// Where to keep the id, contacts and values (created if missing); `None` keeps
     /// everything in memory.
     pub state_dir: Option<PathBuf>,
-    /// The node's id; `None` uses the saved one, or a random one.
+    /// The node's id. `None` uses the one saved in [`state_dir`](Self::state_dir), or a
+    /// random one (saved there for next time); `Some` overrides a saved id for this run
+    /// without replacing it.
     pub node_id: Option<NodeId>,
     /// Most values this node stores for others. Default 100,000.
     pub max_records: usize,
