@@ -38,10 +38,12 @@
 //! # Ok(()) }
 //! ```
 
+mod lookup;
 mod persist;
+mod serve;
 mod wire;
 
-use crate::rpc::{CallError, CallOptions, HandlerError, Node, NodeConfig};
+use crate::rpc::{CallError, CallOptions, Node, NodeConfig};
 use futures::stream::{FuturesUnordered, StreamExt};
 use persist::{ContactChange, RedbStore};
 use rand::rngs::SmallRng;
@@ -49,8 +51,7 @@ use rand::SeedableRng;
 use rmpv::Value;
 pub use rpcudp_proto::kad::{is_storable, Contact, NodeId};
 use rpcudp_proto::kad::{
-    InsertOutcome, Lookup, LookupConfig, LookupState, MemoryStore, Record, RecordStore,
-    RoutingConfig, RoutingTable, StoreError,
+    InsertOutcome, MemoryStore, Record, RecordStore, RoutingConfig, RoutingTable, StoreError,
 };
 use sha1::{Digest, Sha1};
 use std::net::SocketAddr;
@@ -59,7 +60,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use wire::FindAnswer;
 
 /// How a [`Dht`] node behaves.
 #[derive(Debug, Clone)]
@@ -514,150 +514,6 @@ impl Dht {
             }
             _ => {}
         }
-    }
-
-    /// The iterative lookup: the k nearest nodes that answered, and for a value lookup
-    /// the value if one was found.
-    async fn lookup(&self, target: NodeId, find_value: bool) -> (Vec<Contact>, Option<Value>) {
-        let k = self.inner.config.k.max(1);
-        let seeds = {
-            let mut table = lock(&self.inner.table);
-            table.touch(&target, Instant::now());
-            table.closest(&target, k)
-        };
-        let config = LookupConfig {
-            k,
-            alpha: self.inner.config.alpha.max(1),
-            // The RPC's own timeout reports a silent node first (so it is dropped from
-            // the table); the lookup's is only a safety net.
-            peer_timeout: self.inner.config.rpc_timeout * 2,
-            ..LookupConfig::default()
-        };
-        let mut lookup = Lookup::new(target, Some(self.inner.id), seeds, config);
-        let method = if find_value {
-            "find_value"
-        } else {
-            "find_node"
-        };
-        let mut in_flight = FuturesUnordered::new();
-        let mut found = None;
-        loop {
-            match lookup.next(Instant::now()) {
-                LookupState::Contact(c) => {
-                    let node = self.inner.node.clone();
-                    let args = vec![wire::id_value(&self.inner.id), wire::id_value(&target)];
-                    let options = self.call_options();
-                    in_flight.push(async move {
-                        (c, node.call_with(c.addr, method, args, options).await)
-                    });
-                }
-                LookupState::Waiting(deadline) => {
-                    let sleep = async {
-                        match deadline {
-                            Some(d) => tokio::time::sleep_until(d.into()).await,
-                            None => std::future::pending().await,
-                        }
-                    };
-                    tokio::select! {
-                        answer = in_flight.next() => {
-                            let Some((c, answer)) = answer else { continue };
-                            let parsed = answer.ok().and_then(|v| wire::parse_find_answer(v, k));
-                            self.on_answer(c, parsed.is_some());
-                            match parsed {
-                                Some(FindAnswer::Value(v)) if find_value && is_storable(&v) => {
-                                    found = Some(v);
-                                    lookup.finish();
-                                }
-                                Some(FindAnswer::Contacts(cs)) => {
-                                    lookup.on_success(&c.id, cs);
-                                }
-                                _ => lookup.on_failure(&c.id),
-                            }
-                        }
-                        _ = sleep => {}
-                    }
-                }
-                LookupState::Finished => break,
-            }
-        }
-        (lookup.closest(), found)
-    }
-
-    fn register_handlers(&self) {
-        let node = &self.inner.node;
-        node.register("stun", |from, _args: Vec<Value>| async move {
-            Ok::<_, HandlerError>(wire::stun_value(from))
-        });
-        let weak = Arc::downgrade(&self.inner);
-        node.register("ping", move |from, args: Vec<Value>| {
-            let dht = weak.upgrade().map(|inner| Dht { inner });
-            async move {
-                let dht = dht.ok_or("shutting down")?;
-                let [sender] = args.as_slice() else {
-                    return Err("ping takes node_id".into());
-                };
-                dht.welcome_sender(sender, from)?;
-                Ok(wire::id_value(&dht.inner.id))
-            }
-        });
-        let weak = Arc::downgrade(&self.inner);
-        node.register("store", move |from, args: Vec<Value>| {
-            let dht = weak.upgrade().map(|inner| Dht { inner });
-            async move {
-                let dht = dht.ok_or("shutting down")?;
-                let [sender, key, value] = args.as_slice() else {
-                    return Err("store takes node_id, key, value".into());
-                };
-                dht.welcome_sender(sender, from)?;
-                let key = wire::parse_id(key).ok_or("the key is not 20 bytes of bin")?;
-                // Acknowledged only once durable: no answer if the store refuses.
-                dht.put_local(key, value.clone())
-                    .await
-                    .map_err(|e| HandlerError::new(e.to_string()))?;
-                Ok(Value::Boolean(true))
-            }
-        });
-        for find_value in [false, true] {
-            let weak = Arc::downgrade(&self.inner);
-            let method = if find_value {
-                "find_value"
-            } else {
-                "find_node"
-            };
-            node.register(method, move |from, args: Vec<Value>| {
-                let dht = weak.upgrade().map(|inner| Dht { inner });
-                async move {
-                    let dht = dht.ok_or("shutting down")?;
-                    let [sender, key] = args.as_slice() else {
-                        return Err("find_* takes node_id, key".into());
-                    };
-                    dht.welcome_sender(sender, from)?;
-                    let key = wire::parse_id(key).ok_or("the key is not 20 bytes of bin")?;
-                    if find_value {
-                        if let Some(v) = dht.local_value(&key) {
-                            return Ok(Value::Map(vec![(Value::from("value"), v)]));
-                        }
-                    }
-                    Ok(dht.neighbours(&key, from))
-                }
-            });
-        }
-    }
-
-    fn welcome_sender(&self, sender: &Value, from: SocketAddr) -> Result<(), HandlerError> {
-        let id = wire::parse_id(sender).ok_or("the node id is not 20 bytes of bin")?;
-        self.welcome(Contact::new(id, from));
-        Ok(())
-    }
-
-    /// The k nearest contacts to `key`, leaving out the asker (by address, as Python
-    /// does) and a contact whose id is `key`.
-    fn neighbours(&self, key: &NodeId, asker: SocketAddr) -> Value {
-        let table = lock(&self.inner.table);
-        let list = table.closest_filtered(key, self.inner.config.k, |c| {
-            c.addr != asker && c.id != *key
-        });
-        Value::Array(list.iter().map(wire::contact_value).collect())
     }
 
     /// One round of maintenance: refresh stale buckets, republish old values.
