@@ -498,3 +498,68 @@ async fn a_full_bucket_replaces_an_oldest_contact_that_misses_its_ping() {
     );
     stop(&[a, c]).await;
 }
+
+#[tokio::test]
+async fn a_flood_of_made_up_contacts_keeps_buckets_bounded_and_the_node_answering() {
+    let dht = Dht::start(
+        local(),
+        DhtConfig {
+            k: 2,
+            ..config(1400)
+        },
+    )
+    .await
+    .unwrap();
+    // A value, so that every newcomer is a hand-over candidate too.
+    let client = Node::bind(local()).await.unwrap();
+    client
+        .call(
+            dht.local_addr(),
+            "store",
+            vec![bin(&[0x44; 20]), bin(&key_digest("x").0), Value::from(1)],
+        )
+        .await
+        .unwrap();
+    let pings = (0..300u32).map(|i| {
+        let client = client.clone();
+        let to = dht.local_addr();
+        async move {
+            let mut id = [0u8; 20];
+            id[..4].copy_from_slice(&i.wrapping_mul(2_654_435_761).to_be_bytes());
+            id[19] = 1;
+            client.call(to, "ping", vec![bin(&id)]).await
+        }
+    });
+    let answers = futures::future::join_all(pings).await;
+    assert!(answers.iter().all(|a| a.is_ok()), "every ping answered");
+    let contacts = dht.contacts();
+    let mut per_bucket = std::collections::HashMap::new();
+    for c in &contacts {
+        *per_bucket
+            .entry(dht.id().distance(&c.id).bucket_index())
+            .or_insert(0) += 1;
+    }
+    assert!(per_bucket.values().all(|&n| n <= 2), "{per_bucket:?}");
+    // Garbage datagrams are dropped and counted; the node still answers.
+    let raw = tokio::net::UdpSocket::bind(local()).await.unwrap();
+    for junk in [
+        &b""[..],
+        b"\x00",
+        &[0u8; 21],
+        &[0xffu8; 100],
+        b"\x00aaaaaaaaaaaaaaaaaaaa\xc1",
+    ] {
+        raw.send_to(junk, dht.local_addr()).await.unwrap();
+    }
+    let pong = client
+        .call(dht.local_addr(), "ping", vec![bin(&[0x55; 20])])
+        .await
+        .unwrap();
+    assert_eq!(pong, bin(&dht.id().0));
+    assert!(
+        eventually(|| dht.node().stats().core.malformed >= 1).await,
+        "malformed datagrams counted"
+    );
+    client.shutdown().await;
+    dht.shutdown().await;
+}

@@ -168,6 +168,9 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     persister: Mutex<Option<JoinHandle<()>>>,
     rng: Mutex<SmallRng>,
+    /// Bounds the hand-over tasks running at once: a flood of made-up newcomers must not
+    /// spawn tasks without bound (past the bound, newcomers simply get no hand-over).
+    handovers: Arc<tokio::sync::Semaphore>,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -241,6 +244,7 @@ impl Dht {
                 tasks: Mutex::new(Vec::new()),
                 persister: Mutex::new(persister),
                 rng: Mutex::new(rng),
+                handovers: Arc::new(tokio::sync::Semaphore::new(MAX_HANDOVERS)),
                 config,
             }),
         };
@@ -469,9 +473,15 @@ impl Dht {
         };
         // Background RPCs hold the node and a weak handle, not the Dht: a shut-down node
         // must not stay alive (with its state file open) until they time out.
-        if !handover.is_empty() {
+        let permit = if handover.is_empty() {
+            None
+        } else {
+            self.inner.handovers.clone().try_acquire_owned().ok()
+        };
+        if let Some(permit) = permit {
             let (node, me, options) = (self.inner.node.clone(), self.inner.id, self.call_options());
             tokio::spawn(async move {
+                let _permit = permit;
                 for (key, value) in handover {
                     let args = vec![wire::id_value(&me), wire::id_value(&key), value];
                     if let Err(CallError::ShutDown) = node
@@ -546,6 +556,9 @@ impl Dht {
         }
     }
 }
+
+/// Most hand-over tasks (values sent to a newcomer) running at once.
+const MAX_HANDOVERS: usize = 64;
 
 /// How long contact changes are gathered before one write (well within the promised
 /// second).
