@@ -563,3 +563,45 @@ async fn a_flood_of_made_up_contacts_keeps_buckets_bounded_and_the_node_answerin
     client.shutdown().await;
     dht.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_found_value_is_copied_to_the_nearest_node_asked_that_lacked_it() {
+    let key = NodeId::from_bytes([0; 20]);
+    let near = with_id(0x01, 0, 20, 1500).await;
+    let holder = with_id(0x40, 0, 20, 1501).await;
+    let asker = Dht::start(
+        local(),
+        DhtConfig {
+            alpha: 1,
+            node_id: Some(NodeId::from_bytes([0xf0; 20])),
+            ..config(1502)
+        },
+    )
+    .await
+    .unwrap();
+    let client = Node::bind(local()).await.unwrap();
+    let stored = client
+        .call(
+            holder.local_addr(),
+            "store",
+            vec![bin(&[0x77; 20]), bin(&key.0), Value::from("copy me")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, Value::Boolean(true));
+    assert_eq!(
+        asker
+            .introduce(&[near.local_addr(), holder.local_addr()])
+            .await,
+        2
+    );
+    assert_eq!(near.local_value(&key), None);
+    // alpha = 1: `near` is asked first (no value), then `holder` (the value).
+    assert_eq!(
+        asker.get_digest(key).await.unwrap(),
+        Some(Value::from("copy me"))
+    );
+    assert_eq!(near.local_value(&key), Some(Value::from("copy me")));
+    client.shutdown().await;
+    stop(&[near, holder, asker]).await;
+}

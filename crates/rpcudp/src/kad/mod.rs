@@ -378,7 +378,9 @@ impl Dht {
         Ok(stores.filter(|ok| std::future::ready(*ok)).count().await)
     }
 
-    /// Looks up the value under the sha1 of `key`: here first, then on the network.
+    /// Looks up the value under the sha1 of `key`: here first, then on the network (and,
+    /// as Python `kademlia` does, stores what it found on the nearest node asked that
+    /// did not have it).
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>, DhtError> {
         self.get_digest(key_digest(key)).await
     }
@@ -391,7 +393,13 @@ impl Dht {
         if lock(&self.inner.table).is_empty() {
             return Err(DhtError::NoContacts);
         }
-        Ok(self.lookup(key, true).await.1)
+        let (asked_without_value, found) = self.lookup(key, true).await;
+        if let (Some(value), Some(nearest)) = (&found, asked_without_value.first()) {
+            // As Python's value lookup: the nearest node that answered without the value
+            // gets a copy, so the next lookup ends sooner.
+            self.call_store(*nearest, key, value.clone()).await;
+        }
+        Ok(found)
     }
 
     /// Stops serving, stops the background tasks and writes the pending contact changes.
