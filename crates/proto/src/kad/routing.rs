@@ -213,31 +213,31 @@ impl RoutingTable {
 
     /// Reports the ping asked for by [`InsertOutcome::PingOldest`]: if `alive`, the
     /// oldest becomes the most recently seen and the candidates keep waiting; if not, it
-    /// is dropped and the freshest replacement takes its place.
-    pub fn on_ping_result(&mut self, oldest: &NodeId, alive: bool) {
-        let Some(b) = self.bucket_of(oldest) else {
-            return;
-        };
+    /// is dropped and the freshest replacement takes its place (returned, so the caller
+    /// can note the change).
+    pub fn on_ping_result(&mut self, oldest: &NodeId, alive: bool) -> Option<Contact> {
+        let b = self.bucket_of(oldest)?;
         let bucket = &mut self.buckets[b];
         if bucket.pending.is_some_and(|(id, _)| id == *oldest) {
             bucket.pending = None;
         }
         if alive {
             if let Some(pos) = bucket.entries.iter().position(|c| c.id == *oldest) {
-                let c = bucket.entries.remove(pos).expect("position is in range");
-                bucket.entries.push_back(c);
+                if let Some(c) = bucket.entries.remove(pos) {
+                    bucket.entries.push_back(c);
+                }
             }
+            None
         } else {
-            Self::evict(bucket, oldest);
+            Self::evict(bucket, oldest).flatten()
         }
     }
 
     /// Drops a contact that did not answer (and promotes the freshest replacement in
-    /// its bucket). Also forgets it as a replacement candidate.
-    pub fn remove(&mut self, id: &NodeId) -> bool {
-        let Some(b) = self.bucket_of(id) else {
-            return false;
-        };
+    /// its bucket). Also forgets it as a replacement candidate. `None` if it was not in
+    /// the table; else `Some` of the promoted replacement, if there was one.
+    pub fn remove(&mut self, id: &NodeId) -> Option<Option<Contact>> {
+        let b = self.bucket_of(id)?;
         let bucket = &mut self.buckets[b];
         bucket.replacements.retain(|c| c.id != *id);
         if bucket.pending.is_some_and(|(p, _)| p == *id) {
@@ -246,15 +246,15 @@ impl RoutingTable {
         Self::evict(bucket, id)
     }
 
-    fn evict(bucket: &mut Bucket, id: &NodeId) -> bool {
-        let Some(pos) = bucket.entries.iter().position(|c| c.id == *id) else {
-            return false;
-        };
+    /// Removes `id` from the entries; `Some(promoted replacement)` if it was there.
+    fn evict(bucket: &mut Bucket, id: &NodeId) -> Option<Option<Contact>> {
+        let pos = bucket.entries.iter().position(|c| c.id == *id)?;
         bucket.entries.remove(pos);
-        if let Some(r) = bucket.replacements.pop_back() {
+        let promoted = bucket.replacements.pop_back();
+        if let Some(r) = promoted {
             bucket.entries.push_back(r);
         }
-        true
+        Some(promoted)
     }
 
     /// Up to `count` stored contacts nearest `target`, nearest first.

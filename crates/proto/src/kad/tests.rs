@@ -145,7 +145,7 @@ fn oldest_that_answers_the_ping_stays_and_the_candidate_waits() {
     t.insert(a, now);
     t.insert(b, now);
     t.insert(c, now);
-    t.on_ping_result(&a.id, true);
+    assert_eq!(t.on_ping_result(&a.id, true), None);
     assert!(t.contains(&a.id) && t.contains(&b.id) && !t.contains(&c.id));
     // `a` is now the most recent, so the next full insert pings `b`.
     assert_eq!(
@@ -219,8 +219,7 @@ fn replacement_cache_is_bounded_and_keeps_the_freshest() {
     for last in 2..=6 {
         t.insert(contact(0x80, last), now);
     }
-    t.on_ping_result(&a.id, false);
-    assert!(t.contains(&id_with(0x80, 6)));
+    assert_eq!(t.on_ping_result(&a.id, false), Some(contact(0x80, 6)));
     t.remove(&id_with(0x80, 6));
     assert!(t.contains(&id_with(0x80, 5)));
     t.remove(&id_with(0x80, 5));
@@ -234,9 +233,10 @@ fn removing_a_failed_contact_promotes_a_replacement() {
     let (a, b) = (contact(0x80, 1), contact(0x80, 2));
     t.insert(a, now);
     t.insert(b, now);
-    assert!(t.remove(&a.id));
+    assert_eq!(t.remove(&a.id), Some(Some(b)), "b is promoted");
     assert_eq!(t.contacts(), vec![b]);
-    assert!(!t.remove(&a.id));
+    assert_eq!(t.remove(&a.id), None);
+    assert_eq!(t.remove(&b.id), Some(None), "no replacement left");
 }
 
 #[test]

@@ -447,8 +447,14 @@ impl Dht {
     fn on_answer(&self, contact: Contact, answered: bool) {
         if answered {
             self.welcome(contact);
-        } else if lock(&self.inner.table).remove(&contact.id) {
-            self.persist(ContactChange::Remove(contact.id));
+        } else {
+            let removed = lock(&self.inner.table).remove(&contact.id);
+            if let Some(promoted) = removed {
+                self.persist(ContactChange::Remove(contact.id));
+                if let Some(p) = promoted {
+                    self.persist(ContactChange::Upsert(p));
+                }
+            }
         }
     }
 
@@ -517,11 +523,7 @@ impl Dht {
                     let alive = answer.ok().as_ref().and_then(wire::parse_id) == Some(oldest.id);
                     let Some(inner) = weak.upgrade() else { return };
                     let dht = Dht { inner };
-                    let promoted = {
-                        let mut table = lock(&dht.inner.table);
-                        table.on_ping_result(&oldest.id, alive);
-                        table.find(&contact.id)
-                    };
+                    let promoted = lock(&dht.inner.table).on_ping_result(&oldest.id, alive);
                     if !alive {
                         dht.persist(ContactChange::Remove(oldest.id));
                     }
