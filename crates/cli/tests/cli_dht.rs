@@ -183,6 +183,8 @@ fn set_and_get_through_a_silent_address_exit_1() {
     let addr = silent.local_addr().unwrap();
     let s = set(addr, "k", "v", false);
     assert_eq!(s.code, 1, "{}", s.stderr);
+    assert_eq!(s.stdout, vec!["stored on 0 nodes".to_string()]);
+    assert!(s.stderr.contains(&addr.to_string()), "{}", s.stderr);
     let g = get(addr, "k");
     assert_eq!(g.code, 1, "{}", g.stderr);
 }

@@ -206,23 +206,24 @@ async fn set(args: SetArgs) -> u8 {
     };
     let dht = match join(&args.bootstrap, args.timeout).await {
         Ok(d) => d,
+        Err(common::EXIT_FAILURE) => {
+            // Nobody to store on: the count the contract promises is zero.
+            println!("stored on 0 nodes");
+            return common::EXIT_FAILURE;
+        }
         Err(code) => return code,
     };
     let result = dht.set(args.key.as_bytes(), value).await;
     dht.shutdown().await;
-    match result {
-        Ok(n) => {
-            println!("stored on {n} nodes");
-            if n > 0 {
-                common::EXIT_OK
-            } else {
-                common::EXIT_FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            common::EXIT_FAILURE
-        }
+    let n = result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        0
+    });
+    println!("stored on {n} nodes");
+    if n > 0 {
+        common::EXIT_OK
+    } else {
+        common::EXIT_FAILURE
     }
 }
 
