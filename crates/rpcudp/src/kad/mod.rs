@@ -16,6 +16,11 @@
 //! - buckets without a lookup for [`DhtConfig::refresh_interval`] are refreshed and
 //!   values older than [`DhtConfig::republish_interval`] are stored again.
 //!
+//! What it does not do (like Python `kademlia`): values never expire and anyone may
+//! overwrite a key (no signatures); a known id heard from a new address takes that
+//! address. A full store ([`DhtConfig::max_records`]) refuses new keys: such a `store`
+//! gets no answer, so the caller counts it as not stored.
+//!
 //! ```
 //! use rpcudp::kad::{Dht, DhtConfig};
 //! use std::time::Duration;
