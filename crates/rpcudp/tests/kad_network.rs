@@ -116,8 +116,21 @@ async fn a_dead_node_costs_a_lookup_only_a_timeout_and_is_dropped() {
     dead.shutdown().await;
     let asker = &nodes[6];
     assert!(asker.contacts().iter().any(|c| c.id == dead_id));
-    // A node lookup asks everyone, the dead one included.
+    // A node lookup asks everyone, the dead one included: it waits one RPC timeout for
+    // it (alpha lets the others go on meanwhile), not one per round. The upper bound is
+    // four timeouts so that a loaded machine cannot fail it; the lower one cannot be
+    // missed, as a timer never fires early.
+    let started = std::time::Instant::now();
     asker.set("other", Value::from(1)).await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= RPC_TIMEOUT,
+        "the dead node was waited for: {took:?}"
+    );
+    assert!(
+        took < RPC_TIMEOUT * 4,
+        "one timeout, not one per round: {took:?}"
+    );
     assert_eq!(asker.get("k").await.unwrap(), Some(Value::from("v")));
     assert!(
         !asker.contacts().iter().any(|c| c.id == dead_id),
