@@ -34,6 +34,9 @@ enum Command {
     /// Multicast listener and pinger (Twisted's ping-pong example).
     #[command(subcommand)]
     Mcast(cmd::mcast::Command),
+    /// A Kademlia DHT node, and one-shot set/get (interoperates with Python kademlia).
+    #[command(subcommand)]
+    Dht(cmd::dht::Command),
     /// Run every capability on loopback and narrate each step.
     Demo(cmd::demo::Args),
     /// Echo every UDP datagram back to its sender, without RPC: `bench --raw`'s server.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Lt(command) => cmd::lt::run(command).await,
             Command::Mcast(command) => cmd::mcast::run(command).await,
+            Command::Dht(command) => cmd::dht::run(command).await,
             Command::Demo(args) => cmd::demo::run(args).await,
             Command::RawEcho(args) => cmd::raw_echo::run(args).await,
         }

@@ -11,6 +11,8 @@
 //! - [`rpc`]: the RPC endpoint state machine ([`rpc::Endpoint`]): in-flight calls matched
 //!   by message id *and* peer address, retries of the same datagram with backoff and
 //!   jitter, the duplicate cache, limits and counters.
+//! - [`kad`]: Kademlia without I/O: ids and XOR distance, k-buckets, the iterative lookup,
+//!   the record store trait.
 //!
 //! What does not: sockets, tasks, timers, handler code (requests become events and answers
 //! come back through `respond`).
@@ -21,5 +23,6 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod kad;
 pub mod rpc;
 pub mod wire;

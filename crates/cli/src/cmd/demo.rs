@@ -5,6 +5,7 @@
 //! failed; a part the host cannot run (multicast without a route, say) is narrated as
 //! skipped inside the step, which still succeeds.
 
+mod dht;
 mod lt;
 mod rpc;
 mod udp;
@@ -30,6 +31,7 @@ pub async fn run(_args: Args) -> u8 {
         ("UDP datagram endpoints", Box::pin(udp::step())),
         ("RPC over UDP", Box::pin(rpc::step())),
         ("Length-type framed messages", Box::pin(lt::step())),
+        ("A small local Kademlia DHT", Box::pin(dht::step())),
     ];
     let total = steps.len();
     let mut failed = 0;

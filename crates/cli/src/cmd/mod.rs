@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod call;
 pub mod demo;
+pub mod dht;
 pub mod lt;
 pub mod mcast;
 pub mod raw_echo;

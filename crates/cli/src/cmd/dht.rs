@@ -1,0 +1,291 @@
+//! `rpcudp dht run|set|get` (shared/spec/cli.md): a Kademlia node that interoperates with
+//! Python `kademlia` 2.2.3, and short-lived nodes that store or look up one key.
+
+use super::call::{parse_secs, resolve};
+use crate::common::{self, HostPort};
+use crate::json_value;
+use rmpv::Value;
+use rpcudp::kad::{is_storable, Dht, DhtConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `rpcudp dht …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Run a DHT node until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Join through a node, store VALUE under KEY on the nearest nodes, and leave.
+    Set(SetArgs),
+    /// Join through a node, look KEY up, print its value, and leave.
+    Get(GetArgs),
+}
+
+/// Arguments of `rpcudp dht run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Where to listen: `IP:PORT`, `[IPV6]:PORT` or `NAME:PORT` (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8468")]
+    pub bind: HostPort,
+    /// A node to join through (repeatable). Without one, a node with saved state
+    /// rejoins through its saved contacts.
+    #[arg(long)]
+    pub bootstrap: Vec<HostPort>,
+    /// Folder for the node id, contacts and values (created if missing).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Contacts per bucket and nodes each value is stored on (k).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    pub ksize: u16,
+    /// RPCs in flight per lookup.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub alpha: u16,
+    /// Seconds each RPC waits for its answer.
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    pub timeout: Duration,
+}
+
+/// Arguments of `rpcudp dht set`.
+#[derive(clap::Args, Debug)]
+pub struct SetArgs {
+    /// The node to join through.
+    #[arg(long)]
+    pub bootstrap: HostPort,
+    /// The key (stored under its sha1, as Python `kademlia` does).
+    #[arg(allow_negative_numbers = true)]
+    pub key: String,
+    /// The value: a str, or with `--json` an int, float, bool, str or `{"$bin": "<hex>"}`.
+    #[arg(allow_negative_numbers = true)]
+    pub value: String,
+    /// Read VALUE as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds each RPC waits for its answer.
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    pub timeout: Duration,
+}
+
+/// Arguments of `rpcudp dht get`.
+#[derive(clap::Args, Debug)]
+pub struct GetArgs {
+    /// The node to join through.
+    #[arg(long)]
+    pub bootstrap: HostPort,
+    /// The key to look up.
+    #[arg(allow_negative_numbers = true)]
+    pub key: String,
+    /// Seconds each RPC waits for its answer.
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    pub timeout: Duration,
+}
+
+/// Runs `rpcudp dht …`.
+pub async fn run(command: Command) -> u8 {
+    match command {
+        Command::Run(args) => run_node(args).await,
+        Command::Set(args) => set(args).await,
+        Command::Get(args) => get(args).await,
+    }
+}
+
+async fn run_node(args: RunArgs) -> u8 {
+    let bind = match resolve(&args.bind).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let mut bootstrap = Vec::new();
+    for b in &args.bootstrap {
+        match resolve(b).await {
+            Ok(a) => bootstrap.push(a),
+            Err(code) => return code,
+        }
+    }
+    let config = DhtConfig {
+        k: usize::from(args.ksize),
+        alpha: usize::from(args.alpha),
+        rpc_timeout: args.timeout,
+        state_dir: args.state.clone(),
+        ..DhtConfig::default()
+    };
+    let dht = match Dht::start(bind, config).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot start the DHT node on {}: {e}", args.bind);
+            return common::EXIT_FAILURE;
+        }
+    };
+    // Handlers are in place before the first line is printed: a supervisor that sends
+    // SIGTERM as soon as it reads `listening on` must get a clean shutdown.
+    let signals = Signals::install();
+    common::print_listening(dht.local_addr());
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "node id {}", dht.id());
+        let _ = out.flush();
+    }
+    // Joining runs beside the signal wait, so SIGTERM during a slow bootstrap still
+    // shuts down at once.
+    let joiner = dht.clone();
+    let join = tokio::spawn(async move {
+        let (how, answered, asked) = if bootstrap.is_empty() {
+            let n = joiner.saved_contacts().len();
+            ("saved contacts", joiner.rejoin().await, n)
+        } else {
+            (
+                "bootstrap nodes",
+                joiner.bootstrap(&bootstrap).await,
+                bootstrap.len(),
+            )
+        };
+        if asked > 0 {
+            tracing::info!(
+                "{answered} of {asked} {how} answered; {} contacts",
+                joiner.contacts().len()
+            );
+            if answered == 0 {
+                tracing::warn!(
+                    "none of the {asked} {how} answered; serving alone until someone calls"
+                );
+            }
+        }
+    });
+    signals.wait().await;
+    tracing::info!("shutting down");
+    join.abort();
+    let _ = join.await;
+    dht.shutdown().await;
+    common::EXIT_OK
+}
+
+/// Starts a short-lived node (no state, no refresh) beside `through` and joins.
+async fn join(through: &HostPort, timeout: Duration) -> Result<Dht, u8> {
+    let to = resolve(through).await?;
+    let local: SocketAddr = if to.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let config = DhtConfig {
+        rpc_timeout: timeout,
+        refresh_interval: None,
+        ..DhtConfig::default()
+    };
+    let dht = Dht::start(local, config).await.map_err(|e| {
+        eprintln!("error: cannot start a DHT node: {e}");
+        common::EXIT_FAILURE
+    })?;
+    // One lookup follows (the key's), so the join skips the lookup of its own id.
+    if dht.introduce(&[to]).await == 0 {
+        eprintln!("error: no DHT node answered at {through}");
+        dht.shutdown().await;
+        return Err(common::EXIT_FAILURE);
+    }
+    Ok(dht)
+}
+
+async fn set(args: SetArgs) -> u8 {
+    let value = if args.json {
+        match json_value::parse_arg(&args.value) {
+            Ok(v) if is_storable(&v) => v,
+            Ok(v) => {
+                eprintln!(
+                    "error: '{}' is {}, but a DHT value must be an int, float, bool, str or $bin",
+                    args.value,
+                    json_value::to_json(&v)
+                );
+                return common::EXIT_USAGE;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return common::EXIT_USAGE;
+            }
+        }
+    } else {
+        Value::from(args.value.as_str())
+    };
+    let dht = match join(&args.bootstrap, args.timeout).await {
+        Ok(d) => d,
+        Err(common::EXIT_FAILURE) => {
+            // Nobody to store on: the count the contract promises is zero.
+            println!("stored on 0 nodes");
+            return common::EXIT_FAILURE;
+        }
+        Err(code) => return code,
+    };
+    let result = dht.set(args.key.as_bytes(), value).await;
+    dht.shutdown().await;
+    let n = result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        0
+    });
+    println!("stored on {n} nodes");
+    if n > 0 {
+        common::EXIT_OK
+    } else {
+        common::EXIT_FAILURE
+    }
+}
+
+async fn get(args: GetArgs) -> u8 {
+    let dht = match join(&args.bootstrap, args.timeout).await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let result = dht.get(args.key.as_bytes()).await;
+    dht.shutdown().await;
+    match result {
+        Ok(Some(Value::String(s))) if s.as_str().is_some() => {
+            println!("{}", s.as_str().unwrap_or_default());
+            common::EXIT_OK
+        }
+        Ok(Some(v)) => {
+            println!("{}", json_value::to_json(&v));
+            common::EXIT_OK
+        }
+        Ok(None) => {
+            eprintln!("not found: the network has no value for '{}'", args.key);
+            common::EXIT_FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            common::EXIT_FAILURE
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, registered eagerly (tokio's `ctrl_c()` registers only when first
+/// polled, which leaves a window in which the default action would kill the process).
+struct Signals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = signal(SignalKind::interrupt())
+                .and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
+                .ok();
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.streams {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        common::shutdown_signal().await;
+    }
+}
