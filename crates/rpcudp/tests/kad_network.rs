@@ -543,7 +543,14 @@ async fn a_flood_of_made_up_contacts_keeps_buckets_bounded_and_the_node_answerin
             client.call(to, "ping", vec![bin(&id)]).await
         }
     });
-    let answers = futures::future::join_all(pings).await;
+    // At most 32 in flight: 300 datagrams at once can overflow a socket's receive buffer
+    // on a loaded machine, and UDP drops are not what this test is about.
+    use futures::StreamExt;
+    let answers: Vec<_> = futures::stream::iter(pings)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert_eq!(answers.len(), 300);
     assert!(answers.iter().all(|a| a.is_ok()), "every ping answered");
     let contacts = dht.contacts();
     let mut per_bucket = std::collections::HashMap::new();
