@@ -1,0 +1,255 @@
+//! Batched receive and send: many datagrams per system call.
+//!
+//! On Linux [`Endpoint::try_recv_batch`](super::Endpoint::try_recv_batch) is one `recvmmsg(2)` and
+//! [`Endpoint::try_send_batch`](super::Endpoint::try_send_batch) one `sendmmsg(2)`, through the `nix` crate's safe
+//! wrappers over the socket's descriptor. No socket option is changed for it (unlike
+//! `quinn-udp`, which forces the don't-fragment bit on every datagram): a batch is
+//! exactly the datagrams one `recv_from` / `send_to` each would have moved. Elsewhere the
+//! same methods loop over the one-datagram calls, so callers need no second code path.
+//!
+//! The oversize rule of [`Endpoint::recv_from`](super::Endpoint::recv_from) holds in a batch too: a datagram longer
+//! than [`Endpoint::max_datagram`](super::Endpoint::max_datagram) or than the batch's slots is dropped and counted in
+//! [`EndpointStats::oversized_dropped`](super::EndpointStats::oversized_dropped), never
+//! handed over truncated (the kernel flags each truncated message with `MSG_TRUNC`).
+
+use std::net::SocketAddr;
+
+/// Most datagrams one [`Endpoint::try_send_batch`](super::Endpoint::try_send_batch) hands to the kernel; longer inputs
+/// are sent in part (the return value says how many went).
+pub const SEND_BATCH_MAX: usize = 64;
+
+/// Receive space for one [`Endpoint::try_recv_batch`](super::Endpoint::try_recv_batch): `slots` buffers of `slot_len`
+/// bytes each, and after a receive the datagrams that were kept, in arrival order.
+///
+/// The buffers are allocated zeroed once and reused; a large `slot_len` costs address
+/// space more than memory, since only the pages that datagrams were written to are ever
+/// touched.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use rpcudp::udp::{Endpoint, RecvBatch};
+/// let a = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// let b = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// for msg in [&b"one"[..], b"two", b"three"] {
+///     a.send_to(msg, b.local_addr()?).await?;
+/// }
+/// let mut batch = RecvBatch::new(8, 1500);
+/// let mut got = Vec::new();
+/// // Loopback delivers at once, but wait for readiness as a driver would.
+/// while got.len() < 3 {
+///     b.socket().readable().await?;
+///     match b.try_recv_batch(&mut batch) {
+///         Ok(_) => got.extend(batch.iter().map(|(d, from)| (d.to_vec(), from))),
+///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+///         Err(e) => return Err(e),
+///     }
+/// }
+/// assert_eq!(got[2], (b"three".to_vec(), a.local_addr()?));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RecvBatch {
+    storage: Vec<u8>,
+    slot_len: usize,
+    /// Bytes from one slot to the next: `slot_len + 1`, so that a receive can always
+    /// offer one byte more than it accepts and tell "fits exactly" from "was cut".
+    stride: usize,
+    /// (slot, length, sender) of each datagram kept by the last receive.
+    pub(crate) kept: Vec<(usize, usize, SocketAddr)>,
+    /// What the system call reported, before the oversize check (reused space).
+    pub(crate) raw: Vec<Slot>,
+}
+
+impl RecvBatch {
+    /// Space for `slots` datagrams (at least one) of up to `slot_len` bytes (at least
+    /// one) per receive.
+    pub fn new(slots: usize, slot_len: usize) -> RecvBatch {
+        let (slots, slot_len) = (slots.max(1), slot_len.max(1));
+        RecvBatch {
+            storage: vec![0u8; slots * (slot_len + 1)],
+            slot_len,
+            stride: slot_len + 1,
+            kept: Vec::with_capacity(slots),
+            raw: Vec::with_capacity(slots),
+        }
+    }
+
+    /// How many datagrams one receive can take.
+    pub fn slots(&self) -> usize {
+        self.storage.len() / self.stride
+    }
+
+    /// The largest datagram a slot holds.
+    pub fn slot_len(&self) -> usize {
+        self.slot_len
+    }
+
+    /// How many datagrams the last receive kept.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// True when the last receive kept none (or there was none yet).
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The `i`-th datagram kept by the last receive, with its sender.
+    pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        let &(slot, len, from) = self.kept.get(i)?;
+        let start = slot * self.stride;
+        Some((&self.storage[start..start + len], from))
+    }
+
+    /// The datagrams kept by the last receive, in arrival order, with their senders.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], SocketAddr)> + '_ {
+        self.kept.iter().map(move |&(slot, len, from)| {
+            let start = slot * self.stride;
+            (&self.storage[start..start + len], from)
+        })
+    }
+}
+
+/// What one receive system call produced for one slot.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) slot: usize,
+    /// Bytes written into the slot: at most the receive window plus one.
+    pub(crate) len: usize,
+    /// The kernel cut the datagram short: it was longer than the space offered.
+    pub(crate) truncated: bool,
+    pub(crate) from: Option<SocketAddr>,
+}
+
+#[cfg(target_os = "linux")]
+mod sys {
+    use super::{RecvBatch, Slot, SEND_BATCH_MAX};
+    use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+    use std::io::{self, IoSlice, IoSliceMut};
+    use std::net::SocketAddr;
+    use std::os::fd::{AsRawFd, RawFd};
+
+    fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
+        if let Some(v4) = addr.as_sockaddr_in() {
+            Some(SocketAddr::from(*v4))
+        } else {
+            addr.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
+        }
+    }
+
+    /// One `recvmmsg` into the first `window` bytes of each slot of `batch` (`window` at
+    /// most the slot length).
+    pub(crate) fn recv(
+        socket: &tokio::net::UdpSocket,
+        batch: &mut RecvBatch,
+        window: usize,
+        out: &mut Vec<Slot>,
+    ) -> io::Result<()> {
+        let fd: RawFd = socket.as_raw_fd();
+        let slots = batch.slots();
+        // The headers hold raw pointers (not `Send`), so they live for one call only:
+        // a driver keeps its batch across awaits. Two small allocations per system call.
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slots, None);
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = batch
+            .storage
+            .chunks_mut(batch.stride)
+            .map(|slot| [IoSliceMut::new(&mut slot[..window + 1])])
+            .collect();
+        let results = recvmmsg(
+            fd,
+            &mut headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )?;
+        for (slot, msg) in results.enumerate() {
+            out.push(Slot {
+                slot,
+                len: msg.bytes,
+                truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+                from: msg.address.as_ref().and_then(to_std),
+            });
+        }
+        Ok(())
+    }
+
+    /// One `sendmmsg` of up to [`SEND_BATCH_MAX`] datagrams: how many the kernel took.
+    pub(crate) fn send<'a>(
+        socket: &tokio::net::UdpSocket,
+        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
+    ) -> io::Result<usize> {
+        let fd: RawFd = socket.as_raw_fd();
+        let mut iovs: Vec<[IoSlice<'a>; 1]> = Vec::new();
+        let mut addrs: Vec<Option<SockaddrStorage>> = Vec::new();
+        for (payload, to) in datagrams.into_iter().take(SEND_BATCH_MAX) {
+            iovs.push([IoSlice::new(payload)]);
+            addrs.push(Some(SockaddrStorage::from(to)));
+        }
+        if iovs.is_empty() {
+            return Ok(0);
+        }
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
+        let no_cmsgs: [nix::sys::socket::ControlMessage<'_>; 0] = [];
+        let sent = sendmmsg(
+            fd,
+            &mut headers,
+            iovs.iter(),
+            &addrs,
+            no_cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        )?;
+        Ok(sent.count())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod sys {
+    use super::{RecvBatch, Slot, SEND_BATCH_MAX};
+    use std::io;
+    use std::net::SocketAddr;
+
+    /// The portable fallback: one `recv_from` per slot until the queue is empty.
+    pub(crate) fn recv(
+        socket: &tokio::net::UdpSocket,
+        batch: &mut RecvBatch,
+        window: usize,
+        out: &mut Vec<Slot>,
+    ) -> io::Result<()> {
+        let stride = batch.stride;
+        for (slot, buf) in batch.storage.chunks_mut(stride).enumerate() {
+            // One more byte than the window tells "fits" from "was cut" portably
+            // (`window` is at most the slot length, one less than the stride).
+            match socket.try_recv_from(&mut buf[..window + 1]) {
+                Ok((n, from)) => out.push(Slot {
+                    slot,
+                    len: n,
+                    truncated: false,
+                    from: Some(from),
+                }),
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The portable fallback: one `send_to` per datagram, stopping at the first failure
+    /// (reported only when nothing was sent, as `sendmmsg` does).
+    pub(crate) fn send<'a>(
+        socket: &tokio::net::UdpSocket,
+        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
+    ) -> io::Result<usize> {
+        let mut sent = 0;
+        for (payload, to) in datagrams.into_iter().take(SEND_BATCH_MAX) {
+            match socket.try_send_to(payload, to) {
+                Ok(_) => sent += 1,
+                Err(e) if sent == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(sent)
+    }
+}
+
+pub(crate) use sys::{recv as sys_recv, send as sys_send};
