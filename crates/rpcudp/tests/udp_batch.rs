@@ -277,3 +277,61 @@ async fn batch_send_on_a_connected_socket_reaches_its_peer() {
     let (got, _) = recv_batches(&rx, &mut batch, 1).await;
     assert_eq!(got, vec![(b"x".to_vec(), tx.local_addr().unwrap())]);
 }
+
+#[tokio::test]
+async fn a_run_of_equal_datagrams_to_one_peer_arrives_as_the_same_separate_datagrams() {
+    // On Linux such a run goes as one GSO send; the receiver must see exactly the
+    // datagrams a send each would have produced, the shorter last one included, and
+    // those around the run (another size, another destination) in order too.
+    let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let rx = EndpointConfig::new(addr("127.0.0.1:0"))
+        .recv_buffer_size(1 << 20)
+        .bind()
+        .await
+        .unwrap();
+    let other = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let (to, elsewhere) = (rx.local_addr().unwrap(), other.local_addr().unwrap());
+    let mut payloads: Vec<Vec<u8>> = vec![vec![0xAA; 5]];
+    payloads.extend((0..20u8).map(|i| vec![i; 100]));
+    payloads.push(vec![0xEE; 30]); // shorter: the end of the run
+    payloads.push(vec![0xBB; 2000]); // above the GSO segment limit
+    payloads.push(vec![0xCC; 100]); // to another endpoint
+    payloads.push(vec![0xDD; 100]);
+    let dests: Vec<SocketAddr> = (0..payloads.len())
+        .map(|i| {
+            if i == payloads.len() - 2 {
+                elsewhere
+            } else {
+                to
+            }
+        })
+        .collect();
+    let out: Vec<(&[u8], SocketAddr)> = payloads
+        .iter()
+        .zip(&dests)
+        .map(|(p, &d)| (&p[..], d))
+        .collect();
+    let mut next = 0;
+    let mut calls = 0;
+    while next < out.len() {
+        next += send_batch(&tx, out[next..].iter().copied()).await.unwrap();
+        calls += 1;
+        assert!(calls <= out.len(), "each call sends at least one");
+    }
+    if cfg!(target_os = "linux") {
+        // The 5-byte one alone, the run of 21 as one GSO send, the 3 others together.
+        assert_eq!(calls, 3, "GSO used for the run");
+    }
+    assert_eq!(tx.stats().datagrams_sent, out.len() as u64);
+    let mut batch = RecvBatch::new(32, 4096);
+    let (got, _) = recv_batches(&rx, &mut batch, out.len() - 1).await;
+    let want: Vec<(Vec<u8>, SocketAddr)> = payloads
+        .iter()
+        .zip(&dests)
+        .filter(|&(_, &d)| d == to)
+        .map(|(p, _)| (p.clone(), tx.local_addr().unwrap()))
+        .collect();
+    assert_eq!(got, want);
+    let (got, _) = recv_batches(&other, &mut batch, 1).await;
+    assert_eq!(got, vec![(vec![0xCC; 100], tx.local_addr().unwrap())]);
+}

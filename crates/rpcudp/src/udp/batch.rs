@@ -59,6 +59,11 @@ pub struct RecvBatch {
     pub(crate) kept: Vec<(usize, usize, SocketAddr)>,
     /// What the system call reported, before the oversize check (reused space).
     pub(crate) raw: Vec<Slot>,
+    /// How many datagrams the last receive that found any took: the next one offers
+    /// twice that many slots (at least 2, at most all). A lone datagram per wake-up then
+    /// costs small headers, and the empty receive that follows it too, while a queue that
+    /// keeps filling up gets every slot within a few receives.
+    pub(crate) recent: usize,
 }
 
 impl RecvBatch {
@@ -72,12 +77,20 @@ impl RecvBatch {
             stride: slot_len + 1,
             kept: Vec::with_capacity(slots),
             raw: Vec::with_capacity(slots),
+            recent: slots,
         }
     }
 
     /// How many datagrams one receive can take.
     pub fn slots(&self) -> usize {
         self.storage.len() / self.stride
+    }
+
+    /// Slots the next receive offers (see `recent`).
+    pub(crate) fn offer(&self) -> usize {
+        (2 * self.recent)
+            .clamp(2, self.slots().max(2))
+            .min(self.slots())
     }
 
     /// The largest datagram a slot holds.
@@ -125,10 +138,14 @@ pub(crate) struct Slot {
 #[cfg(target_os = "linux")]
 mod sys {
     use super::{RecvBatch, Slot, SEND_BATCH_MAX};
-    use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+    use nix::sys::socket::{
+        recvmmsg, sendmmsg, sendmsg, sendto, ControlMessage, MsgFlags, MultiHeaders,
+        SockaddrStorage,
+    };
     use std::io::{self, IoSlice, IoSliceMut};
     use std::net::SocketAddr;
     use std::os::fd::{AsRawFd, RawFd};
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
         if let Some(v4) = addr.as_sockaddr_in() {
@@ -147,13 +164,14 @@ mod sys {
         out: &mut Vec<Slot>,
     ) -> io::Result<()> {
         let fd: RawFd = socket.as_raw_fd();
-        let slots = batch.slots();
+        let slots = batch.offer();
         // The headers hold raw pointers (not `Send`), so they live for one call only:
         // a driver keeps its batch across awaits. Two small allocations per system call.
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slots, None);
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> = batch
             .storage
             .chunks_mut(batch.stride)
+            .take(slots)
             .map(|slot| [IoSliceMut::new(&mut slot[..window + 1])])
             .collect();
         let results = recvmmsg(
@@ -174,23 +192,129 @@ mod sys {
         Ok(())
     }
 
-    /// One `sendmmsg` of up to [`SEND_BATCH_MAX`] datagrams: how many the kernel took.
+    /// Sends a prefix of up to [`SEND_BATCH_MAX`] datagrams in one system call and
+    /// returns how many went: a run of equal-size datagrams to one destination as one
+    /// UDP GSO `sendmsg` (while `gso` holds), else every datagram up to the next such run
+    /// in one `sendmmsg`.
     pub(crate) fn send<'a>(
         socket: &tokio::net::UdpSocket,
+        gso: &AtomicBool,
         datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
     ) -> io::Result<usize> {
         let fd: RawFd = socket.as_raw_fd();
-        let mut iovs: Vec<[IoSlice<'a>; 1]> = Vec::new();
-        let mut addrs: Vec<Option<SockaddrStorage>> = Vec::new();
-        for (payload, to) in datagrams.into_iter().take(SEND_BATCH_MAX) {
-            iovs.push([IoSlice::new(payload)]);
-            addrs.push(Some(SockaddrStorage::from(to)));
-        }
-        if iovs.is_empty() {
+        let items: Vec<(&'a [u8], SocketAddr)> =
+            datagrams.into_iter().take(SEND_BATCH_MAX).collect();
+        if items.is_empty() {
             return Ok(0);
         }
+        let use_gso = gso.load(Ordering::Relaxed);
+        if use_gso {
+            let run = gso_run(&items);
+            if run >= 2 {
+                match send_gso(fd, &items[..run]) {
+                    Ok(()) => return Ok(run),
+                    Err(e) if gso_refused(&e) => {
+                        // This kernel or device cannot segment (too old, no checksum
+                        // offload on the route's device): plain sends from now on.
+                        tracing::debug!("UDP GSO refused ({e}); sending one by one");
+                        gso.store(false, Ordering::Relaxed);
+                        return send_each(fd, &items);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            // Singletons up to where the next run starts: that run gets its own call.
+            let end = (1..items.len())
+                .find(|&i| gso_run(&items[i..]) >= 2)
+                .unwrap_or(items.len());
+            return send_each(fd, &items[..end]);
+        }
+        send_each(fd, &items)
+    }
+
+    /// Largest segment sent with GSO: every segment must fit the route's MTU, which is
+    /// unknown here, and 1200 bytes fits any IPv6 link (1280) and any usual IPv4 one.
+    /// Larger datagrams go one by one, exactly as without GSO.
+    const GSO_MAX_SEGMENT: usize = 1200;
+    /// Most segments in one GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 or more).
+    const GSO_MAX_SEGMENTS: usize = 64;
+
+    /// How many datagrams at the head of `items` can go as one GSO send: same
+    /// destination, same size (a last shorter one ends the run), within the limits.
+    fn gso_run(items: &[(&[u8], SocketAddr)]) -> usize {
+        let Some(&(first, to)) = items.first() else {
+            return 0;
+        };
+        let size = first.len();
+        if size == 0 || size > GSO_MAX_SEGMENT {
+            return 1;
+        }
+        let mut n = 1;
+        for &(payload, dest) in &items[1..] {
+            if n == GSO_MAX_SEGMENTS || dest != to || payload.is_empty() || payload.len() > size {
+                break;
+            }
+            n += 1;
+            if payload.len() < size {
+                break;
+            }
+        }
+        n
+    }
+
+    /// Errors by which the kernel says it cannot segment this send, rather than that
+    /// the destination or the socket failed.
+    fn gso_refused(e: &io::Error) -> bool {
+        matches!(
+            e.raw_os_error(),
+            Some(
+                libc_errno::EIO
+                    | libc_errno::EINVAL
+                    | libc_errno::ENOPROTOOPT
+                    | libc_errno::EOPNOTSUPP
+            )
+        )
+    }
+
+    mod libc_errno {
+        use nix::errno::Errno;
+        pub(super) const EIO: i32 = Errno::EIO as i32;
+        pub(super) const EINVAL: i32 = Errno::EINVAL as i32;
+        pub(super) const ENOPROTOOPT: i32 = Errno::ENOPROTOOPT as i32;
+        pub(super) const EOPNOTSUPP: i32 = Errno::EOPNOTSUPP as i32;
+    }
+
+    /// One `sendmsg` of a run from [`gso_run`]: the kernel cuts the payloads (one iovec
+    /// each, no copy) into datagrams of the first one's size. All or nothing.
+    fn send_gso(fd: RawFd, run: &[(&[u8], SocketAddr)]) -> io::Result<()> {
+        let iovs: Vec<IoSlice<'_>> = run.iter().map(|(p, _)| IoSlice::new(p)).collect();
+        let segment = run[0].0.len() as u16; // at most GSO_MAX_SEGMENT
+        let to = SockaddrStorage::from(run[0].1);
+        sendmsg(
+            fd,
+            &iovs,
+            &[ControlMessage::UdpGsoSegments(&segment)],
+            MsgFlags::MSG_DONTWAIT,
+            Some(&to),
+        )?;
+        Ok(())
+    }
+
+    /// One `sendmmsg` of `items` (one `sendto` for a lone datagram, which needs no
+    /// headers built): how many the kernel took (a prefix).
+    fn send_each(fd: RawFd, items: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
+        if let [(payload, to)] = items {
+            let to = SockaddrStorage::from(*to);
+            sendto(fd, payload, &to, MsgFlags::MSG_DONTWAIT)?;
+            return Ok(1);
+        }
+        let iovs: Vec<[IoSlice<'_>; 1]> = items.iter().map(|(p, _)| [IoSlice::new(p)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = items
+            .iter()
+            .map(|&(_, to)| Some(SockaddrStorage::from(to)))
+            .collect();
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
-        let no_cmsgs: [nix::sys::socket::ControlMessage<'_>; 0] = [];
+        let no_cmsgs: [ControlMessage<'_>; 0] = [];
         let sent = sendmmsg(
             fd,
             &mut headers,
@@ -217,7 +341,8 @@ mod sys {
         out: &mut Vec<Slot>,
     ) -> io::Result<()> {
         let stride = batch.stride;
-        for (slot, buf) in batch.storage.chunks_mut(stride).enumerate() {
+        let slots = batch.offer();
+        for (slot, buf) in batch.storage.chunks_mut(stride).take(slots).enumerate() {
             // One more byte than the window tells "fits" from "was cut" portably
             // (`window` is at most the slot length, one less than the stride).
             match socket.try_recv_from(&mut buf[..window + 1]) {
@@ -238,6 +363,7 @@ mod sys {
     /// (reported only when nothing was sent, as `sendmmsg` does).
     pub(crate) fn send<'a>(
         socket: &tokio::net::UdpSocket,
+        _gso: &std::sync::atomic::AtomicBool,
         datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
     ) -> io::Result<usize> {
         let mut sent = 0;

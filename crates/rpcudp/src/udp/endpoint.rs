@@ -5,7 +5,7 @@ use super::config::{EndpointConfig, MAX_UDP_PAYLOAD};
 use bytes::Bytes;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::Interest;
 
@@ -97,6 +97,9 @@ pub struct Endpoint {
     /// small to tell "fits exactly" from "was truncated". Locked only around the
     /// non-blocking receive, never across an await.
     scratch: Mutex<Vec<u8>>,
+    /// Whether [`try_send_batch`](Self::try_send_batch) may still use UDP GSO; turned
+    /// off for good the first time the kernel refuses it.
+    gso: AtomicBool,
 }
 
 impl Endpoint {
@@ -112,6 +115,7 @@ impl Endpoint {
             max_datagram,
             counters: Arc::new(Counters::default()),
             scratch: Mutex::new(Vec::new()),
+            gso: AtomicBool::new(true),
         }
     }
 
@@ -278,6 +282,9 @@ impl Endpoint {
                     batch.kept.push((s.slot, s.len, from));
                 }
             }
+            if !raw.is_empty() {
+                batch.recent = raw.len();
+            }
             if !batch.kept.is_empty() {
                 let n = batch.kept.len();
                 self.counters
@@ -322,7 +329,11 @@ impl Endpoint {
         let mut datagrams = Some(datagrams);
         let result = self.socket.try_io(Interest::WRITABLE, || {
             // `try_io` runs this once; the `Option` only lets the iterator move in.
-            batch::sys_send(&self.socket, datagrams.take().into_iter().flatten())
+            batch::sys_send(
+                &self.socket,
+                &self.gso,
+                datagrams.take().into_iter().flatten(),
+            )
         });
         match &result {
             Ok(n) => {
