@@ -7,8 +7,12 @@
 //! The loop: route events (running handlers), flush transmits, publish counters, then wait
 //! for any of: datagrams, a call command, a control message, a finished handler, or the
 //! core's next deadline. Every source that is ready is taken in the same round. Datagrams
-//! are read in batches while the socket has them; a handler that completes on its first
-//! poll is answered inline, and only one that must wait gets its own task.
+//! are read in batches while the socket has them, many per system call
+//! ([`Endpoint::try_recv_batch`](crate::udp::Endpoint::try_recv_batch), `recvmmsg` on
+//! Linux), and the answers to a batch leave together
+//! ([`Endpoint::try_send_batch`](crate::udp::Endpoint::try_send_batch): `sendmmsg`, or
+//! one GSO send for a run to one peer); a handler that completes on its first poll is
+//! answered inline, and only one that must wait gets its own task.
 
 use super::error::CallError;
 use super::handler::{HandlerResult, Handlers};

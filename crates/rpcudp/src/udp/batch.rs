@@ -4,8 +4,16 @@
 //! [`Endpoint::try_send_batch`](super::Endpoint::try_send_batch) one `sendmmsg(2)`, through the `nix` crate's safe
 //! wrappers over the socket's descriptor. No socket option is changed for it (unlike
 //! `quinn-udp`, which forces the don't-fragment bit on every datagram): a batch is
-//! exactly the datagrams one `recv_from` / `send_to` each would have moved. Elsewhere the
+//! exactly the datagrams one `recv_from` / `send_to` each would have moved.
+//! Each receive offers twice as many slots as the last one filled, so a lone datagram
+//! per wake-up does not pay for building 32 message headers. Elsewhere the
 //! same methods loop over the one-datagram calls, so callers need no second code path.
+//!
+//! A run of datagrams of one size to one destination (a server's answers to a busy
+//! client) goes as one UDP GSO send instead: one `sendmsg` with a `UDP_SEGMENT` control
+//! message, which the kernel cuts into exactly those datagrams after a single trip
+//! through the stack. Only runs of segments up to 1200 bytes (within any link's MTU)
+//! qualify, and the first time the kernel refuses GSO the endpoint stops trying it.
 //!
 //! The oversize rule of [`Endpoint::recv_from`](super::Endpoint::recv_from) holds in a batch too: a datagram longer
 //! than [`Endpoint::max_datagram`](super::Endpoint::max_datagram) or than the batch's slots is dropped and counted in
@@ -214,11 +222,16 @@ mod sys {
                 match send_gso(fd, &items[..run]) {
                     Ok(()) => return Ok(run),
                     Err(e) if gso_refused(&e) => {
-                        // This kernel or device cannot segment (too old, no checksum
-                        // offload on the route's device): plain sends from now on.
-                        tracing::debug!("UDP GSO refused ({e}); sending one by one");
-                        gso.store(false, Ordering::Relaxed);
-                        return send_each(fd, &items);
+                        // Either this kernel or device cannot segment (too old, no
+                        // checksum offload on the route's device), or the destination
+                        // itself is bad (EINVAL too). Sent one by one, the run tells:
+                        // if that works, GSO was the problem, and is not tried again.
+                        let sent = send_each(fd, &items[..run]);
+                        if sent.is_ok() {
+                            tracing::debug!("UDP GSO refused ({e}); sending one by one");
+                            gso.store(false, Ordering::Relaxed);
+                        }
+                        return sent;
                     }
                     Err(e) => return Err(e),
                 }
@@ -241,7 +254,7 @@ mod sys {
 
     /// How many datagrams at the head of `items` can go as one GSO send: same
     /// destination, same size (a last shorter one ends the run), within the limits.
-    fn gso_run(items: &[(&[u8], SocketAddr)]) -> usize {
+    pub(super) fn gso_run(items: &[(&[u8], SocketAddr)]) -> usize {
         let Some(&(first, to)) = items.first() else {
             return 0;
         };
@@ -379,3 +392,41 @@ mod sys {
 }
 
 pub(crate) use sys::{recv as sys_recv, send as sys_send};
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::sys::gso_run;
+    use std::net::SocketAddr;
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_gso_run_is_equal_sizes_to_one_destination_ended_by_a_shorter_one() {
+        let (a, b, c) = ([1u8; 10], [2u8; 10], [3u8; 4]);
+        let items = [
+            (&a[..], at(1)),
+            (&b[..], at(1)),
+            (&c[..], at(1)),
+            (&a[..], at(1)),
+        ];
+        assert_eq!(gso_run(&items), 3, "the shorter one is the last of the run");
+        let items = [(&a[..], at(1)), (&b[..], at(2)), (&c[..], at(1))];
+        assert_eq!(gso_run(&items), 1, "another destination ends it");
+        let items = [(&c[..], at(1)), (&a[..], at(1))];
+        assert_eq!(gso_run(&items), 1, "a longer one ends it");
+        assert_eq!(gso_run(&[]), 0);
+    }
+
+    #[test]
+    fn a_gso_run_excludes_large_or_empty_segments_and_stops_at_64() {
+        let big = [0u8; 1201];
+        assert_eq!(gso_run(&[(&big[..], at(1)), (&big[..], at(1))]), 1);
+        let empty: [u8; 0] = [];
+        assert_eq!(gso_run(&[(&empty[..], at(1)), (&empty[..], at(1))]), 1);
+        let small = [0u8; 1200];
+        let many = vec![(&small[..], at(1)); 100];
+        assert_eq!(gso_run(&many), 64);
+    }
+}

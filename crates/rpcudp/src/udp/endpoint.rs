@@ -298,14 +298,19 @@ impl Endpoint {
     }
 
     /// Sends the first datagrams of `datagrams` (at most
-    /// [`SEND_BATCH_MAX`](super::SEND_BATCH_MAX)) without
-    /// waiting: on Linux one `sendmmsg` system call. Returns how many the kernel took,
-    /// always a prefix: when fewer than offered, the next one either found the send
-    /// buffer full or failed, and offering the rest again tells which (`WouldBlock`, or
-    /// that datagram's own error). An error is returned only when not even the first
-    /// datagram went. Like [`try_send_to`](Self::try_send_to) it needs the socket to have
-    /// been seen writable by the runtime (`WouldBlock` until then; see
-    /// [`poll_send_ready`](Self::poll_send_ready)).
+    /// [`SEND_BATCH_MAX`](super::SEND_BATCH_MAX)) without waiting: on Linux one
+    /// `sendmmsg` system call, or, for a run of equal-size datagrams (up to 1200 bytes)
+    /// to one destination, one UDP GSO `sendmsg` that the kernel cuts into exactly those
+    /// datagrams (the first time the kernel refuses GSO, the endpoint stops using it).
+    /// No socket option is changed for either.
+    ///
+    /// Returns how many the kernel took, always a prefix; offer the rest again. A call
+    /// stops early at a full send buffer, at a datagram the kernel refuses, or where a
+    /// GSO run begins or ends, and the next call tells which (`WouldBlock`, that
+    /// datagram's own error, or more sent). An error is returned only when not even the
+    /// first datagram went. Like [`try_send_to`](Self::try_send_to)
+    /// it needs the socket to have been seen writable by the runtime (`WouldBlock` until
+    /// then; see [`poll_send_ready`](Self::poll_send_ready)).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
