@@ -393,6 +393,26 @@ mod sys {
 
 pub(crate) use sys::{recv as sys_recv, send as sys_send};
 
+#[cfg(test)]
+mod offer_tests {
+    use super::RecvBatch;
+
+    #[test]
+    fn a_receive_offers_every_slot_first_then_twice_what_the_last_one_took() {
+        let mut batch = RecvBatch::new(32, 8);
+        assert_eq!(batch.offer(), 32);
+        batch.recent = 1;
+        assert_eq!(batch.offer(), 2, "a lone datagram: small headers next time");
+        batch.recent = 2;
+        assert_eq!(batch.offer(), 4);
+        batch.recent = 20;
+        assert_eq!(batch.offer(), 32, "never more than the slots");
+        let mut one = RecvBatch::new(1, 8);
+        one.recent = 1;
+        assert_eq!(one.offer(), 1);
+    }
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::sys::gso_run;

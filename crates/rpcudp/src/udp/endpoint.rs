@@ -245,11 +245,12 @@ impl Endpoint {
         result
     }
 
-    /// Receives every datagram queued on the socket that fits in `batch` (its
-    /// [`slots`](RecvBatch::slots)), without waiting: on Linux one `recvmmsg` system
-    /// call. Returns how many were kept, which [`RecvBatch::iter`] then yields; at least
-    /// one, else the error (`WouldBlock` when none is queued, which also clears a stale
-    /// readiness of [`poll_recv_ready`](Self::poll_recv_ready)).
+    /// Receives the datagrams queued on the socket, as many as `batch` offers slots
+    /// (all its [`slots`](RecvBatch::slots) at first, then twice as many as the last
+    /// receive took), without waiting: on Linux one `recvmmsg` system call. Returns how
+    /// many were kept, which [`RecvBatch::iter`] then yields; at least one, else the
+    /// error (`WouldBlock` when none is queued, which also clears a stale readiness of
+    /// [`poll_recv_ready`](Self::poll_recv_ready)).
     ///
     /// A datagram longer than [`max_datagram`](Self::max_datagram) or than the batch's
     /// [`slot_len`](RecvBatch::slot_len) is dropped and counted in
