@@ -3,7 +3,7 @@
 //! are all read and answered. Every wait is bounded; nothing depends on timing.
 
 use rmpv::Value;
-use rpcudp::rpc::{CallError, HandlerError, Node};
+use rpcudp::rpc::{CallError, HandlerError, Node, NodeConfig};
 use rpcudp_proto::wire::rpc::{decode_packet, encode_request, Dialect, MessageId, Packet};
 use rpcudp_proto::wire::value::DecodeLimits;
 use std::collections::HashMap;
@@ -115,4 +115,84 @@ async fn a_handler_that_panics_before_making_its_future_gets_no_answer_and_the_n
         client.call(to, "echo", vec![Value::from(1)]).await.unwrap(),
         Value::Array(vec![Value::from(1)])
     );
+}
+
+/// One request datagram calling `echo(tag)` with `id`, padded by a string argument.
+fn echo_request(id: MessageId, tag: u32, pad: usize) -> Vec<u8> {
+    let mut datagram = Vec::new();
+    encode_request(
+        Dialect::Rpcudp,
+        &id,
+        "echo",
+        &[Value::from(tag), Value::from("x".repeat(pad))],
+        &mut datagram,
+    );
+    datagram
+}
+
+#[tokio::test]
+async fn a_burst_from_several_senders_is_answered_each_to_its_own_sender_and_an_oversized_request_is_dropped_whole(
+) {
+    // Receive buffers of 256 bytes: a request of 400 bytes is dropped (never served
+    // truncated), while the batch it arrived in is served.
+    let mut config = NodeConfig::default();
+    config.recv_buffer = 256;
+    let server = Node::bind_with("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    echo_node(&server);
+    let to = server.local_addr();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    }
+    // 3 x 12 requests, interleaved, small enough that loopback buffers never overflow.
+    let mut expected: Vec<HashMap<MessageId, u32>> = vec![HashMap::new(); 3];
+    let mut tag = 0u32;
+    for round in 0..12u8 {
+        for (c, client) in clients.iter().enumerate() {
+            let id = MessageId([round * 3 + c as u8; 20]);
+            if round == 5 && c == 1 {
+                let big = echo_request(id, 9999, 400);
+                assert!(big.len() > 256);
+                client.send_to(&big, to).await.unwrap();
+                continue;
+            }
+            client.send_to(&echo_request(id, tag, 8), to).await.unwrap();
+            expected[c].insert(id, tag);
+            tag += 1;
+        }
+    }
+    let mut buf = vec![0u8; 2048];
+    for (c, client) in clients.iter().enumerate() {
+        while !expected[c].is_empty() {
+            let (n, from) =
+                tokio::time::timeout(Duration::from_secs(10), client.recv_from(&mut buf))
+                    .await
+                    .expect("an answer within 10 s")
+                    .unwrap();
+            assert_eq!(from, to);
+            match decode_packet(Dialect::Rpcudp, &buf[..n], &DecodeLimits::default()).unwrap() {
+                Packet::Response { id, value } => {
+                    let want = expected[c]
+                        .remove(&id)
+                        .unwrap_or_else(|| panic!("client {c} got an answer to {id}"));
+                    assert_eq!(
+                        value,
+                        Value::Array(vec![Value::from(want), Value::from("x".repeat(8))])
+                    );
+                }
+                other => panic!("not a response: {other:?}"),
+            }
+        }
+    }
+    let stats = server.stats();
+    assert_eq!(
+        stats.core.requests_received, 35,
+        "the oversized one never got in"
+    );
+    assert_eq!(stats.core.responses_sent, 35);
+    // The oversized request has no answer: nothing more is queued for client 1.
+    let err = clients[1].try_recv_from(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
 }

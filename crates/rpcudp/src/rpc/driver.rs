@@ -7,15 +7,21 @@
 //! The loop: route events (running handlers), flush transmits, publish counters, then wait
 //! for any of: datagrams, a call command, a control message, a finished handler, or the
 //! core's next deadline. Every source that is ready is taken in the same round. Datagrams
-//! are read in batches while the socket has them; a handler that completes on its first
-//! poll is answered inline, and only one that must wait gets its own task.
+//! are read in batches while the socket has them, many per system call
+//! ([`Endpoint::try_recv_batch`](crate::udp::Endpoint::try_recv_batch), `recvmmsg` on
+//! Linux), and the answers to a batch leave together
+//! ([`Endpoint::try_send_batch`](crate::udp::Endpoint::try_send_batch): `sendmmsg`, or
+//! one GSO send for a run to one peer); a handler that completes on its first poll is
+//! answered inline, and only one that must wait gets its own task.
 
 use super::error::CallError;
 use super::handler::{HandlerResult, Handlers};
 use super::NodeStats;
-use crate::udp::Endpoint as UdpEndpoint;
+use crate::udp::{Endpoint as UdpEndpoint, RecvBatch};
 use rmpv::Value;
-use rpcudp_proto::rpc::{CallId, CallOptions, CallRefused, Endpoint, Event, RequestToken};
+use rpcudp_proto::rpc::{
+    CallId, CallOptions, CallRefused, Endpoint, Event, RequestToken, Transmit,
+};
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
@@ -75,9 +81,14 @@ pub(crate) struct Driver {
     pub(crate) recv_buffer: usize,
 }
 
-/// Datagrams read per readiness wake-up before the other sources get a turn: enough to
-/// amortise the wake-up over a burst, few enough that calls and timers are not starved.
-const RECV_BATCH: usize = 64;
+/// Datagrams read per system call (`recvmmsg`): the whole queue of 32 callers in one go.
+/// Answers to them leave together too, in one `sendmmsg`.
+const RECV_SLOTS: usize = 32;
+
+/// Receive system calls per readiness wake-up before the other sources get a turn
+/// (up to 64 datagrams): enough to amortise the wake-up over a burst, few enough that
+/// calls and timers are not starved.
+const RECV_ROUNDS: usize = 2;
 
 /// What woke the driver up: every source that was ready when it was polled (each one
 /// polled once per wake-up, so none starves the others).
@@ -112,6 +123,8 @@ struct State {
     running: JoinSet<HandlerResult>,
     /// Which served request each handler task answers, and its method (for logs).
     tasks: HashMap<tokio::task::Id, (RequestToken, String)>,
+    /// Transmits taken from the core for one batched send (reused space).
+    outbox: Vec<Transmit>,
 }
 
 impl Driver {
@@ -137,8 +150,9 @@ impl Driver {
             tickets: HashMap::new(),
             running: JoinSet::new(),
             tasks: HashMap::new(),
+            outbox: Vec::new(),
         };
-        let mut buf = vec![0u8; recv_buffer];
+        let mut batch = RecvBatch::new(RECV_SLOTS, recv_buffer);
         let mut calls_open = true;
         let mut control_open = true;
         // One timer for the whole life of the driver, moved only when the core's next
@@ -215,7 +229,7 @@ impl Driver {
                 None => {}
             }
             match wake.readable {
-                Some(Ok(())) => st.receive_batch(&mut buf).await,
+                Some(Ok(())) => st.receive(&mut batch).await,
                 Some(Err(e)) => {
                     st.counters.recv_errors += 1;
                     tracing::debug!("receive readiness error: {e}");
@@ -275,29 +289,57 @@ impl State {
         self.flush().await;
     }
 
-    /// Sends every datagram the core has queued.
+    /// Sends every datagram the core has queued, many per system call (`sendmmsg`).
+    /// A datagram the kernel refuses is counted and skipped; the others still go.
     async fn flush(&mut self) {
         while let Some(t) = self.core.poll_transmit() {
-            if let Err(e) = send(&self.socket, &t.payload, t.destination).await {
-                self.counters.send_errors += 1;
-                tracing::debug!(
-                    "cannot send {} bytes to {}: {e}",
-                    t.payload.len(),
-                    t.destination
-                );
+            self.outbox.push(t);
+        }
+        let mut next = 0;
+        while next < self.outbox.len() {
+            let rest = self.outbox[next..]
+                .iter()
+                .map(|t| (&t.payload[..], t.destination));
+            match self.socket.try_send_batch(rest) {
+                Ok(n) => next += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Err(e) = poll_fn(|cx| self.socket.poll_send_ready(cx)).await {
+                        self.counters.send_errors += (self.outbox.len() - next) as u64;
+                        tracing::debug!("cannot send: {e}");
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // `sendmmsg` reports an error only for the first datagram offered
+                    // (later ones end the batch early and show up here on the retry).
+                    let t = &self.outbox[next];
+                    self.counters.send_errors += 1;
+                    tracing::debug!(
+                        "cannot send {} bytes to {}: {e}",
+                        t.payload.len(),
+                        t.destination
+                    );
+                    next += 1;
+                }
             }
         }
+        self.outbox.clear();
     }
 
-    /// Reads the datagrams queued on the socket (at most [`RECV_BATCH`]), each handled,
-    /// served and answered before the next is read: one wake-up for a burst, and an
-    /// answer leaves as soon as it exists.
-    async fn receive_batch(&mut self, buf: &mut [u8]) {
-        for _ in 0..RECV_BATCH {
-            match self.socket.try_recv_from(buf) {
-                Ok((n, from)) => {
-                    self.core.handle_datagram(Instant::now(), from, &buf[..n]);
-                    self.pump().await;
+    /// Reads the datagrams queued on the socket, [`RECV_SLOTS`] per system call and at
+    /// most [`RECV_ROUNDS`] calls, serving each batch (handlers that finish at once
+    /// answer inline) and sending all its answers together before the next read.
+    async fn receive(&mut self, batch: &mut RecvBatch) {
+        for _ in 0..RECV_ROUNDS {
+            match self.socket.try_recv_batch(batch) {
+                Ok(_) => {
+                    let now = Instant::now();
+                    for (datagram, from) in batch.iter() {
+                        self.core.handle_datagram(now, from, datagram);
+                        // Served per datagram, so the core's event queue stays short.
+                        self.route_events();
+                    }
+                    self.flush().await;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {

@@ -1,10 +1,11 @@
 //! [`Endpoint`]: a bound UDP socket with oversize detection and counters.
 
+use super::batch::{self, RecvBatch};
 use super::config::{EndpointConfig, MAX_UDP_PAYLOAD};
 use bytes::Bytes;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::Interest;
 
@@ -96,6 +97,9 @@ pub struct Endpoint {
     /// small to tell "fits exactly" from "was truncated". Locked only around the
     /// non-blocking receive, never across an await.
     scratch: Mutex<Vec<u8>>,
+    /// Whether [`try_send_batch`](Self::try_send_batch) may still use UDP GSO; turned
+    /// off for good the first time the kernel refuses it.
+    gso: AtomicBool,
 }
 
 impl Endpoint {
@@ -111,6 +115,7 @@ impl Endpoint {
             max_datagram,
             counters: Arc::new(Counters::default()),
             scratch: Mutex::new(Vec::new()),
+            gso: AtomicBool::new(true),
         }
     }
 
@@ -188,6 +193,16 @@ impl Endpoint {
         }
     }
 
+    fn count_oversized(&self, len: usize, limit: usize, from: SocketAddr) {
+        self.counters.oversized.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            len,
+            limit,
+            %from,
+            "dropped an oversized datagram (at least this many bytes)"
+        );
+    }
+
     fn count_error(&self, e: &io::Error) {
         if e.kind() == io::ErrorKind::ConnectionRefused {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -220,7 +235,128 @@ impl Endpoint {
     /// Sends one datagram if the socket can take it now: `WouldBlock` when its send
     /// buffer is full (then [`send_to`](Self::send_to) waits for room).
     pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        self.socket.try_send_to(buf, target)
+        let result = self.socket.try_send_to(buf, target);
+        match &result {
+            Ok(_) => {
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => self.count_error(e),
+        }
+        result
+    }
+
+    /// Receives the datagrams queued on the socket, as many as `batch` offers slots
+    /// (all its [`slots`](RecvBatch::slots) at first, then twice as many as the last
+    /// receive took), without waiting: on Linux one `recvmmsg` system call. Returns how
+    /// many were kept, which [`RecvBatch::iter`] then yields; at least one, else the
+    /// error (`WouldBlock` when none is queued, which also clears a stale readiness of
+    /// [`poll_recv_ready`](Self::poll_recv_ready)).
+    ///
+    /// A datagram longer than [`max_datagram`](Self::max_datagram) or than the batch's
+    /// [`slot_len`](RecvBatch::slot_len) is dropped and counted in
+    /// [`EndpointStats::oversized_dropped`], exactly as by [`recv_from`](Self::recv_from),
+    /// and the others of the same batch are kept. See [`RecvBatch`] for an example.
+    pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let window = self.max_datagram.min(batch.slot_len());
+        let mut raw = std::mem::take(&mut batch.raw);
+        batch.kept.clear();
+        // Each turn that keeps nothing consumed at least one oversized datagram, so this
+        // ends when the queue does (as `try_recv_from`).
+        let result = loop {
+            raw.clear();
+            let got = self.socket.try_io(Interest::READABLE, || {
+                batch::sys_recv(&self.socket, batch, window, &mut raw)
+            });
+            if let Err(e) = got {
+                self.count_error(&e);
+                break Err(e);
+            }
+            for s in raw.iter() {
+                let Some(from) = s.from else {
+                    // Unnamed: only a non-IP sender could be; not ours to hand over.
+                    self.counters.recv_errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                if s.truncated || s.len > window {
+                    self.count_oversized(s.len, window, from);
+                } else {
+                    batch.kept.push((s.slot, s.len, from));
+                }
+            }
+            if !raw.is_empty() {
+                batch.recent = raw.len();
+            }
+            if !batch.kept.is_empty() {
+                let n = batch.kept.len();
+                self.counters
+                    .received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                break Ok(n);
+            }
+        };
+        batch.raw = raw;
+        result
+    }
+
+    /// Sends the first datagrams of `datagrams` (at most
+    /// [`SEND_BATCH_MAX`](super::SEND_BATCH_MAX)) without waiting: on Linux one
+    /// `sendmmsg` system call, or, for a run of equal-size datagrams (up to 1200 bytes)
+    /// to one destination, one UDP GSO `sendmsg` that the kernel cuts into exactly those
+    /// datagrams (the first time the kernel refuses GSO, the endpoint stops using it).
+    /// No socket option is changed for either.
+    ///
+    /// Returns how many the kernel took, always a prefix; offer the rest again. A call
+    /// stops early at a full send buffer, at a datagram the kernel refuses, or where a
+    /// GSO run begins or ends, and the next call tells which (`WouldBlock`, that
+    /// datagram's own error, or more sent). An error is returned only when not even the
+    /// first datagram went. Like [`try_send_to`](Self::try_send_to)
+    /// it needs the socket to have been seen writable by the runtime (`WouldBlock` until
+    /// then; see [`poll_send_ready`](Self::poll_send_ready)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use rpcudp::udp::Endpoint;
+    /// let a = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// let b = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// let to = b.local_addr()?;
+    /// a.socket().writable().await?; // a new socket is writable once the runtime saw it
+    /// let sent = a.try_send_batch([(&b"one"[..], to), (&b"two"[..], to)])?;
+    /// assert_eq!(sent, 2);
+    /// let mut buf = [0u8; 16];
+    /// let (n, _) = b.recv_from(&mut buf).await?;
+    /// assert_eq!(&buf[..n], b"one");
+    /// # Ok(()) }
+    /// ```
+    pub fn try_send_batch<'a>(
+        &self,
+        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
+    ) -> io::Result<usize> {
+        let mut datagrams = Some(datagrams);
+        let result = self.socket.try_io(Interest::WRITABLE, || {
+            // `try_io` runs this once; the `Option` only lets the iterator move in.
+            batch::sys_send(
+                &self.socket,
+                &self.gso,
+                datagrams.take().into_iter().flatten(),
+            )
+        });
+        match &result {
+            Ok(n) => {
+                self.counters.sent.fetch_add(*n as u64, Ordering::Relaxed);
+            }
+            Err(e) => self.count_error(e),
+        }
+        result
+    }
+
+    /// Ready once a datagram may be sent (the socket's send buffer has room); the waker
+    /// of `cx` is woken when that happens.
+    pub fn poll_send_ready(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        self.socket.poll_send_ready(cx)
     }
 
     /// Ready once a datagram may be received; the waker of `cx` is woken when that
@@ -258,13 +394,7 @@ impl Endpoint {
         };
         match got {
             Ok((n, from)) if n > limit => {
-                self.counters.oversized.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    len = n,
-                    limit,
-                    %from,
-                    "dropped an oversized datagram (at least this many bytes)"
-                );
+                self.count_oversized(n, limit, from);
                 Ok(None)
             }
             Ok((n, from)) => {

@@ -26,6 +26,7 @@
 //! report either.
 
 mod adopt;
+mod batch;
 mod config;
 mod endpoint;
 mod handler;
@@ -33,6 +34,7 @@ mod multicast;
 mod resolve;
 mod stream;
 
+pub use batch::{RecvBatch, SEND_BATCH_MAX};
 pub use config::{BindError, EndpointConfig, IpStack, MAX_UDP_PAYLOAD};
 pub use endpoint::{is_connection_refused, Endpoint, EndpointStats, BROADCAST};
 pub use handler::{listen, DatagramHandler, Listening, RunError, StopHandle, Transport};
