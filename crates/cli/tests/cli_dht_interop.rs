@@ -190,11 +190,13 @@ fn a_python_node_answers_our_raw_rpcs_in_the_shapes_we_serve() {
             pong.starts_with("{\"$bin\": \"") && pong.len() == 10 + 40 + 2,
             "{pong}"
         );
-        // find_node lists the other node as [id, ip, port] (never the asker).
+        // find_node lists the other node as [id, ip, port]. (The earlier `ping`'s one-shot
+        // caller may be listed too, nearer or farther than the other node depending on
+        // the random ids, so the order is not asserted.)
         let list = call(&["find_node", me, key]);
-        let other_tail = format!("\"{}\", {}]]", other.ip(), other.port());
+        let other_entry = format!("\"{}\", {}]", other.ip(), other.port());
         assert!(list.starts_with("[[{\"$bin\": \""), "{list}");
-        assert!(list.ends_with(&other_tail), "{list} lists {other}");
+        assert!(list.contains(&other_entry), "{list} lists {other}");
         assert_eq!(call(&["store", me, key, "5"]), "true");
         assert_eq!(call(&["find_value", me, key]), "{\"value\": 5}");
     }
