@@ -65,3 +65,13 @@ fn mcast_listen_exits_0_when_signalled_right_after_listening() {
         ],
     );
 }
+
+#[test]
+fn dht_run_exits_0_when_signalled_right_after_listening() {
+    signal_at_once_after_listening("dht run", &["dht", "run", "--bind", "127.0.0.1:0"]);
+}
+
+#[test]
+fn serve_exits_0_when_signalled_right_after_listening() {
+    signal_at_once_after_listening("serve", &["serve", "--bind", "127.0.0.1:0"]);
+}

@@ -114,9 +114,8 @@ async fn run_node(args: RunArgs) -> u8 {
             return common::EXIT_FAILURE;
         }
     };
-    // Handlers are in place before the first line is printed: a supervisor that sends
-    // SIGTERM as soon as it reads `listening on` must get a clean shutdown.
-    let signals = Signals::install();
+    // `print_listening` arms the SIGINT/SIGTERM handlers before it prints: a supervisor
+    // that sends SIGTERM as soon as it reads `listening on` gets a clean shutdown.
     common::print_listening(dht.local_addr());
     {
         use std::io::Write;
@@ -150,7 +149,7 @@ async fn run_node(args: RunArgs) -> u8 {
             }
         }
     });
-    signals.wait().await;
+    common::shutdown_signal().await;
     tracing::info!("shutting down");
     join.abort();
     let _ = join.await;
@@ -251,41 +250,5 @@ async fn get(args: GetArgs) -> u8 {
             eprintln!("error: {e}");
             common::EXIT_FAILURE
         }
-    }
-}
-
-/// SIGINT and SIGTERM, registered eagerly (tokio's `ctrl_c()` registers only when first
-/// polled, which leaves a window in which the default action would kill the process).
-struct Signals {
-    #[cfg(unix)]
-    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-}
-
-impl Signals {
-    fn install() -> Signals {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let streams = signal(SignalKind::interrupt())
-                .and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
-                .ok();
-            Signals { streams }
-        }
-        #[cfg(not(unix))]
-        {
-            Signals {}
-        }
-    }
-
-    async fn wait(self) {
-        #[cfg(unix)]
-        if let Some((mut int, mut term)) = self.streams {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-        common::shutdown_signal().await;
     }
 }
