@@ -1,4 +1,3 @@
-#![allow(dead_code)] // shared helpers; each command uses the ones it needs as it lands
 //! Pieces every command shares: exit codes, address parsing and resolution, the
 //! `listening on` line, shutdown on SIGINT/SIGTERM, logging.
 
