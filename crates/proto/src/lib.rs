@@ -11,6 +11,8 @@
 //! - [`rpc`]: the RPC endpoint state machine ([`rpc::Endpoint`]): in-flight calls matched
 //!   by message id *and* peer address, retries of the same datagram with backoff and
 //!   jitter, the duplicate cache, limits and counters.
+//! - [`protocol`]: the [`Protocol`] trait every state machine here implements, so one
+//!   driver and one simulator run any of them.
 //! - [`kad`]: Kademlia without I/O: ids and XOR distance, k-buckets, the iterative lookup,
 //!   the record store trait.
 //!
@@ -24,5 +26,8 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod kad;
+pub mod protocol;
 pub mod rpc;
 pub mod wire;
+
+pub use protocol::{Protocol, Transmit};

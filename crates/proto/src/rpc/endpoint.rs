@@ -416,6 +416,7 @@ impl Endpoint {
         self.stats.datagrams_out += 1;
         self.transmits.push_back(Transmit {
             destination,
+            source: None,
             payload,
         });
     }
@@ -481,5 +482,35 @@ pub(crate) fn same_peer(to: SocketAddr, from: SocketAddr) -> bool {
                 && (a.scope_id() == 0 || b.scope_id() == 0 || a.scope_id() == b.scope_id())
         }
         (a, b) => a == b,
+    }
+}
+
+impl crate::Protocol for Endpoint {
+    type Event = Event;
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        _local: Option<std::net::IpAddr>,
+        datagram: &[u8],
+    ) {
+        Endpoint::handle_datagram(self, now, from, datagram)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Endpoint::handle_timeout(self, now)
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Endpoint::poll_transmit(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        Endpoint::poll_event(self)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Endpoint::poll_timeout(self)
     }
 }

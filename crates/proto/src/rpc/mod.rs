@@ -49,14 +49,7 @@ impl CallId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RequestToken(pub(crate) u64);
 
-/// A datagram to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// Where to send it.
-    pub destination: SocketAddr,
-    /// The whole datagram.
-    pub payload: Vec<u8>,
-}
+pub use crate::protocol::Transmit;
 
 /// Something the application must know about, from [`Endpoint::poll_event`].
 #[derive(Clone, Debug, PartialEq)]
