@@ -4,7 +4,7 @@
 #   raw-blocking   raw UDP echo on a blocking thread (the kernel's floor)
 #   raw-batched    raw UDP echo with recvmmsg + sendmmsg/GSO (`raw-echo --batched`)
 #   core           `rpcudp raw-echo --rpc-core` (the sans-IO core on the generic driver, answering ping inline,
-#                  no handler tasks) + `rpcudp bench`: the core's cost without the driver's
+#                  no handler tasks) + `rpcudp bench`: the core and driver without the Node's handlers
 #   core-batched   `raw-echo --rpc-core --batched`: the same (the driver always batches)
 #   ours           `rpcudp serve` + `rpcudp bench`
 #   py-server      Python rpcudp 5.0.1 server + `rpcudp bench`
