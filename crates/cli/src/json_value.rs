@@ -22,8 +22,14 @@
 use rmpv::{Utf8String, Value};
 use std::fmt::Write as _;
 
-/// Deepest nesting [`parse`] accepts; deeper input is refused instead of risking the stack.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting [`parse`] accepts; deeper input is refused instead of risking the stack
+/// (the parser recurses, a few hundred bytes of the main thread's stack per level).
+///
+/// 510: an argument of `rpcudp call` travels inside the request body `[method, args]`,
+/// two levels that count toward the receiver's default decode limit of 512
+/// (`rpcudp_proto::wire::value::DEFAULT_MAX_DEPTH`), which is above what the Python
+/// peers produce or accept.
+pub const MAX_DEPTH: usize = rpcudp_proto::wire::value::DEFAULT_MAX_DEPTH - 2;
 
 /// Parses one JSON document (with the `$` extensions) into a MessagePack value.
 ///

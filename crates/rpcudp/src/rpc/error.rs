@@ -41,7 +41,7 @@ pub enum CallError {
         reason: String,
     },
     /// An argument cannot be sent: the Python peers would reject the whole message (a map
-    /// with duplicate or container keys, a str that is not UTF-8) or it nests deeper than
+    /// with duplicate keys or a key Python cannot hash, a str that is not UTF-8) or it nests deeper than
     /// the decode limit. Nothing was sent. Remedy: change the value.
     #[error("argument cannot be sent: {0}")]
     Unsendable(rpcudp_proto::wire::value::SendError),
