@@ -36,7 +36,9 @@ pub enum Overflow {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Header widths and max frame (incoming frames over it close the connection).
-    pub format: FrameFormat,
+    /// `None` (the default): the protocol's own [`Protocol::FORMAT`], the widths its
+    /// `lt_protocol!` declared. Set it only to override those.
+    pub format: Option<FrameFormat>,
     /// Connections accepted beyond this many live ones are closed at once (counted in
     /// [`ServerStats::rejected`]). Default 1024.
     pub max_connections: usize,
@@ -56,10 +58,21 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults for `format`.
+    /// Defaults, with `format` instead of the protocol's declared one.
     pub fn new(format: FrameFormat) -> Self {
         ServerConfig {
-            format,
+            format: Some(format),
+            ..ServerConfig::default()
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    /// The protocol's declared format (`format: None`) and the limits documented on each
+    /// field.
+    fn default() -> Self {
+        ServerConfig {
+            format: None,
             max_connections: 1024,
             queue_frames: 1024,
             queue_bytes: 4 * 1024 * 1024,
@@ -67,12 +80,6 @@ impl ServerConfig {
             write_timeout: Duration::from_secs(10),
             events: 1024,
         }
-    }
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig::new(FrameFormat::default())
     }
 }
 
@@ -181,6 +188,8 @@ struct Conn {
 
 struct Shared {
     config: ServerConfig,
+    /// `config.format`, or the protocol's declared format when that is `None`.
+    format: FrameFormat,
     conns: Mutex<HashMap<ConnId, Conn>>,
     counters: Counters,
     /// Stops accepting and reading; writers flush what is queued.
@@ -256,7 +265,7 @@ impl<P: Protocol> ServerHandle<P> {
         if self.shared.stop.is_cancelled() {
             return Err(SendError::Shutdown);
         }
-        let bytes = encode_to_bytes(msg, &self.shared.config.format)?;
+        let bytes = encode_to_bytes(msg, &self.shared.format)?;
         let conns = self.shared.lock();
         let c = conns.get(&conn).ok_or(SendError::NoSuchConnection)?;
         self.shared.queue(c, bytes)
@@ -268,7 +277,7 @@ impl<P: Protocol> ServerHandle<P> {
         if self.shared.stop.is_cancelled() {
             return Err(SendError::Shutdown);
         }
-        let bytes = encode_to_bytes(msg, &self.shared.config.format)?;
+        let bytes = encode_to_bytes(msg, &self.shared.format)?;
         let conns = self.shared.lock();
         Ok(conns
             .values()
@@ -372,6 +381,7 @@ impl<P: Protocol> Server<P> {
         let (events_tx, events) = mpsc::channel(config.events.max(1));
         let (alive, alive_rx) = mpsc::channel(1);
         let shared = Arc::new(Shared {
+            format: config.format.unwrap_or(P::FORMAT),
             config,
             conns: Mutex::new(HashMap::new()),
             counters: Counters::default(),
@@ -537,7 +547,7 @@ async fn run_connection<P: Protocol>(
         }
     };
     deliver(ServerEvent::Connected { conn: id, peer }).await;
-    let mut framed = FramedRead::new(rd, LtCodec::<P>::new(shared.config.format));
+    let mut framed = FramedRead::new(rd, LtCodec::<P>::new(shared.format));
     loop {
         let item = tokio::select! {
             _ = abort.cancelled() => break,
