@@ -164,6 +164,36 @@ async fn an_answer_of_the_wrong_type_is_a_decode_error_with_the_value() {
 }
 
 #[tokio::test]
+async fn a_typed_handler_returning_err_gives_no_answer_and_ok_answers_the_bare_value() {
+    let server = node().await;
+    server.register_typed("half", |_from, (x,): (i64,)| async move {
+        if x % 2 == 0 {
+            Ok(x / 2)
+        } else {
+            Err(format!("{x} is odd"))
+        }
+    });
+    let client = node().await;
+    // Ok(2) goes on the wire as 2, not as serde's enum form [0, [2]].
+    let v = client
+        .call(server.local_addr(), "half", vec![Value::from(4)])
+        .await
+        .unwrap();
+    assert_eq!(v, Value::from(2));
+    let err = client
+        .call_with(
+            server.local_addr(),
+            "half",
+            vec![Value::from(3)],
+            quick(&client, 200),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::Timeout(_)), "{err:?}");
+    eventually("the Err counted", || server.stats().handler_failures == 1).await;
+}
+
+#[tokio::test]
 async fn mismatched_arguments_get_no_answer_and_are_counted() {
     let server = node().await;
     server.register_typed("double", |_from, (x,): (i64,)| async move { x * 2 });

@@ -112,7 +112,8 @@ pub struct NodeStats {
     pub recv_errors: u64,
     /// Requests for a method with no handler (not answered, as the Python peers).
     pub unknown_methods: u64,
-    /// Handlers that returned an error or whose arguments did not match (not answered).
+    /// Handlers that returned an error (a `HandlerError`, or `Err` from a typed handler)
+    /// or whose arguments did not match (not answered).
     pub handler_failures: u64,
     /// Handlers that panicked (not answered; the node goes on).
     pub handler_panics: u64,
@@ -289,6 +290,22 @@ impl Node {
     /// argument can be taken as itself) and the result is serialized. Arguments that do
     /// not fit `A` get no answer (logged, counted in
     /// [`NodeStats::handler_failures`]), as the Python peers behave.
+    ///
+    /// A handler may return a `Result<T, E>` (`T`, `E`: `Serialize`): `Ok(v)` answers
+    /// `v` itself (not serde's enum form), and `Err(e)` sends no answer, logged and
+    /// counted in [`NodeStats::handler_failures`], as when a Python `rpc_*` method
+    /// raises; the caller sees [`CallError::Timeout`].
+    ///
+    /// ```
+    /// # use rpcudp::rpc::Node;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let node = Node::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// node.register_typed("half", |_from, (x,): (i64,)| async move {
+    ///     if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) }
+    /// });
+    /// # Ok(()) }
+    /// ```
     ///
     /// Note that serde turns `Vec<u8>` into an array of ints; use `rmpv::Value` (or
     /// `serde_bytes`) for MessagePack `bin`.
