@@ -287,3 +287,21 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn sending_to_a_broadcast_address_without_permission_says_to_call_set_broadcast() {
+    // The kernel refuses 127.255.255.255 (loopback's subnet broadcast) as it refuses
+    // 255.255.255.255 when SO_BROADCAST is off, so this needs no namespace.
+    let ep = Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let target: SocketAddr = "127.255.255.255:9".parse().unwrap();
+    let err = ep.send_to(b"x", target).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("set_broadcast(true)"), "{text}");
+    assert!(text.contains("127.255.255.255:9"), "{text}");
+    // With permission the same send goes out.
+    ep.set_broadcast(true).unwrap();
+    ep.send_to(b"x", target).await.unwrap();
+}

@@ -150,10 +150,39 @@ impl Endpoint {
     }
 
     /// Sends one datagram to `target`.
+    ///
+    /// Sending to a broadcast address (`255.255.255.255`, a subnet's broadcast such as
+    /// `127.255.255.255`) needs [`set_broadcast(true)`](Self::set_broadcast) first; without
+    /// it the kernel refuses and the error (kind [`io::ErrorKind::PermissionDenied`]) says
+    /// so.
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        let n = self.socket.send_to(buf, target).await?;
+        let n = self
+            .socket
+            .send_to(buf, target)
+            .await
+            .map_err(|e| self.explain_send_error(e, target))?;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// The kernel refuses a datagram to a broadcast address with a bare EACCES when
+    /// `SO_BROADCAST` is off; name the address and the remedy instead.
+    fn explain_send_error(&self, e: io::Error, target: SocketAddr) -> io::Error {
+        if e.kind() == io::ErrorKind::PermissionDenied
+            && target.is_ipv4()
+            && matches!(self.socket.broadcast(), Ok(false))
+        {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "sending to {target} was refused ({e}); if it is a broadcast address, \
+                     allow broadcasting first: Endpoint::set_broadcast(true) or \
+                     EndpointConfig::broadcast(true)"
+                ),
+            )
+        } else {
+            e
+        }
     }
 
     /// Receives one datagram into `buf`, returning its length and sender.
@@ -431,7 +460,13 @@ impl Endpoint {
 
     /// Sends one datagram to the connected peer.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let result = self.socket.send(buf).await;
+        let result = match self.socket.send(buf).await {
+            Err(e) => match self.socket.peer_addr() {
+                Ok(peer) => Err(self.explain_send_error(e, peer)),
+                Err(_) => Err(e),
+            },
+            ok => ok,
+        };
         match &result {
             Ok(_) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
