@@ -6,7 +6,7 @@ use super::message::{encode_to_bytes, FrameEncodeError, Protocol};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use rpcudp_proto::wire::lt::FrameFormat;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -190,6 +190,9 @@ struct Shared {
     config: ServerConfig,
     /// `config.format`, or the protocol's declared format when that is `None`.
     format: FrameFormat,
+    /// Connections whose `Connected` event the application has taken and whose
+    /// `Disconnected` it has not (what `live_count` reports).
+    announced: Mutex<HashSet<ConnId>>,
     conns: Mutex<HashMap<ConnId, Conn>>,
     counters: Counters,
     /// Stops accepting and reading; writers flush what is queued.
@@ -298,9 +301,19 @@ impl<P: Protocol> ServerHandle<P> {
         }
     }
 
-    /// How many connections are live (accepted and not yet gone).
+    /// How many connections are live as the events tell it: those whose
+    /// [`ServerEvent::Connected`] [`Server::next_event`] has returned and whose
+    /// [`ServerEvent::Disconnected`] it has not returned yet. So it never runs ahead of
+    /// (or lags behind) the events the application has seen; it only moves while
+    /// someone takes events. [`connections`](Self::connections) and
+    /// [`broadcast`](Self::broadcast) see the server's own table instead, which gains a
+    /// connection as soon as it is accepted and loses it as soon as it is gone.
     pub fn live_count(&self) -> usize {
-        self.shared.lock().len()
+        self.shared
+            .announced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// The ids of the live connections.
@@ -382,6 +395,7 @@ impl<P: Protocol> Server<P> {
         let (alive, alive_rx) = mpsc::channel(1);
         let shared = Arc::new(Shared {
             format: config.format.unwrap_or(P::FORMAT),
+            announced: Mutex::new(HashSet::new()),
             config,
             conns: Mutex::new(HashMap::new()),
             counters: Counters::default(),
@@ -418,7 +432,24 @@ impl<P: Protocol> Server<P> {
 
     /// The next event. `None` only after shutdown.
     pub async fn next_event(&mut self) -> Option<ServerEvent<P>> {
-        self.events.recv().await
+        let event = self.events.recv().await;
+        let announced = &self.handle.shared.announced;
+        match &event {
+            Some(ServerEvent::Connected { conn, .. }) => {
+                announced
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(*conn);
+            }
+            Some(ServerEvent::Disconnected { conn, .. }) => {
+                announced
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(conn);
+            }
+            _ => {}
+        }
+        event
     }
 
     /// Stops accepting, stops reading, lets every connection flush what is queued for it
@@ -430,6 +461,12 @@ impl<P: Protocol> Server<P> {
         // Nobody will read events any more: let tasks that wait to deliver one go on.
         self.events.close();
         while self.events.try_recv().is_ok() {}
+        // Every connection is going; no Disconnected event will be handed out for them.
+        shared
+            .announced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         // Dropping the queues' senders lets each writer drain and finish.
         let conns: Vec<Conn> = shared.lock().drain().map(|(_, c)| c).collect();
         for c in &conns {
@@ -453,6 +490,12 @@ impl<P> Drop for Server<P> {
         // Dropped without shutdown: abort everything rather than leak tasks.
         self.handle.shared.stop.cancel();
         self.handle.shared.abort.cancel();
+        self.handle
+            .shared
+            .announced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
