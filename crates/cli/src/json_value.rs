@@ -1,4 +1,4 @@
-//! The JSON <-> MessagePack value mapping of `shared/spec/cli.md`.
+//! The JSON <-> MessagePack value mapping of `docs/cli.md`.
 //!
 //! | JSON | MessagePack |
 //! | --- | --- |

@@ -1,4 +1,4 @@
-//! `rpcudp mcast listen` and `rpcudp mcast ping` (shared/spec/cli.md): Twisted's
+//! `rpcudp mcast listen` and `rpcudp mcast ping` (docs/cli.md): Twisted's
 //! multicast ping-pong server and client.
 
 use crate::common;

@@ -1,4 +1,4 @@
-//! Pure parse/emit of the wire formats in `shared/spec/wire.md`.
+//! Pure parse/emit of the wire formats described in [docs/wire.md](https://github.com/rpcudp-rs/rpcudp-rs/blob/main/docs/wire.md).
 //!
 //! Untrusted bytes go through one checked parse; after it nothing panics.
 //!

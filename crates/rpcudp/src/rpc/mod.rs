@@ -4,7 +4,7 @@
 //! A [`Node`] is server and client on one UDP socket, like Python rpcudp's `RPCProtocol`:
 //! it serves the handlers registered on it by method name and calls methods on other
 //! nodes, speaking the `rpcudp` or `storj` dialect byte for byte
-//! (`shared/spec/wire.md`). What the Python peers lack is done by the core and configured
+//! ([docs/wire.md](https://github.com/rpcudp-rs/rpcudp-rs/blob/main/docs/wire.md)). What the Python peers lack is done by the core and configured
 //! through [`NodeConfig::endpoint`]: retries with the same message id, duplicate
 //! suppression, responses accepted only from the address the request went to, and a
 //! bound on everything.
