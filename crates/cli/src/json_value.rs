@@ -352,7 +352,7 @@ fn hex_payload(what: &str, payload: &Value) -> Result<Vec<u8>, String> {
 }
 
 fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(format!("\"{hex}\" has an odd number of hex digits"));
     }
     let nibble = |c: u8| match c {

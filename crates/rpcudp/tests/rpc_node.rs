@@ -383,8 +383,10 @@ async fn shutdown_fails_outstanding_calls_and_later_ones() {
 
 #[tokio::test]
 async fn shutdown_lets_a_running_handler_finish_and_answer() {
-    let mut config = NodeConfig::default();
-    config.shutdown_grace = Duration::from_secs(30);
+    let config = NodeConfig {
+        shutdown_grace: Duration::from_secs(30),
+        ..NodeConfig::default()
+    };
     let server = node_with(config).await;
     let gate = Arc::new(Semaphore::new(0));
     let g = gate.clone();
@@ -412,8 +414,10 @@ async fn shutdown_lets_a_running_handler_finish_and_answer() {
 
 #[tokio::test]
 async fn shutdown_drops_handlers_that_outlive_the_grace() {
-    let mut config = NodeConfig::default();
-    config.shutdown_grace = Duration::ZERO;
+    let config = NodeConfig {
+        shutdown_grace: Duration::ZERO,
+        ..NodeConfig::default()
+    };
     let server = node_with(config).await;
     let dropped = Arc::new(AtomicUsize::new(0));
     struct OnDrop(Arc<AtomicUsize>);

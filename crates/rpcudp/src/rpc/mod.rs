@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use rpcudp::rpc::{HandlerError, Node};
-//! use rmpv::Value;
+//! use rpcudp::Value;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,9 +39,11 @@ mod driver;
 mod error;
 mod handler;
 
+pub use crate::udp::BindError;
 pub use error::{CallError, HandlerError};
 pub use rpcudp_proto::rpc::{CallOptions, EndpointConfig, Stats};
 pub use rpcudp_proto::wire::rpc::Dialect;
+pub use rpcudp_proto::wire::value::{DecodeLimits, SendError};
 
 use driver::{CallCommand, Control, Driver};
 use handler::Handlers;
@@ -58,7 +60,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How a [`Node`] behaves: the core's limits and defaults plus the driver's own knobs.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct NodeConfig {
     /// The sans-IO core's configuration: dialect, size and concurrency limits, duplicate
     /// cache, default call options.
@@ -197,14 +198,17 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Binds a node to `addr` (port 0 picks a free port) with the default configuration
     /// (rpcudp dialect, the Python peers' 5 s timeout, no retries).
-    pub async fn bind(addr: SocketAddr) -> io::Result<Node> {
+    ///
+    /// The error says which step failed and with what address (it converts into an
+    /// `io::Error`, so `?` works in a function returning `io::Result`).
+    pub async fn bind(addr: SocketAddr) -> Result<Node, BindError> {
         Node::bind_with(addr, NodeConfig::default()).await
     }
 
     /// Binds a node to `addr` with `config`.
-    pub async fn bind_with(addr: SocketAddr, config: NodeConfig) -> io::Result<Node> {
+    pub async fn bind_with(addr: SocketAddr, config: NodeConfig) -> Result<Node, BindError> {
         let socket = crate::udp::Endpoint::bind(addr).await?;
-        Node::from_endpoint(socket, config)
+        Node::from_endpoint(socket, config).map_err(|source| BindError::Bind { addr, source })
     }
 
     /// Runs a node on an already bound datagram endpoint (for sockets set up with options
@@ -266,7 +270,7 @@ impl Node {
     ///
     /// ```
     /// # use rpcudp::rpc::{HandlerError, Node};
-    /// # use rmpv::Value;
+    /// # use rpcudp::Value;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
     /// let node = Node::bind("127.0.0.1:0".parse().unwrap()).await?;
@@ -307,7 +311,7 @@ impl Node {
     /// # Ok(()) }
     /// ```
     ///
-    /// Note that serde turns `Vec<u8>` into an array of ints; use `rmpv::Value` (or
+    /// Note that serde turns `Vec<u8>` into an array of ints; use [`Value`] (or
     /// `serde_bytes`) for MessagePack `bin`.
     pub fn register_typed<F, A, R, Fut>(&self, method: impl Into<String>, handler: F)
     where

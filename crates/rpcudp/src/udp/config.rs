@@ -58,6 +58,14 @@ pub enum BindError {
     Invalid(&'static str),
 }
 
+// `Dht::bind` binds its RPC node with `?`; it reports a failed bind as the I/O error it
+// is (kept here, beside the io::Error conversion, so the DHT module need not change).
+impl From<BindError> for crate::kad::DhtError {
+    fn from(e: BindError) -> Self {
+        io::Error::from(e).into()
+    }
+}
+
 impl From<BindError> for io::Error {
     fn from(e: BindError) -> io::Error {
         let kind = match &e {

@@ -1,7 +1,7 @@
 //! [`Endpoint`]: a bound UDP socket with oversize detection and counters.
 
 use super::batch::{self, RecvBatch};
-use super::config::{EndpointConfig, MAX_UDP_PAYLOAD};
+use super::config::{BindError, EndpointConfig, MAX_UDP_PAYLOAD};
 use bytes::Bytes;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -105,8 +105,8 @@ pub struct Endpoint {
 impl Endpoint {
     /// Binds a UDP socket to `addr` (port 0 picks any free port) with default options.
     /// See [`EndpointConfig`] for the rest.
-    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Ok(EndpointConfig::new(addr).bind().await?)
+    pub async fn bind(addr: SocketAddr) -> Result<Self, BindError> {
+        EndpointConfig::new(addr).bind().await
     }
 
     pub(crate) fn from_tokio(socket: tokio::net::UdpSocket, max_datagram: usize) -> Self {

@@ -35,6 +35,8 @@ mod resolve;
 mod stream;
 
 pub use batch::{RecvBatch, SEND_BATCH_MAX};
+/// The byte buffer [`Endpoint::recv_datagram`] and [`Datagrams`] hand out.
+pub use bytes::Bytes;
 pub use config::{BindError, EndpointConfig, IpStack, MAX_UDP_PAYLOAD};
 pub use endpoint::{is_connection_refused, Endpoint, EndpointStats, BROADCAST};
 pub use handler::{listen, DatagramHandler, Listening, RunError, StopHandle, Transport};
