@@ -4,10 +4,7 @@ use std::time::Duration;
 
 use crate::wire::rpc::{Dialect, HEADER_LEN};
 use crate::wire::value::DecodeLimits;
-
-/// Largest UDP payload over IPv4 (65535 minus the IP and UDP headers): a response body
-/// larger than this minus the 21-byte header cannot be sent at all.
-pub const MAX_UDP_PAYLOAD: usize = 65_507;
+use crate::wire::MAX_UDP_PAYLOAD_V4;
 
 /// Limits and defaults of an [`Endpoint`](super::Endpoint). Every limit is finite.
 ///
@@ -71,7 +68,7 @@ impl EndpointConfig {
             dialect,
             max_request_body: dialect.max_body(),
             max_response_body: match dialect {
-                Dialect::Rpcudp => MAX_UDP_PAYLOAD - HEADER_LEN,
+                Dialect::Rpcudp => MAX_UDP_PAYLOAD_V4 - HEADER_LEN,
                 Dialect::Storj => dialect.max_body(),
             },
             max_outstanding_calls: 65_536,
@@ -93,7 +90,7 @@ impl EndpointConfig {
     /// peer can read (storj) or a UDP datagram can carry (rpcudp).
     pub fn effective_max_response_body(&self) -> usize {
         let cap = match self.dialect {
-            Dialect::Rpcudp => MAX_UDP_PAYLOAD - HEADER_LEN,
+            Dialect::Rpcudp => MAX_UDP_PAYLOAD_V4 - HEADER_LEN,
             Dialect::Storj => self.dialect.max_body(),
         };
         self.max_response_body.min(cap)

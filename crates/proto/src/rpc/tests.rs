@@ -766,7 +766,7 @@ fn unsendable_arguments_are_refused_before_anything_is_sent() {
     assert_eq!(
         r,
         Err(CallRefused::Unsendable(
-            crate::wire::value::SendError::DuplicateMapKey
+            crate::wire::value::UnsendableValue::DuplicateMapKey
         ))
     );
     // Nesting: the decoder's 512 levels include the body and the args array.

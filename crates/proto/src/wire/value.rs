@@ -140,7 +140,7 @@ pub enum DecodeError {
 
 /// Why a value must not be sent to the Python peers (see [`check_sendable`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
+pub enum UnsendableValue {
     /// A map holds two keys the Python peer considers equal (`1`, `1.0`, `true`; or two
     /// equal strings...): it would reject the whole message.
     #[error("map has duplicate keys (as Python compares them)")]
@@ -547,8 +547,8 @@ enum PyKey<'a> {
 
 /// The key as Python compares it, `None` when no duplicate check applies to it (NaN, which
 /// never equals itself, and array keys, which the peer does not check), or
-/// [`SendError::UnhashableMapKey`] for a key the peer cannot hash.
-fn py_key(k: &Value) -> Result<Option<PyKey<'_>>, SendError> {
+/// [`UnsendableValue::UnhashableMapKey`] for a key the peer cannot hash.
+fn py_key(k: &Value) -> Result<Option<PyKey<'_>>, UnsendableValue> {
     let float = |f: f64| {
         if f.is_nan() {
             // Python: two NaN keys from the wire are distinct objects, never equal.
@@ -573,10 +573,10 @@ fn py_key(k: &Value) -> Result<Option<PyKey<'_>>, SendError> {
         Value::String(s) => Some(PyKey::Str(s.as_bytes())),
         Value::Binary(b) => Some(PyKey::Bin(b)),
         Value::Ext(t, d) => Some(PyKey::Ext(*t, d)),
-        Value::Map(_) => return Err(SendError::UnhashableMapKey),
+        Value::Map(_) => return Err(UnsendableValue::UnhashableMapKey),
         Value::Array(items) => {
             if holds_a_map(items) {
-                return Err(SendError::UnhashableMapKey);
+                return Err(UnsendableValue::UnhashableMapKey);
             }
             None
         }
@@ -605,49 +605,49 @@ fn holds_a_map(items: &[Value]) -> bool {
 ///
 /// ```
 /// use rmpv::Value;
-/// use rpcudp_proto::wire::value::{check_sendable, SendError};
+/// use rpcudp_proto::wire::value::{check_sendable, UnsendableValue};
 /// let dup = Value::Map(vec![(Value::from(1), Value::Nil), (Value::Boolean(true), Value::Nil)]);
-/// assert_eq!(check_sendable(&dup, 64), Err(SendError::DuplicateMapKey));
+/// assert_eq!(check_sendable(&dup, 64), Err(UnsendableValue::DuplicateMapKey));
 /// let ok = Value::Map(vec![(Value::from("1"), Value::Nil), (Value::from(1), Value::Nil)]);
 /// assert_eq!(check_sendable(&ok, 64), Ok(()));
 /// // An array key is a tuple to the Python peer; a map inside one is not hashable.
 /// let tuple_key = Value::Map(vec![(Value::Array(vec![Value::from(1)]), Value::Nil)]);
 /// assert_eq!(check_sendable(&tuple_key, 64), Ok(()));
 /// let map_in_key = Value::Map(vec![(Value::Array(vec![Value::Map(vec![])]), Value::Nil)]);
-/// assert_eq!(check_sendable(&map_in_key, 64), Err(SendError::UnhashableMapKey));
+/// assert_eq!(check_sendable(&map_in_key, 64), Err(UnsendableValue::UnhashableMapKey));
 /// ```
-pub fn check_sendable(value: &Value, max_depth: usize) -> Result<(), SendError> {
+pub fn check_sendable(value: &Value, max_depth: usize) -> Result<(), UnsendableValue> {
     let mut todo: Vec<(&Value, usize)> = vec![(value, 0)];
     while let Some((v, depth)) = todo.pop() {
         match v {
-            Value::String(s) if s.as_str().is_none() => return Err(SendError::InvalidUtf8),
+            Value::String(s) if s.as_str().is_none() => return Err(UnsendableValue::InvalidUtf8),
             Value::String(s) if u32::try_from(s.as_bytes().len()).is_err() => {
-                return Err(SendError::TooLong)
+                return Err(UnsendableValue::TooLong)
             }
             Value::Binary(b) | Value::Ext(_, b) if u32::try_from(b.len()).is_err() => {
-                return Err(SendError::TooLong)
+                return Err(UnsendableValue::TooLong)
             }
             Value::Array(items) => {
                 if depth >= max_depth {
-                    return Err(SendError::TooDeep { limit: max_depth });
+                    return Err(UnsendableValue::TooDeep { limit: max_depth });
                 }
                 if u32::try_from(items.len()).is_err() {
-                    return Err(SendError::TooLong);
+                    return Err(UnsendableValue::TooLong);
                 }
                 todo.extend(items.iter().map(|i| (i, depth + 1)));
             }
             Value::Map(pairs) => {
                 if depth >= max_depth {
-                    return Err(SendError::TooDeep { limit: max_depth });
+                    return Err(UnsendableValue::TooDeep { limit: max_depth });
                 }
                 if u32::try_from(pairs.len()).is_err() {
-                    return Err(SendError::TooLong);
+                    return Err(UnsendableValue::TooLong);
                 }
                 let mut seen = HashSet::with_capacity(pairs.len());
                 for (k, v) in pairs {
                     if let Some(key) = py_key(k)? {
                         if !seen.insert(key) {
-                            return Err(SendError::DuplicateMapKey);
+                            return Err(UnsendableValue::DuplicateMapKey);
                         }
                     }
                     todo.push((k, depth + 1));

@@ -325,7 +325,7 @@ fn check_sendable_refuses_keys_python_sees_as_equal() {
     ] {
         assert_eq!(
             check_sendable(&m(a.clone(), b.clone()), 64),
-            Err(SendError::DuplicateMapKey),
+            Err(UnsendableValue::DuplicateMapKey),
             "{a:?} {b:?}"
         );
     }
@@ -350,28 +350,31 @@ fn check_sendable_refuses_map_keys_invalid_utf8_and_excess_depth() {
     let map_key = Value::Array(vec![Value::Map(vec![(Value::Map(vec![]), Value::Nil)])]);
     assert_eq!(
         check_sendable(&map_key, 64),
-        Err(SendError::UnhashableMapKey)
+        Err(UnsendableValue::UnhashableMapKey)
     );
 
     let bad_bytes = rmpv::decode::read_value(&mut &[0xa1, 0xff][..]).unwrap();
     assert!(bad_bytes.as_str().is_none());
     assert_eq!(
         check_sendable(&Value::Array(vec![bad_bytes]), 64),
-        Err(SendError::InvalidUtf8)
+        Err(UnsendableValue::InvalidUtf8)
     );
 
     let deep = Value::Array(vec![Value::Array(vec![Value::Map(vec![])])]);
     assert_eq!(check_sendable(&deep, 3), Ok(()));
     assert_eq!(
         check_sendable(&deep, 2),
-        Err(SendError::TooDeep { limit: 2 })
+        Err(UnsendableValue::TooDeep { limit: 2 })
     );
     // Nested duplicates are found too.
     let nested = Value::Array(vec![Value::Map(vec![
         (Value::from("a"), Value::Nil),
         (Value::from("a"), Value::Nil),
     ])]);
-    assert_eq!(check_sendable(&nested, 64), Err(SendError::DuplicateMapKey));
+    assert_eq!(
+        check_sendable(&nested, 64),
+        Err(UnsendableValue::DuplicateMapKey)
+    );
 }
 
 /// Any MessagePack value our side can produce (keys unique per map are not required here).
@@ -497,13 +500,13 @@ fn array_keys_are_sendable_unless_they_hold_a_map() {
     let deep_map = Value::Array(vec![Value::Array(vec![Value::Map(vec![])])]);
     assert_eq!(
         check_sendable(&key(deep_map), 64),
-        Err(SendError::UnhashableMapKey)
+        Err(UnsendableValue::UnhashableMapKey)
     );
     // The key counts toward the depth limit like any value.
     let deep_key = key(Value::Array(vec![Value::Array(vec![])]));
     assert_eq!(check_sendable(&deep_key, 3), Ok(()));
     assert_eq!(
         check_sendable(&deep_key, 2),
-        Err(SendError::TooDeep { limit: 2 })
+        Err(UnsendableValue::TooDeep { limit: 2 })
     );
 }

@@ -43,7 +43,7 @@ pub use crate::udp::BindError;
 pub use error::{CallError, HandlerError};
 pub use rpcudp_proto::rpc::{CallOptions, EndpointConfig, Stats};
 pub use rpcudp_proto::wire::rpc::Dialect;
-pub use rpcudp_proto::wire::value::{DecodeLimits, SendError};
+pub use rpcudp_proto::wire::value::{DecodeLimits, UnsendableValue};
 
 use driver::{CallCommand, Control, Driver};
 use handler::Handlers;

@@ -1,7 +1,7 @@
 //! [`Endpoint`]: a bound UDP socket with oversize detection and counters.
 
 use super::batch::{self, RecvBatch};
-use super::config::{BindError, EndpointConfig, MAX_UDP_PAYLOAD};
+use super::config::{BindError, SocketConfig, MAX_UDP_PAYLOAD};
 use bytes::Bytes;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -58,7 +58,7 @@ pub struct EndpointStats {
 /// A bound UDP socket: the equivalent of Twisted's UDP port and its transport.
 ///
 /// Method kinds:
-/// - create: [`bind`](Self::bind), [`EndpointConfig::bind`] (every option), or adopt an
+/// - create: [`bind`](Self::bind), [`bind_with`](Self::bind_with) (every option), or adopt an
 ///   existing socket with [`from_std`](Self::from_std) / [`from_fd`](Self::from_fd);
 /// - unconnected traffic: [`send_to`](Self::send_to), [`recv_from`](Self::recv_from),
 ///   [`recv_datagram`](Self::recv_datagram), the stream [`datagrams`](Self::datagrams);
@@ -104,9 +104,15 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Binds a UDP socket to `addr` (port 0 picks any free port) with default options.
-    /// See [`EndpointConfig`] for the rest.
     pub async fn bind(addr: SocketAddr) -> Result<Self, BindError> {
-        EndpointConfig::new(addr).bind().await
+        Endpoint::bind_with(addr, SocketConfig::default()).await
+    }
+
+    /// Binds a UDP socket to `addr` with the options of `config`, applied before the bind.
+    pub async fn bind_with(addr: SocketAddr, config: SocketConfig) -> Result<Self, BindError> {
+        // Binding a UDP socket never blocks, so this is async only to keep the door open
+        // for options that would (and to match tokio's `UdpSocket::bind`).
+        config.bind_now(addr)
     }
 
     pub(crate) fn from_tokio(socket: tokio::net::UdpSocket, max_datagram: usize) -> Self {
@@ -176,8 +182,8 @@ impl Endpoint {
                 e.kind(),
                 format!(
                     "sending to {target} was refused ({e}); if it is a broadcast address, \
-                     allow broadcasting first: Endpoint::set_broadcast(true) or \
-                     EndpointConfig::broadcast(true)"
+                     allow broadcasting first: Endpoint::set_broadcast(true), or \
+                     `broadcast: true` in its SocketConfig"
                 ),
             )
         } else {
