@@ -1,4 +1,4 @@
-//! `rpcudp`: the command line of rpcudp-rs. The contract is `shared/spec/cli.md`.
+//! `rpcudp`: the command line of rpcudp-rs. The contract is `docs/cli.md`.
 //!
 //! This file only parses arguments and dispatches to `cmd/<name>.rs`.
 

@@ -1,4 +1,4 @@
-//! `rpcudp serve` and `rpcudp call` against shared/spec/cli.md: the reference service,
+//! `rpcudp serve` and `rpcudp call` against docs/cli.md: the reference service,
 //! the JSON mapping on the command line, dialects, IPv6 and names, exit codes, signals.
 
 use rpcudp_testkit::Child;

@@ -2,7 +2,7 @@
 //! sockets: the oversize rule inside a batch, senders and destinations per datagram,
 //! batch bounds, and sends the kernel takes only in part.
 
-use rpcudp::udp::{Endpoint, EndpointConfig, RecvBatch, SEND_BATCH_MAX};
+use rpcudp::udp::{Endpoint, RecvBatch, SocketConfig, SEND_BATCH_MAX};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -66,11 +66,15 @@ async fn batch_receive_on_an_empty_queue_would_block() {
 
 #[tokio::test]
 async fn batch_receive_drops_and_counts_oversized_datagrams_and_keeps_the_others() {
-    let rx = EndpointConfig::new(addr("127.0.0.1:0"))
-        .max_datagram(100)
-        .bind()
-        .await
-        .unwrap();
+    let rx = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            max_datagram: 100,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     // Slots larger than max_datagram: the limit is max_datagram, not the slot.
@@ -106,11 +110,15 @@ async fn batch_receive_drops_datagrams_longer_than_its_slots_below_max_datagram(
 
 #[tokio::test]
 async fn batch_of_only_oversized_datagrams_would_block_after_counting_them() {
-    let rx = EndpointConfig::new(addr("127.0.0.1:0"))
-        .max_datagram(10)
-        .bind()
-        .await
-        .unwrap();
+    let rx = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            max_datagram: 10,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     for _ in 0..3 {
@@ -244,11 +252,15 @@ async fn batch_send_stops_before_a_datagram_the_kernel_refuses_and_the_retry_rep
 #[tokio::test]
 async fn batch_send_takes_at_most_send_batch_max_datagrams_per_call() {
     let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let rx = EndpointConfig::new(addr("127.0.0.1:0"))
-        .recv_buffer_size(1 << 20)
-        .bind()
-        .await
-        .unwrap();
+    let rx = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            recv_buffer_size: Some(1 << 20),
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let to = rx.local_addr().unwrap();
     let payloads: Vec<[u8; 2]> = (0..100u16).map(|i| i.to_be_bytes()).collect();
     let out: Vec<(&[u8], SocketAddr)> = payloads.iter().map(|p| (&p[..], to)).collect();
@@ -284,11 +296,15 @@ async fn a_run_of_equal_datagrams_to_one_peer_arrives_as_the_same_separate_datag
     // datagrams a send each would have produced, the shorter last one included, and
     // those around the run (another size, another destination) in order too.
     let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let rx = EndpointConfig::new(addr("127.0.0.1:0"))
-        .recv_buffer_size(1 << 20)
-        .bind()
-        .await
-        .unwrap();
+    let rx = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            recv_buffer_size: Some(1 << 20),
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let other = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
     let (to, elsewhere) = (rx.local_addr().unwrap(), other.local_addr().unwrap());
     let mut payloads: Vec<Vec<u8>> = vec![vec![0xAA; 5]];

@@ -1,4 +1,4 @@
-//! `rpcudp dht run|set|get` (shared/spec/cli.md): a Kademlia node that interoperates with
+//! `rpcudp dht run|set|get` (docs/cli.md): a Kademlia node that interoperates with
 //! Python `kademlia` 2.2.3, and short-lived nodes that store or look up one key.
 
 use super::call::{parse_secs, resolve};

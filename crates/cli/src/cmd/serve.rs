@@ -1,4 +1,4 @@
-//! `rpcudp serve [--bind ADDR] [--dialect rpcudp|storj]` (shared/spec/cli.md): the
+//! `rpcudp serve [--bind ADDR] [--dialect rpcudp|storj]` (docs/cli.md): the
 //! reference service over UDP.
 
 use super::call::DialectArg;

@@ -766,12 +766,12 @@ fn unsendable_arguments_are_refused_before_anything_is_sent() {
     assert_eq!(
         r,
         Err(CallRefused::Unsendable(
-            crate::wire::value::SendError::DuplicateMapKey
+            crate::wire::value::UnsendableValue::DuplicateMapKey
         ))
     );
-    // Nesting: the decoder's 64 levels include the body and the args array.
+    // Nesting: the decoder's 512 levels include the body and the args array.
     let mut deep = Value::Nil;
-    for _ in 0..63 {
+    for _ in 0..511 {
         deep = Value::Array(vec![deep]);
     }
     let r = a.call(t0(), b_addr(), "m", &[deep], opts(5, 0));
@@ -784,7 +784,7 @@ fn unsendable_arguments_are_refused_before_anything_is_sent() {
 fn arguments_at_the_depth_limit_reach_the_callee() {
     let mut p = Pair::new();
     let mut deep = Value::Nil;
-    for _ in 0..62 {
+    for _ in 0..510 {
         deep = Value::Array(vec![deep]);
     }
     p.call("m", &[deep.clone()], opts(5, 0));
@@ -800,7 +800,7 @@ fn unsendable_response_is_not_sent_and_its_duplicates_are_dropped() {
     let req = drain(&mut p.a).remove(0);
     p.b.handle_datagram(p.now, a_addr(), &req.payload);
     let (token, _, _) = p.b_request();
-    let bad = Value::Map(vec![(Value::Array(vec![]), Value::Nil)]);
+    let bad = Value::Map(vec![(Value::Map(vec![]), Value::Nil)]);
     p.b.respond(p.now, token, &bad);
     assert!(drain(&mut p.b).is_empty());
     assert_eq!(p.b.stats().unsendable_responses, 1);
