@@ -6,11 +6,14 @@
 //! rule itself ([`RoutingTable::should_replicate_to`](crate::kad::RoutingTable)) nor the
 //! records.
 //!
-//! Which keys can qualify: a key we are the nearest to, with the newcomer within the k
-//! nearest's radius, lies within that radius of both of us, so it shares with us at least
-//! the bits we share with the newcomer (XOR: `cpl(a, c) >= min(cpl(a, b), cpl(b, c))`),
-//! as soon as every bucket between is occupied. So a job walks only the key range of our
-//! prefix of that length, in key order, `handover_keys_per_step` keys per step, and holds
+//! Which keys can qualify: we must be nearer the key than every other contact. A contact
+//! sharing `m` leading bits with us is nearer than us to every key sharing exactly `m`
+//! bits with us, so with `M` the bits our nearest other contact shares with us, the keys
+//! we are nearest to are those sharing more than `M` bits with us (plus keys under an
+//! empty bucket between, which are left to the periodic replication and republish). That
+//! is one contiguous key range, found with one pass over the table per newcomer, and the
+//! newcomer-within-radius test then runs per key. So a job walks only that range, in key
+//! order, `handover_keys_per_step` keys per step, and holds
 //! at most that many keys ready to send. Stores go out at most `handover_in_flight` at a
 //! time over all jobs, and at most `handover_jobs` newcomers wait (more get none and are
 //! counted; the periodic replication and republish reach them later). A store sends the
@@ -68,8 +71,13 @@ impl Node {
             self.stats.handover_jobs_dropped += 1;
             return;
         }
-        let shared = self.id.distance(&to.id).leading_zeros();
-        let range = prefix_range(&self.id, shared);
+        // Keys we are nearer than every other contact: those sharing more bits with us
+        // than our nearest other contact does (see the module docs).
+        let nearest = self.table.closest_filtered(&self.id, 1, |c| c.id != to.id);
+        let bits = nearest
+            .first()
+            .map_or(0, |c| self.id.distance(&c.id).leading_zeros() + 1);
+        let range = prefix_range(&self.id, bits);
         self.handover.jobs.push_back(Job {
             to,
             cursor: Some(*range.start()),

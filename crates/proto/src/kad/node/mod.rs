@@ -424,7 +424,13 @@ pub struct Node {
     stats: NodeStats,
     stopped: bool,
     rechecks_in_flight: usize,
+    /// Every round trip measured, whatever the contact (the estimate for unmeasured ones).
+    rtt_all: RttEstimator,
+    rtt_samples: u64,
 }
+
+/// Round trips measured before the node-wide estimate stands in for unmeasured contacts.
+const MIN_AGGREGATE_SAMPLES: u64 = 8;
 
 /// Most pings of handed-out contacts in flight at once.
 const MAX_RECHECKS: usize = 16;
@@ -477,6 +483,8 @@ impl Node {
             stats: NodeStats::default(),
             stopped: false,
             rechecks_in_flight: 0,
+            rtt_all: RttEstimator::default(),
+            rtt_samples: 0,
             config,
         }
     }
@@ -531,12 +539,20 @@ impl Node {
         self.records.published_len()
     }
 
-    /// The current RTO of the contact at `addr` (the initial one if never measured).
+    /// The current RTO of the contact at `addr`. A contact never measured gets this
+    /// node's estimate over all the round trips it measured (SRTT and RTTVAR of every
+    /// sample, so a spread of contacts makes it conservative), never above the initial
+    /// RTO (1 s by default), and that initial RTO until a few round trips were measured.
+    /// (In a large network most lookup candidates were never measured by the asker; 1 s
+    /// for each dead one would make lookups seconds long.)
     pub fn rto_of(&self, addr: &SocketAddr) -> Duration {
-        self.peers
-            .get(addr)
-            .map_or_else(RttEstimator::default, |p| p.rtt)
-            .rto(&self.rto)
+        rto_from(
+            &self.peers,
+            &self.rto,
+            &self.rtt_all,
+            self.rtt_samples,
+            addr,
+        )
     }
 
     /// Whether the node was stopped.
@@ -880,6 +896,8 @@ impl Node {
         p.last_seen = Some(now);
         if let Some(rtt) = rtt {
             p.rtt.sample(rtt);
+            self.rtt_all.sample(rtt);
+            self.rtt_samples += 1;
         }
         let known = self.table.find(&contact.id);
         let outcome = self.table.insert(contact, now);
@@ -1092,6 +1110,24 @@ impl Node {
                 }
             }
         }
+    }
+}
+
+/// [`Node::rto_of`] on the node's parts (usable while a query is borrowed).
+pub(crate) fn rto_from(
+    peers: &HashMap<SocketAddr, PeerInfo>,
+    config: &RtoConfig,
+    all: &RttEstimator,
+    samples: u64,
+    addr: &SocketAddr,
+) -> Duration {
+    match peers.get(addr).filter(|p| p.rtt.srtt().is_some()) {
+        Some(p) => p.rtt.rto(config),
+        None if samples >= MIN_AGGREGATE_SAMPLES => {
+            let initial = config.initial.min(config.max);
+            all.rto(config).min(initial)
+        }
+        None => RttEstimator::default().rto(config),
     }
 }
 

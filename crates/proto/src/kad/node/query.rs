@@ -439,14 +439,11 @@ impl Node {
                     }
                 }
                 Phase::Lookup(lookup) => {
-                    let peers = &self.peers;
-                    let rto = &self.rto;
-                    let state = lookup.next_with(now, |c| {
-                        peers
-                            .get(&c.addr)
-                            .map_or_else(Default::default, |p| p.rtt)
-                            .rto(rto)
-                    });
+                    let (peers, rto, all, n) =
+                        (&self.peers, &self.rto, &self.rtt_all, self.rtt_samples);
+                    // The same RTO as the call's timer (`send_rpc`), which wakes us then.
+                    let state =
+                        lookup.next_with(now, |c| super::rto_from(peers, rto, all, n, &c.addr));
                     match state {
                         LookupState::Contact(c) => {
                             let method = if query.purpose == Purpose::Get {
