@@ -65,14 +65,16 @@
 //!   [`NodeConfig::verify_delay`] later and inserted if it answers: a one-shot client
 //!   (joins, runs one `get`, exits) is gone by then and never pollutes the table, and
 //!   only contacts that answered us are handed out by `find_node` (issue 10's rule).
-//! - A contact that leaves a lookup's RPC unanswered past its RTO is suspect: not handed
-//!   out until it answers again. After [`NodeConfig::max_failures`] consecutive failed
-//!   RPCs (default 1, as Python), it is evicted (the freshest replacement takes its
-//!   place). Contacts handed out by `find_node` that were not heard from for
-//!   [`NodeConfig::recheck_after`] are pinged. So a contact that died at `t` is handed
-//!   out by this node at most until `t + recheck_after + RTO` when this node serves
-//!   `find_node` for its region, and evicted `rpc_timeout` after the first RPC to it
-//!   that went unanswered.
+//! - A contact that leaves an RPC unanswered past its RTO is suspect: not handed out nor
+//!   used to start lookups until it answers again. When the RPC fails (after
+//!   `rpc_timeout`) the contact is pinged once; after [`NodeConfig::max_failures`]
+//!   consecutive failures (default 2: that ping failing too) it is evicted and the
+//!   freshest replacement takes its place. Contacts handed out by `find_node` that were
+//!   not heard from for [`NodeConfig::recheck_after`] are pinged too. So a contact that
+//!   died at `t` stops being handed out one RTO after the first RPC we send it after `t`,
+//!   and at the latest `t + recheck_after + RTO` if this node hands it out at all (every
+//!   hand-out after `recheck_after` of silence pings it); it is evicted at most
+//!   `2 × rpc_timeout` after that first RPC.
 //!
 //! # Bounded work
 //! No step costs O(stored records): the hand-over walks the key range a newcomer could be
@@ -142,7 +144,18 @@ pub struct NodeConfig {
     /// Most values held for others; a `store` of a new key beyond it gets no answer.
     /// Default 100,000.
     pub max_records: usize,
-    /// Consecutive failed RPCs after which a contact is evicted. Default 1 (Python's).
+    /// Whether lookup, store and liveness RPCs resend their datagram once, at the
+    /// contact's RTO (the wait then goes on to `rpc_timeout`). Default true: under loss a
+    /// lost datagram costs one RTO instead of the answer. Python peers answer a resend
+    /// like a new request (harmless for these idempotent RPCs).
+    pub resend_at_rto: bool,
+    /// Resends of each bootstrap ping (same datagram) before the address counts as not
+    /// answering, within `rpc_timeout`. Default 2 (sent at 0 s, 1 s and 3 s by default).
+    pub bootstrap_retries: u32,
+    /// Consecutive failed RPCs after which a contact is evicted. Default 2: the first
+    /// failure makes the contact suspect (not handed out) and pings it once, so one lost
+    /// datagram does not cost a live contact, and a dead one goes when that ping fails.
+    /// 1 is Python's rule (evict at the first failed RPC).
     pub max_failures: u32,
     /// How long after a node first calls us it is pinged, to be inserted if it answers.
     /// Default 5 s (longer than a one-shot client lives).
@@ -185,7 +198,9 @@ impl Default for NodeConfig {
             replicate_window: Duration::from_secs(2 * 3600),
             value_ttl: Duration::from_secs(7 * 24 * 3600),
             max_records: 100_000,
-            max_failures: 1,
+            resend_at_rto: true,
+            bootstrap_retries: 2,
+            max_failures: 2,
             verify_delay: Duration::from_secs(5),
             max_pending_verifications: 256,
             recheck_after: Duration::from_secs(60),
@@ -801,14 +816,31 @@ impl Node {
             kind,
             CallKind::Find(_) | CallKind::Store(_) | CallKind::Recheck
         );
-        let call = self
-            .ep
-            .call(now, to, method, args, self.call_options())
-            .ok()?;
+        let mut options = self.call_options();
+        let rto = self.rto_of(&to);
+        let mut resend_at = None;
+        if matches!(kind, CallKind::BootstrapPing(_)) {
+            // The only way in: a lost datagram must not leave the node alone. Resent at
+            // the initial RTO with backoff, still within `rpc_timeout` overall.
+            options.attempt_timeout = self.rto.initial.min(self.config.rpc_timeout);
+            options.retries = self.config.bootstrap_retries;
+            options.deadline = Some(self.config.rpc_timeout);
+            resend_at = Some(now);
+        } else if rto_timer && self.config.resend_at_rto && rto < self.config.rpc_timeout {
+            // One resend of the same datagram at the RTO (a lost datagram then costs one
+            // RTO, not the call), then the wait goes on to `rpc_timeout` overall.
+            options.attempt_timeout = rto;
+            options.retries = 1;
+            options.backoff = f64::MAX;
+            options.jitter = 0.0;
+            options.max_attempt_timeout = self.config.rpc_timeout;
+            options.deadline = Some(self.config.rpc_timeout);
+            resend_at = Some(now + rto);
+        }
+        let call = self.ep.call(now, to, method, args, options).ok()?;
         let seq = self.next_seq;
         self.next_seq += 1;
         if rto_timer {
-            let rto = self.rto_of(&to);
             self.rto_timers.push(Reverse((now + rto, seq)));
             self.rto_calls.insert(seq, call);
         }
@@ -820,6 +852,7 @@ impl Node {
                 id,
                 sent: now,
                 seq,
+                resend_at,
             },
         );
         Some(call)
@@ -952,17 +985,31 @@ impl Node {
     }
 
     /// An RPC to `addr` (id `id` if known) went unanswered.
-    fn contact_failed(&mut self, id: Option<NodeId>, addr: SocketAddr) {
+    /// A lost datagram must not cost a good contact, a dead one must go soon: a failure
+    /// short of `max_failures` pings the contact once (if it is in the table); that ping
+    /// failing too evicts it.
+    fn contact_failed(&mut self, now: Instant, id: Option<NodeId>, addr: SocketAddr) {
         let max = self.config.max_failures.max(1);
         let p = self.peer(addr);
         p.failures = p.failures.saturating_add(1);
         p.suspect = true;
-        let failures = p.failures;
+        let (failures, rechecking) = (p.failures, p.recheck_in_flight);
         let Some(id) = id else { return };
+        let in_table = self.table.find(&id).is_some_and(|c| c.addr == addr);
         if failures < max {
+            if in_table && !rechecking && self.rechecks_in_flight < MAX_RECHECKS {
+                let args = [super::wire::id_value(&self.id)];
+                if self
+                    .send_rpc(now, addr, Some(id), "ping", &args, CallKind::Recheck)
+                    .is_some()
+                {
+                    self.rechecks_in_flight += 1;
+                    self.peer(addr).recheck_in_flight = true;
+                }
+            }
             return;
         }
-        if self.table.find(&id).is_some_and(|c| c.addr == addr) {
+        if in_table {
             if let Some(promoted) = self.table.remove(&id) {
                 self.stats.evicted += 1;
                 self.peers.remove(&addr);
