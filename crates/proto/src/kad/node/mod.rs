@@ -1232,7 +1232,15 @@ impl Protocol for Node {
             self.ep.poll_timeout(),
             self.rto_timers.peek().map(|Reverse((at, _))| *at),
             self.verify_queue.front().map(|(at, _)| *at),
-            self.records.next_deadline(),
+            self.records.next_expiry(),
+            // Replications and republishes wait while the maintenance queries are all
+            // busy or nobody is known (else a due entry would make the driver spin); a
+            // query ending or a contact arriving is an input, after which the driver
+            // asks again.
+            (self.maintenance_running < self.config.max_maintenance_queries
+                && !self.table.is_empty())
+            .then(|| self.records.next_maintenance())
+            .flatten(),
             self.next_refresh,
         ]
         .into_iter()

@@ -1229,3 +1229,32 @@ fn gets_through_one_shot_clients_find_every_value_after_churn_loss_and_a_quarter
     );
     eprintln!("slowest one-shot get after the kill: {slowest:?}; dead handed out: {dead_handed}");
 }
+
+#[test]
+fn many_due_republishes_wait_for_a_free_slot_instead_of_spinning_the_driver() {
+    let config = NodeConfig {
+        republish_interval: Duration::from_secs(600),
+        max_maintenance_queries: 2,
+        ..quiet_config()
+    };
+    let mut net = Net::new(3, config);
+    net.join_all();
+    for n in 0..40u8 {
+        assert!(net.set(2, key(n), Value::from(n)).0.is_ok());
+    }
+    // The other nodes die: every republish lookup now waits out dead contacts, two at
+    // a time, while the other 38 are due.
+    net.alive[0] = false;
+    net.alive[1] = false;
+    let mut steps = 0;
+    let end = net.now + Duration::from_secs(1300);
+    while net.now < end && steps < 200_000 {
+        if !net.step() {
+            break;
+        }
+        steps += 1;
+    }
+    assert!(net.now >= end, "stuck at one instant after {steps} steps");
+    assert!(steps < 20_000, "{steps} steps for 80 republishes");
+    assert_eq!(net.nodes[2].published_count(), 40);
+}
