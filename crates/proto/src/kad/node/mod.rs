@@ -129,6 +129,14 @@ pub struct NodeConfig {
     pub min_rto: Duration,
     /// The RTO of a contact never measured (capped at `rpc_timeout`). Default 1 s.
     pub initial_rto: Duration,
+    /// Whether lookup, store and liveness RPCs resend their datagram once, at the
+    /// contact's RTO (the wait then goes on to `rpc_timeout`). Default true: under loss a
+    /// lost datagram costs one RTO instead of the answer. Python peers answer a resend
+    /// like a new request (harmless for these idempotent RPCs).
+    pub resend_at_rto: bool,
+    /// Resends of each bootstrap ping (same datagram) before the address counts as not
+    /// answering, within `rpc_timeout`. Default 2 (sent at 0 s, 1 s and 3 s by default).
+    pub bootstrap_retries: u32,
     /// A bucket with no lookup for this long is refreshed by a lookup of a random id in
     /// it. Default one hour (as Python `kademlia`); `None` turns refreshing off.
     pub refresh_interval: Option<Duration>,
@@ -144,14 +152,6 @@ pub struct NodeConfig {
     /// Most values held for others; a `store` of a new key beyond it gets no answer.
     /// Default 100,000.
     pub max_records: usize,
-    /// Whether lookup, store and liveness RPCs resend their datagram once, at the
-    /// contact's RTO (the wait then goes on to `rpc_timeout`). Default true: under loss a
-    /// lost datagram costs one RTO instead of the answer. Python peers answer a resend
-    /// like a new request (harmless for these idempotent RPCs).
-    pub resend_at_rto: bool,
-    /// Resends of each bootstrap ping (same datagram) before the address counts as not
-    /// answering, within `rpc_timeout`. Default 2 (sent at 0 s, 1 s and 3 s by default).
-    pub bootstrap_retries: u32,
     /// Consecutive failed RPCs after which a contact is evicted. Default 2: the first
     /// failure makes the contact suspect (not handed out) and pings it once, so one lost
     /// datagram does not cost a live contact, and a dead one goes when that ping fails.
@@ -192,14 +192,14 @@ impl Default for NodeConfig {
             rpc_timeout: Duration::from_secs(5),
             min_rto: Duration::from_millis(100),
             initial_rto: Duration::from_secs(1),
+            resend_at_rto: true,
+            bootstrap_retries: 2,
             refresh_interval: Some(Duration::from_secs(3600)),
             republish_interval: Duration::from_secs(3600),
             replicate_interval: Duration::from_secs(3600),
             replicate_window: Duration::from_secs(2 * 3600),
             value_ttl: Duration::from_secs(7 * 24 * 3600),
             max_records: 100_000,
-            resend_at_rto: true,
-            bootstrap_retries: 2,
             max_failures: 2,
             verify_delay: Duration::from_secs(5),
             max_pending_verifications: 256,
