@@ -57,7 +57,23 @@
 //! `ttl / replicate_window` nodes (84 with the defaults), more than the k = 20 replicas a
 //! key has. Once the publisher stops, a value lives at most about `ttl +
 //! replicate_window` more, unless new nodes keep arriving next to its key (each
-//! newcomer's copy starts a life; that residue is bounded by churn, not by replication).
+//! newcomer's copy starts a life; that residue is bounded by churn, not by replication)
+//! or it keeps being read: a `get` stores what it found on the nearest node asked that
+//! lacked it (as Python does), which starts a life there, so a value read at least once
+//! a TTL near its key can outlive its publisher. Expired copies are never served (even
+//! between two timeouts) and [`Event::RecordRemoved`] tells the driver to delete them.
+//!
+//! # Timeouts
+//! Every contact has its own RTO (RFC 6298, [`RttEstimator`], floor
+//! [`NodeConfig::min_rto`], ceiling [`NodeConfig::rpc_timeout`]). A contact never
+//! measured gets this node's estimate over all its measured round trips, at most
+//! [`NodeConfig::initial_rto`] (1 s), and 1 s until a few were measured. A lookup stops
+//! waiting for a contact after its RTO and asks the next candidate (a late answer still
+//! counts); the RPC resends its datagram once at the RTO and waits up to `rpc_timeout`
+//! in all. A `set` finishes when its stores were answered or their RTO passed: about one
+//! RTO after the live replicas answered. Only answers that came before a resend are
+//! round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
+//! datagram, which a Python peer answers again.
 //!
 //! # Contacts that are gone, and one-shot clients
 //! - A contact enters the routing table only after it answered one of our requests (a

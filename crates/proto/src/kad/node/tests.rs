@@ -1280,3 +1280,32 @@ fn many_due_republishes_wait_for_a_free_slot_instead_of_spinning_the_driver() {
     assert!(steps < 20_000, "{steps} steps for 80 republishes");
     assert_eq!(net.nodes[2].published_count(), 40);
 }
+
+#[test]
+fn answers_go_out_from_the_address_the_request_came_to_and_requests_leave_it_to_the_kernel() {
+    let now = start();
+    let mut node = Node::new(quiet_config(), id_of(0), 1);
+    let mut peer = Endpoint::new(EndpointConfig::default(), 5);
+    let called: IpAddr = "127.0.0.2".parse().unwrap();
+    peer.call(
+        now,
+        addr(0),
+        "ping",
+        &[bin(&id_of(1))],
+        CallOptions::default(),
+    )
+    .unwrap();
+    let req = peer.poll_transmit().unwrap();
+    node.handle_datagram(now, addr(1), Some(called), &req.payload);
+    let answer = node.poll_transmit().unwrap();
+    assert_eq!((answer.destination, answer.source), (addr(1), Some(called)));
+    // The same request again (a resend): answered from the duplicate cache, same source.
+    node.handle_datagram(now, addr(1), Some(called), &req.payload);
+    let again = node.poll_transmit().unwrap();
+    assert_eq!(again.source, Some(called));
+    assert_eq!(again.payload, answer.payload);
+    // Our own requests (here the verification ping of the caller) carry no source.
+    node.handle_timeout(now + Duration::from_secs(6));
+    let ping = node.poll_transmit().unwrap();
+    assert_eq!((ping.destination, ping.source), (addr(1), None));
+}
