@@ -84,8 +84,9 @@ pub struct Endpoint {
     calls: HashMap<MessageId, OutCall, OwnKeys>,
     timers: Timers,
     /// Requests handed out and not yet answered: token -> dedup key.
-    /// (The key's hash rides along, so the duplicate cache never hashes it again.)
-    serving: HashMap<RequestToken, (Key, u64), OwnKeys>,
+    /// (The key's hash rides along, so the duplicate cache never hashes it again; the
+    /// arrival time is for `Stats::handler_latency`.)
+    serving: HashMap<RequestToken, (Key, u64, Instant), OwnKeys>,
     next_token: u64,
     dedup: DedupCache,
     transmits: VecDeque<Transmit>,
@@ -195,12 +196,19 @@ impl Endpoint {
             }
         };
         match packet {
-            Packet::Request { id, method, args } => self.on_request(from, id, method, args),
+            Packet::Request { id, method, args } => self.on_request(now, from, id, method, args),
             Packet::Response { id, value } => self.on_response(from, id, value),
         }
     }
 
-    fn on_request(&mut self, from: SocketAddr, id: MessageId, method: String, args: Vec<Value>) {
+    fn on_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        id: MessageId,
+        method: String,
+        args: Vec<Value>,
+    ) {
         let key = (canonical(from), id);
         let hash = self.dedup.hash(&key);
         match self.dedup.get(hash, &key) {
@@ -232,7 +240,7 @@ impl Endpoint {
         }
         let token = RequestToken(self.next_token);
         self.next_token += 1;
-        self.serving.insert(token, (key, hash));
+        self.serving.insert(token, (key, hash, now));
         self.dedup.start(hash, key);
         self.stats.requests_received += 1;
         self.events.push_back(Event::Request {
@@ -305,10 +313,13 @@ impl Endpoint {
     /// peers, or its body is over `max_response_body`, nothing is sent (as if abandoned)
     /// and it is counted. An unknown or already answered token is ignored.
     pub fn respond(&mut self, now: Instant, token: RequestToken, value: &Value) {
-        let Some((key, hash)) = self.serving.remove(&token) else {
+        let Some((key, hash, arrived)) = self.serving.remove(&token) else {
             debug!(?token, "respond for a request not in progress; ignored");
             return;
         };
+        self.stats
+            .handler_latency
+            .record(now.saturating_duration_since(arrived));
         let (peer, id) = key;
         if let Err(e) = check_sendable(value, self.config.decode_limits.max_depth) {
             self.stats.unsendable_responses += 1;
@@ -335,10 +346,15 @@ impl Endpoint {
     /// method is unknown or the handler fails: the caller times out, and duplicates of the
     /// request are dropped rather than handled again.
     pub fn abandon(&mut self, token: RequestToken) {
-        let Some((key, hash)) = self.serving.remove(&token) else {
+        let Some((key, hash, arrived)) = self.serving.remove(&token) else {
             return;
         };
         self.stats.requests_abandoned += 1;
+        if let Some(now) = self.last_now {
+            self.stats
+                .handler_latency
+                .record(now.saturating_duration_since(arrived));
+        }
         // `abandon` takes no `now`: the entry's lifetime starts at the latest time seen,
         // which exists, since the request arrived through `handle_datagram`.
         match self.last_now {

@@ -18,6 +18,7 @@ mod calls;
 pub mod config;
 mod dedup;
 mod endpoint;
+mod latency;
 mod ownhash;
 pub mod stats;
 mod timers;

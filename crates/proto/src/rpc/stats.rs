@@ -1,5 +1,7 @@
 //! Counters of everything the endpoint received, sent, dropped or refused.
 
+pub use super::latency::{LatencyHistogram, LATENCY_BOUNDS_MICROS};
+
 /// Counters, all monotonic since [`Endpoint::new`](super::Endpoint::new).
 ///
 /// The first block is the contract's; the rest break some of them down.
@@ -64,4 +66,8 @@ pub struct Stats {
     pub dedup_evictions: u64,
     /// Answered requests forgotten because their lifetime ran out.
     pub dedup_expired: u64,
+
+    /// How long requests took from arrival (`handle_datagram`) to their end (`respond`,
+    /// answered or not sendable, or `abandon`): the handler's latency as the core sees it.
+    pub handler_latency: LatencyHistogram,
 }
