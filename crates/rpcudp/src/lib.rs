@@ -15,6 +15,7 @@
 
 pub mod kad;
 pub mod lt;
+pub mod metrics;
 pub mod rpc;
 pub mod udp;
 

@@ -185,6 +185,7 @@ impl Endpoint {
     /// counted in [`Stats`]; nothing here panics on any input.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
         self.expire_dedup(now);
         let packet = match decode_packet(self.config.dialect, datagram, &self.config.decode_limits)
         {
@@ -430,6 +431,7 @@ impl Endpoint {
 
     fn transmit(&mut self, destination: SocketAddr, payload: Vec<u8>) {
         self.stats.datagrams_out += 1;
+        self.stats.bytes_out += payload.len() as u64;
         self.transmits.push_back(Transmit {
             destination,
             source: None,

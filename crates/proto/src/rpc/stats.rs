@@ -70,4 +70,8 @@ pub struct Stats {
     /// How long requests took from arrival (`handle_datagram`) to their end (`respond`,
     /// answered or not sendable, or `abandon`): the handler's latency as the core sees it.
     pub handler_latency: LatencyHistogram,
+    /// Bytes of the datagrams passed to `handle_datagram` (UDP payloads).
+    pub bytes_in: u64,
+    /// Bytes of the datagrams handed out by `poll_transmit` (UDP payloads).
+    pub bytes_out: u64,
 }

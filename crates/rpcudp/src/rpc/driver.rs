@@ -525,6 +525,8 @@ impl State {
         s.handler_panics = self.counters.handler_panics;
         s.handlers_running = self.running.len();
         s.calls_outstanding = self.calls.len();
+        s.dedup_entries = self.core.dedup_entries();
+        s.dedup_bytes = self.core.dedup_bytes();
     }
 
     /// Fails outstanding calls, lets running handlers finish within `grace` (their

@@ -120,6 +120,10 @@ pub struct NodeStats {
     pub handlers_running: usize,
     /// Calls made by this node and not finished yet.
     pub calls_outstanding: usize,
+    /// Requests remembered by the duplicate cache (answered or in progress).
+    pub dedup_entries: usize,
+    /// Bytes of answers held by the duplicate cache.
+    pub dedup_bytes: usize,
 }
 
 /// One UDP socket that serves registered handlers and makes calls: RPC over UDP,
