@@ -1,4 +1,4 @@
-//! `rpcudp serve [--bind ADDR] [--dialect rpcudp|storj]` (shared/spec/cli.md): the
+//! `rpcudp serve [--bind ADDR] [--dialect rpcudp|storj] [--metrics ADDR]` (shared/spec/cli.md): the
 //! reference service over UDP.
 
 use super::call::DialectArg;
@@ -18,6 +18,10 @@ pub struct Args {
     /// The wire dialect to speak.
     #[arg(long, value_enum, default_value_t = DialectArg::Rpcudp)]
     pub dialect: DialectArg,
+    /// Also serve Prometheus metrics at `http://ADDR/metrics` and the status at
+    /// `/status` (port 0: any free port).
+    #[arg(long)]
+    pub metrics: Option<HostPort>,
 }
 
 /// The runtime `serve` runs on: a single thread. The server is one driver task that
@@ -46,6 +50,14 @@ pub async fn run(args: Args) -> u8 {
     // Handlers first, then the line: a signal right after it must find them.
     let shutdown = common::shutdown_signal();
     common::print_listening(node.local_addr());
+    let metrics = rpcudp::metrics::Metrics::new().with_node(&node);
+    let _metrics = match crate::metrics_http::start(args.metrics.as_ref(), metrics).await {
+        Ok(m) => m,
+        Err(code) => {
+            node.shutdown().await;
+            return code;
+        }
+    };
     tracing::info!(
         "serving the reference service, {:?} dialect",
         node.dialect()

@@ -126,6 +126,21 @@ pub struct NodeStats {
     pub dedup_bytes: usize,
 }
 
+/// The `outcome` field of a call's debug log line.
+fn call_outcome(result: &Result<Value, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "answered",
+        Err(CallError::Timeout(_)) => "timed_out",
+        Err(CallError::RequestTooLarge { .. }) => "refused_too_large",
+        Err(CallError::Overloaded { .. }) => "refused_overload",
+        Err(CallError::Decode { .. }) => "undecodable_answer",
+        Err(CallError::Unsendable(_)) => "refused_unsendable",
+        Err(CallError::Encode(_)) => "unencodable_arguments",
+        Err(CallError::Io(_)) => "io_error",
+        Err(CallError::ShutDown) => "shut_down",
+    }
+}
+
 /// One UDP socket that serves registered handlers and makes calls: RPC over UDP,
 /// wire-compatible with Python `rpcudp` 5.0.1 and `storjrpcudp` 2.5.
 ///
@@ -328,6 +343,20 @@ impl Node {
     /// Calls `method` on the node at `to` with per-call `options` (attempt timeout,
     /// retries of the same datagram).
     pub async fn call_with(
+        &self,
+        to: SocketAddr,
+        method: &str,
+        args: Vec<Value>,
+        options: CallOptions,
+    ) -> Result<Value, CallError> {
+        // Debug level: a disabled span costs one cached interest check.
+        let span = tracing::debug_span!("rpc_call", method, peer = %to);
+        let result = self.call_inner(to, method, args, options).await;
+        tracing::debug!(parent: &span, outcome = call_outcome(&result), "call finished");
+        result
+    }
+
+    async fn call_inner(
         &self,
         to: SocketAddr,
         method: &str,
