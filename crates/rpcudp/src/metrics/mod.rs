@@ -70,9 +70,11 @@ impl Default for Metrics {
 }
 
 /// Why datagrams or requests were dropped: `(reason label, count)`, every counted drop of
-/// an RPC node.
-pub fn drop_reasons(s: &NodeStats) -> [(&'static str, u64); 11] {
-    [
+/// an RPC node. A new drop counter in [`Stats`](crate::rpc::Stats) or [`NodeStats`] gets
+/// its row here, and with it a `reason` of `rpcudp_rpc_dropped_total` and a place in the
+/// status view's top drop reasons.
+pub fn drop_reasons(s: &NodeStats) -> Vec<(&'static str, u64)> {
+    vec![
         ("malformed", s.core.malformed),
         ("unknown_response", s.core.unknown_responses),
         ("spoofed_response", s.core.spoofed_responses),
