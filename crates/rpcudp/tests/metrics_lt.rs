@@ -20,7 +20,10 @@ async fn an_lt_server_reports_its_connections_and_bad_frames() {
     let _b = raw_peer(addr).await;
     eventually("2 live connections", || handle.live_count() == 2).await;
     let text = metrics.render();
-    assert_eq!(sample(&text, "rpcudp_lt_connections_accepted_total"), Some(2.0));
+    assert_eq!(
+        sample(&text, "rpcudp_lt_connections_accepted_total"),
+        Some(2.0)
+    );
     assert_eq!(sample(&text, "rpcudp_lt_connections"), Some(2.0));
     assert_eq!(sample(&text, "rpcudp_lt_bad_frames_total"), Some(0.0));
     // A length below the header's own size is a bad frame: the connection is closed.
@@ -29,5 +32,8 @@ async fn an_lt_server_reports_its_connections_and_bad_frames() {
     eventually("a bad frame counted", || handle.stats().bad_frames == 1).await;
     let text = metrics.render();
     assert_eq!(sample(&text, "rpcudp_lt_bad_frames_total"), Some(1.0));
-    assert_eq!(sample(&text, "rpcudp_lt_connections_accepted_total"), Some(3.0));
+    assert_eq!(
+        sample(&text, "rpcudp_lt_connections_accepted_total"),
+        Some(3.0)
+    );
 }
