@@ -22,6 +22,10 @@ pub struct Args {
     /// `/status` (port 0: any free port).
     #[arg(long)]
     pub metrics: Option<HostPort>,
+    /// Apply the per-address limits (per-source rates and handler shares) to loopback
+    /// and private addresses too; address validation and the 3× rule apply always.
+    #[arg(long)]
+    pub strict_local: bool,
 }
 
 /// The runtime `serve` runs on: a single thread. The server is one driver task that
@@ -39,7 +43,9 @@ pub async fn run(args: Args) -> u8 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let node = match Node::bind_with(bind, NodeConfig::for_dialect(args.dialect.into())).await {
+    let mut config = NodeConfig::for_dialect(args.dialect.into());
+    config.endpoint.limits.strict_local = args.strict_local;
+    let node = match Node::bind_with(bind, config).await {
         Ok(n) => n,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", args.bind);

@@ -5,6 +5,8 @@ use std::time::Duration;
 use crate::wire::rpc::{Dialect, HEADER_LEN};
 use crate::wire::value::DecodeLimits;
 
+use super::limits::LimitsConfig;
+
 /// Largest UDP payload over IPv4 (65535 minus the IP and UDP headers): a response body
 /// larger than this minus the 21-byte header cannot be sent at all.
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -61,6 +63,9 @@ pub struct EndpointConfig {
     /// Options for calls made without specific ones (used by drivers; the endpoint's
     /// `call` takes explicit options).
     pub default_call: CallOptions,
+    /// Per-source limits (rates, handler shares per /24 or /64), address validation and
+    /// the 3× anti-amplification rule; see [`LimitsConfig`] and `SECURITY.md`.
+    pub limits: LimitsConfig,
 }
 
 impl EndpointConfig {
@@ -80,6 +85,7 @@ impl EndpointConfig {
             dedup_max_bytes: 16 << 20,
             decode_limits: DecodeLimits::default(),
             default_call: CallOptions::default(),
+            limits: LimitsConfig::default(),
         }
     }
 

@@ -229,6 +229,19 @@ impl Dht {
         if node_config.seed.is_none() {
             node_config.seed = config.seed;
         }
+        // An answer over 3× what its asker sent (find_node, find_value) waits until the
+        // asker answers a ping, which every Kademlia peer does (SECURITY.md).
+        let limits = &mut node_config.endpoint.limits;
+        if limits.validation_probe.is_none() {
+            limits.validation_probe = Some(crate::rpc::ValidationProbe {
+                method: "ping".into(),
+                args: vec![wire::id_value(&id)],
+                options: CallOptions {
+                    attempt_timeout: config.rpc_timeout,
+                    ..CallOptions::default()
+                },
+            });
+        }
         let node = Node::bind_with(addr, node_config).await?;
         let routing = RoutingConfig {
             k: config.k.max(1),

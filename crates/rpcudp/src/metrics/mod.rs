@@ -86,6 +86,11 @@ pub fn drop_reasons(s: &NodeStats) -> Vec<(&'static str, u64)> {
         ("handler_panicked", s.handler_panics),
         ("unsendable_response", s.core.unsendable_responses),
         ("response_too_large", s.core.responses_too_large),
+        ("rate_limited_requests", s.core.requests_rate_limited),
+        ("rate_limited_bytes", s.core.bytes_rate_limited),
+        ("source_share", s.core.requests_dropped_source_share),
+        ("unvalidated_answer", s.core.answers_dropped_unvalidated),
+        ("held_answer_dropped", s.core.held_answers_dropped),
     ]
 }
 
@@ -289,6 +294,26 @@ fn rpc_families(f: &mut Families, s: &NodeStats) {
         "rpcudp_rpc_retries_total",
         "Resends of a request (same datagram, same message id).",
         c.retries,
+    );
+    f.counter(
+        "rpcudp_rpc_answers_held_total",
+        "Answers over an unvalidated address's budget held while a probe validates it.",
+        c.answers_held,
+    );
+    f.counter(
+        "rpcudp_rpc_answers_released_total",
+        "Held answers sent once their address was validated.",
+        c.answers_released,
+    );
+    f.counter(
+        "rpcudp_rpc_validation_probes_sent_total",
+        "Calls sent to prove that an address receives where it says.",
+        c.validation_probes_sent,
+    );
+    f.counter(
+        "rpcudp_rpc_addresses_validated_total",
+        "Addresses that proved they receive where they say.",
+        c.addresses_validated,
     );
     f.counter(
         "rpcudp_rpc_send_errors_total",

@@ -41,6 +41,9 @@ mod handler;
 
 pub use error::{CallError, HandlerError};
 pub use rpcudp_proto::rpc::{CallOptions, EndpointConfig, Stats};
+/// Per-source limits and address validation, set in `NodeConfig::endpoint.limits`
+/// (see `SECURITY.md`).
+pub use rpcudp_proto::rpc::{LimitsConfig, ValidationProbe};
 pub use rpcudp_proto::wire::rpc::Dialect;
 
 use driver::{CallCommand, Control, Driver};
