@@ -16,6 +16,7 @@
 pub mod driver;
 pub mod kad;
 pub mod lt;
+pub mod metrics;
 pub mod rpc;
 pub mod udp;
 

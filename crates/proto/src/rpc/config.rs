@@ -6,6 +6,8 @@ use crate::wire::rpc::{Dialect, HEADER_LEN};
 use crate::wire::value::DecodeLimits;
 use crate::wire::MAX_UDP_PAYLOAD_V4;
 
+use super::limits::LimitsConfig;
+
 /// Limits and defaults of an [`Endpoint`](super::Endpoint). Every limit is finite.
 ///
 /// [`Default`] is the `rpcudp` dialect with the Python peers' behaviour where one exists
@@ -59,6 +61,9 @@ pub struct EndpointConfig {
     /// Options for calls made without specific ones (used by drivers; the endpoint's
     /// `call` takes explicit options).
     pub default_call: CallOptions,
+    /// Per-source limits (rates, handler shares per /24 or /64), address validation and
+    /// the 3× anti-amplification rule; see [`LimitsConfig`] and `SECURITY.md`.
+    pub limits: LimitsConfig,
 }
 
 impl EndpointConfig {
@@ -78,6 +83,7 @@ impl EndpointConfig {
             dedup_max_bytes: 16 << 20,
             decode_limits: DecodeLimits::default(),
             default_call: CallOptions::default(),
+            limits: LimitsConfig::default(),
         }
     }
 

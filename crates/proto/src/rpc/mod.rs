@@ -7,7 +7,8 @@
 //!
 //! Split by concern: [`config`] (limits and call timing), `calls` (the call table and retry
 //! schedule), `dedup` (duplicate suppression), `timers` (the deadline heap), [`stats`]
-//! (counters) and `endpoint` (the state machine tying them together).
+//! (counters), [`limits`] (per-source rates and shares, address validation and
+//! anti-amplification) and `endpoint` (the state machine tying them together).
 
 use std::net::SocketAddr;
 
@@ -18,16 +19,21 @@ mod calls;
 pub mod config;
 mod dedup;
 mod endpoint;
+mod latency;
+pub mod limits;
 mod ownhash;
 pub mod stats;
 mod timers;
 
 pub use config::{CallOptions, EndpointConfig};
 pub use endpoint::Endpoint;
+pub use limits::{LimitsConfig, TableSizes, ValidationProbe};
 pub use stats::Stats;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;
 
 /// The caller's handle on one call, returned by [`Endpoint::call`] and named again by
 /// [`Event::CallSucceeded`] / [`Event::CallFailed`].

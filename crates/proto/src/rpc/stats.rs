@@ -1,5 +1,7 @@
 //! Counters of everything the endpoint received, sent, dropped or refused.
 
+pub use super::latency::{LatencyHistogram, LATENCY_BOUNDS_MICROS};
+
 /// Counters, all monotonic since the endpoint was created (a `Node`'s
 /// `stats().core` are these).
 ///
@@ -70,4 +72,34 @@ pub struct Stats {
     pub dedup_evictions: u64,
     /// Answered requests forgotten because their lifetime ran out.
     pub dedup_expired: u64,
+
+    /// How long requests took from arrival (`handle_datagram`) to their end (`respond`,
+    /// answered or not sendable, or `abandon`): the handler's latency as the core sees it.
+    pub handler_latency: LatencyHistogram,
+    /// Bytes of the datagrams passed to `handle_datagram` (UDP payloads).
+    pub bytes_in: u64,
+    /// Bytes of the datagrams handed out by `poll_transmit` (UDP payloads).
+    pub bytes_out: u64,
+    /// Request datagrams dropped before decoding because their source subnet's
+    /// requests-per-second bucket was empty (`LimitsConfig::requests_per_sec`).
+    pub requests_rate_limited: u64,
+    /// Request datagrams dropped before decoding because their source subnet's
+    /// bytes-per-second bucket was empty (`LimitsConfig::bytes_per_sec`).
+    pub bytes_rate_limited: u64,
+    /// Requests dropped because their subnet already had
+    /// `LimitsConfig::max_requests_per_source` requests in progress.
+    pub requests_dropped_source_share: u64,
+    /// Answers (fresh or cached) not sent because they were over the amplification budget
+    /// of an address that has not proven it receives there, and were not held.
+    pub answers_dropped_unvalidated: u64,
+    /// Answers over budget held while a validation probe of their address runs.
+    pub answers_held: u64,
+    /// Held answers sent once their address was validated.
+    pub answers_released: u64,
+    /// Held answers dropped: the probe got no answer or could not be started.
+    pub held_answers_dropped: u64,
+    /// Validation probes sent (`LimitsConfig::validation_probe`).
+    pub validation_probes_sent: u64,
+    /// Addresses that became validated (answered a call of ours, or were marked).
+    pub addresses_validated: u64,
 }

@@ -180,6 +180,34 @@ impl serde::Serializer for ResultProbe {
     }
 }
 
+/// A handler whose runs are spans at debug level: `rpc_request{method, peer}` and an
+/// event with the outcome when it ends. Only when debug logging is on for this crate:
+/// otherwise the handler's future is passed through untouched (no extra allocation).
+struct Traced {
+    method: Arc<str>,
+    inner: Arc<dyn ErasedHandler>,
+}
+
+impl ErasedHandler for Traced {
+    fn call(&self, from: SocketAddr, args: Vec<Value>) -> BoxFuture<'static, HandlerResult> {
+        let span = tracing::debug_span!("rpc_request", method = &*self.method, peer = %from);
+        let fut = {
+            let _in = span.enter();
+            self.inner.call(from, args)
+        };
+        if span.is_disabled() {
+            return fut;
+        }
+        async move {
+            let result = tracing::Instrument::instrument(fut, span.clone()).await;
+            let outcome = if result.is_ok() { "answered" } else { "failed" };
+            tracing::debug!(parent: &span, outcome, "request handled");
+            result
+        }
+        .boxed()
+    }
+}
+
 /// Deserializes an args array into `A`: a tuple takes the elements in order, a struct
 /// takes them as its fields in declaration order (serde's sequence form), and a
 /// one-field type can also take a lone argument.
@@ -214,6 +242,10 @@ pub(crate) struct Handlers {
 
 impl Handlers {
     pub(crate) fn insert(&self, method: String, handler: Arc<dyn ErasedHandler>) {
+        let handler: Arc<dyn ErasedHandler> = Arc::new(Traced {
+            method: method.as_str().into(),
+            inner: handler,
+        });
         // A poisoned lock only means a panic elsewhere while inserting; the map is intact.
         let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
         table.insert(method, handler);

@@ -42,6 +42,9 @@ mod handler;
 pub use crate::udp::BindError;
 pub use error::{CallError, HandlerError};
 pub use rpcudp_proto::rpc::{CallOptions, EndpointConfig, Stats};
+/// Per-source limits and address validation, set in `NodeConfig::endpoint.limits`
+/// (see `SECURITY.md`).
+pub use rpcudp_proto::rpc::{LimitsConfig, ValidationProbe};
 pub use rpcudp_proto::wire::rpc::Dialect;
 pub use rpcudp_proto::wire::value::{DecodeLimits, UnsendableValue};
 
@@ -123,6 +126,25 @@ pub struct NodeStats {
     pub handlers_running: usize,
     /// Calls made by this node and not finished yet.
     pub calls_outstanding: usize,
+    /// Requests remembered by the duplicate cache (answered or in progress).
+    pub dedup_entries: usize,
+    /// Bytes of answers held by the duplicate cache.
+    pub dedup_bytes: usize,
+}
+
+/// The `outcome` field of a call's debug log line.
+fn call_outcome(result: &Result<Value, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "answered",
+        Err(CallError::Timeout(_)) => "timed_out",
+        Err(CallError::RequestTooLarge { .. }) => "refused_too_large",
+        Err(CallError::Overloaded { .. }) => "refused_overload",
+        Err(CallError::Decode { .. }) => "undecodable_answer",
+        Err(CallError::Unsendable(_)) => "refused_unsendable",
+        Err(CallError::Encode(_)) => "unencodable_arguments",
+        Err(CallError::Io(_)) => "io_error",
+        Err(CallError::ShutDown) => "shut_down",
+    }
 }
 
 /// One UDP socket that serves registered handlers and makes calls: RPC over UDP,
@@ -336,6 +358,20 @@ impl Node {
     /// Calls `method` on the node at `to` with per-call `options` (attempt timeout,
     /// retries of the same datagram).
     pub async fn call_with(
+        &self,
+        to: SocketAddr,
+        method: &str,
+        args: Vec<Value>,
+        options: CallOptions,
+    ) -> Result<Value, CallError> {
+        // Debug level: a disabled span costs one cached interest check.
+        let span = tracing::debug_span!("rpc_call", method, peer = %to);
+        let result = self.call_inner(to, method, args, options).await;
+        tracing::debug!(parent: &span, outcome = call_outcome(&result), "call finished");
+        result
+    }
+
+    async fn call_inner(
         &self,
         to: SocketAddr,
         method: &str,
