@@ -202,3 +202,137 @@ fn calls_with_retries_get_right_answers_at_20_percent_loss_both_ways() {
     assert!((0.1..0.3).contains(&rate), "drop rate {rate:.3}");
     server.terminate(Duration::from_secs(5));
 }
+
+/// `rpcudp dht set|get` arguments through `via`.
+fn dht_args(op: &str, via: SocketAddr, key: &str, value: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = ["dht", op, "--bootstrap", &via.to_string(), key]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(value.map(str::to_string));
+    args.extend(["--timeout".to_string(), DHT_TIMEOUT.to_string()]);
+    args
+}
+
+/// Per-RPC timeout of the DHT nodes and clients, in seconds.
+const DHT_TIMEOUT: &str = "0.5";
+
+/// Measured on main at 4c77574 (DHT RPCs without resends): 7/20 sets acknowledged and
+/// 12/100 gets found; with 3 resends per RPC, 17/20 and 74/100. Un-ignore once the DHT
+/// resends lost RPCs (its node sets `retries = 0`).
+#[test]
+#[ignore = "the DHT does not survive 20% loss yet (7/20 sets, 12/100 gets on main): its RPCs never resend"]
+fn dht_gets_find_what_was_set_at_20_percent_loss() {
+    let test = "dht_gets_find_what_was_set_at_20_percent_loss";
+    let Some(ns) = loss_netns(test) else { return };
+    const NODES: usize = 5;
+    let mut nodes: Vec<(Child, SocketAddr)> = Vec::new();
+    for i in 0..NODES {
+        let mut cmd = ns.command(BIN);
+        cmd.args([
+            "dht",
+            "run",
+            "--bind",
+            "127.0.0.1:0",
+            "--timeout",
+            DHT_TIMEOUT,
+        ]);
+        if let Some((_, first)) = nodes.first() {
+            cmd.args(["--bootstrap", &first.to_string()]);
+        }
+        let mut child = Child::spawn(&format!("dht node {i}"), cmd);
+        let addr = child.wait_listening(START);
+        nodes.push((child, addr));
+    }
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|(_, a)| *a).collect();
+    // The network is formed (before any loss) once a set through the last node reaches
+    // all of them (bounded wait: joins on loopback take milliseconds).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let args = dht_args("set", addrs[NODES - 1], "warm-up", Some("x"));
+        let (_, lines, _, _) = run_in(&ns, &args, Duration::from_secs(30));
+        if lines == [format!("stored on {NODES} nodes")] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the network did not form: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    add_loss(&ns, &["meta l4proto udp"]);
+    const KEYS: usize = 20;
+    const GETS_PER_KEY: usize = 5;
+    let bound = Duration::from_secs(60);
+    let sets = run_parallel(KEYS, 5, |i| {
+        let args = dht_args(
+            "set",
+            addrs[i % NODES],
+            &format!("key-{i}"),
+            Some(&format!("value-{i}")),
+        );
+        run_in(&ns, &args, bound)
+    });
+    let mut stored = 0;
+    for (i, (code, lines, stderr, _)) in sets.iter().enumerate() {
+        match code {
+            0 => stored += 1,
+            1 => {}
+            other => panic!("set {i} exited {other}: {stderr}"),
+        }
+        assert_eq!(lines.len(), 1, "set {i}: {lines:?} {stderr}");
+        assert!(lines[0].starts_with("stored on "), "set {i}: {lines:?}");
+    }
+    let started = Instant::now();
+    let gets = run_parallel(KEYS * GETS_PER_KEY, 10, |j| {
+        let i = j % KEYS;
+        // Through another node than the one the value was set through.
+        let args = dht_args(
+            "get",
+            addrs[(i + 1 + j / KEYS) % NODES],
+            &format!("key-{i}"),
+            None,
+        );
+        run_in(&ns, &args, bound)
+    });
+    let elapsed = started.elapsed();
+    let mut found = 0;
+    let mut failures = Vec::new();
+    for (j, (code, lines, stderr, _)) in gets.iter().enumerate() {
+        let i = j % KEYS;
+        match code {
+            0 => {
+                assert_eq!(
+                    lines,
+                    &vec![format!("value-{i}")],
+                    "get {j} of key-{i}: wrong value"
+                );
+                found += 1;
+            }
+            1 => failures.push(format!("get {j} of key-{i}: {}", stderr.trim())),
+            other => panic!("get {j} exited {other}: {stderr}"),
+        }
+    }
+    let (seen, dropped) = loss_counters(&ns);
+    let gets_n = KEYS * GETS_PER_KEY;
+    eprintln!(
+        "{test}: {stored}/{KEYS} sets acknowledged, {found}/{gets_n} gets found in {elapsed:?}; \
+         the rule saw {seen} datagrams and dropped {dropped}; failures: {failures:#?}"
+    );
+    assert!(
+        dropped > 0,
+        "no datagram was dropped: the loss rule did not apply"
+    );
+    assert!(
+        stored * 100 >= KEYS * 99,
+        "only {stored} of {KEYS} sets acknowledged"
+    );
+    assert!(
+        found * 100 >= gets_n * 99,
+        "only {found} of {gets_n} gets found: {failures:#?}"
+    );
+    for (child, _) in &mut nodes {
+        child.terminate(Duration::from_secs(5));
+    }
+}
