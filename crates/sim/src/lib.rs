@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod dht;
 pub mod net;
 pub mod rpc;
 
