@@ -46,6 +46,9 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Echo every UDP datagram back to its sender, without RPC: `bench --raw`'s server.
     RawEcho(cmd::raw_echo::Args),
+    /// Run a protocol on the simulated network, in virtual time (no sockets).
+    #[command(subcommand)]
+    Sim(cmd::sim::Command),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
             Command::Dht(command) => cmd::dht::run(command).await,
             Command::Demo(args) => cmd::demo::run(args).await,
             Command::RawEcho(args) => cmd::raw_echo::run(args).await,
+            Command::Sim(command) => cmd::sim::run(command).await,
         }
     });
     ExitCode::from(code)
