@@ -619,3 +619,16 @@ fn an_answer_from_another_address_is_refused_and_the_no_answer_message_says_so()
     assert!(err.contains(want), "{err}");
     assert!(err.contains("no answer from"), "{err}");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_wildcard_bound_server_answers_from_the_called_address() {
+    let (_server, addr) = serve(&["--bind", "0.0.0.0:0"]);
+    assert!(addr.ip().is_unspecified(), "{addr}");
+    // `call` accepts answers only from the address it called: 127.0.0.2, which the
+    // kernel would not pick on its own to answer a caller on 127.0.0.1.
+    for ip in ["127.0.0.2", "127.0.0.1"] {
+        let to = format!("{ip}:{}", addr.port());
+        call_ok(&[&to, "ping", "--timeout", "3"], r#""pong""#);
+    }
+}

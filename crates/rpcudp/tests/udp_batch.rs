@@ -351,3 +351,139 @@ async fn a_run_of_equal_datagrams_to_one_peer_arrives_as_the_same_separate_datag
     let (got, _) = recv_batches(&other, &mut batch, 1).await;
     assert_eq!(got, vec![(vec![0xCC; 100], tx.local_addr().unwrap())]);
 }
+
+/// Sends all of `items` with `try_send_batch_from`, waiting for room (bounded).
+async fn send_all_from(ep: &Endpoint, items: &[(&[u8], SocketAddr, Option<std::net::IpAddr>)]) {
+    let mut next = 0;
+    let work = async {
+        while next < items.len() {
+            ep.socket().writable().await.unwrap();
+            match ep.try_send_batch_from(items[next..].iter().copied()) {
+                Ok(n) => next += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("try_send_batch_from: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, work)
+        .await
+        .expect("sent in time");
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_wildcard_bound_endpoint_learns_each_datagrams_local_address_and_sends_from_it() {
+    let server = Endpoint::bind(addr("0.0.0.0:0")).await.unwrap();
+    assert!(server.enable_local_addr().unwrap());
+    let port = server.local_addr().unwrap().port();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    for (i, ip) in ["127.0.0.2", "127.0.0.1", "127.0.0.3"].iter().enumerate() {
+        client
+            .send_to(&[i as u8], SocketAddr::new(ip.parse().unwrap(), port))
+            .unwrap();
+    }
+    let mut batch = RecvBatch::new(8, 64);
+    let mut locals = Vec::new();
+    let work = async {
+        while locals.len() < 3 {
+            server.socket().readable().await.unwrap();
+            if server.try_recv_batch(&mut batch).is_ok() {
+                locals.extend(batch.iter_with_local().map(|(d, _, local)| (d[0], local)));
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, work)
+        .await
+        .expect("three datagrams");
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(
+        locals,
+        vec![
+            (0, ip("127.0.0.2")),
+            (1, ip("127.0.0.1")),
+            (2, ip("127.0.0.3"))
+        ]
+    );
+    // Back from the address each came to: a GSO run of equal sizes from one source,
+    // then a lone one from another (one system call per source).
+    let to = client.local_addr().unwrap();
+    let (a, b, c) = ([1u8; 40], [2u8; 40], [3u8; 40]);
+    send_all_from(
+        &server,
+        &[
+            (&a[..], to, ip("127.0.0.2")),
+            (&b[..], to, ip("127.0.0.2")),
+            (&c[..], to, ip("127.0.0.3")),
+        ],
+    )
+    .await;
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        got.push((buf[0], n, from.ip().to_string()));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (1, 40, "127.0.0.2".to_string()),
+            (2, 40, "127.0.0.2".to_string()),
+            (3, 40, "127.0.0.3".to_string())
+        ]
+    );
+    // Growing sizes are no GSO run: one sendmmsg, its one source shared by all.
+    let (d, e, f) = ([4u8; 10], [5u8; 20], [6u8; 30]);
+    send_all_from(
+        &server,
+        &[
+            (&d[..], to, ip("127.0.0.3")),
+            (&e[..], to, ip("127.0.0.3")),
+            (&f[..], to, ip("127.0.0.3")),
+        ],
+    )
+    .await;
+    for want in [(4u8, 10usize), (5, 20), (6, 30)] {
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (buf[0], n, from.ip().to_string()),
+            (want.0, want.1, "127.0.0.3".into())
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_dual_stack_endpoint_sends_ipv4_from_an_ipv4_source() {
+    let Ok(server) = Endpoint::bind(addr("[::]:0")).await else {
+        eprintln!("SKIP: no IPv6 on this host");
+        return;
+    };
+    assert!(server.enable_local_addr().unwrap());
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    let to: SocketAddr = match client.local_addr().unwrap() {
+        SocketAddr::V4(v4) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+        v6 => v6,
+    };
+    let source = Some("127.0.0.2".parse().unwrap());
+    let payload = [7u8; 10];
+    if socket2::SockRef::from(server.socket())
+        .only_v6()
+        .unwrap_or(true)
+    {
+        eprintln!("SKIP: the socket is IPv6-only");
+        return;
+    }
+    send_all_from(&server, &[(&payload[..], to, source)]).await;
+    let mut buf = [0u8; 16];
+    let (n, from) = client.recv_from(&mut buf).unwrap();
+    assert_eq!((n, from.ip().to_string()), (10, "127.0.0.2".to_string()));
+}
+
+#[tokio::test]
+async fn an_endpoint_bound_to_one_address_needs_no_local_addresses() {
+    let ep = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    assert!(!ep.enable_local_addr().unwrap());
+}

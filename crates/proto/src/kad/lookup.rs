@@ -59,6 +59,9 @@ enum PeerState {
 struct Peer {
     contact: Contact,
     state: PeerState,
+    /// 1 for a seed, one more than the peer that named it otherwise (hops reported by
+    /// the node's queries).
+    depth: u32,
 }
 
 /// An iterative Kademlia lookup for the nodes nearest a target, with at most alpha RPCs
@@ -118,7 +121,7 @@ impl Lookup {
             peers: BTreeMap::new(),
             finished: false,
         };
-        lookup.add(seeds);
+        lookup.add(seeds, 1);
         lookup
     }
 
@@ -127,7 +130,7 @@ impl Lookup {
         self.target
     }
 
-    fn add(&mut self, contacts: impl IntoIterator<Item = Contact>) {
+    fn add(&mut self, contacts: impl IntoIterator<Item = Contact>, depth: u32) {
         for contact in contacts {
             if Some(contact.id) == self.local {
                 continue;
@@ -136,6 +139,7 @@ impl Lookup {
             self.peers.entry(d).or_insert(Peer {
                 contact,
                 state: PeerState::NotContacted,
+                depth,
             });
         }
         while self.peers.len() > self.config.max_candidates {
@@ -145,6 +149,18 @@ impl Lookup {
 
     /// Whom to contact next, whether to wait, or that the lookup is done.
     pub fn next(&mut self, now: Instant) -> LookupState {
+        let timeout = self.config.peer_timeout;
+        self.next_with(now, |_| timeout)
+    }
+
+    /// [`next`](Self::next) with a per-contact wait: the lookup stops waiting for a
+    /// contacted node after `timeout(contact)` (its own retransmission timeout, say)
+    /// instead of the configured `peer_timeout`; a late answer is still taken.
+    pub fn next_with(
+        &mut self,
+        now: Instant,
+        timeout: impl Fn(&Contact) -> Duration,
+    ) -> LookupState {
         if self.finished {
             return LookupState::Finished;
         }
@@ -172,7 +188,7 @@ impl Lookup {
                 }
                 PeerState::NotContacted => {
                     if in_flight < self.config.alpha {
-                        peer.state = PeerState::Waiting(now + self.config.peer_timeout);
+                        peer.state = PeerState::Waiting(now + timeout(&peer.contact));
                         contact = Some(peer.contact);
                     }
                     break;
@@ -187,6 +203,17 @@ impl Lookup {
             return LookupState::Contact(c);
         }
         if in_flight == 0 || earliest.is_none() && slots >= self.config.k {
+            // With no answer at all yet, a late one from a contact past its wait is all
+            // there is to hope for: wait for it (or for its failure) rather than end
+            // empty-handed because one datagram was lost.
+            let nothing_yet = !self.peers.values().any(|p| p.state == PeerState::Succeeded);
+            let late = self
+                .peers
+                .values()
+                .any(|p| p.state == PeerState::Unresponsive);
+            if nothing_yet && late {
+                return LookupState::Waiting(None);
+            }
             self.finished = true;
             return LookupState::Finished;
         }
@@ -214,16 +241,47 @@ impl Lookup {
     /// `id` answered with `closer` contacts (at most k of them are used). Returns false
     /// if `id` was never contacted by this lookup (the answer is then ignored).
     pub fn on_success(&mut self, id: &NodeId, closer: impl IntoIterator<Item = Contact>) -> bool {
-        let Some(state) = self.state_of(id) else {
+        let d = id.distance(&self.target);
+        let Some(peer) = self.peers.get_mut(&d).filter(|p| p.contact.id == *id) else {
             return false;
         };
-        match *state {
-            PeerState::Waiting(_) | PeerState::Unresponsive => *state = PeerState::Succeeded,
+        match peer.state {
+            PeerState::Waiting(_) | PeerState::Unresponsive => peer.state = PeerState::Succeeded,
             _ => return false,
         }
-        let k = self.config.k;
-        self.add(closer.into_iter().take(k));
+        let (k, depth) = (self.config.k, peer.depth + 1);
+        self.add(closer.into_iter().take(k), depth);
         true
+    }
+
+    /// How many hops away from the seeds `id` was found: 1 for a seed, one more than the
+    /// contact that named it otherwise. `None` if the lookup never knew it.
+    pub fn depth_of(&self, id: &NodeId) -> Option<u32> {
+        let d = id.distance(&self.target);
+        self.peers
+            .get(&d)
+            .filter(|p| p.contact.id == *id)
+            .map(|p| p.depth)
+    }
+
+    /// Whether `id` was contacted and its wait has not passed nor been answered.
+    pub fn is_waiting_for(&self, id: &NodeId) -> bool {
+        let d = id.distance(&self.target);
+        self.peers
+            .get(&d)
+            .is_some_and(|p| p.contact.id == *id && matches!(p.state, PeerState::Waiting(_)))
+    }
+
+    /// The hops of the lookup: the largest depth among the nodes in
+    /// [`closest`](Self::closest) (0 if none answered).
+    pub fn hops(&self) -> u32 {
+        self.peers
+            .values()
+            .filter(|p| p.state == PeerState::Succeeded)
+            .take(self.config.k)
+            .map(|p| p.depth)
+            .max()
+            .unwrap_or(0)
     }
 
     /// `id` did not answer (or answered nonsense).

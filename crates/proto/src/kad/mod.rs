@@ -1,7 +1,7 @@
 //! Kademlia, sans-IO: ids and the XOR metric, the k-bucket routing table, the iterative
 //! lookup state machine and the record store trait. Interoperable in its choices with
-//! Python `kademlia` 2.2.3 (k = 20, alpha = 3, 160-bit ids); the RPCs themselves and
-//! their wire shapes live in the `rpcudp` crate's `kad` module (`shared/spec/wire.md` §3).
+//! Python `kademlia` 2.2.3 (k = 20, alpha = 3, 160-bit ids); the RPCs' wire shapes are
+//! in [`wire`] (`shared/spec/wire.md` §3).
 //!
 //! Like the rest of this crate, nothing here does I/O or reads a clock:
 //! - [`RoutingTable::insert`] returns [`InsertOutcome::PingOldest`] when a full bucket
@@ -11,15 +11,26 @@
 //!   caller makes the RPCs and reports with [`Lookup::on_success`] / [`Lookup::on_failure`].
 //! - [`RecordStore`] is where values go; a `put` that returns `Ok` is what the caller
 //!   acknowledges.
+//! - [`Node`] is the whole node composed of these: it serves the five RPCs, runs
+//!   `bootstrap` / `set` / `get`, hands values over, refreshes, republishes and expires,
+//!   as one [`Protocol`](crate::Protocol) state machine ([`node`] has the driver's duties).
+//!   [`wire`] has the RPCs' MessagePack shapes.
 
 mod id;
 mod lookup;
+pub mod node;
 mod routing;
+mod rto;
 mod store;
+pub mod wire;
 
 pub use id::{Distance, NodeId, ID_LEN};
 pub use lookup::{Lookup, LookupConfig, LookupState};
+pub use node::{
+    CommandError, Event, Node, NodeConfig, NodeStats, QueryId, QueryOutcome, QueryStats, StoreToken,
+};
 pub use routing::{Contact, InsertOutcome, RoutingConfig, RoutingTable};
+pub use rto::{RtoConfig, RttEstimator};
 pub use store::{is_storable, MemoryStore, Record, RecordStore, StoreError};
 
 #[cfg(test)]

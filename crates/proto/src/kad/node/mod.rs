@@ -1,0 +1,1266 @@
+//! The whole Kademlia node as a sans-IO state machine: [`Node`].
+//!
+//! Owns: serving the five DHT RPCs as Python `kademlia` 2.2.3 does (`shared/spec/wire.md`
+//! §3), the queries (`bootstrap`, `set`, `get` and the node's own refresh, republish and
+//! replication lookups), the hand-over of values to newcomers, contact liveness (RTO per
+//! contact, eviction, verification of new contacts) and value lifetimes. It composes the
+//! RPC [`Endpoint`], the [`RoutingTable`], the [`Lookup`](super::Lookup) state machine and a key-ordered
+//! record index. Does not own: sockets, clocks, disks. It never reads a clock (time is
+//! the `now` argument) and draws randomness from the seed it is given.
+//!
+//! # The driver's duties
+//! A driver (the tokio `Dht`, the simulator, a test) runs the [`Protocol`] loop: feed
+//! datagrams and timeouts, send every [`Protocol::poll_transmit`], act on every
+//! [`Protocol::poll_event`], sleep until [`Protocol::poll_timeout`]. The events mean:
+//! - [`Event::QueryFinished`]: a `bootstrap` / `set` / `get` ended; its result and the
+//!   hops and messages it used.
+//! - [`Event::StoreRequested`]: a peer asked us to keep a value. Make it durable (e.g.
+//!   commit it to disk with its `expires_at`), then call [`Node::store_durable`]; the
+//!   peer gets its acknowledgement only then. If that fails, call
+//!   [`Node::store_failed`] (the peer gets no answer, as from a Python peer whose store
+//!   raised). With [`NodeConfig::persistence`] off, stores are kept and acknowledged at
+//!   once and this event (and the other persistence events) never comes.
+//! - [`Event::RecordStored`] / [`Event::RecordRemoved`]: a copy this node holds was
+//!   written (its own `set`) or is gone (expired): mirror it in durable storage. An
+//!   expired value must no longer be persisted: delete it.
+//! - [`Event::Published`]: this node published a value (its `set`): persist it and call
+//!   [`Node::load_publication`] after a restart so that it is still republished.
+//! - [`Event::ContactAdded`] / [`Event::ContactRemoved`]: the routing table changed;
+//!   persist to rejoin after a restart (by [`Node::bootstrap`] with the saved addresses).
+//! - [`Event::OwnIdSeen`]: a node answered or called with our own id (two nodes were
+//!   given the same seed or id): it is never inserted; log it.
+//!
+//! After a restart the driver calls [`Node::load_record`] for each persisted copy (with
+//! its persisted expiry turned into an `Instant`) and [`Node::load_publication`] for each
+//! publication.
+//!
+//! # Value lifetime
+//! A copy lives [`NodeConfig::value_ttl`] (default one week) from when its life started.
+//! The wire `store` carries no age (Python interop), so the receiver decides:
+//! - a `store` of a key we do not hold, or of another value than the one we hold, starts
+//!   a new life (`now + ttl`): it is a new publication, or a copy we lacked;
+//! - a `store` of the very value we hold changes nothing: it is a replica or a republish
+//!   of what we have, and its expiry stays.
+//!
+//! Holders replicate a copy (a lookup, then `store` on the k nearest) every
+//! [`NodeConfig::replicate_interval`] while its age is below
+//! [`NodeConfig::replicate_window`]; their own copy keeps its age. The publisher (the
+//! node that called `set`) republishes every [`NodeConfig::republish_interval`] as long
+//! as it runs, plus once just after each TTL boundary of its first publication, when the
+//! copies made by it expire together.
+//!
+//! Why mutual replication cannot keep a value alive forever: replication never renews a
+//! copy the receiver holds, so a copy restarts only at a node that lacks it, i.e. whose
+//! own copy expired (or a newcomer). A replicator must itself be younger than the window,
+//! so keeping a value alive among a fixed set of nodes takes a fresh start in every
+//! window, each at a different node (a node restarts at most once per TTL): at least
+//! `ttl / replicate_window` nodes (84 with the defaults), more than the k = 20 replicas a
+//! key has. Once the publisher stops, a value lives at most about `ttl +
+//! replicate_window` more, unless new nodes keep arriving next to its key (each
+//! newcomer's copy starts a life; that residue is bounded by churn, not by replication)
+//! or it keeps being read: a `get` stores what it found on the nearest node asked that
+//! lacked it (as Python does), which starts a life there, so a value read at least once
+//! a TTL near its key can outlive its publisher. Expired copies are never served (even
+//! between two timeouts) and [`Event::RecordRemoved`] tells the driver to delete them.
+//!
+//! # Timeouts
+//! Every contact has its own RTO (RFC 6298, [`RttEstimator`], floor
+//! [`NodeConfig::min_rto`], ceiling [`NodeConfig::rpc_timeout`]). A contact never
+//! measured gets this node's estimate over all its measured round trips, at most
+//! [`NodeConfig::initial_rto`] (1 s), and 1 s until a few were measured. A lookup stops
+//! waiting for a contact after its RTO and asks the next candidate (a late answer still
+//! counts); the RPC resends its datagram once at the RTO and waits up to `rpc_timeout`
+//! in all. A `set` finishes when its stores were answered or their RTO passed: about one
+//! RTO after the live replicas answered. Only answers that came before a resend are
+//! round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
+//! datagram, which a Python peer answers again.
+//!
+//! # Contacts that are gone, and one-shot clients
+//! - A contact enters the routing table only after it answered one of our requests (a
+//!   `find_*`, `store`, or a ping). A node that only calls us is pinged
+//!   [`NodeConfig::verify_delay`] later and inserted if it answers: a one-shot client
+//!   (joins, runs one `get`, exits) is gone by then and never pollutes the table, and
+//!   only contacts that answered us are handed out by `find_node` (issue 10's rule).
+//! - A contact that leaves an RPC unanswered past its RTO is suspect: not handed out nor
+//!   used to start lookups until it answers again. When the RPC fails (after
+//!   `rpc_timeout`) the contact is pinged once; after [`NodeConfig::max_failures`]
+//!   consecutive failures (default 2: that ping failing too) it is evicted and the
+//!   freshest replacement takes its place. Contacts handed out by `find_node` that were
+//!   not heard from for [`NodeConfig::recheck_after`] are pinged too. So a contact that
+//!   died at `t` stops being handed out one RTO after the first RPC we send it after `t`,
+//!   and at the latest `t + recheck_after + RTO` if this node hands it out at all (every
+//!   hand-out after `recheck_after` of silence pings it); it is evicted at most
+//!   `2 × rpc_timeout` after that first RPC.
+//!
+//! # Bounded work
+//! No step costs O(stored records): the hand-over walks the key range a newcomer could be
+//! responsible for with a cursor, a few keys per step, with a bounded number of jobs and
+//! stores in flight, sending the held value (shared, never copied per newcomer). Expiry,
+//! replication and republish deadlines are heaps popped a bounded number per timeout.
+//! Serving `find_node` costs one pass over the table (hundreds of contacts).
+
+mod handover;
+mod query;
+mod serve;
+
+pub(crate) mod records;
+
+#[cfg(test)]
+mod tests;
+
+use super::rto::{RtoConfig, RttEstimator};
+use super::{is_storable, Contact, InsertOutcome, NodeId, RoutingConfig, RoutingTable};
+use crate::rpc::{CallId, CallOptions, Endpoint, EndpointConfig, Event as RpcEvent, RequestToken};
+use crate::{Protocol, Transmit};
+use handover::Handover;
+use query::{CallKind, Pending, Query};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use records::Records;
+use rmpv::Value;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How a [`Node`] behaves. Plain fields with [`Default`]; change what you need with
+/// struct update syntax.
+///
+/// ```
+/// use rpcudp_proto::kad::NodeConfig;
+/// use std::time::Duration;
+/// let config = NodeConfig { rpc_timeout: Duration::from_secs(1), ..NodeConfig::default() };
+/// assert_eq!(config.k, 20);
+/// ```
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Contacts per bucket and nodes a value is stored on (k). Default 20.
+    pub k: usize,
+    /// RPCs in flight per lookup (alpha). Default 3.
+    pub alpha: usize,
+    /// The longest any RPC waits for its answer, and the RTO's ceiling. Default 5 s.
+    pub rpc_timeout: Duration,
+    /// The RTO's floor. Default 100 ms (see [`RtoConfig::min`]).
+    pub min_rto: Duration,
+    /// The RTO of a contact never measured (capped at `rpc_timeout`). Default 1 s.
+    pub initial_rto: Duration,
+    /// Whether lookup, store and liveness RPCs resend their datagram once, at the
+    /// contact's RTO (the wait then goes on to `rpc_timeout`). Default true: under loss a
+    /// lost datagram costs one RTO instead of the answer. Python peers answer a resend
+    /// like a new request (harmless for these idempotent RPCs).
+    pub resend_at_rto: bool,
+    /// Resends of each bootstrap ping (same datagram) before the address counts as not
+    /// answering, within `rpc_timeout`. Default 2 (sent at 0 s, 1 s and 3 s by default).
+    pub bootstrap_retries: u32,
+    /// A bucket with no lookup for this long is refreshed by a lookup of a random id in
+    /// it. Default one hour (as Python `kademlia`); `None` turns refreshing off.
+    pub refresh_interval: Option<Duration>,
+    /// How often the publisher stores its values again. Default one hour.
+    pub republish_interval: Duration,
+    /// How often a holder replicates a copy while it is young. Default one hour.
+    pub replicate_interval: Duration,
+    /// Holders replicate a copy only while its age is below this. Default two hours (so
+    /// once, at one hour). See the [module docs](self), "Value lifetime".
+    pub replicate_window: Duration,
+    /// How long a copy lives. Default one week (as Python `kademlia`'s storage).
+    pub value_ttl: Duration,
+    /// Most values held for others; a `store` of a new key beyond it gets no answer.
+    /// Default 100,000.
+    pub max_records: usize,
+    /// Consecutive failed RPCs after which a contact is evicted. Default 2: the first
+    /// failure makes the contact suspect (not handed out) and pings it once, so one lost
+    /// datagram does not cost a live contact, and a dead one goes when that ping fails.
+    /// 1 is Python's rule (evict at the first failed RPC).
+    pub max_failures: u32,
+    /// How long after a node first calls us it is pinged, to be inserted if it answers.
+    /// Default 5 s (longer than a one-shot client lives).
+    pub verify_delay: Duration,
+    /// Most nodes waiting for that ping; more are not remembered. Default 256.
+    pub max_pending_verifications: usize,
+    /// A contact handed out by `find_node` that was not heard from for this long is
+    /// pinged. Default 60 s.
+    pub recheck_after: Duration,
+    /// Newcomers whose hand-over is queued at once; more get none (counted). Default 16.
+    pub handover_jobs: usize,
+    /// Keys examined per hand-over step. Default 8.
+    pub handover_keys_per_step: usize,
+    /// Hand-over stores in flight at once, all newcomers together. Default 4.
+    pub handover_in_flight: usize,
+    /// Refresh, republish and replication lookups running at once. Default 8.
+    pub max_maintenance_queries: usize,
+    /// Deadlines (RTO timers, expiries, replications, verifications) handled per
+    /// `handle_timeout`; the rest come at the next, which `poll_timeout` asks for at once.
+    /// Default 64.
+    pub max_due_per_timeout: usize,
+    /// Whether the driver persists: `store` waits for [`Node::store_durable`], and the
+    /// persistence events come. Default true; a simulator turns it off.
+    pub persistence: bool,
+    /// The RPC endpoint's limits (the dialect must stay rpcudp for Python `kademlia`).
+    pub endpoint: EndpointConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            k: 20,
+            alpha: 3,
+            rpc_timeout: Duration::from_secs(5),
+            min_rto: Duration::from_millis(100),
+            initial_rto: Duration::from_secs(1),
+            resend_at_rto: true,
+            bootstrap_retries: 2,
+            refresh_interval: Some(Duration::from_secs(3600)),
+            republish_interval: Duration::from_secs(3600),
+            replicate_interval: Duration::from_secs(3600),
+            replicate_window: Duration::from_secs(2 * 3600),
+            value_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_records: 100_000,
+            max_failures: 2,
+            verify_delay: Duration::from_secs(5),
+            max_pending_verifications: 256,
+            recheck_after: Duration::from_secs(60),
+            handover_jobs: 16,
+            handover_keys_per_step: 8,
+            handover_in_flight: 4,
+            max_maintenance_queries: 8,
+            max_due_per_timeout: 64,
+            persistence: true,
+            endpoint: EndpointConfig::default(),
+        }
+    }
+}
+
+/// Names one `bootstrap` / `set` / `get`, in its [`Event::QueryFinished`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryId(pub u64);
+
+/// Names one [`Event::StoreRequested`] in [`Node::store_durable`] / [`Node::store_failed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreToken(pub u64);
+
+/// Why a command was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The node was stopped ([`Node::stop`]).
+    #[error("the node is shut down")]
+    ShutDown,
+    /// The value is not one Python `kademlia` stores (int, float, bool, str, bin).
+    #[error("values must be int, float, bool, str or bin")]
+    NotStorable,
+    /// The routing table is empty: nowhere to store or search. Remedy: bootstrap first.
+    /// `own_id_contacts` counts nodes seen with our own id: if it is not 0, another node
+    /// has this node's id (same seed or same saved state); give them different seeds.
+    #[error("no known node: bootstrap first{}", if *own_id_contacts > 0 { format!(" ({own_id_contacts} contacts had our own id: same seed?)") } else { String::new() })]
+    NoContacts {
+        /// Contacts seen with our own id (never inserted).
+        own_id_contacts: u64,
+    },
+}
+
+/// What a finished query found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueryOutcome {
+    /// `bootstrap`: how many of the given addresses answered, and the nearest contacts
+    /// the lookup of our own id found.
+    Bootstrap {
+        /// Addresses that answered the ping.
+        answered: usize,
+        /// The k nearest nodes to our id that answered.
+        contacts: Vec<Contact>,
+    },
+    /// `set`: how many other nodes acknowledged the store (within about one RTO after
+    /// the live ones answered), and whether this node keeps a copy too.
+    Set {
+        /// Acknowledgements.
+        acknowledged: usize,
+        /// Whether this node is among the nearest and keeps a copy.
+        stored_locally: bool,
+    },
+    /// `get`: the value, or `None` if no node asked had it.
+    Get {
+        /// The value found.
+        value: Option<Value>,
+    },
+}
+
+/// What a query cost (for the simulator's report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueryStats {
+    /// Lookup hops: the largest depth (1 = a contact of our own table) of a node that
+    /// answered among the nearest, or of the node that returned the value. 0 if answered
+    /// locally.
+    pub hops: u32,
+    /// RPCs sent for the query (pings, `find_*`, `store`s).
+    pub messages: u32,
+    /// When the command was given.
+    pub started: Instant,
+    /// When it finished.
+    pub finished: Instant,
+}
+
+/// Something the driver must act on. See the [module docs](self), "The driver's duties".
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A command's query ended.
+    QueryFinished {
+        /// The command's id.
+        id: QueryId,
+        /// What it found, or `Err(ShutDown)` if the node stopped first.
+        result: Result<QueryOutcome, CommandError>,
+        /// Hops and messages.
+        stats: QueryStats,
+    },
+    /// A peer asked to store `value` under `key`: make it durable, then
+    /// [`Node::store_durable`] (or [`Node::store_failed`]).
+    StoreRequested {
+        /// Names it in `store_durable` / `store_failed`.
+        token: StoreToken,
+        /// The key.
+        key: NodeId,
+        /// The value (shared with the node).
+        value: Arc<Value>,
+        /// When the copy expires (persist it, to reload with [`Node::load_record`]).
+        expires_at: Instant,
+    },
+    /// A copy held here was written without a peer waiting (this node's own `set`).
+    RecordStored {
+        /// The key.
+        key: NodeId,
+        /// The value.
+        value: Arc<Value>,
+        /// When it expires.
+        expires_at: Instant,
+    },
+    /// A copy held here is gone (expired): delete it from durable storage.
+    RecordRemoved {
+        /// The key.
+        key: NodeId,
+    },
+    /// This node published `value` (its `set`): persist, reload with
+    /// [`Node::load_publication`] to keep republishing it after a restart.
+    Published {
+        /// The key.
+        key: NodeId,
+        /// The value.
+        value: Arc<Value>,
+    },
+    /// A contact entered the routing table (or changed address).
+    ContactAdded(Contact),
+    /// A contact left the routing table.
+    ContactRemoved(NodeId),
+    /// A node at `addr` answered or called with our own id. Never inserted.
+    OwnIdSeen {
+        /// Where it was.
+        addr: SocketAddr,
+    },
+}
+
+/// Counters of what the node did, dropped or refused (all monotonic).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Requests with the wrong arguments or an unknown method (abandoned: no answer).
+    pub bad_requests: u64,
+    /// Requests that arrived after `stop`.
+    pub requests_after_stop: u64,
+    /// Nodes seen with our own id.
+    pub own_id_contacts: u64,
+    /// `store`s refused: the store was full.
+    pub stores_refused_full: u64,
+    /// `store`s refused: the value is not int, float, bool, str or bin.
+    pub stores_refused_not_storable: u64,
+    /// `store`s the driver reported failed.
+    pub stores_failed: u64,
+    /// Copies expired and removed.
+    pub expired: u64,
+    /// Contacts evicted after failed RPCs.
+    pub evicted: u64,
+    /// New callers not remembered for verification (queue full).
+    pub verifications_dropped: u64,
+    /// Newcomers that got no hand-over (too many jobs queued).
+    pub handover_jobs_dropped: u64,
+    /// Values handed over to newcomers.
+    pub handover_stores: u64,
+    /// Answers that did not have the expected shape.
+    pub malformed_answers: u64,
+}
+
+/// What the node knows of one address it talked to.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PeerInfo {
+    rtt: RttEstimator,
+    failures: u32,
+    /// Left an RPC unanswered past its RTO, not answered since: not handed out.
+    suspect: bool,
+    last_seen: Option<Instant>,
+    recheck_in_flight: bool,
+}
+
+/// A Kademlia node without I/O. See the [module docs](self) for what it does and the
+/// driver's duties.
+///
+/// ```
+/// use rpcudp_proto::kad::{Event, Node, NodeConfig, NodeId, QueryOutcome};
+/// use rpcudp_proto::Protocol;
+/// use std::time::Instant;
+///
+/// let config = NodeConfig { persistence: false, ..NodeConfig::default() };
+/// let (a_addr, b_addr) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+/// let mut a = Node::new(config.clone(), NodeId::from_bytes([1; 20]), 1);
+/// let mut b = Node::new(config, NodeId::from_bytes([2; 20]), 2);
+/// let now = Instant::now(); // the driver's clock
+///
+/// // b bootstraps from a: datagrams are carried by hand until both are quiet.
+/// let q = b.bootstrap(now, &[a_addr]).unwrap();
+/// for _ in 0..10 {
+///     while let Some(t) = b.poll_transmit() { a.handle_datagram(now, b_addr, None, &t.payload) }
+///     while let Some(t) = a.poll_transmit() { b.handle_datagram(now, a_addr, None, &t.payload) }
+/// }
+/// let finished = std::iter::from_fn(|| b.poll_event()).find_map(|e| match e {
+///     Event::QueryFinished { id, result, .. } if id == q => Some(result),
+///     _ => None,
+/// });
+/// assert!(matches!(finished, Some(Ok(QueryOutcome::Bootstrap { answered: 1, .. }))));
+/// assert_eq!(b.contacts().len(), 1);
+/// ```
+#[derive(Debug)]
+pub struct Node {
+    id: NodeId,
+    config: NodeConfig,
+    rto: RtoConfig,
+    ep: Endpoint,
+    table: RoutingTable,
+    rng: SmallRng,
+    records: Records,
+    /// Outstanding RPCs, by call.
+    calls: HashMap<CallId, Pending>,
+    /// RTO timer sequence numbers of the calls still outstanding.
+    rto_calls: HashMap<u64, CallId>,
+    rto_timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    next_seq: u64,
+    queries: HashMap<QueryId, Query>,
+    next_query: u64,
+    maintenance_running: usize,
+    peers: HashMap<SocketAddr, PeerInfo>,
+    /// Nodes that called us, to ping at the instant (FIFO: the delay is constant).
+    verify_queue: VecDeque<(Instant, Contact)>,
+    verify_pending: HashSet<SocketAddr>,
+    stores: HashMap<StoreToken, query::PendingStore>,
+    next_store: u64,
+    handover: Handover,
+    next_refresh: Option<Instant>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: NodeStats,
+    stopped: bool,
+    rechecks_in_flight: usize,
+    /// Every round trip measured, whatever the contact (the estimate for unmeasured ones).
+    rtt_all: RttEstimator,
+    rtt_samples: u64,
+}
+
+/// Round trips measured before the node-wide estimate stands in for unmeasured contacts.
+const MIN_AGGREGATE_SAMPLES: u64 = 8;
+
+/// Most pings of handed-out contacts in flight at once.
+const MAX_RECHECKS: usize = 16;
+
+impl Node {
+    /// A node with id `id`; `seed` drives its RPC message ids, retry jitter and refresh
+    /// targets (the same seed and inputs replay the same outputs). Two nodes must not
+    /// share an id: derive ids from distinct seeds (a node seeing its own id counts it
+    /// and reports [`Event::OwnIdSeen`]).
+    pub fn new(config: NodeConfig, id: NodeId, seed: u64) -> Node {
+        let k = config.k.max(1);
+        let routing = RoutingConfig {
+            k,
+            pending_timeout: config.rpc_timeout * 4,
+            ..RoutingConfig::default()
+        };
+        let rto = RtoConfig {
+            min: config.min_rto,
+            max: config.rpc_timeout,
+            initial: config.initial_rto,
+        };
+        let config = NodeConfig {
+            k,
+            alpha: config.alpha.max(1),
+            ..config
+        };
+        Node {
+            id,
+            rto,
+            ep: Endpoint::new(config.endpoint.clone(), seed),
+            table: RoutingTable::new(id, routing),
+            rng: SmallRng::seed_from_u64(seed ^ 0x6b61_646e_6f64_6521),
+            records: Records::default(),
+            calls: HashMap::new(),
+            rto_calls: HashMap::new(),
+            rto_timers: BinaryHeap::new(),
+            next_seq: 0,
+            queries: HashMap::new(),
+            next_query: 0,
+            maintenance_running: 0,
+            peers: HashMap::new(),
+            verify_queue: VecDeque::new(),
+            verify_pending: HashSet::new(),
+            stores: HashMap::new(),
+            next_store: 0,
+            handover: Handover::default(),
+            next_refresh: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+            stopped: false,
+            rechecks_in_flight: 0,
+            rtt_all: RttEstimator::default(),
+            rtt_samples: 0,
+            config,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// The RPC endpoint underneath (for its counters).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    /// The routing table.
+    pub fn table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    /// The contacts in the routing table.
+    pub fn contacts(&self) -> Vec<Contact> {
+        self.table.contacts()
+    }
+
+    /// The value held here under `key` (not expired at `now`), without asking the network.
+    pub fn local_value(&self, key: &NodeId, now: Instant) -> Option<Arc<Value>> {
+        self.records.get(key, now).map(|h| h.value.clone())
+    }
+
+    /// When the copy held under `key` expires.
+    pub fn expires_at(&self, key: &NodeId) -> Option<Instant> {
+        self.records.peek(key).map(|h| h.expires_at)
+    }
+
+    /// How many copies are held (expired ones not yet removed included).
+    pub fn stored_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// How many values this node publishes.
+    pub fn published_count(&self) -> usize {
+        self.records.published_len()
+    }
+
+    /// The current RTO of the contact at `addr`. A contact never measured gets this
+    /// node's estimate over all the round trips it measured (SRTT and RTTVAR of every
+    /// sample, so a spread of contacts makes it conservative), never above the initial
+    /// RTO (1 s by default), and that initial RTO until a few round trips were measured.
+    /// (In a large network most lookup candidates were never measured by the asker; 1 s
+    /// for each dead one would make lookups seconds long.)
+    pub fn rto_of(&self, addr: &SocketAddr) -> Duration {
+        rto_from(
+            &self.peers,
+            &self.rto,
+            &self.rtt_all,
+            self.rtt_samples,
+            addr,
+        )
+    }
+
+    /// Whether the node was stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    fn check_running(&self) -> Result<(), CommandError> {
+        if self.stopped {
+            Err(CommandError::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Joins the network: pings every address in `addrs` (as Python `bootstrap` does),
+    /// inserts those that answer, then looks up its own id to fill the table. Ends with
+    /// [`QueryOutcome::Bootstrap`].
+    pub fn bootstrap(
+        &mut self,
+        now: Instant,
+        addrs: &[SocketAddr],
+    ) -> Result<QueryId, CommandError> {
+        self.check_running()?;
+        self.touch_clock(now);
+        let q = self.start_bootstrap(now, addrs);
+        self.after_input(now, None);
+        Ok(q)
+    }
+
+    /// Stores `value` under `key` on the k nodes nearest it (and here, if this node is
+    /// among them), and republishes it while the node runs. Ends with
+    /// [`QueryOutcome::Set`].
+    pub fn set(
+        &mut self,
+        now: Instant,
+        key: NodeId,
+        value: Value,
+    ) -> Result<QueryId, CommandError> {
+        self.check_running()?;
+        if !is_storable(&value) {
+            return Err(CommandError::NotStorable);
+        }
+        self.no_contacts_check()?;
+        self.touch_clock(now);
+        let value = Arc::new(value);
+        let next = self.next_republish(now, now);
+        self.records.publish(key, value.clone(), next, now);
+        if self.config.persistence {
+            self.events.push_back(Event::Published {
+                key,
+                value: value.clone(),
+            });
+        }
+        let q = self.start_store_query(now, key, value, query::Purpose::Set);
+        self.after_input(now, None);
+        Ok(q)
+    }
+
+    /// Looks up the value under `key`: here first, then on the network (and, as Python
+    /// `kademlia` does, stores what it found on the nearest node asked that lacked it).
+    /// Ends with [`QueryOutcome::Get`].
+    pub fn get(&mut self, now: Instant, key: NodeId) -> Result<QueryId, CommandError> {
+        self.check_running()?;
+        self.touch_clock(now);
+        let local = self
+            .records
+            .get(&key, now)
+            .map(|h| h.value.clone())
+            .or_else(|| self.records.publication(&key).map(|p| p.value.clone()));
+        if let Some(v) = local {
+            let id = self.fresh_query_id();
+            self.events.push_back(Event::QueryFinished {
+                id,
+                result: Ok(QueryOutcome::Get {
+                    value: Some((*v).clone()),
+                }),
+                stats: QueryStats {
+                    hops: 0,
+                    messages: 0,
+                    started: now,
+                    finished: now,
+                },
+            });
+            return Ok(id);
+        }
+        self.no_contacts_check()?;
+        let q = self.start_get(now, key);
+        self.after_input(now, None);
+        Ok(q)
+    }
+
+    /// Stops the node: queries end with `Err(ShutDown)`, stores waiting for durability
+    /// get no answer, calls are withdrawn, and every later command fails with
+    /// [`CommandError::ShutDown`]; datagrams are ignored. What is already queued in
+    /// `poll_transmit` / `poll_event` can still be drained.
+    pub fn stop(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let mut ids: Vec<QueryId> = self.queries.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(q) = self.queries.remove(&id) {
+                if q.purpose.is_command() {
+                    self.events.push_back(Event::QueryFinished {
+                        id,
+                        result: Err(CommandError::ShutDown),
+                        stats: QueryStats {
+                            hops: 0,
+                            messages: q.messages,
+                            started: q.started,
+                            finished: now,
+                        },
+                    });
+                }
+            }
+        }
+        for (_, s) in self.stores.drain() {
+            self.ep.abandon(s.request);
+        }
+        for (call, _) in self.calls.drain() {
+            self.ep.cancel(call);
+        }
+        self.rto_calls.clear();
+        self.rto_timers.clear();
+        self.verify_queue.clear();
+        self.verify_pending.clear();
+        self.handover = Handover::default();
+        self.flush_endpoint(None);
+    }
+
+    /// A `store` from [`Event::StoreRequested`] is durable: keep it and acknowledge it.
+    /// Unknown tokens (already answered, or from before `stop`) are ignored.
+    pub fn store_durable(&mut self, now: Instant, token: StoreToken) {
+        let Some(s) = self.stores.remove(&token) else {
+            return;
+        };
+        self.keep_copy(now, s.key, s.value, s.since, s.expires_at);
+        self.flush_endpoint(None);
+        self.ep.respond(now, s.request, &Value::Boolean(true));
+        self.flush_endpoint(s.local);
+        self.after_input(now, None);
+    }
+
+    /// A `store` from [`Event::StoreRequested`] could not be made durable: the peer gets
+    /// no answer (it counts the store as failed).
+    pub fn store_failed(&mut self, now: Instant, token: StoreToken) {
+        if let Some(s) = self.stores.remove(&token) {
+            self.stats.stores_failed += 1;
+            self.ep.abandon(s.request);
+        }
+        self.after_input(now, None);
+    }
+
+    /// Reloads a persisted copy after a restart (no event). One that expired by `now` is
+    /// not loaded.
+    pub fn load_record(&mut self, now: Instant, key: NodeId, value: Value, expires_at: Instant) {
+        if expires_at <= now || !is_storable(&value) {
+            return;
+        }
+        self.touch_clock(now);
+        // Its age is unknown: it counts as past the replication window (it was replicated
+        // before the restart, if ever).
+        let since = now.checked_sub(self.config.replicate_window).unwrap_or(now);
+        self.records.put(
+            key,
+            records::Held {
+                value: Arc::new(value),
+                since,
+                expires_at,
+            },
+            None,
+        );
+    }
+
+    /// Reloads a persisted publication after a restart (no event): it is republished
+    /// from now on.
+    pub fn load_publication(&mut self, now: Instant, key: NodeId, value: Value) {
+        if !is_storable(&value) {
+            return;
+        }
+        self.touch_clock(now);
+        // Republished soon: the network may have lost it while we were down.
+        let next = now + self.config.rpc_timeout;
+        self.records.publish(key, Arc::new(value), next, now);
+    }
+
+    fn no_contacts_check(&self) -> Result<(), CommandError> {
+        if self.table.is_empty() {
+            Err(CommandError::NoContacts {
+                own_id_contacts: self.stats.own_id_contacts,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn touch_clock(&mut self, now: Instant) {
+        if self.next_refresh.is_none() {
+            if let Some(i) = self.config.refresh_interval {
+                self.next_refresh = Some(now + refresh_check_period(i));
+            }
+        }
+    }
+
+    fn fresh_query_id(&mut self) -> QueryId {
+        let id = QueryId(self.next_query);
+        self.next_query += 1;
+        id
+    }
+
+    /// When a publication first published at `first` is republished next after `now`:
+    /// the regular interval, or just after a TTL boundary of its first publication if
+    /// that comes sooner (the copies it made then expire together).
+    fn next_republish(&self, now: Instant, first: Instant) -> Instant {
+        let regular = now + self.config.republish_interval;
+        let ttl = self.config.value_ttl.max(Duration::from_secs(1));
+        let elapsed = now.saturating_duration_since(first);
+        let n = elapsed.as_secs_f64() / ttl.as_secs_f64();
+        let boundary = first + ttl.mul_f64(n.floor() + 1.0) + self.config.rpc_timeout;
+        regular.min(boundary)
+    }
+
+    fn call_options(&self) -> CallOptions {
+        CallOptions {
+            attempt_timeout: self.config.rpc_timeout,
+            retries: 0,
+            ..CallOptions::default()
+        }
+    }
+
+    /// Sends an RPC; `None` if the endpoint refused it (nothing sent).
+    fn send_rpc(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        id: Option<NodeId>,
+        method: &str,
+        args: &[Value],
+        kind: CallKind,
+    ) -> Option<CallId> {
+        // Lookups, sets and liveness checks stop waiting at the contact's RTO.
+        let rto_timer = matches!(
+            kind,
+            CallKind::Find(_) | CallKind::Store(_) | CallKind::Recheck
+        );
+        let mut options = self.call_options();
+        let rto = self.rto_of(&to);
+        let mut resend_at = None;
+        if matches!(kind, CallKind::BootstrapPing(_)) {
+            // The only way in: a lost datagram must not leave the node alone. Resent at
+            // the initial RTO with backoff, still within `rpc_timeout` overall.
+            options.attempt_timeout = self.rto.initial.min(self.config.rpc_timeout);
+            options.retries = self.config.bootstrap_retries;
+            options.deadline = Some(self.config.rpc_timeout);
+            resend_at = Some(now);
+        } else if rto_timer && self.config.resend_at_rto && rto < self.config.rpc_timeout {
+            // One resend of the same datagram at the RTO (a lost datagram then costs one
+            // RTO, not the call), then the wait goes on to `rpc_timeout` overall.
+            options.attempt_timeout = rto;
+            options.retries = 1;
+            options.backoff = f64::MAX;
+            options.jitter = 0.0;
+            options.max_attempt_timeout = self.config.rpc_timeout;
+            options.deadline = Some(self.config.rpc_timeout);
+            resend_at = Some(now + rto);
+        }
+        let call = self.ep.call(now, to, method, args, options).ok()?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if rto_timer {
+            self.rto_timers.push(Reverse((now + rto, seq)));
+            self.rto_calls.insert(seq, call);
+        }
+        self.calls.insert(
+            call,
+            Pending {
+                kind,
+                to,
+                id,
+                sent: now,
+                seq,
+                resend_at,
+            },
+        );
+        Some(call)
+    }
+
+    /// Moves the endpoint's datagrams to ours, stamping them with `source`.
+    fn flush_endpoint(&mut self, source: Option<IpAddr>) {
+        while let Some(mut t) = self.ep.poll_transmit() {
+            if t.source.is_none() {
+                t.source = source;
+            }
+            self.transmits.push_back(t);
+        }
+    }
+
+    /// After any input: process the endpoint's events, pump the hand-over, collect
+    /// datagrams.
+    fn after_input(&mut self, now: Instant, local: Option<IpAddr>) {
+        // Answers to requests carry `local`; other datagrams (our own requests) leave the
+        // source to the kernel, which is right for them on any socket.
+        let mut budget = 4096;
+        while let Some(event) = self.ep.poll_event() {
+            self.flush_endpoint(None);
+            match event {
+                RpcEvent::Request {
+                    token,
+                    from,
+                    method,
+                    args,
+                } => self.serve(now, token, from, local, &method, args),
+                RpcEvent::CallSucceeded { call, value } => self.on_answer(now, call, Some(value)),
+                RpcEvent::CallFailed { call, .. } => self.on_answer(now, call, None),
+            }
+            budget -= 1;
+            if budget == 0 {
+                break;
+            }
+        }
+        if !self.stopped {
+            self.pump_handover(now);
+        }
+        self.flush_endpoint(None);
+    }
+
+    fn respond(&mut self, now: Instant, token: RequestToken, value: &Value, local: Option<IpAddr>) {
+        self.flush_endpoint(None);
+        self.ep.respond(now, token, value);
+        self.flush_endpoint(local);
+    }
+
+    fn peer(&mut self, addr: SocketAddr) -> &mut PeerInfo {
+        if self.peers.len() >= self.peer_cap() && !self.peers.contains_key(&addr) {
+            // Amortized: once per `peer_cap` new addresses, keep only table contacts.
+            let in_table: HashSet<SocketAddr> =
+                self.table.contacts().iter().map(|c| c.addr).collect();
+            self.peers.retain(|a, _| in_table.contains(a));
+        }
+        self.peers.entry(addr).or_default()
+    }
+
+    fn peer_cap(&self) -> usize {
+        (self.config.k * 160 * 2).max(1024)
+    }
+
+    /// A contact answered one of our requests at `now`.
+    fn contact_answered(&mut self, now: Instant, contact: Contact, rtt: Option<Duration>) {
+        if contact.id == self.id {
+            self.own_id_seen(contact.addr);
+            return;
+        }
+        let p = self.peer(contact.addr);
+        p.failures = 0;
+        p.suspect = false;
+        p.last_seen = Some(now);
+        if let Some(rtt) = rtt {
+            p.rtt.sample(rtt);
+            self.rtt_all.sample(rtt);
+            self.rtt_samples += 1;
+        }
+        let known = self.table.find(&contact.id);
+        let outcome = self.table.insert(contact, now);
+        self.on_insert(now, contact, known, outcome);
+    }
+
+    fn on_insert(
+        &mut self,
+        now: Instant,
+        contact: Contact,
+        known: Option<Contact>,
+        outcome: InsertOutcome,
+    ) {
+        match outcome {
+            InsertOutcome::Inserted => {
+                self.contact_event(Event::ContactAdded(contact));
+                self.start_handover(contact);
+            }
+            InsertOutcome::Updated if known.is_some_and(|k| k.addr != contact.addr) => {
+                self.contact_event(Event::ContactAdded(contact));
+            }
+            InsertOutcome::PingOldest { oldest } => {
+                let args = [super::wire::id_value(&self.id)];
+                if self
+                    .send_rpc(
+                        now,
+                        oldest.addr,
+                        Some(oldest.id),
+                        "ping",
+                        &args,
+                        CallKind::PingOldest,
+                    )
+                    .is_none()
+                {
+                    let promoted = self.table.on_ping_result(&oldest.id, true);
+                    debug_assert!(promoted.is_none());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn contact_event(&mut self, e: Event) {
+        if self.config.persistence {
+            self.events.push_back(e);
+        }
+    }
+
+    fn own_id_seen(&mut self, addr: SocketAddr) {
+        self.stats.own_id_contacts += 1;
+        self.events.push_back(Event::OwnIdSeen { addr });
+    }
+
+    /// An RPC to `addr` (id `id` if known) went unanswered.
+    /// A lost datagram must not cost a good contact, a dead one must go soon: a failure
+    /// short of `max_failures` pings the contact once (if it is in the table); that ping
+    /// failing too evicts it.
+    fn contact_failed(&mut self, now: Instant, id: Option<NodeId>, addr: SocketAddr) {
+        let max = self.config.max_failures.max(1);
+        let p = self.peer(addr);
+        p.failures = p.failures.saturating_add(1);
+        p.suspect = true;
+        let (failures, rechecking) = (p.failures, p.recheck_in_flight);
+        let Some(id) = id else { return };
+        let in_table = self.table.find(&id).is_some_and(|c| c.addr == addr);
+        if failures < max {
+            if in_table && !rechecking && self.rechecks_in_flight < MAX_RECHECKS {
+                let args = [super::wire::id_value(&self.id)];
+                if self
+                    .send_rpc(now, addr, Some(id), "ping", &args, CallKind::Recheck)
+                    .is_some()
+                {
+                    self.rechecks_in_flight += 1;
+                    self.peer(addr).recheck_in_flight = true;
+                }
+            }
+            return;
+        }
+        if in_table {
+            if let Some(promoted) = self.table.remove(&id) {
+                self.stats.evicted += 1;
+                self.peers.remove(&addr);
+                self.contact_event(Event::ContactRemoved(id));
+                if let Some(p) = promoted {
+                    self.contact_event(Event::ContactAdded(p));
+                    self.start_handover(p);
+                }
+            }
+        }
+    }
+
+    /// Keeps a copy of `value` under `key`: a new life for a new key or another value,
+    /// nothing for the value already held (see "Value lifetime").
+    fn keep_copy(
+        &mut self,
+        now: Instant,
+        key: NodeId,
+        value: Arc<Value>,
+        since: Instant,
+        expires_at: Instant,
+    ) -> bool {
+        if let Some(h) = self.records.get(&key, now) {
+            if *h.value == *value {
+                return false;
+            }
+        }
+        let first = since + self.config.replicate_interval;
+        let replicate_at =
+            (self.config.replicate_interval < self.config.replicate_window).then_some(first);
+        self.records.put(
+            key,
+            records::Held {
+                value,
+                since,
+                expires_at,
+            },
+            replicate_at,
+        );
+        true
+    }
+
+    fn handle_timers(&mut self, now: Instant) {
+        let max = self.config.max_due_per_timeout.max(1);
+        // RTO timers: the lookup (or set) stops waiting for that contact.
+        for _ in 0..max {
+            let Some(Reverse((at, seq))) = self.rto_timers.peek().copied() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.rto_timers.pop();
+            if let Some(call) = self.rto_calls.remove(&seq) {
+                self.on_rto(now, call);
+            }
+        }
+        if self.rto_timers.len() > 64 && self.rto_timers.len() > 2 * self.rto_calls.len() {
+            let live = &self.rto_calls;
+            let kept: Vec<_> = self
+                .rto_timers
+                .drain()
+                .filter(|Reverse((_, s))| live.contains_key(s))
+                .collect();
+            self.rto_timers = kept.into();
+        }
+        // New callers due for their verification ping.
+        for _ in 0..max {
+            match self.verify_queue.front() {
+                Some((at, _)) if *at <= now => {}
+                _ => break,
+            }
+            let Some((_, contact)) = self.verify_queue.pop_front() else {
+                break;
+            };
+            self.verify_pending.remove(&contact.addr);
+            if self
+                .table
+                .find(&contact.id)
+                .is_some_and(|c| c.addr == contact.addr)
+            {
+                continue;
+            }
+            let args = [super::wire::id_value(&self.id)];
+            self.send_rpc(
+                now,
+                contact.addr,
+                Some(contact.id),
+                "ping",
+                &args,
+                CallKind::Verify,
+            );
+        }
+        // Value deadlines.
+        for _ in 0..max {
+            let Some(key) = self.records.pop_expired(now) else {
+                break;
+            };
+            self.stats.expired += 1;
+            if self.config.persistence {
+                self.events.push_back(Event::RecordRemoved { key });
+            }
+        }
+        for _ in 0..max {
+            if self.maintenance_running >= self.config.max_maintenance_queries
+                || self.table.is_empty()
+            {
+                break;
+            }
+            let Some((key, held)) = self.records.pop_replication(now) else {
+                break;
+            };
+            let age = now.saturating_duration_since(held.since);
+            let next = now + self.config.replicate_interval;
+            if next.saturating_duration_since(held.since) < self.config.replicate_window {
+                self.records.schedule_replication(key, next);
+            }
+            if age < self.config.replicate_window && held.expires_at > now {
+                self.start_store_query(now, key, held.value, query::Purpose::Replicate);
+            }
+        }
+        for _ in 0..max {
+            if self.maintenance_running >= self.config.max_maintenance_queries
+                || self.table.is_empty()
+            {
+                break;
+            }
+            let Some((key, value, first)) = self.records.pop_republish(now) else {
+                break;
+            };
+            let next = self.next_republish(now, first);
+            self.records.publish(key, value.clone(), next, first);
+            self.start_store_query(now, key, value, query::Purpose::Republish);
+        }
+        if let (Some(at), Some(interval)) = (self.next_refresh, self.config.refresh_interval) {
+            if at <= now {
+                self.next_refresh = Some(now + refresh_check_period(interval));
+                let stale = self.table.buckets_to_refresh(now, interval);
+                for bucket in stale {
+                    if self.maintenance_running >= self.config.max_maintenance_queries {
+                        break;
+                    }
+                    let target = self.id.random_at_prefix(159 - bucket, &mut self.rng);
+                    self.start_refresh(now, target);
+                }
+            }
+        }
+    }
+}
+
+/// [`Node::rto_of`] on the node's parts (usable while a query is borrowed).
+pub(crate) fn rto_from(
+    peers: &HashMap<SocketAddr, PeerInfo>,
+    config: &RtoConfig,
+    all: &RttEstimator,
+    samples: u64,
+    addr: &SocketAddr,
+) -> Duration {
+    match peers.get(addr).filter(|p| p.rtt.srtt().is_some()) {
+        Some(p) => p.rtt.rto(config),
+        None if samples >= MIN_AGGREGATE_SAMPLES => {
+            let initial = config.initial.min(config.max);
+            all.rto(config).min(initial)
+        }
+        None => RttEstimator::default().rto(config),
+    }
+}
+
+/// Checking a tenth as often as the interval bounds how late a refresh can be.
+fn refresh_check_period(interval: Duration) -> Duration {
+    (interval / 10).max(Duration::from_millis(100))
+}
+
+impl Protocol for Node {
+    type Event = Event;
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: Option<IpAddr>,
+        datagram: &[u8],
+    ) {
+        if self.stopped {
+            self.stats.requests_after_stop += 1;
+            return;
+        }
+        self.touch_clock(now);
+        self.flush_endpoint(None);
+        self.ep.handle_datagram(now, from, datagram);
+        // Only answers from the duplicate cache come out here: they go from `local`.
+        self.flush_endpoint(local);
+        self.after_input(now, local);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.ep.handle_timeout(now);
+        self.flush_endpoint(None);
+        self.after_input(now, None);
+        if self.stopped {
+            return;
+        }
+        self.handle_timers(now);
+        self.after_input(now, None);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return self.ep.poll_timeout();
+        }
+        [
+            self.ep.poll_timeout(),
+            self.rto_timers.peek().map(|Reverse((at, _))| *at),
+            self.verify_queue.front().map(|(at, _)| *at),
+            self.records.next_expiry(),
+            // Replications and republishes wait while the maintenance queries are all
+            // busy or nobody is known (else a due entry would make the driver spin); a
+            // query ending or a contact arriving is an input, after which the driver
+            // asks again.
+            (self.maintenance_running < self.config.max_maintenance_queries
+                && !self.table.is_empty())
+            .then(|| self.records.next_maintenance())
+            .flatten(),
+            self.next_refresh,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
