@@ -97,8 +97,6 @@ pub struct Lookup {
     config: LookupConfig,
     peers: BTreeMap<Distance, Peer>,
     finished: bool,
-    /// Whether the failed candidates got their second chance (see `next_with`).
-    retried: bool,
 }
 
 impl Lookup {
@@ -122,7 +120,6 @@ impl Lookup {
             config,
             peers: BTreeMap::new(),
             finished: false,
-            retried: false,
         };
         lookup.add(seeds, 1);
         lookup
@@ -216,22 +213,6 @@ impl Lookup {
                 .any(|p| p.state == PeerState::Unresponsive);
             if nothing_yet && late {
                 return LookupState::Waiting(None);
-            }
-            // Every candidate failed and none ever answered: under loss that may be a
-            // lost datagram or two, and ending here leaves the caller with nothing.
-            // Each failed candidate is asked once more (once per lookup).
-            if nothing_yet && !self.retried {
-                self.retried = true;
-                let mut any = false;
-                for p in self.peers.values_mut() {
-                    if p.state == PeerState::Failed {
-                        p.state = PeerState::NotContacted;
-                        any = true;
-                    }
-                }
-                if any {
-                    return self.next_with(now, timeout);
-                }
             }
             self.finished = true;
             return LookupState::Finished;
@@ -330,80 +311,5 @@ impl Lookup {
             .take(self.config.k)
             .map(|p| p.contact)
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[allow(clippy::disallowed_methods)]
-    fn start() -> Instant {
-        Instant::now()
-    }
-
-    fn contact(n: u8) -> Contact {
-        Contact::new(
-            NodeId::from_bytes([n; 20]),
-            SocketAddr::from(([127, 0, 0, 1], 1000 + u16::from(n))),
-        )
-    }
-
-    use std::net::SocketAddr;
-
-    #[test]
-    fn a_lookup_whose_every_candidate_failed_asks_each_once_more_before_ending_empty() {
-        let now = start();
-        let (a, b) = (contact(1), contact(2));
-        let mut lookup = Lookup::new(
-            NodeId::from_bytes([0; 20]),
-            None,
-            [a],
-            LookupConfig::default(),
-        );
-        assert_eq!(lookup.next(now), LookupState::Contact(a));
-        lookup.on_failure(&a.id);
-        // The second chance: `a` again (a datagram may have been lost).
-        assert_eq!(lookup.next(now), LookupState::Contact(a));
-        assert!(lookup.on_success(&a.id, [b]));
-        assert_eq!(lookup.next(now), LookupState::Contact(b));
-        lookup.on_failure(&b.id);
-        // Someone answered: no second chance for `b`.
-        assert_eq!(lookup.next(now), LookupState::Finished);
-        assert_eq!(lookup.closest(), vec![a]);
-
-        let mut dead = Lookup::new(
-            NodeId::from_bytes([0; 20]),
-            None,
-            [a],
-            LookupConfig::default(),
-        );
-        assert_eq!(dead.next(now), LookupState::Contact(a));
-        dead.on_failure(&a.id);
-        assert_eq!(dead.next(now), LookupState::Contact(a));
-        dead.on_failure(&a.id);
-        assert_eq!(
-            dead.next(now),
-            LookupState::Finished,
-            "one second chance only"
-        );
-        assert!(dead.closest().is_empty());
-    }
-
-    #[test]
-    fn a_lookup_with_nothing_answered_waits_for_a_late_answer_rather_than_ending() {
-        let now = start();
-        let a = contact(1);
-        let config = LookupConfig {
-            peer_timeout: Duration::from_millis(100),
-            ..LookupConfig::default()
-        };
-        let mut lookup = Lookup::new(NodeId::from_bytes([0; 20]), None, [a], config);
-        assert_eq!(lookup.next(now), LookupState::Contact(a));
-        let later = now + Duration::from_millis(200);
-        assert_eq!(lookup.next(later), LookupState::Waiting(None));
-        assert!(lookup.on_success(&a.id, []), "the late answer counts");
-        assert_eq!(lookup.next(later), LookupState::Finished);
-        assert_eq!(lookup.closest(), vec![a]);
     }
 }
