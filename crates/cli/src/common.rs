@@ -93,15 +93,36 @@ impl HostPort {
         }
     }
 
-    /// Resolves and picks the first address; on failure prints the error to stderr and
-    /// returns the usage exit code.
+    /// Resolves to the one address a command uses, by the policy of [`resolve`] (the
+    /// first IPv4 address if any); on failure prints the error to stderr and returns
+    /// the usage exit code.
     pub async fn resolve_one(&self) -> Result<SocketAddr, u8> {
-        match self.resolve().await {
-            Ok(addrs) => Ok(addrs[0]),
-            Err(msg) => {
-                eprintln!("error: {msg}");
-                Err(EXIT_USAGE)
-            }
+        resolve(self).await
+    }
+}
+
+/// Picks the address to use among those a name resolved to: the first IPv4 one if any.
+///
+/// `localhost` usually resolves to both `::1` and `127.0.0.1`, in an order that depends
+/// on the system; preferring IPv4 makes `serve --bind localhost:P` and
+/// `call localhost:P` meet on every system.
+pub fn pick_address(addrs: &[SocketAddr]) -> Option<SocketAddr> {
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+}
+
+/// The one address-resolution policy of every command that takes an ADDR (to bind or to
+/// call): literals as typed, names through the resolver, then [`pick_address`]. On
+/// failure prints why (naming the input) and returns the usage exit code.
+pub async fn resolve(addr: &HostPort) -> Result<SocketAddr, u8> {
+    match addr.resolve().await {
+        Ok(addrs) => pick_address(&addrs).ok_or(EXIT_USAGE),
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            Err(EXIT_USAGE)
         }
     }
 }
@@ -217,6 +238,15 @@ mod tests {
         assert_eq!((b.host.as_str(), b.port), ("::1", 9000));
         let c: HostPort = "localhost:0".parse().unwrap();
         assert_eq!((c.host.as_str(), c.port), ("localhost", 0));
+    }
+
+    #[test]
+    fn ipv4_is_preferred_among_resolved_addresses() {
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let v4: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(pick_address(&[v6, v4]), Some(v4));
+        assert_eq!(pick_address(&[v6]), Some(v6));
+        assert_eq!(pick_address(&[]), None);
     }
 
     #[test]

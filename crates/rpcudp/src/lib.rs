@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod driver;
 pub mod kad;
 pub mod lt;
 pub mod rpc;

@@ -31,7 +31,7 @@ pub fn runtime() -> tokio::runtime::Builder {
 
 /// Runs `rpcudp serve` until SIGINT or SIGTERM.
 pub async fn run(args: Args) -> u8 {
-    let bind = match super::call::resolve(&args.bind).await {
+    let bind = match common::resolve(&args.bind).await {
         Ok(a) => a,
         Err(code) => return code,
     };

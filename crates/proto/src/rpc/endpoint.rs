@@ -1,7 +1,7 @@
 //! The endpoint: ties the codec, the call table, the timers and the duplicate cache.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Instant;
 
 use rand::rngs::SmallRng;
@@ -83,9 +83,10 @@ pub struct Endpoint {
     /// from `OutCall::peer`, so the effective key is (id, peer)).
     calls: HashMap<MessageId, OutCall, OwnKeys>,
     timers: Timers,
-    /// Requests handed out and not yet answered: token -> dedup key.
+    /// Requests handed out and not yet answered: token -> dedup key, and the local
+    /// address the request came to (its answer leaves from there).
     /// (The key's hash rides along, so the duplicate cache never hashes it again.)
-    serving: HashMap<RequestToken, (Key, u64), OwnKeys>,
+    serving: HashMap<RequestToken, (Key, u64, Option<IpAddr>), OwnKeys>,
     next_token: u64,
     dedup: DedupCache,
     transmits: VecDeque<Transmit>,
@@ -182,7 +183,15 @@ impl Endpoint {
     /// (or are answered from the duplicate cache, or dropped); responses end their call.
     /// Anything malformed, unknown, late or from the wrong address is dropped and
     /// counted in [`Stats`]; nothing here panics on any input.
+    ///
+    /// The local address the datagram came to is not known here, so answers leave with
+    /// [`Transmit::source`] `None`; a driver that knows it (IP_PKTINFO) calls
+    /// [`Protocol::handle_datagram`](crate::Protocol::handle_datagram) instead.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.receive(now, from, None, datagram)
+    }
+
+    fn receive(&mut self, now: Instant, from: SocketAddr, local: Option<IpAddr>, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
         self.expire_dedup(now);
         let packet = match decode_packet(self.config.dialect, datagram, &self.config.decode_limits)
@@ -195,12 +204,19 @@ impl Endpoint {
             }
         };
         match packet {
-            Packet::Request { id, method, args } => self.on_request(from, id, method, args),
+            Packet::Request { id, method, args } => self.on_request(from, local, id, method, args),
             Packet::Response { id, value } => self.on_response(from, id, value),
         }
     }
 
-    fn on_request(&mut self, from: SocketAddr, id: MessageId, method: String, args: Vec<Value>) {
+    fn on_request(
+        &mut self,
+        from: SocketAddr,
+        local: Option<IpAddr>,
+        id: MessageId,
+        method: String,
+        args: Vec<Value>,
+    ) {
         let key = (canonical(from), id);
         let hash = self.dedup.hash(&key);
         match self.dedup.get(hash, &key) {
@@ -210,7 +226,8 @@ impl Endpoint {
             }) => {
                 self.stats.duplicates_answered += 1;
                 let payload = bytes.as_slice().to_vec();
-                self.transmit(from, payload);
+                // From the address this copy came to, as the first answer went.
+                self.transmit_from(from, local, payload);
                 return;
             }
             Some(Entry::Done { answer: None, .. }) => {
@@ -232,7 +249,7 @@ impl Endpoint {
         }
         let token = RequestToken(self.next_token);
         self.next_token += 1;
-        self.serving.insert(token, (key, hash));
+        self.serving.insert(token, (key, hash, local));
         self.dedup.start(hash, key);
         self.stats.requests_received += 1;
         self.events.push_back(Event::Request {
@@ -305,7 +322,7 @@ impl Endpoint {
     /// peers, or its body is over `max_response_body`, nothing is sent (as if abandoned)
     /// and it is counted. An unknown or already answered token is ignored.
     pub fn respond(&mut self, now: Instant, token: RequestToken, value: &Value) {
-        let Some((key, hash)) = self.serving.remove(&token) else {
+        let Some((key, hash, local)) = self.serving.remove(&token) else {
             debug!(?token, "respond for a request not in progress; ignored");
             return;
         };
@@ -328,14 +345,14 @@ impl Endpoint {
         }
         self.finish(now, hash, key, Some(Answer::new(&datagram)));
         self.stats.responses_sent += 1;
-        self.transmit(peer, datagram);
+        self.transmit_from(peer, local, datagram);
     }
 
     /// Gives up the request `token` without answering, as the Python peers do when the
     /// method is unknown or the handler fails: the caller times out, and duplicates of the
     /// request are dropped rather than handled again.
     pub fn abandon(&mut self, token: RequestToken) {
-        let Some((key, hash)) = self.serving.remove(&token) else {
+        let Some((key, hash, _)) = self.serving.remove(&token) else {
             return;
         };
         self.stats.requests_abandoned += 1;
@@ -412,11 +429,29 @@ impl Endpoint {
         self.timers.len()
     }
 
+    /// The call whose request `transmit` is (its first attempt or a resend), if that
+    /// call is still in flight: how a driver that failed to send a datagram tells which
+    /// caller to report the error to, without guessing from the destination.
+    pub fn call_of(&self, transmit: &Transmit) -> Option<CallId> {
+        let header = transmit.payload.get(..HEADER_LEN)?;
+        if header[0] != self.config.dialect.request_kind() {
+            return None;
+        }
+        let mut id = MessageId([0; 20]);
+        id.0.copy_from_slice(&header[1..]);
+        let call = self.calls.get(&id)?;
+        same_peer(call.peer, transmit.destination).then_some(CallId(id))
+    }
+
     fn transmit(&mut self, destination: SocketAddr, payload: Vec<u8>) {
+        self.transmit_from(destination, None, payload)
+    }
+
+    fn transmit_from(&mut self, destination: SocketAddr, source: Option<IpAddr>, payload: Vec<u8>) {
         self.stats.datagrams_out += 1;
         self.transmits.push_back(Transmit {
             destination,
-            source: None,
+            source,
             payload,
         });
     }
@@ -492,10 +527,10 @@ impl crate::Protocol for Endpoint {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        _local: Option<std::net::IpAddr>,
+        local: Option<IpAddr>,
         datagram: &[u8],
     ) {
-        Endpoint::handle_datagram(self, now, from, datagram)
+        Endpoint::receive(self, now, from, local, datagram)
     }
 
     fn handle_timeout(&mut self, now: Instant) {

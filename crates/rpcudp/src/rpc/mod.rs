@@ -43,7 +43,8 @@ pub use error::{CallError, HandlerError};
 pub use rpcudp_proto::rpc::{CallOptions, EndpointConfig, Stats};
 pub use rpcudp_proto::wire::rpc::Dialect;
 
-use driver::{CallCommand, Control, Driver};
+use crate::driver::{Driver, DriverHandle};
+use driver::{CallCommand, Command, NodeApp};
 use handler::Handlers;
 use rmpv::Value;
 use serde::de::DeserializeOwned;
@@ -54,7 +55,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// How a [`Node`] behaves: the core's limits and defaults plus the driver's own knobs.
 #[derive(Debug, Clone)]
@@ -176,8 +177,7 @@ struct Inner {
     local_addr: SocketAddr,
     dialect: Dialect,
     default_call: CallOptions,
-    calls_tx: mpsc::Sender<CallCommand>,
-    control_tx: mpsc::UnboundedSender<Control>,
+    driver: DriverHandle<Command>,
     handlers: Handlers,
     stats: Arc<Mutex<NodeStats>>,
     next_ticket: AtomicU64,
@@ -214,27 +214,18 @@ impl Node {
         let dialect = config.endpoint.dialect;
         let default_call = config.endpoint.default_call.clone();
         let core = rpcudp_proto::rpc::Endpoint::new(config.endpoint, seed);
-        let (calls_tx, calls_rx) = mpsc::channel(config.call_queue.max(1));
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
         let handlers = Handlers::default();
         let stats = Arc::new(Mutex::new(NodeStats::default()));
-        let driver = Driver {
-            core,
-            socket,
-            handlers: handlers.clone(),
-            stats: stats.clone(),
-            calls_rx,
-            control_rx,
-            recv_buffer: config.recv_buffer.max(1),
-        };
-        tokio::spawn(driver.run());
+        let app = NodeApp::new(handlers.clone(), stats.clone());
+        let (driver, handle) =
+            Driver::with_recv_buffer(socket, core, app, config.call_queue, config.recv_buffer);
+        tokio::spawn(async move { driver.run().await.finished() });
         Ok(Node {
             inner: Arc::new(Inner {
                 local_addr,
                 dialect,
                 default_call,
-                calls_tx,
-                control_tx,
+                driver: handle,
                 handlers,
                 stats,
                 next_ticket: AtomicU64::new(0),
@@ -341,14 +332,14 @@ impl Node {
             reply,
         };
         self.inner
-            .calls_tx
-            .send(cmd)
+            .driver
+            .send(Command::Call(cmd))
             .await
             .map_err(|_| CallError::ShutDown)?;
         // If this future is dropped before the answer, the guard tells the driver to
         // forget the call, so its entry does not wait for the timeout.
         let mut guard = CancelOnDrop {
-            control: &self.inner.control_tx,
+            driver: &self.inner.driver,
             ticket,
             armed: true,
         };
@@ -413,8 +404,8 @@ impl Node {
         let grace = self.inner.shutdown_grace;
         if self
             .inner
-            .control_tx
-            .send(Control::Shutdown { grace, done })
+            .driver
+            .send_urgent(Command::Shutdown { grace, done })
             .is_ok()
         {
             // An error means the driver already stopped: that is the goal anyway.
@@ -424,7 +415,7 @@ impl Node {
 }
 
 struct CancelOnDrop<'a> {
-    control: &'a mpsc::UnboundedSender<Control>,
+    driver: &'a DriverHandle<Command>,
     ticket: u64,
     armed: bool,
 }
@@ -432,7 +423,7 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.control.send(Control::Cancel(self.ticket));
+            let _ = self.driver.send_urgent(Command::Cancel(self.ticket));
         }
     }
 }

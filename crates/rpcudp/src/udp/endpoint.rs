@@ -4,7 +4,7 @@ use super::batch::{self, RecvBatch};
 use super::config::{EndpointConfig, MAX_UDP_PAYLOAD};
 use bytes::Bytes;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::Interest;
@@ -100,6 +100,11 @@ pub struct Endpoint {
     /// Whether [`try_send_batch`](Self::try_send_batch) may still use UDP GSO; turned
     /// off for good the first time the kernel refuses it.
     gso: AtomicBool,
+    /// Whether receives ask for each datagram's local address (IP_PKTINFO); set by
+    /// [`enable_local_addr`](Self::enable_local_addr).
+    pktinfo: AtomicBool,
+    /// The socket's family is IPv6 (its control messages are the IPv6 ones).
+    v6: bool,
 }
 
 impl Endpoint {
@@ -110,13 +115,48 @@ impl Endpoint {
     }
 
     pub(crate) fn from_tokio(socket: tokio::net::UdpSocket, max_datagram: usize) -> Self {
+        let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
         Endpoint {
             socket,
             max_datagram,
             counters: Arc::new(Counters::default()),
             scratch: Mutex::new(Vec::new()),
             gso: AtomicBool::new(true),
+            pktinfo: AtomicBool::new(false),
+            v6,
         }
+    }
+
+    /// On a socket bound to a wildcard address (`0.0.0.0`, `::`): asks the kernel for
+    /// the local address each datagram was sent to (`IP_PKTINFO` / `IPV6_RECVPKTINFO`),
+    /// which [`RecvBatch::iter_with_local`] then yields, so that an answer can leave
+    /// from the address that was called ([`try_send_batch_from`](Self::try_send_batch_from)).
+    /// Without it, a server bound to `0.0.0.0` and called on 127.0.0.2 answers from
+    /// the kernel's choice of source, and the caller, which accepts answers only from
+    /// the address it called, drops them.
+    ///
+    /// Returns whether it is on. A socket bound to one address needs nothing (it always
+    /// receives on and sends from that address): `Ok(false)`. Linux only (elsewhere an
+    /// `Unsupported` error for a wildcard-bound socket).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let one = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// assert!(!one.enable_local_addr()?);
+    /// # #[cfg(target_os = "linux")] {
+    /// let any = rpcudp::udp::Endpoint::bind("0.0.0.0:0".parse().unwrap()).await?;
+    /// assert!(any.enable_local_addr()?);
+    /// # }
+    /// # Ok(()) }
+    /// ```
+    pub fn enable_local_addr(&self) -> io::Result<bool> {
+        if !self.local_addr()?.ip().is_unspecified() {
+            return Ok(false);
+        }
+        batch::sys_enable_pktinfo(&self.socket, self.v6)?;
+        self.pktinfo.store(true, Ordering::Relaxed);
+        Ok(true)
     }
 
     pub(crate) fn counters(&self) -> &Arc<Counters> {
@@ -258,6 +298,7 @@ impl Endpoint {
     /// and the others of the same batch are kept. See [`RecvBatch`] for an example.
     pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         let window = self.max_datagram.min(batch.slot_len());
+        let pktinfo = self.pktinfo.load(Ordering::Relaxed);
         let mut raw = std::mem::take(&mut batch.raw);
         batch.kept.clear();
         // Each turn that keeps nothing consumed at least one oversized datagram, so this
@@ -265,7 +306,7 @@ impl Endpoint {
         let result = loop {
             raw.clear();
             let got = self.socket.try_io(Interest::READABLE, || {
-                batch::sys_recv(&self.socket, batch, window, &mut raw)
+                batch::sys_recv(&self.socket, batch, window, pktinfo, &mut raw)
             });
             if let Err(e) = got {
                 self.count_error(&e);
@@ -280,7 +321,7 @@ impl Endpoint {
                 if s.truncated || s.len > window {
                     self.count_oversized(s.len, window, from);
                 } else {
-                    batch.kept.push((s.slot, s.len, from));
+                    batch.kept.push((s.slot, s.len, from, s.local));
                 }
             }
             if !raw.is_empty() {
@@ -332,12 +373,26 @@ impl Endpoint {
         &self,
         datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
     ) -> io::Result<usize> {
+        self.try_send_batch_from(datagrams.into_iter().map(|(p, to)| (p, to, None)))
+    }
+
+    /// [`try_send_batch`](Self::try_send_batch) with the local address to send each
+    /// datagram from (`None`: the kernel's choice), for a socket bound to a wildcard
+    /// address that answers from the address it was called on (see
+    /// [`enable_local_addr`](Self::enable_local_addr); Linux, elsewhere the source is
+    /// ignored). One system call sends from one source, so a batch also stops where
+    /// the source changes.
+    pub fn try_send_batch_from<'a>(
+        &self,
+        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr, Option<IpAddr>)>,
+    ) -> io::Result<usize> {
         let mut datagrams = Some(datagrams);
         let result = self.socket.try_io(Interest::WRITABLE, || {
             // `try_io` runs this once; the `Option` only lets the iterator move in.
             batch::sys_send(
                 &self.socket,
                 &self.gso,
+                self.v6,
                 datagrams.take().into_iter().flatten(),
             )
         });
