@@ -327,10 +327,7 @@ async fn a_newcomer_is_handed_the_values_it_is_nearer_to() {
     .await
     .unwrap();
     // A bare ping makes `near` known to the holder, who then hands it the value.
-    near.node()
-        .call(holder.local_addr(), "ping", vec![bin(&near.id().0)])
-        .await
-        .unwrap();
+    assert_eq!(near.introduce(&[holder.local_addr()]).await, 1);
     let mut got = None;
     for _ in 0..50 {
         got = near.local_value(&key);
@@ -486,10 +483,10 @@ async fn a_full_bucket_keeps_its_oldest_contact_while_it_answers_pings() {
     let b = with_id(0x80, 1, 1, 1201).await;
     let c = with_id(0x80, 2, 1, 1202).await;
     assert_eq!(b.introduce(&[a.local_addr()]).await, 1);
-    let before = b.node().stats().core.datagrams_in;
+    let before = b.stats().rpc.datagrams_in;
     assert_eq!(c.introduce(&[a.local_addr()]).await, 1);
     // a pings b (b's next datagram in), b answers: b stays, c waits as a replacement.
-    assert!(eventually(|| b.node().stats().core.datagrams_in > before).await);
+    assert!(eventually(|| b.stats().rpc.datagrams_in > before).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let ids: Vec<NodeId> = a.contacts().iter().map(|x| x.id).collect();
     assert_eq!(ids, vec![b.id()]);
@@ -577,7 +574,7 @@ async fn a_flood_of_made_up_contacts_keeps_buckets_bounded_and_the_node_answerin
         .unwrap();
     assert_eq!(pong, bin(&dht.id().0));
     assert!(
-        eventually(|| dht.node().stats().core.malformed >= 1).await,
+        eventually(|| dht.stats().rpc.malformed >= 1).await,
         "malformed datagrams counted"
     );
     client.shutdown().await;

@@ -169,6 +169,11 @@ pub struct NodeConfig {
     pub persistence: bool,
     /// The RPC endpoint's limits (the dialect must stay rpcudp for Python `kademlia`).
     pub endpoint: EndpointConfig,
+    /// Whether a node that only called us is verified (pinged after
+    /// [`verify_delay`](Self::verify_delay)) before it is inserted. Default true. `false`
+    /// inserts every caller at once, as Python `kademlia` does (its one-shot clients then
+    /// stay in tables until an RPC to them fails).
+    pub verify_callers: bool,
 }
 
 impl Default for NodeConfig {
@@ -196,6 +201,7 @@ impl Default for NodeConfig {
             max_due_per_timeout: 64,
             persistence: true,
             endpoint: EndpointConfig::default(),
+            verify_callers: true,
         }
     }
 }
@@ -579,6 +585,22 @@ impl Node {
         self.check_running()?;
         self.touch_clock(now);
         let q = self.start_bootstrap(now, addrs);
+        self.after_input(now, None);
+        Ok(q)
+    }
+
+    /// Pings every address in `addrs` and inserts those that answer, without the lookup
+    /// of its own id that [`bootstrap`](Self::bootstrap) does next: enough for a
+    /// short-lived node that runs one `set` or `get`. Ends with
+    /// [`QueryOutcome::Bootstrap`] (its `contacts` empty).
+    pub fn introduce(
+        &mut self,
+        now: Instant,
+        addrs: &[SocketAddr],
+    ) -> Result<QueryId, CommandError> {
+        self.check_running()?;
+        self.touch_clock(now);
+        let q = self.start_pings(now, addrs, query::Purpose::Introduce);
         self.after_input(now, None);
         Ok(q)
     }

@@ -186,6 +186,14 @@ impl Node {
                 return;
             }
         }
+        if !self.config.verify_callers {
+            // Python's rule: every caller is inserted at once.
+            let contact = Contact::new(id, from);
+            let known = self.table.find(&id);
+            let outcome = self.table.insert(contact, now);
+            self.on_insert(now, contact, known, outcome);
+            return;
+        }
         if self.verify_pending.contains(&from) {
             return;
         }
