@@ -116,24 +116,21 @@ async fn a_dead_node_costs_a_lookup_only_a_timeout_and_is_dropped() {
     dead.shutdown().await;
     let asker = &nodes[6];
     assert!(asker.contacts().iter().any(|c| c.id == dead_id));
-    // A node lookup asks everyone, the dead one included: it waits one RPC timeout for
-    // it (alpha lets the others go on meanwhile), not one per round. The upper bound is
-    // four timeouts so that a loaded machine cannot fail it; the lower one cannot be
-    // missed, as a timer never fires early.
+    // A node lookup asks everyone, the dead one included: it stops waiting for it after
+    // that contact's RTO (issue 9: measured round trips, at most the RPC timeout), and
+    // alpha lets the others go on meanwhile: one timeout at most, not one per round. The
+    // bound is four timeouts so that a loaded machine cannot fail it.
     let started = std::time::Instant::now();
     asker.set("other", Value::from(1)).await.unwrap();
     let took = started.elapsed();
-    assert!(
-        took >= RPC_TIMEOUT,
-        "the dead node was waited for: {took:?}"
-    );
     assert!(
         took < RPC_TIMEOUT * 4,
         "one timeout, not one per round: {took:?}"
     );
     assert_eq!(asker.get("k").await.unwrap(), Some(Value::from("v")));
+    // Dropped once an RPC to it failed: at most the RPC timeout after it was sent.
     assert!(
-        !asker.contacts().iter().any(|c| c.id == dead_id),
+        eventually(|| !asker.contacts().iter().any(|c| c.id == dead_id)).await,
         "the dead node is dropped from the routing table"
     );
     stop(&nodes).await;
@@ -618,6 +615,8 @@ async fn a_found_value_is_copied_to_the_nearest_node_asked_that_lacked_it() {
         asker.get_digest(key).await.unwrap(),
         Some(Value::from("copy me"))
     );
+    // The copy is sent as the get ends (not awaited by it).
+    assert!(eventually(|| near.local_value(&key).is_some()).await);
     assert_eq!(near.local_value(&key), Some(Value::from("copy me")));
     client.shutdown().await;
     stop(&[near, holder, asker]).await;
