@@ -51,7 +51,7 @@ impl WallClock {
         }
     }
 
-    pub fn to_unix_ms(&self, at: Instant) -> u64 {
+    pub fn to_unix_ms(self, at: Instant) -> u64 {
         match at.checked_duration_since(self.instant) {
             Some(d) => self.unix_ms.saturating_add(d.as_millis() as u64),
             None => self
@@ -61,7 +61,7 @@ impl WallClock {
     }
 
     /// `None` if that time is before the pairing's instant can express (long past).
-    pub fn to_instant(&self, unix_ms: u64) -> Option<Instant> {
+    pub fn to_instant(self, unix_ms: u64) -> Option<Instant> {
         if unix_ms >= self.unix_ms {
             self.instant
                 .checked_add(Duration::from_millis(unix_ms - self.unix_ms))
@@ -261,12 +261,12 @@ pub(crate) fn spawn_writer(
     Ok((tx, thread))
 }
 
-fn write(db: &Database, jobs: &[Job]) -> Result<(), redb::Error> {
-    let txn = db.begin_write()?;
+fn write(db: &Database, jobs: &[Job]) -> Result<(), Box<redb::Error>> {
+    let txn = db.begin_write().map_err(boxed)?;
     {
-        let mut contacts = txn.open_table(CONTACTS)?;
-        let mut copies = txn.open_table(COPIES)?;
-        let mut published = txn.open_table(PUBLISHED)?;
+        let mut contacts = txn.open_table(CONTACTS).map_err(boxed)?;
+        let mut copies = txn.open_table(COPIES).map_err(boxed)?;
+        let mut published = txn.open_table(PUBLISHED).map_err(boxed)?;
         for job in jobs {
             match job {
                 Job::Store {
@@ -280,25 +280,35 @@ fn write(db: &Database, jobs: &[Job]) -> Result<(), redb::Error> {
                     value,
                     expires_unix_ms,
                 } => {
-                    copies.insert(&key.0[..], encode_copy(*expires_unix_ms, value).as_slice())?;
+                    copies
+                        .insert(&key.0[..], encode_copy(*expires_unix_ms, value).as_slice())
+                        .map_err(boxed)?;
                 }
                 Job::Remove(key) => {
-                    copies.remove(&key.0[..])?;
+                    copies.remove(&key.0[..]).map_err(boxed)?;
                 }
                 Job::Publish { key, value } => {
-                    published.insert(&key.0[..], encode(value).as_slice())?;
+                    published
+                        .insert(&key.0[..], encode(value).as_slice())
+                        .map_err(boxed)?;
                 }
                 Job::ContactUpsert(c) => {
-                    contacts.insert(&c.id.0[..], c.addr.to_string().as_str())?;
+                    contacts
+                        .insert(&c.id.0[..], c.addr.to_string().as_str())
+                        .map_err(boxed)?;
                 }
                 Job::ContactRemove(id) => {
-                    contacts.remove(&id.0[..])?;
+                    contacts.remove(&id.0[..]).map_err(boxed)?;
                 }
             }
         }
     }
-    txn.commit()?;
+    txn.commit().map_err(boxed)?;
     Ok(())
+}
+
+fn boxed(e: impl Into<redb::Error>) -> Box<redb::Error> {
+    Box::new(e.into())
 }
 
 #[cfg(test)]
