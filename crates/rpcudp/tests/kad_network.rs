@@ -621,3 +621,141 @@ async fn a_found_value_is_copied_to_the_nearest_node_asked_that_lacked_it() {
     client.shutdown().await;
     stop(&[near, holder, asker]).await;
 }
+
+#[tokio::test]
+async fn a_shut_down_node_refuses_get_set_and_bootstrap_with_shut_down() {
+    let nodes = network(2, 1600).await;
+    nodes[1].set("kept", Value::from(1)).await.unwrap();
+    // It holds the value locally, and would answer a get from its own copy if running.
+    assert_eq!(nodes[1].get("kept").await.unwrap(), Some(Value::from(1)));
+    nodes[1].shutdown().await;
+    assert!(matches!(
+        nodes[1].get("kept").await,
+        Err(rpcudp::kad::DhtError::ShutDown)
+    ));
+    assert!(matches!(
+        nodes[1].set("other", Value::from(2)).await,
+        Err(rpcudp::kad::DhtError::ShutDown)
+    ));
+    assert!(matches!(
+        nodes[1].try_bootstrap(&[nodes[0].local_addr()]).await,
+        Err(rpcudp::kad::DhtError::ShutDown)
+    ));
+    assert_eq!(nodes[1].bootstrap(&[nodes[0].local_addr()]).await, 0);
+    // A second shutdown (a clone's) is harmless.
+    nodes[1].clone().shutdown().await;
+    nodes[0].shutdown().await;
+}
+
+#[tokio::test]
+async fn two_nodes_given_the_same_seed_are_counted_and_named_in_the_error() {
+    let first = Dht::start(local(), config(1700)).await.unwrap();
+    let twin = Dht::start(local(), config(1700)).await.unwrap();
+    assert_eq!(first.id(), twin.id(), "the same seed gives the same id");
+    // The only node it can reach has its own id: not a contact.
+    assert_eq!(twin.bootstrap(&[first.local_addr()]).await, 0);
+    assert!(twin.contacts().is_empty());
+    let err = twin.set("k", Value::from(1)).await.unwrap_err();
+    match &err {
+        rpcudp::kad::DhtError::SameId { contacts } => assert!(*contacts >= 1, "{err}"),
+        other => panic!("expected SameId, got {other:?}"),
+    }
+    assert!(err.to_string().contains("same seed"), "{err}");
+    assert!(matches!(
+        twin.get("k").await,
+        Err(rpcudp::kad::DhtError::SameId { .. })
+    ));
+    assert!(twin.stats().node.own_id_contacts >= 1);
+    stop(&[first, twin]).await;
+}
+
+#[tokio::test]
+async fn a_value_expires_after_its_ttl_and_is_gone_from_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = Duration::from_millis(1500);
+    let holder_config = DhtConfig {
+        value_ttl: ttl,
+        state_dir: Some(dir.path().join("state")),
+        ..config(1800)
+    };
+    let holder = Dht::start(local(), holder_config.clone()).await.unwrap();
+    let client = Node::bind(local()).await.unwrap();
+    let key = key_digest("short-lived");
+    let stored = client
+        .call(
+            holder.local_addr(),
+            "store",
+            vec![bin(&[0x66; 20]), bin(&key.0), Value::from("soon gone")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, Value::Boolean(true));
+    let find = |c: Node, to: SocketAddr| async move {
+        c.call(to, "find_value", vec![bin(&[0x66; 20]), bin(&key.0)])
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        find(client.clone(), holder.local_addr()).await,
+        Value::Map(vec![(Value::from("value"), Value::from("soon gone"))])
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    // Expired: find_value answers like find_node (the caller is left out: empty list).
+    assert_eq!(
+        find(client.clone(), holder.local_addr()).await,
+        Value::Array(vec![])
+    );
+    assert!(eventually(|| holder.local_value(&key).is_none()).await);
+    holder.shutdown().await;
+    // Deleted from the state file: a restart (with a long TTL) does not bring it back.
+    let again = Dht::start(
+        local(),
+        DhtConfig {
+            value_ttl: Duration::from_secs(3600),
+            ..holder_config
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.local_value(&key), None);
+    assert_eq!(again.stored_count(), 0);
+    client.shutdown().await;
+    again.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_held_value_keeps_its_expiry_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_state = |ttl| DhtConfig {
+        value_ttl: ttl,
+        state_dir: Some(dir.path().join("state")),
+        ..config(1900)
+    };
+    let holder = Dht::start(local(), with_state(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    let client = Node::bind(local()).await.unwrap();
+    let key = key_digest("restarted");
+    let stored = client
+        .call(
+            holder.local_addr(),
+            "store",
+            vec![bin(&[0x67; 20]), bin(&key.0), Value::from(5)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, Value::Boolean(true));
+    holder.shutdown().await;
+    // Restarted at once with a long TTL: the copy is back, with its old expiry (2 s
+    // after it was stored), not a new life.
+    let again = Dht::start(local(), with_state(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(again.local_value(&key), Some(Value::from(5)));
+    assert!(
+        eventually(|| again.local_value(&key).is_none()).await,
+        "expired at its persisted time"
+    );
+    client.shutdown().await;
+    again.shutdown().await;
+}
