@@ -123,6 +123,9 @@ async fn run_node(args: RunArgs) -> u8 {
         rpc_timeout: args.timeout,
         value_ttl: args.value_ttl,
         state_dir: args.state.clone(),
+        // A long-running node inserts a caller only once it answered a ping: one-shot
+        // `dht set`/`dht get` clients are gone by then and never handed out (issue 9 §4).
+        verify_callers: true,
         ..DhtConfig::default()
     };
     let dht = match Dht::start(bind, config).await {

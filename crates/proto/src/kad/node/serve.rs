@@ -53,7 +53,15 @@ impl Node {
             ("find_node" | "find_value", [sender, key]) => {
                 match (wire::parse_id(sender), wire::parse_id(key)) {
                     (Some(id), Some(key)) => {
-                        self.welcome(now, id, from);
+                        if key == id && method == "find_node" {
+                            // Looking up its own id is how a node joins (Kademlia's join,
+                            // Python's bootstrap): a node, not a one-shot client, and it
+                            // is alive right now. Inserted at once, so the network learns
+                            // it without waiting for the verification ping.
+                            self.insert_caller(now, id, from);
+                        } else {
+                            self.welcome(now, id, from);
+                        }
                         let held = (method == "find_value")
                             .then(|| self.records.get(&key, now).map(|h| h.value.clone()))
                             .flatten();
@@ -188,10 +196,7 @@ impl Node {
         }
         if !self.config.verify_callers {
             // Python's rule: every caller is inserted at once.
-            let contact = Contact::new(id, from);
-            let known = self.table.find(&id);
-            let outcome = self.table.insert(contact, now);
-            self.on_insert(now, contact, known, outcome);
+            self.insert_caller(now, id, from);
             return;
         }
         if self.verify_pending.contains(&from) {
@@ -204,5 +209,17 @@ impl Node {
         self.verify_pending.insert(from);
         self.verify_queue
             .push_back((now + self.config.verify_delay, Contact::new(id, from)));
+    }
+
+    /// Inserts a caller without verification (Python's rule, or a joining node).
+    fn insert_caller(&mut self, now: Instant, id: NodeId, from: SocketAddr) {
+        if id == self.id {
+            self.own_id_seen(from);
+            return;
+        }
+        let contact = Contact::new(id, from);
+        let known = self.table.find(&id);
+        let outcome = self.table.insert(contact, now);
+        self.on_insert(now, contact, known, outcome);
     }
 }
