@@ -65,6 +65,9 @@
 //!   [`NodeConfig::verify_delay`] later and inserted if it answers: a one-shot client
 //!   (joins, runs one `get`, exits) is gone by then and never pollutes the table, and
 //!   only contacts that answered us are handed out by `find_node` (issue 10's rule).
+//!   Two exceptions insert a caller at once: one that looks up its own id with
+//!   `find_node` (that is how a node joins, ours and Python's; a one-shot client never
+//!   does), and every caller when [`NodeConfig::verify_callers`] is off (Python's rule).
 //! - A contact that leaves a lookup's RPC unanswered past its RTO is suspect: not handed
 //!   out until it answers again. After [`NodeConfig::max_failures`] consecutive failed
 //!   RPCs (default 1, as Python), it is evicted (the freshest replacement takes its
