@@ -1,8 +1,8 @@
-//! A Kademlia DHT on UDP, interoperable with Python `kademlia` 2.2.3 (`docs/` and
-//! `shared/spec/wire.md` §3), persisting to redb: [`Dht`].
+//! A Kademlia DHT on UDP, interoperable with Python `kademlia` 2.2.3
+//! (`shared/spec/wire.md` §3), persisting to redb: [`Dht`].
 //!
 //! Owns: running the sans-IO node [`rpcudp_proto::kad::Node`] on a socket (on the generic
-//! [`Driver`](crate::driver::Driver), the same loop as the RPC node), turning its
+//! [`Driver`], the same loop as the RPC node), turning its
 //! events into answers for the callers of [`Dht::bootstrap`], [`Dht::set`] and
 //! [`Dht::get`], and redb persistence (`persist`). Does not own any protocol decision:
 //! serving the five RPCs, lookups, the hand-over to newcomers, refresh, republish,
