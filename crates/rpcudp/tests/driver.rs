@@ -221,3 +221,45 @@ async fn a_driver_whose_handles_are_all_dropped_stops_by_default() {
         .expect("the driver stops");
     assert_eq!(app.pings, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn resends_leave_on_the_cores_schedule_in_paused_time() {
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let client = Node::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut options = client.default_call_options();
+    options.attempt_timeout = Duration::from_secs(1);
+    options.max_attempt_timeout = Duration::from_secs(1);
+    options.backoff = 1.0;
+    options.jitter = 0.0;
+    options.retries = 2;
+    let started = tokio::time::Instant::now();
+    let to = silent.local_addr().unwrap();
+    let call = client.call_with(to, "ping", vec![], options);
+    let listen = async {
+        let mut buf = [0u8; 64];
+        let mut copies = Vec::new();
+        for _ in 0..3 {
+            let (n, _) = silent.recv_from(&mut buf).await.unwrap();
+            copies.push((buf[..n].to_vec(), started.elapsed()));
+        }
+        copies
+    };
+    let (result, copies) = tokio::join!(call, listen);
+    assert!(matches!(result, Err(CallError::Timeout(_))), "{result:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_millis(3500),
+        "{waited:?}"
+    );
+    // The same datagram (same message id) each time, one attempt timeout apart.
+    assert!(copies.iter().all(|(d, _)| *d == copies[0].0));
+    for (i, (_, at)) in copies.iter().enumerate() {
+        let want = Duration::from_secs(i as u64);
+        assert!(
+            *at >= want && *at < want + Duration::from_millis(100),
+            "copy {i} at {at:?}"
+        );
+    }
+    assert_eq!(client.stats().core.retries, 2);
+    client.shutdown().await;
+}

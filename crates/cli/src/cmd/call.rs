@@ -1,5 +1,5 @@
 //! `rpcudp call ADDR METHOD [ARG…] [--timeout SECS] [--retries N] [--dialect D]`
-//! (shared/spec/cli.md): one call, its answer printed as one JSON line.
+//! (docs/cli.md): one call, its answer printed as one JSON line.
 
 use crate::common::{self, HostPort};
 use crate::json_value;

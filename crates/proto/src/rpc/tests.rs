@@ -690,6 +690,9 @@ fn storj_response_over_8171_bytes_is_not_sent() {
     let config = EndpointConfig::for_dialect(Dialect::Storj);
     let now = t0();
     let mut b = Endpoint::new(config, 2);
+    // Answers far bigger than the requests: only to an address that proved it receives
+    // there (the amplification rule is tested in tests_limits.rs).
+    b.mark_validated(a_addr());
     for (i, n) in [(0u8, 8171 - 3), (1, 8172 - 3)] {
         b.handle_datagram(
             now,
@@ -766,12 +769,12 @@ fn unsendable_arguments_are_refused_before_anything_is_sent() {
     assert_eq!(
         r,
         Err(CallRefused::Unsendable(
-            crate::wire::value::SendError::DuplicateMapKey
+            crate::wire::value::UnsendableValue::DuplicateMapKey
         ))
     );
-    // Nesting: the decoder's 64 levels include the body and the args array.
+    // Nesting: the decoder's 512 levels include the body and the args array.
     let mut deep = Value::Nil;
-    for _ in 0..63 {
+    for _ in 0..511 {
         deep = Value::Array(vec![deep]);
     }
     let r = a.call(t0(), b_addr(), "m", &[deep], opts(5, 0));
@@ -784,7 +787,7 @@ fn unsendable_arguments_are_refused_before_anything_is_sent() {
 fn arguments_at_the_depth_limit_reach_the_callee() {
     let mut p = Pair::new();
     let mut deep = Value::Nil;
-    for _ in 0..62 {
+    for _ in 0..510 {
         deep = Value::Array(vec![deep]);
     }
     p.call("m", &[deep.clone()], opts(5, 0));
@@ -800,7 +803,7 @@ fn unsendable_response_is_not_sent_and_its_duplicates_are_dropped() {
     let req = drain(&mut p.a).remove(0);
     p.b.handle_datagram(p.now, a_addr(), &req.payload);
     let (token, _, _) = p.b_request();
-    let bad = Value::Map(vec![(Value::Array(vec![]), Value::Nil)]);
+    let bad = Value::Map(vec![(Value::Map(vec![]), Value::Nil)]);
     p.b.respond(p.now, token, &bad);
     assert!(drain(&mut p.b).is_empty());
     assert_eq!(p.b.stats().unsendable_responses, 1);

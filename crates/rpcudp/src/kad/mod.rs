@@ -51,10 +51,13 @@
 //! # Ok(()) }
 //! ```
 
+mod metrics_snapshot;
 mod persist;
 
 use crate::driver::{Application, Driver, DriverHandle, DriverStats, Flow};
 use crate::rpc::NodeConfig;
+use metrics_snapshot::LookupCounters;
+pub use metrics_snapshot::{BucketSnapshot, DhtSnapshot, LookupKind, LookupOutcome, LookupStats};
 use persist::{Job, WallClock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -222,14 +225,22 @@ struct Inner {
     view: Arc<Mutex<View>>,
     saved_contacts: Vec<Contact>,
     task: tokio::sync::Mutex<Option<JoinHandle<App>>>,
+    /// Lookups by kind and outcome, for [`Dht::metrics_snapshot`].
+    lookups: Arc<LookupCounters>,
+    /// The driver's clock paired with the wall clock at start (for the snapshot's ages).
+    clock: WallClock,
+    value_ttl: Duration,
 }
 
 /// What the handle's synchronous getters read: kept by the application as events come.
 #[derive(Default)]
 struct View {
     contacts: Vec<Contact>,
-    values: HashMap<NodeId, Arc<Value>>,
+    /// The copies held here and when they expire.
+    values: HashMap<NodeId, (Arc<Value>, Instant)>,
     stats: DhtStats,
+    /// The RPC layer's counters in the RPC node's shape (for [`crate::metrics`]).
+    rpc: crate::rpc::NodeStats,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -278,6 +289,7 @@ struct App {
     contacts_changed: bool,
     writer: Option<Writer>,
     own_id_warned: bool,
+    lookups: Arc<LookupCounters>,
 }
 
 struct Writer {
@@ -286,7 +298,7 @@ struct Writer {
     thread: Option<std::thread::JoinHandle<()>>,
     clock: WallClock,
     /// Stores handed to the writer and not yet durable, with their value for the view.
-    pending: HashMap<StoreToken, (NodeId, Arc<Value>)>,
+    pending: HashMap<StoreToken, (NodeId, Arc<Value>, Instant)>,
 }
 
 impl App {
@@ -304,8 +316,28 @@ impl Application<core::Node> for App {
 
     fn on_event(&mut self, node: &mut core::Node, now: Instant, event: Event) {
         match event {
-            Event::QueryFinished { id, result, .. } => {
+            Event::QueryFinished { id, result, stats } => {
                 self.contacts_changed = true;
+                let took = stats.finished.saturating_duration_since(stats.started);
+                match &result {
+                    Ok(QueryOutcome::Get { value }) => {
+                        self.lookups
+                            .record(true, stats.messages as usize, value.is_some(), took)
+                    }
+                    Ok(QueryOutcome::Bootstrap { contacts, .. }) => {
+                        self.lookups.record(false, contacts.len(), false, took)
+                    }
+                    Ok(QueryOutcome::Set {
+                        acknowledged,
+                        stored_locally,
+                    }) => self.lookups.record(
+                        false,
+                        acknowledged + usize::from(*stored_locally),
+                        false,
+                        took,
+                    ),
+                    Err(_) => {}
+                }
                 let Some(reply) = self.replies.remove(&id) else {
                     return;
                 };
@@ -339,7 +371,7 @@ impl Application<core::Node> for App {
             } => match &mut self.writer {
                 Some(w) => {
                     let expires_unix_ms = w.clock.to_unix_ms(expires_at);
-                    w.pending.insert(token, (key, value.clone()));
+                    w.pending.insert(token, (key, value.clone(), expires_at));
                     let job = Job::Store {
                         token,
                         key,
@@ -353,7 +385,7 @@ impl Application<core::Node> for App {
                 }
                 None => {
                     // In memory: kept as soon as the node keeps it.
-                    lock(&self.view).values.insert(key, value);
+                    lock(&self.view).values.insert(key, (value, expires_at));
                     node.store_durable(now, token);
                 }
             },
@@ -362,7 +394,9 @@ impl Application<core::Node> for App {
                 value,
                 expires_at,
             } => {
-                lock(&self.view).values.insert(key, value.clone());
+                lock(&self.view)
+                    .values
+                    .insert(key, (value.clone(), expires_at));
                 if let Some(w) = &self.writer {
                     let expires_unix_ms = w.clock.to_unix_ms(expires_at);
                     self.job(Job::Copy {
@@ -463,8 +497,8 @@ impl Application<core::Node> for App {
                     any = true;
                     let kept = w.pending.remove(&token);
                     if ok {
-                        if let Some((key, value)) = kept {
-                            lock(&self.view).values.insert(key, value);
+                        if let Some((key, value, expires_at)) = kept {
+                            lock(&self.view).values.insert(key, (value, expires_at));
                         }
                         node.store_durable(now, token);
                     } else {
@@ -490,6 +524,15 @@ impl Application<core::Node> for App {
         view.stats.node.clone_from(node.stats());
         view.stats.rpc = node.endpoint().stats().clone();
         view.stats.io = *io;
+        let ep = node.endpoint();
+        view.rpc.core = ep.stats().clone();
+        view.rpc.send_errors = io.send_errors;
+        view.rpc.recv_errors = io.recv_errors;
+        // Requests with an unknown method or wrong arguments: not answered, as a Python
+        // handler that raised.
+        view.rpc.handler_failures = node.stats().bad_requests;
+        view.rpc.calls_outstanding = ep.outstanding_calls();
+        view.rpc.dedup_entries = ep.dedup_entries();
     }
 
     fn on_stop(&mut self, node: &mut core::Node, now: Instant) {
@@ -542,10 +585,12 @@ impl Dht {
         let mut node = core::Node::new(node_config, id, node_seed);
         let now = tokio::time::Instant::now().into_std();
         let view = Arc::new(Mutex::new(View::default()));
+        let lookups = Arc::new(LookupCounters::default());
+        let wall = WallClock::at(now);
         let mut saved_contacts = Vec::new();
         let writer = match loaded {
             Some(loaded) => {
-                let clock = WallClock::at(now);
+                let clock = wall;
                 {
                     let mut v = lock(&view);
                     for (key, value, expires_unix_ms) in loaded.copies {
@@ -554,7 +599,7 @@ impl Dht {
                         };
                         node.load_record(now, key, value, expires_at);
                         if let Some(v2) = node.local_value(&key, now) {
-                            v.values.insert(key, v2);
+                            v.values.insert(key, (v2, expires_at));
                         }
                     }
                 }
@@ -582,6 +627,7 @@ impl Dht {
             contacts_changed: false,
             writer,
             own_id_warned: false,
+            lookups: lookups.clone(),
         };
         let (driver, handle) = Driver::with_recv_buffer(
             socket,
@@ -599,6 +645,9 @@ impl Dht {
                 view,
                 saved_contacts,
                 task: tokio::sync::Mutex::new(Some(task)),
+                lookups,
+                clock: wall,
+                value_ttl: config.value_ttl,
             }),
         })
     }
@@ -628,7 +677,7 @@ impl Dht {
         lock(&self.inner.view)
             .values
             .get(key)
-            .map(|v| (**v).clone())
+            .map(|(v, _)| (**v).clone())
     }
 
     /// How many values this node holds.
@@ -639,6 +688,12 @@ impl Dht {
     /// The node's counters (own-id contacts, evictions, datagrams, ...).
     pub fn stats(&self) -> DhtStats {
         lock(&self.inner.view).stats.clone()
+    }
+
+    /// The RPC layer's counters in the shape of [`crate::rpc::Node::stats`] (datagrams,
+    /// drops, calls in flight), as of the driver's last round.
+    pub fn rpc_stats(&self) -> crate::rpc::NodeStats {
+        lock(&self.inner.view).rpc.clone()
     }
 
     async fn command<T>(

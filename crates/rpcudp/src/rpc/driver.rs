@@ -368,6 +368,8 @@ impl Application<Endpoint> for NodeApp {
         s.handler_panics = self.counters.handler_panics;
         s.handlers_running = self.running.len();
         s.calls_outstanding = self.calls.len();
+        s.dedup_entries = core.dedup_entries();
+        s.dedup_bytes = core.dedup_bytes();
     }
 
     fn on_stop(&mut self, core: &mut Endpoint, _now: Instant) {

@@ -1,7 +1,7 @@
 //! [`Endpoint`]: a bound UDP socket with oversize detection and counters.
 
 use super::batch::{self, RecvBatch};
-use super::config::{EndpointConfig, MAX_UDP_PAYLOAD};
+use super::config::{BindError, SocketConfig, MAX_UDP_PAYLOAD};
 use bytes::Bytes;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -58,7 +58,7 @@ pub struct EndpointStats {
 /// A bound UDP socket: the equivalent of Twisted's UDP port and its transport.
 ///
 /// Method kinds:
-/// - create: [`bind`](Self::bind), [`EndpointConfig::bind`] (every option), or adopt an
+/// - create: [`bind`](Self::bind), [`bind_with`](Self::bind_with) (every option), or adopt an
 ///   existing socket with [`from_std`](Self::from_std) / [`from_fd`](Self::from_fd);
 /// - unconnected traffic: [`send_to`](Self::send_to), [`recv_from`](Self::recv_from),
 ///   [`recv_datagram`](Self::recv_datagram), the stream [`datagrams`](Self::datagrams);
@@ -109,9 +109,15 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Binds a UDP socket to `addr` (port 0 picks any free port) with default options.
-    /// See [`EndpointConfig`] for the rest.
-    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Ok(EndpointConfig::new(addr).bind().await?)
+    pub async fn bind(addr: SocketAddr) -> Result<Self, BindError> {
+        Endpoint::bind_with(addr, SocketConfig::default()).await
+    }
+
+    /// Binds a UDP socket to `addr` with the options of `config`, applied before the bind.
+    pub async fn bind_with(addr: SocketAddr, config: SocketConfig) -> Result<Self, BindError> {
+        // Binding a UDP socket never blocks, so this is async only to keep the door open
+        // for options that would (and to match tokio's `UdpSocket::bind`).
+        config.bind_now(addr)
     }
 
     pub(crate) fn from_tokio(socket: tokio::net::UdpSocket, max_datagram: usize) -> Self {
@@ -190,10 +196,39 @@ impl Endpoint {
     }
 
     /// Sends one datagram to `target`.
+    ///
+    /// Sending to a broadcast address (`255.255.255.255`, a subnet's broadcast such as
+    /// `127.255.255.255`) needs [`set_broadcast(true)`](Self::set_broadcast) first; without
+    /// it the kernel refuses and the error (kind [`io::ErrorKind::PermissionDenied`]) says
+    /// so.
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        let n = self.socket.send_to(buf, target).await?;
+        let n = self
+            .socket
+            .send_to(buf, target)
+            .await
+            .map_err(|e| self.explain_send_error(e, target))?;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// The kernel refuses a datagram to a broadcast address with a bare EACCES when
+    /// `SO_BROADCAST` is off; name the address and the remedy instead.
+    fn explain_send_error(&self, e: io::Error, target: SocketAddr) -> io::Error {
+        if e.kind() == io::ErrorKind::PermissionDenied
+            && target.is_ipv4()
+            && matches!(self.socket.broadcast(), Ok(false))
+        {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "sending to {target} was refused ({e}); if it is a broadcast address, \
+                     allow broadcasting first: Endpoint::set_broadcast(true), or \
+                     `broadcast: true` in its SocketConfig"
+                ),
+            )
+        } else {
+            e
+        }
     }
 
     /// Receives one datagram into `buf`, returning its length and sender.
@@ -486,7 +521,13 @@ impl Endpoint {
 
     /// Sends one datagram to the connected peer.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let result = self.socket.send(buf).await;
+        let result = match self.socket.send(buf).await {
+            Err(e) => match self.socket.peer_addr() {
+                Ok(peer) => Err(self.explain_send_error(e, peer)),
+                Err(_) => Err(e),
+            },
+            ok => ok,
+        };
         match &result {
             Ok(_) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
