@@ -324,6 +324,10 @@ impl Node {
                 }
             }
             CallKind::Verify | CallKind::Recheck => {
+                if p.kind == CallKind::Verify {
+                    // A ping sent at once (`insert_caller`) is pending until it ends.
+                    self.verify_pending.remove(&p.to);
+                }
                 if p.kind == CallKind::Recheck {
                     self.rechecks_in_flight = self.rechecks_in_flight.saturating_sub(1);
                     if let Some(info) = self.peers.get_mut(&p.to) {
