@@ -113,7 +113,14 @@ fn set_then_get_round_trips_every_value_kind() {
         .map(|(key, value, json, shown)| {
             std::thread::spawn(move || {
                 let (_a, a, _) = run_node(&[]);
-                let (_b, b, _) = run_node(&["--bootstrap", &a.to_string()]);
+                let (b_node, b, _) = run_node(&["-v", "--bootstrap", &a.to_string()]);
+                // Once B has joined (its lookup answered; A pinged it, as A hands out
+                // only contacts that answered it), both nodes take the value.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline && !b_node.stderr().contains("answered;") {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                std::thread::sleep(Duration::from_millis(100));
                 let s = set(a, key, value, json);
                 assert_eq!(s.code, 0, "set {key}: {}", s.stderr);
                 assert_eq!(s.stdout, vec!["stored on 2 nodes".to_string()], "set {key}");

@@ -1175,10 +1175,13 @@ impl Node {
                 break;
             };
             self.verify_pending.remove(&contact.addr);
+            // Inserted meanwhile and verified: nothing to check. (Inserted unverified, e.g.
+            // by Python's rule, it is still pinged, so that it can be handed out.)
             if self
                 .table
                 .find(&contact.id)
                 .is_some_and(|c| c.addr == contact.addr)
+                && self.table.is_verified(&contact.id)
             {
                 continue;
             }

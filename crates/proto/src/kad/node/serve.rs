@@ -231,11 +231,9 @@ impl Node {
         self.on_insert(now, contact, known, outcome);
         // Handed out only once verified: ping it now (it just called, so it is there).
         let stored_here = self.table.find(&id).is_some_and(|c| c.addr == from);
-        if ping_now
-            && stored_here
-            && !self.table.is_verified(&id)
-            && self.verify_pending.insert(from)
-        {
+        // (Even if a verification is queued for later: it joined, it is there now.)
+        if ping_now && stored_here && !self.table.is_verified(&id) {
+            self.verify_pending.insert(from);
             let args = [wire::id_value(&self.id)];
             if self
                 .send_rpc(
