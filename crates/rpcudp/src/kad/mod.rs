@@ -578,6 +578,9 @@ impl Dht {
             value_ttl: config.value_ttl,
             max_records: config.max_records,
             verify_callers: config.verify_callers,
+            // A node joining (its own-id lookup) is learned at once; our one-shot
+            // clients (`Dht::introduce`) never look up their own id.
+            insert_joining: true,
             persistence: true,
             endpoint: config.node.endpoint.clone(),
             ..core::NodeConfig::default()

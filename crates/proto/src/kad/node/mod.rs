@@ -82,9 +82,10 @@
 //!   [`NodeConfig::verify_delay`] later and inserted if it answers: a one-shot client
 //!   (joins, runs one `get`, exits) is gone by then and never pollutes the table, and
 //!   only contacts that answered us are handed out by `find_node` (issue 10's rule).
-//!   Two exceptions insert a caller at once: one that looks up its own id with
-//!   `find_node` (that is how a node joins, ours and Python's; a one-shot client never
-//!   does), and every caller when [`NodeConfig::verify_callers`] is off (Python's rule).
+//!   Two exceptions insert a caller at once (and ping it, so that it is handed out once
+//!   it answered): with [`NodeConfig::insert_joining`], one that looks up its own id
+//!   with `find_node` (that is how a node joins), and every caller when
+//!   [`NodeConfig::verify_callers`] is off (Python's rule).
 //! - A contact that leaves an RPC unanswered past its RTO is suspect: not handed out nor
 //!   used to start lookups until it answers again. When the RPC fails (after a few
 //!   RTOs, at most `rpc_timeout`) the contact is pinged once; after [`NodeConfig::max_failures`]
@@ -210,6 +211,13 @@ pub struct NodeConfig {
     /// inserts every caller at once, as Python `kademlia` does (its one-shot clients then
     /// stay in tables until an RPC to them fails).
     pub verify_callers: bool,
+    /// With [`verify_callers`](Self::verify_callers): whether a caller that looks up its
+    /// own id with `find_node` (how a node joins) is inserted (and pinged) at once
+    /// instead of after `verify_delay`, so that a network learns a joining node at once.
+    /// One-shot clients that join that way (Python's, or ones using
+    /// [`bootstrap`](Node::bootstrap)) are then inserted too; ours use
+    /// [`introduce`](Node::introduce) and are not. Default false.
+    pub insert_joining: bool,
 }
 
 impl Default for NodeConfig {
@@ -241,6 +249,7 @@ impl Default for NodeConfig {
             persistence: true,
             endpoint: EndpointConfig::default(),
             verify_callers: true,
+            insert_joining: false,
         }
     }
 }

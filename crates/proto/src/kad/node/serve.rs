@@ -53,7 +53,7 @@ impl Node {
             ("find_node" | "find_value", [sender, key]) => {
                 match (wire::parse_id(sender), wire::parse_id(key)) {
                     (Some(id), Some(key)) => {
-                        if key == id && method == "find_node" {
+                        if key == id && method == "find_node" && self.config.insert_joining {
                             // Looking up its own id is how a node joins (Kademlia's join,
                             // Python's bootstrap): a node, not a one-shot client, and it
                             // is alive right now. Inserted at once, so the network learns
