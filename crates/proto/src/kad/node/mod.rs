@@ -1190,7 +1190,7 @@ impl Node {
                 .table
                 .find(&contact.id)
                 .is_some_and(|c| c.addr == contact.addr)
-                && self.table.is_verified(&contact.id)
+                && (self.table.is_verified(&contact.id) || !self.config.insert_joining)
             {
                 continue;
             }
