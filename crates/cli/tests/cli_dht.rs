@@ -113,7 +113,14 @@ fn set_then_get_round_trips_every_value_kind() {
         .map(|(key, value, json, shown)| {
             std::thread::spawn(move || {
                 let (_a, a, _) = run_node(&[]);
-                let (_b, b, _) = run_node(&["--bootstrap", &a.to_string()]);
+                let (b_node, b, _) = run_node(&["-v", "--bootstrap", &a.to_string()]);
+                // Once B has joined (its lookup answered; A pinged it, as A hands out
+                // only contacts that answered it), both nodes take the value.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline && !b_node.stderr().contains("answered;") {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                std::thread::sleep(Duration::from_millis(100));
                 let s = set(a, key, value, json);
                 assert_eq!(s.code, 0, "set {key}: {}", s.stderr);
                 assert_eq!(s.stdout, vec!["stored on 2 nodes".to_string()], "set {key}");
@@ -265,4 +272,53 @@ fn ipv6_nodes_store_and_find_a_key() {
     );
     let g = get(addr, "six");
     assert_eq!(g.stdout, vec!["over ipv6".to_string()], "{}", g.stderr);
+}
+
+#[test]
+fn a_value_is_not_found_once_its_value_ttl_passed() {
+    let (_a, a, _) = run_node(&["--value-ttl", "2"]);
+    let (_b, _, _) = run_node(&["--value-ttl", "2", "--bootstrap", &a.to_string()]);
+    let s = set(a, "ephemeral", "here for now", false);
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    let g = get(a, "ephemeral");
+    assert_eq!(g.stdout, vec!["here for now".to_string()], "{}", g.stderr);
+    // Stored at most a few hundred ms before the get above; 2 s after that, both copies
+    // have expired and no node serves it.
+    std::thread::sleep(Duration::from_millis(2500));
+    let gone = get(a, "ephemeral");
+    assert_eq!(gone.code, 1, "still found: {:?}", gone.stdout);
+    assert!(gone.stderr.contains("not found"), "{}", gone.stderr);
+}
+
+#[test]
+fn a_node_with_our_own_id_is_logged_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_a = state_arg(dir.path());
+    let (mut first, _, id) = run_node(&["--state", &state_a]);
+    assert!(first.terminate(Duration::from_secs(10)).is_some());
+    // A copy of the state folder: the same id, as two nodes given the same seed have.
+    let state_b = dir.path().join("copy").to_string_lossy().into_owned();
+    std::fs::create_dir_all(&state_b).unwrap();
+    std::fs::copy(
+        Path::new(&state_a).join("dht.redb"),
+        Path::new(&state_b).join("dht.redb"),
+    )
+    .unwrap();
+    let (_a, a, a_id) = run_node(&["--state", &state_a]);
+    let (b, _, b_id) = run_node(&["--state", &state_b, "--bootstrap", &a.to_string()]);
+    assert_eq!(a_id, id);
+    assert_eq!(b_id, id, "the copy has the same id");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !b.stderr().contains("own id") {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = b.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "has this node's own id {}",
+            &id["node id ".len()..]
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("same seed"), "{stderr}");
 }

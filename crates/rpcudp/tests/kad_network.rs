@@ -116,24 +116,21 @@ async fn a_dead_node_costs_a_lookup_only_a_timeout_and_is_dropped() {
     dead.shutdown().await;
     let asker = &nodes[6];
     assert!(asker.contacts().iter().any(|c| c.id == dead_id));
-    // A node lookup asks everyone, the dead one included: it waits one RPC timeout for
-    // it (alpha lets the others go on meanwhile), not one per round. The upper bound is
-    // four timeouts so that a loaded machine cannot fail it; the lower one cannot be
-    // missed, as a timer never fires early.
+    // A node lookup asks everyone, the dead one included: it stops waiting for it after
+    // that contact's RTO (issue 9: measured round trips, at most the RPC timeout), and
+    // alpha lets the others go on meanwhile: one timeout at most, not one per round. The
+    // bound is four timeouts so that a loaded machine cannot fail it.
     let started = std::time::Instant::now();
     asker.set("other", Value::from(1)).await.unwrap();
     let took = started.elapsed();
-    assert!(
-        took >= RPC_TIMEOUT,
-        "the dead node was waited for: {took:?}"
-    );
     assert!(
         took < RPC_TIMEOUT * 4,
         "one timeout, not one per round: {took:?}"
     );
     assert_eq!(asker.get("k").await.unwrap(), Some(Value::from("v")));
+    // Dropped once an RPC to it failed: at most the RPC timeout after it was sent.
     assert!(
-        !asker.contacts().iter().any(|c| c.id == dead_id),
+        eventually(|| !asker.contacts().iter().any(|c| c.id == dead_id)).await,
         "the dead node is dropped from the routing table"
     );
     stop(&nodes).await;
@@ -145,6 +142,11 @@ async fn rpcs_have_the_python_kademlia_shapes() {
     let server = dht.local_addr();
     let client = Node::bind(local()).await.unwrap();
     let me = NodeId::from_bytes([0x11; 20]);
+    // The client answers pings as a Kademlia peer does: a contact is handed out to
+    // others only once it answered one (SECURITY.md: verified contacts).
+    client.register("ping", move |_from, _args: Vec<Value>| async move {
+        Ok(bin(&me.0))
+    });
 
     // stun: the caller's address as [ip, port]; it does not add the caller.
     let stun = client.call(server, "stun", vec![]).await.unwrap();
@@ -327,10 +329,7 @@ async fn a_newcomer_is_handed_the_values_it_is_nearer_to() {
     .await
     .unwrap();
     // A bare ping makes `near` known to the holder, who then hands it the value.
-    near.node()
-        .call(holder.local_addr(), "ping", vec![bin(&near.id().0)])
-        .await
-        .unwrap();
+    assert_eq!(near.introduce(&[holder.local_addr()]).await, 1);
     let mut got = None;
     for _ in 0..50 {
         got = near.local_value(&key);
@@ -486,10 +485,10 @@ async fn a_full_bucket_keeps_its_oldest_contact_while_it_answers_pings() {
     let b = with_id(0x80, 1, 1, 1201).await;
     let c = with_id(0x80, 2, 1, 1202).await;
     assert_eq!(b.introduce(&[a.local_addr()]).await, 1);
-    let before = b.node().stats().core.datagrams_in;
+    let before = b.stats().rpc.datagrams_in;
     assert_eq!(c.introduce(&[a.local_addr()]).await, 1);
     // a pings b (b's next datagram in), b answers: b stays, c waits as a replacement.
-    assert!(eventually(|| b.node().stats().core.datagrams_in > before).await);
+    assert!(eventually(|| b.stats().rpc.datagrams_in > before).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let ids: Vec<NodeId> = a.contacts().iter().map(|x| x.id).collect();
     assert_eq!(ids, vec![b.id()]);
@@ -577,7 +576,7 @@ async fn a_flood_of_made_up_contacts_keeps_buckets_bounded_and_the_node_answerin
         .unwrap();
     assert_eq!(pong, bin(&dht.id().0));
     assert!(
-        eventually(|| dht.node().stats().core.malformed >= 1).await,
+        eventually(|| dht.stats().rpc.malformed >= 1).await,
         "malformed datagrams counted"
     );
     client.shutdown().await;
@@ -621,7 +620,148 @@ async fn a_found_value_is_copied_to_the_nearest_node_asked_that_lacked_it() {
         asker.get_digest(key).await.unwrap(),
         Some(Value::from("copy me"))
     );
+    // The copy is sent as the get ends (not awaited by it).
+    assert!(eventually(|| near.local_value(&key).is_some()).await);
     assert_eq!(near.local_value(&key), Some(Value::from("copy me")));
     client.shutdown().await;
     stop(&[near, holder, asker]).await;
+}
+
+#[tokio::test]
+async fn a_shut_down_node_refuses_get_set_and_bootstrap_with_shut_down() {
+    let nodes = network(2, 1600).await;
+    nodes[1].set("kept", Value::from(1)).await.unwrap();
+    // It holds the value locally, and would answer a get from its own copy if running.
+    assert_eq!(nodes[1].get("kept").await.unwrap(), Some(Value::from(1)));
+    nodes[1].shutdown().await;
+    assert!(matches!(
+        nodes[1].get("kept").await,
+        Err(rpcudp::kad::DhtError::ShutDown)
+    ));
+    assert!(matches!(
+        nodes[1].set("other", Value::from(2)).await,
+        Err(rpcudp::kad::DhtError::ShutDown)
+    ));
+    assert!(matches!(
+        nodes[1].try_bootstrap(&[nodes[0].local_addr()]).await,
+        Err(rpcudp::kad::DhtError::ShutDown)
+    ));
+    assert_eq!(nodes[1].bootstrap(&[nodes[0].local_addr()]).await, 0);
+    // A second shutdown (a clone's) is harmless.
+    nodes[1].clone().shutdown().await;
+    nodes[0].shutdown().await;
+}
+
+#[tokio::test]
+async fn two_nodes_given_the_same_seed_are_counted_and_named_in_the_error() {
+    let first = Dht::start(local(), config(1700)).await.unwrap();
+    let twin = Dht::start(local(), config(1700)).await.unwrap();
+    assert_eq!(first.id(), twin.id(), "the same seed gives the same id");
+    // The only node it can reach has its own id: not a contact.
+    assert_eq!(twin.bootstrap(&[first.local_addr()]).await, 0);
+    assert!(twin.contacts().is_empty());
+    let err = twin.set("k", Value::from(1)).await.unwrap_err();
+    match &err {
+        rpcudp::kad::DhtError::SameId { contacts } => assert!(*contacts >= 1, "{err}"),
+        other => panic!("expected SameId, got {other:?}"),
+    }
+    assert!(err.to_string().contains("same seed"), "{err}");
+    assert!(matches!(
+        twin.get("k").await,
+        Err(rpcudp::kad::DhtError::SameId { .. })
+    ));
+    assert!(twin.stats().node.own_id_contacts >= 1);
+    stop(&[first, twin]).await;
+}
+
+#[tokio::test]
+async fn a_value_expires_after_its_ttl_and_is_gone_from_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = Duration::from_millis(1500);
+    let holder_config = DhtConfig {
+        value_ttl: ttl,
+        state_dir: Some(dir.path().join("state")),
+        ..config(1800)
+    };
+    let holder = Dht::start(local(), holder_config.clone()).await.unwrap();
+    let client = Node::bind(local()).await.unwrap();
+    let key = key_digest("short-lived");
+    let stored = client
+        .call(
+            holder.local_addr(),
+            "store",
+            vec![bin(&[0x66; 20]), bin(&key.0), Value::from("soon gone")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, Value::Boolean(true));
+    let find = |c: Node, to: SocketAddr| async move {
+        c.call(to, "find_value", vec![bin(&[0x66; 20]), bin(&key.0)])
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        find(client.clone(), holder.local_addr()).await,
+        Value::Map(vec![(Value::from("value"), Value::from("soon gone"))])
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    // Expired: find_value answers like find_node (the caller is left out: empty list).
+    assert_eq!(
+        find(client.clone(), holder.local_addr()).await,
+        Value::Array(vec![])
+    );
+    assert!(eventually(|| holder.local_value(&key).is_none()).await);
+    holder.shutdown().await;
+    // Deleted from the state file: a restart (with a long TTL) does not bring it back.
+    let again = Dht::start(
+        local(),
+        DhtConfig {
+            value_ttl: Duration::from_secs(3600),
+            ..holder_config
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.local_value(&key), None);
+    assert_eq!(again.stored_count(), 0);
+    client.shutdown().await;
+    again.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_held_value_keeps_its_expiry_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_state = |ttl| DhtConfig {
+        value_ttl: ttl,
+        state_dir: Some(dir.path().join("state")),
+        ..config(1900)
+    };
+    // 4 s: long enough that a loaded machine restarts it before it expires.
+    let holder = Dht::start(local(), with_state(Duration::from_secs(4)))
+        .await
+        .unwrap();
+    let client = Node::bind(local()).await.unwrap();
+    let key = key_digest("restarted");
+    let stored = client
+        .call(
+            holder.local_addr(),
+            "store",
+            vec![bin(&[0x67; 20]), bin(&key.0), Value::from(5)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, Value::Boolean(true));
+    holder.shutdown().await;
+    // Restarted at once with a long TTL: the copy is back, with its old expiry (4 s
+    // after it was stored), not a new life.
+    let again = Dht::start(local(), with_state(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(again.local_value(&key), Some(Value::from(5)));
+    assert!(
+        eventually(|| again.local_value(&key).is_none()).await,
+        "expired at its persisted time"
+    );
+    client.shutdown().await;
+    again.shutdown().await;
 }

@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// Seconds each RPC waits for its answer.
     #[arg(long, default_value = "5", value_parser = parse_secs)]
     pub timeout: Duration,
+    /// Seconds a stored value lives without being stored again (default one week, as
+    /// Python `kademlia`); an expired value is no longer returned.
+    #[arg(long, default_value = "604800", value_parser = parse_ttl)]
+    pub value_ttl: Duration,
     /// Also serve Prometheus metrics at `http://ADDR/metrics` and the status at
     /// `/status` (port 0: any free port).
     #[arg(long)]
@@ -85,6 +89,19 @@ pub struct GetArgs {
     pub timeout: Duration,
 }
 
+/// A value lifetime in seconds: over 0, at most ten years (longer than any node runs).
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 315_360_000.0) {
+        return Err(format!(
+            "'{text}': seconds must be over 0 and at most 315360000 (ten years)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// Runs `rpcudp dht …`.
 pub async fn run(command: Command) -> u8 {
     match command {
@@ -111,7 +128,11 @@ async fn run_node(args: RunArgs) -> u8 {
         k: usize::from(args.ksize),
         alpha: usize::from(args.alpha),
         rpc_timeout: args.timeout,
+        value_ttl: args.value_ttl,
         state_dir: args.state.clone(),
+        // A long-running node inserts a caller only once it answered a ping: one-shot
+        // `dht set`/`dht get` clients are gone by then and never handed out (issue 9 §4).
+        verify_callers: true,
         ..DhtConfig::default()
     };
     let dht = match Dht::start(bind, config).await {

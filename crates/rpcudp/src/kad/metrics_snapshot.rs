@@ -1,9 +1,9 @@
 //! What a [`Dht`] shows an operator: a snapshot of its routing table, its store and its
 //! lookups, for [`crate::metrics`].
 //!
-//! It owns only the reading (and the lookup counters, which the lookup feeds): how the
+//! It owns only the reading (and the lookup counters, which finished queries feed): how the
 //! snapshot is exported (Prometheus text, the `/status` JSON) lives in `crate::metrics`.
-//! Taking a snapshot walks the table (at most 160 × k contacts) and the store's records,
+//! Taking a snapshot walks the table (at most 160 × k contacts) and the held values,
 //! so it is for a scrape every few seconds, never for a request path.
 
 use super::{lock, Contact, Dht, NodeId};
@@ -160,22 +160,31 @@ impl Dht {
             }
         }
         buckets.sort_by_key(|b| std::cmp::Reverse(b.index));
-        let records = lock(&self.inner.store).records();
-        let mut record_bytes = 0u64;
+        let (records, mut record_bytes, oldest_expiry) = {
+            let view = lock(&self.inner.view);
+            let values: Vec<_> = view.values.values().map(|(v, _)| v.clone()).collect();
+            let oldest = view.values.values().map(|(_, at)| *at).min();
+            (values, 0u64, oldest)
+        };
         let mut buf = Vec::new();
-        for (_, r) in &records {
+        for value in &records {
             buf.clear();
             // Writing to a Vec cannot fail.
-            let _ = rmpv::encode::write_value(&mut buf, &r.value);
+            let _ = rmpv::encode::write_value(&mut buf, value);
             record_bytes += buf.len() as u64;
         }
+        // A copy's life started one TTL before it expires (the oldest expires first);
+        // wall-clock time only here, for the operator.
+        let clock = self.inner.clock;
+        let oldest_record_unix = oldest_expiry
+            .map(|at| (clock.to_unix_ms(at) / 1000).saturating_sub(self.inner.value_ttl.as_secs()));
         DhtSnapshot {
             id: self.inner.id,
             contacts: contacts.len(),
             buckets,
             records: records.len(),
             record_bytes,
-            oldest_record_unix: records.iter().map(|(_, r)| r.stored_at).min(),
+            oldest_record_unix,
             lookups: self.inner.lookups.snapshot(),
         }
     }

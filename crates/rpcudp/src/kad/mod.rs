@@ -1,25 +1,33 @@
-//! A Kademlia DHT on the RPC [`Node`], interoperable with Python `kademlia` 2.2.3
-//! (`shared/spec/wire.md` §3), persisting to redb.
+//! A Kademlia DHT on UDP, interoperable with Python `kademlia` 2.2.3
+//! (`shared/spec/wire.md` §3), persisting to redb: [`Dht`].
 //!
-//! The routing table, the lookup state machine and the record store trait are the
-//! sans-IO pieces of [`rpcudp_proto::kad`]; this module makes the RPCs, sleeps, and
-//! writes to disk:
-//! - it serves `stun`, `ping`, `store`, `find_node` and `find_value` exactly as the Python
-//!   peer does (every call but `stun` offers the sender as a contact; a newcomer is handed
-//!   the values it is now nearer to; `find_node` never returns the asker nor a contact
-//!   whose id is the searched key);
-//! - [`Dht::bootstrap`], [`Dht::set`] (stores on the k nearest nodes) and [`Dht::get`]
-//!   run iterative lookups with alpha RPCs in flight;
-//! - with [`DhtConfig::state_dir`], the id, contacts (within a second of being learned)
-//!   and values are kept in a redb file; a `store` is answered only once its transaction
-//!   committed;
-//! - buckets without a lookup for [`DhtConfig::refresh_interval`] are refreshed and
-//!   values older than [`DhtConfig::republish_interval`] are stored again.
+//! Owns: running the sans-IO node [`rpcudp_proto::kad::Node`] on a socket (on the generic
+//! [`Driver`], the same loop as the RPC node), turning its
+//! events into answers for the callers of [`Dht::bootstrap`], [`Dht::set`] and
+//! [`Dht::get`], and redb persistence (`persist`). Does not own any protocol decision:
+//! serving the five RPCs, lookups, the hand-over to newcomers, refresh, republish,
+//! replication, value lifetimes, RTOs per contact and eviction are the node's (see its
+//! docs). No clock is read here but tokio's, once per driver round (so tests may pause
+//! time); wall-clock time is read only where persisted expiries are converted.
 //!
-//! What it does not do (like Python `kademlia`): values never expire and anyone may
-//! overwrite a key (no signatures); a known id heard from a new address takes that
-//! address. A full store ([`DhtConfig::max_records`]) refuses new keys: such a `store`
-//! gets no answer, so the caller counts it as not stored.
+//! - [`Dht::bootstrap`] pings the given addresses and looks up its own id;
+//!   [`Dht::set`] stores on the k nodes nearest the key (and here, if this node is among
+//!   them) and republishes while the node runs; [`Dht::get`] looks a key up.
+//! - Values live [`DhtConfig::value_ttl`] (default one week, as Python `kademlia`); an
+//!   expired value is no longer served, and is deleted from the state file too.
+//! - With [`DhtConfig::state_dir`], the id, contacts (within a second of being learned),
+//!   held copies (with their expiry) and published values are kept in a redb file; a
+//!   `store` is answered only once its transaction committed, so a kill -9 after the
+//!   acknowledgement loses nothing. A restart reloads them; [`Dht::rejoin`] joins again
+//!   through the saved contacts.
+//! - Two nodes must not share an id (the same [`DhtConfig::seed`] gives the same id): a
+//!   node that sees its own id logs it, counts it ([`DhtStats::node`]) and says so in
+//!   [`DhtError::SameId`].
+//!
+//! What it does not do (like Python `kademlia`): anyone may overwrite a key (no
+//! signatures); a known id heard from a new address takes that address. A full store
+//! ([`DhtConfig::max_records`]) refuses new keys: such a `store` gets no answer, so the
+//! caller counts it as not stored.
 //!
 //! ```
 //! use rpcudp::kad::{Dht, DhtConfig};
@@ -43,46 +51,50 @@
 //! # Ok(()) }
 //! ```
 
-mod lookup;
 mod metrics_snapshot;
 mod persist;
-mod serve;
-mod wire;
 
-use crate::rpc::{CallError, CallOptions, Node, NodeConfig};
-use futures::stream::{FuturesUnordered, StreamExt};
+use crate::driver::{Application, Driver, DriverHandle, DriverStats, Flow};
+use crate::rpc::NodeConfig;
+use metrics_snapshot::LookupCounters;
 pub use metrics_snapshot::{BucketSnapshot, DhtSnapshot, LookupKind, LookupOutcome, LookupStats};
-use persist::{ContactChange, RedbStore};
+use persist::{Job, WallClock};
 use rand::rngs::SmallRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rmpv::Value;
-pub use rpcudp_proto::kad::{is_storable, Contact, NodeId};
-use rpcudp_proto::kad::{
-    InsertOutcome, MemoryStore, Record, RecordStore, RoutingConfig, RoutingTable, StoreError,
-};
+use rpcudp_proto::kad::{self as core, CommandError, Event, QueryId, QueryOutcome, StoreToken};
+pub use rpcudp_proto::kad::{is_storable, Contact, NodeId, NodeStats};
 use sha1::{Digest, Sha1};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// How a [`Dht`] node behaves.
+/// How a [`Dht`] node behaves. Plain fields with [`Default`]; change what you need with
+/// struct update syntax.
 #[derive(Debug, Clone)]
 pub struct DhtConfig {
     /// Contacts per bucket and nodes a value is stored on (k). Default 20.
     pub k: usize,
     /// RPCs in flight per lookup (alpha). Default 3.
     pub alpha: usize,
-    /// How long each RPC waits for its answer. Default 5 s (the Python peer's).
+    /// The longest an RPC waits for its answer. Default 5 s (the Python peer's). A lookup
+    /// stops waiting for a contact sooner, after that contact's measured RTO.
     pub rpc_timeout: Duration,
     /// A bucket with no lookup for this long is refreshed by a lookup of a random id in
     /// it. Default one hour (as Python `kademlia`); `None` turns refreshing off.
     pub refresh_interval: Option<Duration>,
-    /// A value stored this long ago is stored again on the k nearest nodes. Default one
-    /// hour.
+    /// How often values are stored again: the ones this node published (republish) and,
+    /// while they are young, the copies it holds (replication). Default one hour; at
+    /// least one second is used.
     pub republish_interval: Duration,
+    /// How long a stored value lives without being stored again. Default one week (as
+    /// Python `kademlia`'s storage).
+    pub value_ttl: Duration,
     /// Where to keep the id, contacts and values (created if missing); `None` keeps
     /// everything in memory.
     pub state_dir: Option<PathBuf>,
@@ -92,9 +104,16 @@ pub struct DhtConfig {
     pub node_id: Option<NodeId>,
     /// Most values this node stores for others. Default 100,000.
     pub max_records: usize,
-    /// Seed for random ids (and the RPC node's message ids); `None` draws from the OS.
+    /// Seed for the random id (and message ids); `None` draws from the OS. Two nodes
+    /// given the same seed get the same id, which Kademlia cannot tell apart: give each
+    /// node its own seed.
     pub seed: Option<u64>,
-    /// The RPC node's configuration (the dialect must stay rpcudp for Python `kademlia`).
+    /// Whether a node that only called this one is pinged (a few seconds later) before
+    /// it enters the routing table, so that one-shot clients that left are never handed
+    /// out. Default false: every caller is inserted at once, as Python `kademlia` does.
+    pub verify_callers: bool,
+    /// The RPC layer's configuration: its endpoint limits (the dialect must stay rpcudp
+    /// for Python `kademlia`), the command queue and the receive buffer.
     pub node: NodeConfig,
 }
 
@@ -106,10 +125,12 @@ impl Default for DhtConfig {
             rpc_timeout: Duration::from_secs(5),
             refresh_interval: Some(Duration::from_secs(3600)),
             republish_interval: Duration::from_secs(3600),
+            value_ttl: Duration::from_secs(7 * 24 * 3600),
             state_dir: None,
             node_id: None,
             max_records: 100_000,
             seed: None,
+            verify_callers: false,
             node: NodeConfig::default(),
         }
     }
@@ -133,6 +154,33 @@ pub enum DhtError {
     /// [`Dht::bootstrap`] first.
     #[error("no known node: bootstrap first")]
     NoContacts,
+    /// This node knows no other node, and `contacts` nodes answered or called with this
+    /// node's own id. Remedy: give each node its own [`DhtConfig::seed`] (or its own
+    /// state folder).
+    #[error(
+        "no known node: {contacts} nodes had this node's own id (two nodes given the same seed or state?)"
+    )]
+    SameId {
+        /// Nodes seen with our own id.
+        contacts: u64,
+    },
+    /// The node was shut down ([`Dht::shutdown`]).
+    #[error("the DHT node is shut down")]
+    ShutDown,
+}
+
+impl From<CommandError> for DhtError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::ShutDown => DhtError::ShutDown,
+            CommandError::NotStorable => DhtError::NotStorable,
+            CommandError::NoContacts { own_id_contacts: 0 } => DhtError::NoContacts,
+            CommandError::NoContacts { own_id_contacts } => DhtError::SameId {
+                contacts: own_id_contacts,
+            },
+            other => DhtError::State(other.to_string()),
+        }
+    }
 }
 
 /// The sha1 digest a string key is stored under (as Python `kademlia`'s `digest`).
@@ -146,40 +194,53 @@ pub fn key_digest(key: impl AsRef<[u8]>) -> NodeId {
     NodeId::from_bytes(digest)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// A node's counters, as of the driver's last round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DhtStats {
+    /// The Kademlia node's: bad requests, own-id contacts, refused and failed stores,
+    /// expired values, evictions, hand-overs.
+    pub node: NodeStats,
+    /// The RPC layer's: datagrams in and out, malformed, timeouts.
+    pub rpc: crate::rpc::Stats,
+    /// The socket's: send and receive errors.
+    pub io: DriverStats,
 }
 
-/// A Kademlia node: an RPC [`Node`] serving the DHT methods, a routing table, a store.
+/// A Kademlia node on a UDP socket. See the [module docs](self).
 ///
 /// Cheap to clone; clones share the node. Start with [`start`](Dht::start), join with
 /// [`bootstrap`](Dht::bootstrap) (or [`rejoin`](Dht::rejoin) through saved contacts),
-/// then [`set`](Dht::set) / [`get`](Dht::get); [`shutdown`](Dht::shutdown) at the end.
-/// See the [module docs](self) for an example.
+/// then [`set`](Dht::set) / [`get`](Dht::get); [`shutdown`](Dht::shutdown) at the end,
+/// after which every command fails with [`DhtError::ShutDown`].
 #[derive(Clone)]
 pub struct Dht {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    node: Node,
     id: NodeId,
-    config: DhtConfig,
-    table: Mutex<RoutingTable>,
-    store: Arc<Mutex<Box<dyn RecordStore>>>,
-    /// Contact changes for the persister task (none without a state folder).
-    contacts_tx: Mutex<Option<mpsc::UnboundedSender<ContactChange>>>,
+    local_addr: SocketAddr,
+    handle: DriverHandle<Command>,
+    view: Arc<Mutex<View>>,
     saved_contacts: Vec<Contact>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-    persister: Mutex<Option<JoinHandle<()>>>,
-    rng: Mutex<SmallRng>,
-    /// Bounds the hand-over tasks running at once: a flood of made-up newcomers must not
-    /// spawn tasks without bound (past the bound, newcomers simply get no hand-over).
-    handovers: Arc<tokio::sync::Semaphore>,
+    task: tokio::sync::Mutex<Option<JoinHandle<App>>>,
     /// Lookups by kind and outcome, for [`Dht::metrics_snapshot`].
-    lookups: metrics_snapshot::LookupCounters,
+    lookups: Arc<LookupCounters>,
+    /// The driver's clock paired with the wall clock at start (for the snapshot's ages).
+    clock: WallClock,
+    value_ttl: Duration,
+}
+
+/// What the handle's synchronous getters read: kept by the application as events come.
+#[derive(Default)]
+struct View {
+    contacts: Vec<Contact>,
+    /// The copies held here and when they expire.
+    values: HashMap<NodeId, (Arc<Value>, Instant)>,
+    stats: DhtStats,
+    /// The RPC layer's counters in the RPC node's shape (for [`crate::metrics`]).
+    rpc: crate::rpc::NodeStats,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -191,90 +252,407 @@ impl std::fmt::Debug for Dht {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dht")
             .field("id", &self.inner.id)
-            .field("local_addr", &self.local_addr())
+            .field("local_addr", &self.inner.local_addr)
             .finish_non_exhaustive()
     }
 }
 
+enum Command {
+    Join {
+        addrs: Vec<SocketAddr>,
+        lookup: bool,
+        reply: oneshot::Sender<Result<usize, DhtError>>,
+    },
+    Set {
+        key: NodeId,
+        value: Value,
+        reply: oneshot::Sender<Result<usize, DhtError>>,
+    },
+    Get {
+        key: NodeId,
+        reply: oneshot::Sender<Result<Option<Value>, DhtError>>,
+    },
+    Shutdown,
+}
+
+enum Reply {
+    Join(oneshot::Sender<Result<usize, DhtError>>),
+    Set(oneshot::Sender<Result<usize, DhtError>>),
+    Get(oneshot::Sender<Result<Option<Value>, DhtError>>),
+}
+
+/// The driver's application: answers callers from the node's events, hands durable
+/// work to the writer thread, keeps the [`View`].
+struct App {
+    replies: HashMap<QueryId, Reply>,
+    view: Arc<Mutex<View>>,
+    contacts_changed: bool,
+    writer: Option<Writer>,
+    own_id_warned: bool,
+    lookups: Arc<LookupCounters>,
+}
+
+struct Writer {
+    jobs: std::sync::mpsc::Sender<Job>,
+    done: mpsc::UnboundedReceiver<(StoreToken, bool)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    clock: WallClock,
+    /// Stores handed to the writer and not yet durable, with their value for the view.
+    pending: HashMap<StoreToken, (NodeId, Arc<Value>, Instant)>,
+}
+
+impl App {
+    fn job(&mut self, job: Job) {
+        if let Some(w) = &self.writer {
+            if w.jobs.send(job).is_err() {
+                tracing::warn!("the DHT state writer stopped; changes are no longer saved");
+            }
+        }
+    }
+}
+
+impl Application<core::Node> for App {
+    type Command = Command;
+
+    fn on_event(&mut self, node: &mut core::Node, now: Instant, event: Event) {
+        match event {
+            Event::QueryFinished { id, result, stats } => {
+                self.contacts_changed = true;
+                let took = stats.finished.saturating_duration_since(stats.started);
+                match &result {
+                    Ok(QueryOutcome::Get { value }) => {
+                        self.lookups
+                            .record(true, stats.messages as usize, value.is_some(), took)
+                    }
+                    Ok(QueryOutcome::Bootstrap { contacts, .. }) => {
+                        self.lookups.record(false, contacts.len(), false, took)
+                    }
+                    Ok(QueryOutcome::Set {
+                        acknowledged,
+                        stored_locally,
+                    }) => self.lookups.record(
+                        false,
+                        acknowledged + usize::from(*stored_locally),
+                        false,
+                        took,
+                    ),
+                    Err(_) => {}
+                }
+                let Some(reply) = self.replies.remove(&id) else {
+                    return;
+                };
+                let result = result.map_err(DhtError::from);
+                match reply {
+                    Reply::Join(tx) => {
+                        let _ = tx.send(result.map(|o| match o {
+                            QueryOutcome::Bootstrap { answered, .. } => answered,
+                            _ => 0,
+                        }));
+                    }
+                    Reply::Set(tx) => {
+                        let _ = tx.send(result.map(|o| match o {
+                            QueryOutcome::Set { acknowledged, .. } => acknowledged,
+                            _ => 0,
+                        }));
+                    }
+                    Reply::Get(tx) => {
+                        let _ = tx.send(result.map(|o| match o {
+                            QueryOutcome::Get { value } => value,
+                            _ => None,
+                        }));
+                    }
+                }
+            }
+            Event::StoreRequested {
+                token,
+                key,
+                value,
+                expires_at,
+            } => match &mut self.writer {
+                Some(w) => {
+                    let expires_unix_ms = w.clock.to_unix_ms(expires_at);
+                    w.pending.insert(token, (key, value.clone(), expires_at));
+                    let job = Job::Store {
+                        token,
+                        key,
+                        value,
+                        expires_unix_ms,
+                    };
+                    if w.jobs.send(job).is_err() {
+                        w.pending.remove(&token);
+                        node.store_failed(now, token);
+                    }
+                }
+                None => {
+                    // In memory: kept as soon as the node keeps it.
+                    lock(&self.view).values.insert(key, (value, expires_at));
+                    node.store_durable(now, token);
+                }
+            },
+            Event::RecordStored {
+                key,
+                value,
+                expires_at,
+            } => {
+                lock(&self.view)
+                    .values
+                    .insert(key, (value.clone(), expires_at));
+                if let Some(w) = &self.writer {
+                    let expires_unix_ms = w.clock.to_unix_ms(expires_at);
+                    self.job(Job::Copy {
+                        key,
+                        value,
+                        expires_unix_ms,
+                    });
+                }
+            }
+            Event::RecordRemoved { key } => {
+                lock(&self.view).values.remove(&key);
+                self.job(Job::Remove(key));
+            }
+            Event::Published { key, value } => self.job(Job::Publish { key, value }),
+            Event::ContactAdded(c) => {
+                self.contacts_changed = true;
+                self.job(Job::ContactUpsert(c));
+            }
+            Event::ContactRemoved(id) => {
+                self.contacts_changed = true;
+                self.job(Job::ContactRemove(id));
+            }
+            Event::OwnIdSeen { addr } => {
+                // Once loudly, then quietly: a peer with our id answers every lookup.
+                if !self.own_id_warned {
+                    self.own_id_warned = true;
+                    tracing::warn!(
+                        "the node at {addr} has this node's own id {}: two nodes were given \
+                         the same seed or state; it is not used as a contact",
+                        node.id()
+                    );
+                } else {
+                    tracing::debug!("the node at {addr} has this node's own id");
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, node: &mut core::Node, now: Instant, command: Command) -> Flow {
+        match command {
+            Command::Join {
+                addrs,
+                lookup,
+                reply,
+            } => {
+                let started = if lookup {
+                    node.bootstrap(now, &addrs)
+                } else {
+                    node.introduce(now, &addrs)
+                };
+                match started {
+                    Ok(q) => {
+                        self.replies.insert(q, Reply::Join(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Command::Set { key, value, reply } => match node.set(now, key, value) {
+                Ok(q) => {
+                    self.replies.insert(q, Reply::Set(reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Get { key, reply } => match node.get(now, key) {
+                Ok(q) => {
+                    self.replies.insert(q, Reply::Get(reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Shutdown => {
+                node.stop(now);
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn poll_work(
+        &mut self,
+        cx: &mut Context<'_>,
+        node: &mut core::Node,
+        now: Instant,
+    ) -> Poll<Flow> {
+        let Some(w) = &mut self.writer else {
+            return Poll::Pending;
+        };
+        let mut any = false;
+        // Bounded per round, so a burst of commits cannot starve the socket.
+        for _ in 0..256 {
+            match w.done.poll_recv(cx) {
+                Poll::Ready(Some((token, ok))) => {
+                    any = true;
+                    let kept = w.pending.remove(&token);
+                    if ok {
+                        if let Some((key, value, expires_at)) = kept {
+                            lock(&self.view).values.insert(key, (value, expires_at));
+                        }
+                        node.store_durable(now, token);
+                    } else {
+                        node.store_failed(now, token);
+                    }
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        if any {
+            Poll::Ready(Flow::Continue)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn on_round(&mut self, node: &core::Node, io: &DriverStats) {
+        let mut view = lock(&self.view);
+        if self.contacts_changed {
+            self.contacts_changed = false;
+            view.contacts = node.contacts();
+        }
+        view.stats.node.clone_from(node.stats());
+        view.stats.rpc = node.endpoint().stats().clone();
+        view.stats.io = *io;
+        let ep = node.endpoint();
+        view.rpc.core = ep.stats().clone();
+        view.rpc.send_errors = io.send_errors;
+        view.rpc.recv_errors = io.recv_errors;
+        // Requests with an unknown method or wrong arguments: not answered, as a Python
+        // handler that raised.
+        view.rpc.handler_failures = node.stats().bad_requests;
+        view.rpc.calls_outstanding = ep.outstanding_calls();
+        view.rpc.dedup_entries = ep.dedup_entries();
+    }
+
+    fn on_stop(&mut self, node: &mut core::Node, now: Instant) {
+        node.stop(now);
+    }
+}
+
 impl Dht {
-    /// Binds the node to `addr`, loads the state folder if configured, starts serving
-    /// the DHT methods and the refresh/republish task. It knows nobody yet: call
-    /// [`bootstrap`](Dht::bootstrap) or [`rejoin`](Dht::rejoin).
+    /// Binds the node to `addr`, loads the state folder if configured and starts
+    /// serving the DHT methods. It knows nobody yet: call [`bootstrap`](Dht::bootstrap)
+    /// or [`rejoin`](Dht::rejoin).
     pub async fn start(addr: SocketAddr, config: DhtConfig) -> Result<Dht, DhtError> {
-        let mut rng = match config.seed {
+        let mut rng = match config.seed.or(config.node.seed) {
             Some(s) => SmallRng::seed_from_u64(s),
             None => SmallRng::from_os_rng(),
         };
         let fresh_id = config.node_id.unwrap_or_else(|| NodeId::random(&mut rng));
-        let (id, store, saved_contacts, db): (NodeId, Box<dyn RecordStore>, _, _) = match &config
-            .state_dir
-        {
+        let node_seed: u64 = rng.random();
+        let loaded = match &config.state_dir {
             Some(dir) => {
                 let dir = dir.clone();
                 let loaded = tokio::task::spawn_blocking(move || persist::open(&dir, fresh_id))
                     .await
                     .map_err(|e| DhtError::State(e.to_string()))??;
-                let id = config.node_id.unwrap_or(loaded.id);
-                let store = RedbStore::new(loaded.db.clone(), loaded.records, config.max_records);
-                (id, Box::new(store), loaded.contacts, Some(loaded.db))
+                Some(loaded)
             }
-            None => (
-                fresh_id,
-                Box::new(MemoryStore::new(config.max_records)),
-                Vec::new(),
-                None,
-            ),
+            None => None,
         };
-        let mut node_config = config.node.clone();
-        if node_config.seed.is_none() {
-            node_config.seed = config.seed;
-        }
-        // An answer over 3× what its asker sent (find_node, find_value) waits until the
-        // asker answers a ping, which every Kademlia peer does (SECURITY.md).
-        let limits = &mut node_config.endpoint.limits;
-        if limits.validation_probe.is_none() {
-            limits.validation_probe = Some(crate::rpc::ValidationProbe {
-                method: "ping".into(),
-                args: vec![wire::id_value(&id)],
-                options: CallOptions {
-                    attempt_timeout: config.rpc_timeout,
-                    ..CallOptions::default()
-                },
-            });
-        }
-        let node = Node::bind_with(addr, node_config).await?;
-        let routing = RoutingConfig {
+        let id = match (&config.node_id, &loaded) {
+            (Some(id), _) => *id,
+            (None, Some(l)) => l.id,
+            (None, None) => fresh_id,
+        };
+        let interval = config.republish_interval.max(Duration::from_secs(1));
+        let node_config = core::NodeConfig {
             k: config.k.max(1),
-            pending_timeout: config.rpc_timeout * 4,
-            ..RoutingConfig::default()
+            alpha: config.alpha.max(1),
+            rpc_timeout: config.rpc_timeout,
+            refresh_interval: config.refresh_interval,
+            republish_interval: interval,
+            replicate_interval: interval,
+            replicate_window: (interval * 2).max(core::NodeConfig::default().replicate_window),
+            value_ttl: config.value_ttl,
+            max_records: config.max_records,
+            verify_callers: config.verify_callers,
+            // A node joining (its own-id lookup) is learned at once; our one-shot
+            // clients (`Dht::introduce`) never look up their own id.
+            insert_joining: true,
+            persistence: true,
+            endpoint: config.node.endpoint.clone(),
+            ..core::NodeConfig::default()
         };
-        let (contacts_tx, persister) = match db {
-            Some(db) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                (Some(tx), Some(tokio::spawn(persist_contacts(db, rx))))
+        let mut node = core::Node::new(node_config, id, node_seed);
+        let now = tokio::time::Instant::now().into_std();
+        let view = Arc::new(Mutex::new(View::default()));
+        let lookups = Arc::new(LookupCounters::default());
+        let wall = WallClock::at(now);
+        let mut saved_contacts = Vec::new();
+        let writer = match loaded {
+            Some(loaded) => {
+                let clock = wall;
+                {
+                    let mut v = lock(&view);
+                    for (key, value, expires_unix_ms) in loaded.copies {
+                        let Some(expires_at) = clock.to_instant(expires_unix_ms) else {
+                            continue;
+                        };
+                        node.load_record(now, key, value, expires_at);
+                        if let Some(v2) = node.local_value(&key, now) {
+                            v.values.insert(key, (v2, expires_at));
+                        }
+                    }
+                }
+                for (key, value) in loaded.published {
+                    node.load_publication(now, key, value);
+                }
+                saved_contacts = loaded.contacts;
+                let (done_tx, done) = mpsc::unbounded_channel();
+                let (jobs, thread) = persist::spawn_writer(loaded.db, done_tx)?;
+                Some(Writer {
+                    jobs,
+                    done,
+                    thread: Some(thread),
+                    clock,
+                    pending: HashMap::new(),
+                })
             }
-            None => (None, None),
+            None => None,
         };
-        let dht = Dht {
+        let socket = crate::udp::Endpoint::bind(addr).await?;
+        let local_addr = socket.local_addr()?;
+        let app = App {
+            replies: HashMap::new(),
+            view: view.clone(),
+            contacts_changed: false,
+            writer,
+            own_id_warned: false,
+            lookups: lookups.clone(),
+        };
+        let (driver, handle) = Driver::with_recv_buffer(
+            socket,
+            node,
+            app,
+            config.node.call_queue,
+            config.node.recv_buffer,
+        );
+        let task = tokio::spawn(driver.run());
+        Ok(Dht {
             inner: Arc::new(Inner {
-                node,
                 id,
-                table: Mutex::new(RoutingTable::new(id, routing)),
-                store: Arc::new(Mutex::new(store)),
-                contacts_tx: Mutex::new(contacts_tx),
+                local_addr,
+                handle,
+                view,
                 saved_contacts,
-                tasks: Mutex::new(Vec::new()),
-                persister: Mutex::new(persister),
-                rng: Mutex::new(rng),
-                handovers: Arc::new(tokio::sync::Semaphore::new(MAX_HANDOVERS)),
-                lookups: Default::default(),
-                config,
+                task: tokio::sync::Mutex::new(Some(task)),
+                lookups,
+                clock: wall,
+                value_ttl: config.value_ttl,
             }),
-        };
-        dht.register_handlers();
-        let maintenance = tokio::spawn(maintain(Arc::downgrade(&dht.inner)));
-        lock(&dht.inner.tasks).push(maintenance);
-        Ok(dht)
+        })
     }
 
     /// This node's id.
@@ -284,17 +662,12 @@ impl Dht {
 
     /// The bound address (real port).
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.node.local_addr()
+        self.inner.local_addr
     }
 
-    /// The RPC node underneath (for its counters, or to serve more methods).
-    pub fn node(&self) -> &Node {
-        &self.inner.node
-    }
-
-    /// The contacts in the routing table.
+    /// The contacts in the routing table (as of the driver's last round).
     pub fn contacts(&self) -> Vec<Contact> {
-        lock(&self.inner.table).contacts()
+        lock(&self.inner.view).contacts.clone()
     }
 
     /// The contacts found in the state folder at start (empty without one).
@@ -302,61 +675,73 @@ impl Dht {
         &self.inner.saved_contacts
     }
 
-    /// The value this node itself stores under `key`, without asking the network.
+    /// The value this node itself holds under `key`, without asking the network.
     pub fn local_value(&self, key: &NodeId) -> Option<Value> {
-        lock(&self.inner.store).get(key).map(|r| r.value)
+        lock(&self.inner.view)
+            .values
+            .get(key)
+            .map(|(v, _)| (**v).clone())
     }
 
-    /// How many values this node stores.
+    /// How many values this node holds.
     pub fn stored_count(&self) -> usize {
-        lock(&self.inner.store).len()
+        lock(&self.inner.view).values.len()
     }
 
-    fn call_options(&self) -> CallOptions {
-        let mut o = self.inner.node.default_call_options();
-        o.attempt_timeout = self.inner.config.rpc_timeout;
-        o.retries = 0;
-        o
+    /// The node's counters (own-id contacts, evictions, datagrams, ...).
+    pub fn stats(&self) -> DhtStats {
+        lock(&self.inner.view).stats.clone()
+    }
+
+    /// The RPC layer's counters in the shape of [`crate::rpc::Node::stats`] (datagrams,
+    /// drops, calls in flight), as of the driver's last round.
+    pub fn rpc_stats(&self) -> crate::rpc::NodeStats {
+        lock(&self.inner.view).rpc.clone()
+    }
+
+    async fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, DhtError>>) -> Command,
+    ) -> Result<T, DhtError> {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.handle.send(make(tx)).await.is_err() {
+            return Err(DhtError::ShutDown);
+        }
+        rx.await.unwrap_or(Err(DhtError::ShutDown))
     }
 
     /// Joins the network: pings every address in `addrs` (as Python `bootstrap` does),
     /// adds those that answer, then looks up its own id to fill the routing table.
-    /// Returns how many of `addrs` answered.
+    /// Returns how many of `addrs` answered (0 after [`shutdown`](Dht::shutdown); see
+    /// [`try_bootstrap`](Dht::try_bootstrap) for the error).
     pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> usize {
-        let answered = self.introduce(addrs).await;
-        if answered > 0 {
-            self.lookup(self.inner.id, false).await;
-        }
-        answered
+        self.try_bootstrap(addrs).await.unwrap_or(0)
+    }
+
+    /// [`bootstrap`](Dht::bootstrap), failing with [`DhtError::ShutDown`] after
+    /// [`shutdown`](Dht::shutdown).
+    pub async fn try_bootstrap(&self, addrs: &[SocketAddr]) -> Result<usize, DhtError> {
+        let addrs = addrs.to_vec();
+        self.command(|reply| Command::Join {
+            addrs,
+            lookup: true,
+            reply,
+        })
+        .await
     }
 
     /// Pings every address in `addrs` and adds those that answer, without the lookup of
     /// its own id that [`bootstrap`](Dht::bootstrap) does next: enough for a short-lived
     /// node that runs one `set` or `get` and leaves. Returns how many answered.
     pub async fn introduce(&self, addrs: &[SocketAddr]) -> usize {
-        let pings: FuturesUnordered<_> = addrs
-            .iter()
-            .map(|addr| {
-                let dht = self.clone();
-                let addr = *addr;
-                async move {
-                    let args = vec![wire::id_value(&dht.inner.id)];
-                    let answer = dht
-                        .inner
-                        .node
-                        .call_with(addr, "ping", args, dht.call_options())
-                        .await;
-                    match answer.ok().as_ref().and_then(wire::parse_id) {
-                        Some(id) if id != dht.inner.id => {
-                            dht.welcome(Contact::new(id, addr));
-                            true
-                        }
-                        _ => false,
-                    }
-                }
-            })
-            .collect();
-        pings.filter(|ok| std::future::ready(*ok)).count().await
+        let addrs = addrs.to_vec();
+        self.command(|reply| Command::Join {
+            addrs,
+            lookup: false,
+            reply,
+        })
+        .await
+        .unwrap_or(0)
     }
 
     /// Joins again through the contacts saved in the state folder (what a restarted
@@ -367,7 +752,8 @@ impl Dht {
     }
 
     /// Stores `value` under the sha1 of `key` on the k nodes nearest it (and here, if
-    /// this node is among them). Returns how many other nodes acknowledged.
+    /// this node is among them); this node republishes it while it runs. Returns how
+    /// many other nodes acknowledged.
     pub async fn set(&self, key: impl AsRef<[u8]>, value: Value) -> Result<usize, DhtError> {
         self.set_digest(key_digest(key), value).await
     }
@@ -377,28 +763,8 @@ impl Dht {
         if !is_storable(&value) {
             return Err(DhtError::NotStorable);
         }
-        if lock(&self.inner.table).is_empty() {
-            return Err(DhtError::NoContacts);
-        }
-        let (nearest, _) = self.lookup(key, false).await;
-        let biggest = nearest.iter().map(|c| c.id.distance(&key)).max();
-        if biggest.is_none_or(|far| self.inner.id.distance(&key) < far)
-            || nearest.len() < self.inner.config.k
-        {
-            // Failure to keep a local copy is logged; the remote copies still count.
-            if let Err(e) = self.put_local(key, value.clone()).await {
-                tracing::warn!("cannot keep the value locally: {e}");
-            }
-        }
-        let stores: FuturesUnordered<_> = nearest
-            .into_iter()
-            .map(|c| {
-                let dht = self.clone();
-                let value = value.clone();
-                async move { dht.call_store(c, key, value).await }
-            })
-            .collect();
-        Ok(stores.filter(|ok| std::future::ready(*ok)).count().await)
+        self.command(|reply| Command::Set { key, value, reply })
+            .await
     }
 
     /// Looks up the value under the sha1 of `key`: here first, then on the network (and,
@@ -410,223 +776,22 @@ impl Dht {
 
     /// [`get`](Dht::get) with the 20-byte key itself.
     pub async fn get_digest(&self, key: NodeId) -> Result<Option<Value>, DhtError> {
-        if let Some(v) = self.local_value(&key) {
-            return Ok(Some(v));
-        }
-        if lock(&self.inner.table).is_empty() {
-            return Err(DhtError::NoContacts);
-        }
-        let (asked_without_value, found) = self.lookup(key, true).await;
-        if let (Some(value), Some(nearest)) = (&found, asked_without_value.first()) {
-            // As Python's value lookup: the nearest node that answered without the value
-            // gets a copy, so the next lookup ends sooner.
-            self.call_store(*nearest, key, value.clone()).await;
-        }
-        Ok(found)
+        self.command(|reply| Command::Get { key, reply }).await
     }
 
-    /// Stops serving, stops the background tasks and writes the pending contact changes.
+    /// Stops serving: pending commands fail with [`DhtError::ShutDown`], as every later
+    /// one does; what is queued for the state file is written and the file closed
+    /// before this returns.
     pub async fn shutdown(&self) {
-        let tasks: Vec<JoinHandle<()>> = lock(&self.inner.tasks).drain(..).collect();
-        for t in tasks {
-            t.abort();
-            // Awaited so the task (and what it holds) is gone when this returns.
-            let _ = t.await;
-        }
-        self.inner.node.shutdown().await;
-        // Closing the channel lets the persister write what is queued, then stop.
-        lock(&self.inner.contacts_tx).take();
-        let persister = lock(&self.inner.persister).take();
-        if let Some(p) = persister {
-            let _ = p.await;
-        }
-    }
-
-    async fn put_local(&self, key: NodeId, value: Value) -> Result<(), StoreError> {
-        let store = self.inner.store.clone();
-        let record = Record {
-            value,
-            stored_at: unix_now(),
-        };
-        // A redb commit waits for the disk: keep it off the async workers.
-        tokio::task::spawn_blocking(move || lock(&store).put(key, record))
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?
-    }
-
-    async fn call_store(&self, to: Contact, key: NodeId, value: Value) -> bool {
-        let args = vec![wire::id_value(&self.inner.id), wire::id_value(&key), value];
-        let answer = self
-            .inner
-            .node
-            .call_with(to.addr, "store", args, self.call_options())
-            .await;
-        self.on_answer(to, answer.is_ok());
-        matches!(answer, Ok(Value::Boolean(true)))
-    }
-
-    /// After an RPC to a contact: keep it if it answered, drop it if not (as Python's
-    /// `handle_call_response`).
-    fn on_answer(&self, contact: Contact, answered: bool) {
-        if answered {
-            self.welcome(contact);
-        } else {
-            let removed = lock(&self.inner.table).remove(&contact.id);
-            if let Some(promoted) = removed {
-                self.persist(ContactChange::Remove(contact.id));
-                if let Some(p) = promoted {
-                    self.persist(ContactChange::Upsert(p));
-                }
+        let _ = self.inner.handle.send_urgent(Command::Shutdown);
+        let mut task = self.inner.task.lock().await;
+        let Some(t) = task.take() else { return };
+        let Ok(mut app) = t.await else { return };
+        if let Some(mut w) = app.writer.take() {
+            drop(w.jobs);
+            if let Some(thread) = w.thread.take() {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
             }
         }
-    }
-
-    fn persist(&self, change: ContactChange) {
-        if let Some(tx) = lock(&self.inner.contacts_tx).as_ref() {
-            let _ = tx.send(change);
-        }
-    }
-
-    /// Offers a contact heard from: a newcomer gets the values it is now nearer to, a
-    /// full bucket gets its oldest contact pinged.
-    fn welcome(&self, contact: Contact) {
-        if contact.id == self.inner.id {
-            return;
-        }
-        let (known, handover) = {
-            let table = lock(&self.inner.table);
-            match table.find(&contact.id) {
-                Some(c) => (Some(c), Vec::new()),
-                None => {
-                    let records = lock(&self.inner.store).records();
-                    let handover: Vec<(NodeId, Value)> = records
-                        .into_iter()
-                        .filter(|(key, _)| table.should_replicate_to(&contact.id, key))
-                        .map(|(key, r)| (key, r.value))
-                        .collect();
-                    (None, handover)
-                }
-            }
-        };
-        // Background RPCs hold the node and a weak handle, not the Dht: a shut-down node
-        // must not stay alive (with its state file open) until they time out.
-        let permit = if handover.is_empty() {
-            None
-        } else {
-            self.inner.handovers.clone().try_acquire_owned().ok()
-        };
-        if let Some(permit) = permit {
-            let (node, me, options) = (self.inner.node.clone(), self.inner.id, self.call_options());
-            tokio::spawn(async move {
-                let _permit = permit;
-                for (key, value) in handover {
-                    let args = vec![wire::id_value(&me), wire::id_value(&key), value];
-                    if let Err(CallError::ShutDown) = node
-                        .call_with(contact.addr, "store", args, options.clone())
-                        .await
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-        let now = Instant::now();
-        let outcome = lock(&self.inner.table).insert(contact, now);
-        match outcome {
-            InsertOutcome::Inserted => self.persist(ContactChange::Upsert(contact)),
-            InsertOutcome::Updated if known.is_some_and(|k| k.addr != contact.addr) => {
-                self.persist(ContactChange::Upsert(contact))
-            }
-            InsertOutcome::PingOldest { oldest } => {
-                let (node, options) = (self.inner.node.clone(), self.call_options());
-                let args = vec![wire::id_value(&self.inner.id)];
-                let weak = Arc::downgrade(&self.inner);
-                tokio::spawn(async move {
-                    let answer = node.call_with(oldest.addr, "ping", args, options).await;
-                    let alive = answer.ok().as_ref().and_then(wire::parse_id) == Some(oldest.id);
-                    let Some(inner) = weak.upgrade() else { return };
-                    let dht = Dht { inner };
-                    let promoted = lock(&dht.inner.table).on_ping_result(&oldest.id, alive);
-                    if !alive {
-                        dht.persist(ContactChange::Remove(oldest.id));
-                    }
-                    if let Some(c) = promoted {
-                        dht.persist(ContactChange::Upsert(c));
-                    }
-                });
-            }
-            _ => {}
-        }
-    }
-
-    /// One round of maintenance: refresh stale buckets, republish old values.
-    async fn maintain_once(&self) {
-        let Some(interval) = self.inner.config.refresh_interval else {
-            return;
-        };
-        let now = Instant::now();
-        let stale = lock(&self.inner.table).buckets_to_refresh(now, interval);
-        for bucket in stale {
-            let target = {
-                let mut rng = lock(&self.inner.rng);
-                self.inner.id.random_at_prefix(159 - bucket, &mut *rng)
-            };
-            self.lookup(target, false).await;
-        }
-        let cutoff = unix_now().saturating_sub(self.inner.config.republish_interval.as_secs());
-        let old: Vec<(NodeId, Record)> = lock(&self.inner.store)
-            .records()
-            .into_iter()
-            .filter(|(_, r)| r.stored_at <= cutoff)
-            .collect();
-        for (key, record) in old {
-            if lock(&self.inner.table).is_empty() {
-                break;
-            }
-            let _ = self.set_digest(key, record.value.clone()).await;
-            // Stamped as fresh so it is not republished again at once.
-            let _ = self.put_local(key, record.value).await;
-        }
-    }
-}
-
-/// Most hand-over tasks (values sent to a newcomer) running at once.
-const MAX_HANDOVERS: usize = 64;
-
-/// How long contact changes are gathered before one write (well within the promised
-/// second).
-const CONTACT_BATCH_MS: u64 = 100;
-
-async fn persist_contacts(db: Arc<redb::Database>, mut rx: mpsc::UnboundedReceiver<ContactChange>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        let until = tokio::time::Instant::now() + Duration::from_millis(CONTACT_BATCH_MS);
-        while let Ok(Some(change)) = tokio::time::timeout_at(until, rx.recv()).await {
-            batch.push(change);
-            if batch.len() >= 10_000 {
-                break;
-            }
-        }
-        let db = db.clone();
-        let written =
-            tokio::task::spawn_blocking(move || persist::write_contacts(&db, &batch)).await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("cannot save contacts: {e}"),
-            Err(e) => tracing::warn!("cannot save contacts: {e}"),
-        }
-    }
-}
-
-async fn maintain(inner: std::sync::Weak<Inner>) {
-    let period = match inner.upgrade().and_then(|i| i.config.refresh_interval) {
-        // Checking a tenth as often as the interval bounds how late a refresh can be.
-        Some(p) => (p / 10).max(Duration::from_millis(100)),
-        None => return,
-    };
-    loop {
-        tokio::time::sleep(period).await;
-        let Some(inner) = inner.upgrade() else { return };
-        Dht { inner }.maintain_once().await;
     }
 }

@@ -1,35 +1,85 @@
-//! Durable state of a DHT node in one redb file: its id, its contacts and the values it
-//! stores. A value's write transaction commits (redb's default durability: fsync'd)
-//! before the `store` RPC is acknowledged; contacts are written in small batches.
+//! Durable state of a DHT node in one redb file: its id, its contacts, the copies it
+//! holds (with their expiry) and the values it publishes.
+//!
+//! Owns: the file's tables, the writer thread (every write goes through it, in order,
+//! many changes per transaction) and the one place where wall-clock time is read
+//! ([`WallClock`]: persisted expiries are Unix milliseconds, the node's are `Instant`s).
+//! Does not own: when anything is written (the node's events decide) nor what a copy's
+//! lifetime is (the node decides; this only converts).
+//!
+//! A `store` is acknowledged only after the transaction holding it committed (redb's
+//! default durability: fsync'd), so a kill -9 after the acknowledgement loses nothing.
 
 use super::DhtError;
 use redb::{Database, ReadableTable, TableDefinition};
 use rmpv::Value;
-use rpcudp_proto::kad::{is_storable, Contact, NodeId, Record, RecordStore, StoreError};
-use std::collections::HashMap;
+use rpcudp_proto::kad::{is_storable, Contact, NodeId, StoreToken};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc as tokio_mpsc;
 
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 /// Contact id (20 bytes) → its address as text (`127.0.0.1:8468`, `[::1]:8468`).
 const CONTACTS: TableDefinition<'_, &[u8], &str> = TableDefinition::new("contacts");
-/// Key (20 bytes) → MessagePack `[stored_at, value]`.
-const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
-
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
+/// Key (20 bytes) → MessagePack `[expires_at_unix_ms, value]`: the copies held here.
+const COPIES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("copies");
+/// Key (20 bytes) → MessagePack value: what this node published (and republishes).
+const PUBLISHED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("published");
 
 fn dht_err(e: impl std::fmt::Display) -> DhtError {
     DhtError::State(e.to_string())
 }
 
+/// The mapping between the driver's clock and wall-clock time, read once when the node
+/// starts: persisted expiries must mean the same after a restart, `Instant`s do not.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WallClock {
+    instant: Instant,
+    unix_ms: u64,
+}
+
+impl WallClock {
+    /// Pairs `now` (the driver's clock) with the system's wall clock.
+    pub fn at(now: Instant) -> WallClock {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        WallClock {
+            instant: now,
+            unix_ms,
+        }
+    }
+
+    pub fn to_unix_ms(self, at: Instant) -> u64 {
+        match at.checked_duration_since(self.instant) {
+            Some(d) => self.unix_ms.saturating_add(d.as_millis() as u64),
+            None => self
+                .unix_ms
+                .saturating_sub(self.instant.duration_since(at).as_millis() as u64),
+        }
+    }
+
+    /// `None` if that time is before the pairing's instant can express (long past).
+    pub fn to_instant(self, unix_ms: u64) -> Option<Instant> {
+        if unix_ms >= self.unix_ms {
+            self.instant
+                .checked_add(Duration::from_millis(unix_ms - self.unix_ms))
+        } else {
+            self.instant
+                .checked_sub(Duration::from_millis(self.unix_ms - unix_ms))
+        }
+    }
+}
+
 /// What was found in a state folder when it was opened.
 pub(crate) struct Loaded {
-    pub db: Arc<Database>,
+    pub db: Database,
     pub id: NodeId,
     pub contacts: Vec<Contact>,
-    pub records: HashMap<NodeId, Record>,
+    /// Copies held: key, value, expiry in Unix ms.
+    pub copies: Vec<(NodeId, Value, u64)>,
+    pub published: Vec<(NodeId, Value)>,
 }
 
 /// Opens (creating if needed) the state in `dir`; a new state gets `fresh_id` as its id,
@@ -49,7 +99,8 @@ pub(crate) fn open(dir: &Path, fresh_id: NodeId) -> Result<Loaded, DhtError> {
         let mut meta = txn.open_table(META).map_err(dht_err)?;
         // Open the other tables too, so that readers find them even when empty.
         txn.open_table(CONTACTS).map_err(dht_err)?;
-        txn.open_table(RECORDS).map_err(dht_err)?;
+        txn.open_table(COPIES).map_err(dht_err)?;
+        txn.open_table(PUBLISHED).map_err(dht_err)?;
         let saved = meta
             .get("node_id")
             .map_err(dht_err)?
@@ -78,37 +129,60 @@ pub(crate) fn open(dir: &Path, fresh_id: NodeId) -> Result<Loaded, DhtError> {
             contacts.push(Contact::new(cid, addr));
         }
     }
-    let mut records = HashMap::new();
+    let mut copies = Vec::new();
     for entry in read
-        .open_table(RECORDS)
+        .open_table(COPIES)
         .map_err(dht_err)?
         .iter()
         .map_err(dht_err)?
     {
         let (k, v) = entry.map_err(dht_err)?;
-        if let (Some(key), Some(record)) = (NodeId::from_slice(k.value()), decode_record(v.value()))
+        if let (Some(key), Some((expires, value))) =
+            (NodeId::from_slice(k.value()), decode_copy(v.value()))
         {
-            records.insert(key, record);
+            copies.push((key, value, expires));
+        }
+    }
+    let mut published = Vec::new();
+    for entry in read
+        .open_table(PUBLISHED)
+        .map_err(dht_err)?
+        .iter()
+        .map_err(dht_err)?
+    {
+        let (k, v) = entry.map_err(dht_err)?;
+        let value = rmpv::decode::read_value(&mut v.value()).ok();
+        if let (Some(key), Some(value)) = (NodeId::from_slice(k.value()), value) {
+            if is_storable(&value) {
+                published.push((key, value));
+            }
         }
     }
     drop(read);
     Ok(Loaded {
-        db: Arc::new(db),
+        db,
         id,
         contacts,
-        records,
+        copies,
+        published,
     })
 }
 
-fn encode_record(record: &Record) -> Vec<u8> {
-    let v = Value::Array(vec![Value::from(record.stored_at), record.value.clone()]);
+fn encode(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     // Writing to a Vec cannot fail.
-    let _ = rmpv::encode::write_value(&mut out, &v);
+    let _ = rmpv::encode::write_value(&mut out, v);
     out
 }
 
-fn decode_record(bytes: &[u8]) -> Option<Record> {
+fn encode_copy(expires_unix_ms: u64, value: &Value) -> Vec<u8> {
+    encode(&Value::Array(vec![
+        Value::from(expires_unix_ms),
+        value.clone(),
+    ]))
+}
+
+fn decode_copy(bytes: &[u8]) -> Option<(u64, Value)> {
     let v = rmpv::decode::read_value(&mut &bytes[..]).ok()?;
     let Value::Array(mut items) = v else {
         return None;
@@ -117,80 +191,149 @@ fn decode_record(bytes: &[u8]) -> Option<Record> {
         return None;
     }
     let value = items.pop()?;
-    let stored_at = items.pop()?.as_u64()?;
-    is_storable(&value).then_some(Record { value, stored_at })
+    let expires = items.pop()?.as_u64()?;
+    is_storable(&value).then_some((expires, value))
 }
 
-/// Contact changes waiting to be written.
-pub(crate) enum ContactChange {
-    Upsert(Contact),
+/// One change for the writer thread.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// A peer's `store`: committed, then answered with its token.
+    Store {
+        token: StoreToken,
+        key: NodeId,
+        value: Arc<Value>,
+        expires_unix_ms: u64,
+    },
+    /// A copy written without a peer waiting (our own `set`).
+    Copy {
+        key: NodeId,
+        value: Arc<Value>,
+        expires_unix_ms: u64,
+    },
+    /// A copy expired: deleted.
     Remove(NodeId),
+    /// A value this node publishes.
+    Publish {
+        key: NodeId,
+        value: Arc<Value>,
+    },
+    ContactUpsert(Contact),
+    ContactRemove(NodeId),
 }
 
-/// Writes a batch of contact changes in one transaction.
-pub(crate) fn write_contacts(db: &Database, changes: &[ContactChange]) -> Result<(), StoreError> {
-    let txn = db.begin_write().map_err(backend)?;
-    {
-        let mut table = txn.open_table(CONTACTS).map_err(backend)?;
-        for change in changes {
-            match change {
-                ContactChange::Upsert(c) => {
-                    table
-                        .insert(&c.id.0[..], c.addr.to_string().as_str())
-                        .map_err(backend)?;
+/// Most changes written in one transaction.
+const MAX_JOBS_PER_COMMIT: usize = 4096;
+
+/// Starts the writer thread: it takes every queued job, writes them in one
+/// transaction, commits, and then reports each `store`'s token (`true`: durable) on
+/// `done`. It ends when `jobs` is closed and drained, closing the database.
+pub(crate) fn spawn_writer(
+    db: Database,
+    done: tokio_mpsc::UnboundedSender<(StoreToken, bool)>,
+) -> std::io::Result<(std::sync::mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let thread = std::thread::Builder::new()
+        .name("rpcudp-dht-redb".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_JOBS_PER_COMMIT {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
                 }
-                ContactChange::Remove(id) => {
-                    table.remove(&id.0[..]).map_err(backend)?;
+                let ok = match write(&db, &batch) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!("cannot write the DHT state: {e}");
+                        false
+                    }
+                };
+                for job in &batch {
+                    if let Job::Store { token, .. } = job {
+                        let _ = done.send((*token, ok));
+                    }
+                }
+            }
+        })?;
+    Ok((tx, thread))
+}
+
+fn write(db: &Database, jobs: &[Job]) -> Result<(), Box<redb::Error>> {
+    let txn = db.begin_write().map_err(boxed)?;
+    {
+        let mut contacts = txn.open_table(CONTACTS).map_err(boxed)?;
+        let mut copies = txn.open_table(COPIES).map_err(boxed)?;
+        let mut published = txn.open_table(PUBLISHED).map_err(boxed)?;
+        for job in jobs {
+            match job {
+                Job::Store {
+                    key,
+                    value,
+                    expires_unix_ms,
+                    ..
+                }
+                | Job::Copy {
+                    key,
+                    value,
+                    expires_unix_ms,
+                } => {
+                    copies
+                        .insert(&key.0[..], encode_copy(*expires_unix_ms, value).as_slice())
+                        .map_err(boxed)?;
+                }
+                Job::Remove(key) => {
+                    copies.remove(&key.0[..]).map_err(boxed)?;
+                }
+                Job::Publish { key, value } => {
+                    published
+                        .insert(&key.0[..], encode(value).as_slice())
+                        .map_err(boxed)?;
+                }
+                Job::ContactUpsert(c) => {
+                    contacts
+                        .insert(&c.id.0[..], c.addr.to_string().as_str())
+                        .map_err(boxed)?;
+                }
+                Job::ContactRemove(id) => {
+                    contacts.remove(&id.0[..]).map_err(boxed)?;
                 }
             }
         }
     }
-    txn.commit().map_err(backend)
+    txn.commit().map_err(boxed)?;
+    Ok(())
 }
 
-/// A [`RecordStore`] that keeps every record in memory for reads and commits each `put`
-/// to redb before returning, so an acknowledged store survives a crash.
-pub(crate) struct RedbStore {
-    db: Arc<Database>,
-    cache: HashMap<NodeId, Record>,
-    limit: usize,
+fn boxed(e: impl Into<redb::Error>) -> Box<redb::Error> {
+    Box::new(e.into())
 }
 
-impl RedbStore {
-    pub fn new(db: Arc<Database>, cache: HashMap<NodeId, Record>, limit: usize) -> Self {
-        RedbStore { db, cache, limit }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl RecordStore for RedbStore {
-    fn get(&self, key: &NodeId) -> Option<Record> {
-        self.cache.get(key).cloned()
-    }
-
-    fn put(&mut self, key: NodeId, record: Record) -> Result<(), StoreError> {
-        if !is_storable(&record.value) {
-            return Err(StoreError::NotStorable);
-        }
-        if !self.cache.contains_key(&key) && self.cache.len() >= self.limit {
-            return Err(StoreError::Full { limit: self.limit });
-        }
-        let txn = self.db.begin_write().map_err(backend)?;
-        {
-            let mut table = txn.open_table(RECORDS).map_err(backend)?;
-            table
-                .insert(&key.0[..], encode_record(&record).as_slice())
-                .map_err(backend)?;
-        }
-        txn.commit().map_err(backend)?;
-        self.cache.insert(key, record);
-        Ok(())
+    #[test]
+    fn a_persisted_expiry_means_the_same_instant_through_the_wall_clock() {
+        let now = Instant::now();
+        let clock = WallClock::at(now);
+        let later = now + Duration::from_secs(3600);
+        let ms = clock.to_unix_ms(later);
+        let back = clock.to_instant(ms).unwrap();
+        assert!(back.max(later) - back.min(later) < Duration::from_millis(2));
+        let earlier = now.checked_sub(Duration::from_secs(5)).unwrap_or(now);
+        assert!(clock.to_unix_ms(earlier) <= clock.to_unix_ms(now));
     }
 
-    fn records(&self) -> Vec<(NodeId, Record)> {
-        self.cache.iter().map(|(k, r)| (*k, r.clone())).collect()
-    }
-
-    fn len(&self) -> usize {
-        self.cache.len()
+    #[test]
+    fn a_copy_round_trips_through_its_encoding() {
+        let bytes = encode_copy(1_700_000_000_123, &Value::from("v"));
+        assert_eq!(
+            decode_copy(&bytes),
+            Some((1_700_000_000_123, Value::from("v")))
+        );
+        assert_eq!(decode_copy(b"\x92\x01\xc0"), None, "nil is not storable");
     }
 }

@@ -44,11 +44,34 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 type LtSource = Arc<dyn Fn() -> (ServerStats, usize) + Send + Sync>;
 
+/// Where the RPC counters come from: an RPC [`Node`], or a [`Dht`]'s own endpoint.
+#[derive(Clone)]
+enum RpcSource {
+    Node(Node),
+    Dht(Dht),
+}
+
+impl RpcSource {
+    fn stats(&self) -> NodeStats {
+        match self {
+            RpcSource::Node(n) => n.stats(),
+            RpcSource::Dht(d) => d.rpc_stats(),
+        }
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            RpcSource::Node(n) => n.local_addr(),
+            RpcSource::Dht(d) => d.local_addr(),
+        }
+    }
+}
+
 /// What to report on, read at each scrape. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
     started: Instant,
-    node: Option<Node>,
+    node: Option<RpcSource>,
     dht: Option<Dht>,
     lt: Option<LtSource>,
 }
@@ -56,7 +79,7 @@ pub struct Metrics {
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics")
-            .field("node", &self.node.as_ref().map(Node::local_addr))
+            .field("node", &self.node.as_ref().map(RpcSource::local_addr))
             .field("dht", &self.dht.as_ref().map(Dht::id))
             .field("lt", &self.lt.is_some())
             .finish()
@@ -107,13 +130,13 @@ impl Metrics {
 
     /// Also reports on the RPC node `node` (`rpcudp_rpc_*`).
     pub fn with_node(mut self, node: &Node) -> Self {
-        self.node = Some(node.clone());
+        self.node = Some(RpcSource::Node(node.clone()));
         self
     }
 
     /// Also reports on the DHT node `dht` (`rpcudp_dht_*`) and its RPC node.
     pub fn with_dht(mut self, dht: &Dht) -> Self {
-        self.node = Some(dht.node().clone());
+        self.node = Some(RpcSource::Dht(dht.clone()));
         self.dht = Some(dht.clone());
         self
     }
@@ -156,7 +179,7 @@ impl Metrics {
 
     /// The status view (`GET /status`).
     pub fn status(&self) -> Status {
-        let stats = self.node.as_ref().map(Node::stats);
+        let stats = self.node.as_ref().map(RpcSource::stats);
         let mut top: Vec<DropCount> = stats
             .as_ref()
             .map(|s| {
@@ -178,7 +201,7 @@ impl Metrics {
             .map_or(0, |d| d.as_secs());
         Status {
             node_id: snapshot.as_ref().map(|s| s.id.to_string()),
-            bound_address: self.node.as_ref().map(Node::local_addr),
+            bound_address: self.node.as_ref().map(RpcSource::local_addr),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
             rpc: stats.as_ref().map(|s| RpcStatus {
                 datagrams_in: s.core.datagrams_in,

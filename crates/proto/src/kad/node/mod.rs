@@ -82,6 +82,10 @@
 //!   [`NodeConfig::verify_delay`] later and inserted if it answers: a one-shot client
 //!   (joins, runs one `get`, exits) is gone by then and never pollutes the table, and
 //!   only contacts that answered us are handed out by `find_node` (issue 10's rule).
+//!   Two exceptions insert a caller at once (and ping it, so that it is handed out once
+//!   it answered): with [`NodeConfig::insert_joining`], one that looks up its own id
+//!   with `find_node` (that is how a node joins), and every caller when
+//!   [`NodeConfig::verify_callers`] is off (Python's rule).
 //! - A contact that leaves an RPC unanswered past its RTO is suspect: not handed out nor
 //!   used to start lookups until it answers again. When the RPC fails (after
 //!   `rpc_timeout`) the contact is pinged once; after [`NodeConfig::max_failures`]
@@ -206,6 +210,18 @@ pub struct NodeConfig {
     pub persistence: bool,
     /// The RPC endpoint's limits (the dialect must stay rpcudp for Python `kademlia`).
     pub endpoint: EndpointConfig,
+    /// Whether a node that only called us is verified (pinged after
+    /// [`verify_delay`](Self::verify_delay)) before it is inserted. Default true. `false`
+    /// inserts every caller at once, as Python `kademlia` does (its one-shot clients then
+    /// stay in tables until an RPC to them fails).
+    pub verify_callers: bool,
+    /// With [`verify_callers`](Self::verify_callers): whether a caller that looks up its
+    /// own id with `find_node` (how a node joins) is inserted (and pinged) at once
+    /// instead of after `verify_delay`, so that a network learns a joining node at once.
+    /// One-shot clients that join that way (Python's, or ones using
+    /// [`bootstrap`](Node::bootstrap)) are then inserted too; ours use
+    /// [`introduce`](Node::introduce) and are not. Default false.
+    pub insert_joining: bool,
 }
 
 impl Default for NodeConfig {
@@ -236,6 +252,8 @@ impl Default for NodeConfig {
             max_due_per_timeout: 64,
             persistence: true,
             endpoint: EndpointConfig::default(),
+            verify_callers: true,
+            insert_joining: false,
         }
     }
 }
@@ -639,6 +657,22 @@ impl Node {
         self.check_running()?;
         self.touch_clock(now);
         let q = self.start_bootstrap(now, addrs);
+        self.after_input(now, None);
+        Ok(q)
+    }
+
+    /// Pings every address in `addrs` and inserts those that answer, without the lookup
+    /// of its own id that [`bootstrap`](Self::bootstrap) does next: enough for a
+    /// short-lived node that runs one `set` or `get`. Ends with
+    /// [`QueryOutcome::Bootstrap`] (its `contacts` empty).
+    pub fn introduce(
+        &mut self,
+        now: Instant,
+        addrs: &[SocketAddr],
+    ) -> Result<QueryId, CommandError> {
+        self.check_running()?;
+        self.touch_clock(now);
+        let q = self.start_pings(now, addrs, query::Purpose::Introduce);
         self.after_input(now, None);
         Ok(q)
     }
@@ -1159,10 +1193,13 @@ impl Node {
                 break;
             };
             self.verify_pending.remove(&contact.addr);
+            // Inserted meanwhile and verified: nothing to check. (Inserted unverified, e.g.
+            // by Python's rule, it is still pinged, so that it can be handed out.)
             if self
                 .table
                 .find(&contact.id)
                 .is_some_and(|c| c.addr == contact.addr)
+                && (self.table.is_verified(&contact.id) || !self.config.insert_joining)
             {
                 continue;
             }

@@ -64,6 +64,8 @@ pub(crate) struct PendingStore {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Purpose {
     Bootstrap,
+    /// Bootstrap's pings without its lookup.
+    Introduce,
     Set,
     Get,
     Refresh,
@@ -74,7 +76,10 @@ pub(crate) enum Purpose {
 impl Purpose {
     /// Whether a user command started it (it ends with an event).
     pub fn is_command(self) -> bool {
-        matches!(self, Purpose::Bootstrap | Purpose::Set | Purpose::Get)
+        matches!(
+            self,
+            Purpose::Bootstrap | Purpose::Introduce | Purpose::Set | Purpose::Get
+        )
     }
 }
 
@@ -163,9 +168,19 @@ impl Node {
     }
 
     pub(super) fn start_bootstrap(&mut self, now: Instant, addrs: &[SocketAddr]) -> QueryId {
+        self.start_pings(now, addrs, Purpose::Bootstrap)
+    }
+
+    /// Pings `addrs`; a bootstrap then looks up its own id, an introduction ends.
+    pub(super) fn start_pings(
+        &mut self,
+        now: Instant,
+        addrs: &[SocketAddr],
+        purpose: Purpose,
+    ) -> QueryId {
         let q = self.new_query(
             now,
-            Purpose::Bootstrap,
+            purpose,
             self.id,
             None,
             Phase::Ping {
@@ -312,6 +327,10 @@ impl Node {
                 }
             }
             CallKind::Verify | CallKind::Recheck => {
+                if p.kind == CallKind::Verify {
+                    // A ping sent at once (`insert_caller`) is pending until it ends.
+                    self.verify_pending.remove(&p.to);
+                }
                 if p.kind == CallKind::Recheck {
                     self.rechecks_in_flight = self.rechecks_in_flight.saturating_sub(1);
                     if let Some(info) = self.peers.get_mut(&p.to) {
@@ -463,7 +482,8 @@ impl Node {
                     }
                     let answered = *answered;
                     query.answered = answered;
-                    if answered == 0 || self.table.is_empty() {
+                    if answered == 0 || self.table.is_empty() || query.purpose == Purpose::Introduce
+                    {
                         self.finish(
                             now,
                             q,
@@ -560,7 +580,7 @@ impl Node {
             query.answered,
         );
         match purpose {
-            Purpose::Bootstrap => {
+            Purpose::Bootstrap | Purpose::Introduce => {
                 let outcome = QueryOutcome::Bootstrap {
                     answered,
                     contacts: closest,

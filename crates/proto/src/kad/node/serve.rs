@@ -34,7 +34,7 @@ impl Node {
             ("stun", []) => Some(wire::stun_value(from)),
             ("ping", [sender]) => match wire::parse_id(sender) {
                 Some(id) => {
-                    self.welcome(now, id, from);
+                    self.welcome(now, id, from, true);
                     Some(wire::id_value(&self.id))
                 }
                 None => None,
@@ -42,7 +42,7 @@ impl Node {
             ("store", [sender, key, value]) => {
                 match (wire::parse_id(sender), wire::parse_id(key)) {
                     (Some(id), Some(key)) => {
-                        self.welcome(now, id, from);
+                        self.welcome(now, id, from, true);
                         // The answer comes from `serve_store`, now or once durable.
                         self.serve_store(now, token, local, key, value.clone());
                         return;
@@ -53,7 +53,18 @@ impl Node {
             ("find_node" | "find_value", [sender, key]) => {
                 match (wire::parse_id(sender), wire::parse_id(key)) {
                     (Some(id), Some(key)) => {
-                        self.welcome(now, id, from);
+                        if key == id && method == "find_node" && self.config.insert_joining {
+                            // Looking up its own id is how a node joins (Kademlia's join,
+                            // Python's bootstrap): a node, not a one-shot client, and it
+                            // is alive right now. Inserted at once, so the network learns
+                            // it without waiting for the verification ping.
+                            self.insert_caller(now, id, from, true);
+                        } else {
+                            // No verification ping on top of a lookup's answer: with
+                            // it, a forged find_* from a silent address would get
+                            // more than the 3x amplification budget allows.
+                            self.welcome(now, id, from, false);
+                        }
                         let held = (method == "find_value")
                             .then(|| self.records.get(&key, now).map(|h| h.value.clone()))
                             .flatten();
@@ -177,7 +188,7 @@ impl Node {
     /// A node called us with id `id` from `from`: a known contact moves to most recently
     /// seen; an unknown one (or a known id at a new address) is pinged after
     /// `verify_delay`, and inserted only if it answers.
-    fn welcome(&mut self, now: Instant, id: NodeId, from: SocketAddr) {
+    fn welcome(&mut self, now: Instant, id: NodeId, from: SocketAddr, ping_now: bool) {
         if id == self.id {
             self.own_id_seen(from);
             return;
@@ -189,6 +200,11 @@ impl Node {
                 return;
             }
         }
+        if !self.config.verify_callers {
+            // Python's rule: every caller is inserted at once.
+            self.insert_caller(now, id, from, ping_now);
+            return;
+        }
         if self.verify_pending.contains(&from) {
             return;
         }
@@ -199,5 +215,39 @@ impl Node {
         self.verify_pending.insert(from);
         self.verify_queue
             .push_back((now + self.config.verify_delay, Contact::new(id, from)));
+    }
+
+    /// Inserts a caller without verification (Python's rule, or a joining node); with
+    /// `ping_now`, pings it at once so that it is verified (and handed out) as soon as it
+    /// answers.
+    fn insert_caller(&mut self, now: Instant, id: NodeId, from: SocketAddr, ping_now: bool) {
+        if id == self.id {
+            self.own_id_seen(from);
+            return;
+        }
+        let contact = Contact::new(id, from);
+        let known = self.table.find(&id);
+        let outcome = self.table.insert(contact, now);
+        self.on_insert(now, contact, known, outcome);
+        // Handed out only once verified: ping it now (it just called, so it is there).
+        let stored_here = self.table.find(&id).is_some_and(|c| c.addr == from);
+        // (Even if a verification is queued for later: it joined, it is there now.)
+        if ping_now && stored_here && !self.table.is_verified(&id) {
+            self.verify_pending.insert(from);
+            let args = [wire::id_value(&self.id)];
+            if self
+                .send_rpc(
+                    now,
+                    from,
+                    Some(id),
+                    "ping",
+                    &args,
+                    super::query::CallKind::Verify,
+                )
+                .is_none()
+            {
+                self.verify_pending.remove(&from);
+            }
+        }
     }
 }
