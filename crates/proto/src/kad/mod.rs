@@ -29,6 +29,7 @@ pub use lookup::{Lookup, LookupConfig, LookupState};
 pub use node::{
     CommandError, Event, Node, NodeConfig, NodeStats, QueryId, QueryOutcome, QueryStats, StoreToken,
 };
+pub use node::{MemoryValues, ValueStore};
 pub use routing::{Contact, InsertOutcome, RoutingConfig, RoutingTable};
 pub use rto::{RtoConfig, RttEstimator};
 pub use store::{is_storable, MemoryStore, Record, RecordStore, StoreError};

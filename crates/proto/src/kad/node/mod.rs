@@ -122,6 +122,7 @@ use query::{CallKind, Pending, Query};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use records::Records;
+pub use records::{MemoryValues, ValueStore};
 use rmpv::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -567,6 +568,21 @@ impl Node {
         }
     }
 
+    /// A node as [`new`](Self::new) that keeps the bytes of the copies it holds in
+    /// `values` (the default is [`MemoryValues`]); memory then holds only the index.
+    /// A durable store is filled again after a restart with
+    /// [`load_record_index`](Self::load_record_index).
+    pub fn with_value_store(
+        config: NodeConfig,
+        id: NodeId,
+        seed: u64,
+        values: Box<dyn ValueStore>,
+    ) -> Node {
+        let mut node = Node::new(config, id, seed);
+        node.records = Records::with_values(values);
+        node
+    }
+
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
@@ -599,7 +615,7 @@ impl Node {
 
     /// The value held here under `key` (not expired at `now`), without asking the network.
     pub fn local_value(&self, key: &NodeId, now: Instant) -> Option<Arc<Value>> {
-        self.records.get(key, now).map(|h| h.value.clone())
+        self.records.value(key, now)
     }
 
     /// When the copy held under `key` expires.
@@ -714,8 +730,7 @@ impl Node {
         self.touch_clock(now);
         let local = self
             .records
-            .get(&key, now)
-            .map(|h| h.value.clone())
+            .value(&key, now)
             .or_else(|| self.records.publication(&key).map(|p| p.value.clone()));
         if let Some(v) = local {
             let id = self.fresh_query_id();
@@ -815,13 +830,24 @@ impl Node {
         let since = now.checked_sub(self.config.replicate_window).unwrap_or(now);
         self.records.put(
             key,
-            records::Held {
-                value: Arc::new(value),
-                since,
-                expires_at,
-            },
+            Arc::new(value),
+            records::Held { since, expires_at },
             None,
         );
+    }
+
+    /// Reloads the index entry of a copy whose value the node's [`ValueStore`] holds
+    /// already (a durable one, after a restart; no event, the value is not read). One
+    /// that expired by `now` is not loaded.
+    pub fn load_record_index(&mut self, now: Instant, key: NodeId, expires_at: Instant) {
+        if expires_at <= now {
+            return;
+        }
+        self.touch_clock(now);
+        // As `load_record`: its age is unknown.
+        let since = now.checked_sub(self.config.replicate_window).unwrap_or(now);
+        self.records
+            .put_index(key, records::Held { since, expires_at }, None);
     }
 
     /// Reloads a persisted publication after a restart (no event): it is republished
@@ -1139,8 +1165,8 @@ impl Node {
         since: Instant,
         expires_at: Instant,
     ) -> bool {
-        if let Some(h) = self.records.get(&key, now) {
-            if *h.value == *value {
+        if let Some(held) = self.records.value(&key, now) {
+            if *held == *value {
                 return false;
             }
         }
@@ -1149,11 +1175,8 @@ impl Node {
             (self.config.replicate_interval < self.config.replicate_window).then_some(first);
         self.records.put(
             key,
-            records::Held {
-                value,
-                since,
-                expires_at,
-            },
+            value,
+            records::Held { since, expires_at },
             replicate_at,
         );
         true
@@ -1238,7 +1261,9 @@ impl Node {
                 self.records.schedule_replication(key, next);
             }
             if age < self.config.replicate_window && held.expires_at > now {
-                self.start_store_query(now, key, held.value, query::Purpose::Replicate);
+                if let Some(value) = self.records.stored_value(&key) {
+                    self.start_store_query(now, key, value, query::Purpose::Replicate);
+                }
             }
         }
         for _ in 0..max {

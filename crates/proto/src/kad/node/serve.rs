@@ -66,7 +66,7 @@ impl Node {
                             self.welcome(now, id, from, false);
                         }
                         let held = (method == "find_value")
-                            .then(|| self.records.get(&key, now).map(|h| h.value.clone()))
+                            .then(|| self.records.value(&key, now))
                             .flatten();
                         Some(match held {
                             Some(v) => Value::Map(vec![(Value::from("value"), (*v).clone())]),
@@ -102,8 +102,8 @@ impl Node {
             self.ep.abandon(token);
             return;
         }
-        if let Some(h) = self.records.get(&key, now) {
-            if *h.value == value {
+        if self.records.get(&key, now).is_some() {
+            if self.records.value(&key, now).is_some_and(|v| *v == value) {
                 // Held already (and durable): a replica or republish changes nothing.
                 self.respond(now, token, &Value::Boolean(true), local);
                 return;
