@@ -83,12 +83,15 @@
 
 mod handover;
 mod query;
+pub(crate) mod quota;
 mod serve;
 
 pub(crate) mod records;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hostile;
 
 use super::rto::{RtoConfig, RttEstimator};
 use super::{is_storable, Contact, InsertOutcome, NodeId, RoutingConfig, RoutingTable};
@@ -139,9 +142,22 @@ pub struct NodeConfig {
     pub replicate_window: Duration,
     /// How long a copy lives. Default one week (as Python `kademlia`'s storage).
     pub value_ttl: Duration,
-    /// Most values held for others; a `store` of a new key beyond it gets no answer.
-    /// Default 100,000.
+    /// Most values held for others; a `store` of a new key beyond it evicts the record
+    /// this node is least responsible for (the farthest key of the source subnet holding
+    /// the most bytes), or gets no answer if no source's record can go. Default 100,000.
     pub max_records: usize,
+    /// Largest value stored (its bytes for `str` / `bin`, plus 5): larger `store`s get no
+    /// answer and `set` refuses them. Default 8192 (a Python peer cannot send more).
+    pub max_value_bytes: usize,
+    /// Most bytes of values held, all together (evicting as for `max_records`). Default
+    /// 64 MiB.
+    pub max_store_bytes: usize,
+    /// Most records one source subnet (IPv4 /24, IPv6 /64) may have stored here; more
+    /// get no answer. Local sources are exempt unless `endpoint.limits.strict_local`.
+    /// Default 5000.
+    pub max_records_per_source: usize,
+    /// Most bytes one source subnet may have stored here. Default 4 MiB.
+    pub max_bytes_per_source: usize,
     /// Consecutive failed RPCs after which a contact is evicted. Default 1 (Python's).
     pub max_failures: u32,
     /// How long after a node first calls us it is pinged, to be inserted if it answers.
@@ -185,6 +201,10 @@ impl Default for NodeConfig {
             replicate_window: Duration::from_secs(2 * 3600),
             value_ttl: Duration::from_secs(7 * 24 * 3600),
             max_records: 100_000,
+            max_value_bytes: 8192,
+            max_store_bytes: 64 << 20,
+            max_records_per_source: 5000,
+            max_bytes_per_source: 4 << 20,
             max_failures: 1,
             verify_delay: Duration::from_secs(5),
             max_pending_verifications: 256,
@@ -218,6 +238,15 @@ pub enum CommandError {
     /// The value is not one Python `kademlia` stores (int, float, bool, str, bin).
     #[error("values must be int, float, bool, str or bin")]
     NotStorable,
+    /// The value is larger than [`NodeConfig::max_value_bytes`] (its bytes plus 5).
+    /// Remedy: store less per key, or raise the limit on every node.
+    #[error("value of {size} bytes exceeds the limit of {limit}")]
+    ValueTooLarge {
+        /// The value's size as charged.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
     /// The routing table is empty: nowhere to store or search. Remedy: bootstrap first.
     /// `own_id_contacts` counts nodes seen with our own id: if it is not 0, another node
     /// has this node's id (same seed or same saved state); give them different seeds.
@@ -353,6 +382,13 @@ pub struct NodeStats {
     pub handover_stores: u64,
     /// Answers that did not have the expected shape.
     pub malformed_answers: u64,
+    /// `store`s refused: the value is over `max_value_bytes`.
+    pub stores_refused_too_large: u64,
+    /// `store`s refused: their source subnet had its share of the store.
+    pub stores_refused_source_share: u64,
+    /// Records given up to make room for a new store (farthest keys of the largest
+    /// sources first).
+    pub records_evicted: u64,
     /// Contacts not inserted: their /24 or /64 had its share of the bucket or table.
     pub contacts_refused_subnet: u64,
     /// Known ids heard from a new address: the old address was pinged first.
@@ -483,7 +519,7 @@ impl Node {
             ep: Endpoint::new(endpoint, seed),
             table: RoutingTable::new(id, routing),
             rng: SmallRng::seed_from_u64(seed ^ 0x6b61_646e_6f64_6521),
-            records: Records::default(),
+            records: Records::new(id),
             calls: HashMap::new(),
             rto_calls: HashMap::new(),
             rto_timers: BinaryHeap::new(),
@@ -554,6 +590,17 @@ impl Node {
         self.records.len()
     }
 
+    /// Bytes of values held (as charged against [`NodeConfig::max_store_bytes`]).
+    pub fn stored_bytes(&self) -> usize {
+        self.records.quota().total_bytes()
+    }
+
+    /// The most records any one source subnet (/24, /64) has stored here (exempt local
+    /// sources and our own copies not counted).
+    pub fn largest_store_share(&self) -> usize {
+        self.records.quota().largest_share()
+    }
+
     /// How many values this node publishes.
     pub fn published_count(&self) -> usize {
         self.records.published_len()
@@ -615,6 +662,13 @@ impl Node {
         self.check_running()?;
         if !is_storable(&value) {
             return Err(CommandError::NotStorable);
+        }
+        let size = quota::value_size(&value);
+        if size > self.config.max_value_bytes {
+            return Err(CommandError::ValueTooLarge {
+                size,
+                limit: self.config.max_value_bytes,
+            });
         }
         self.no_contacts_check()?;
         self.touch_clock(now);
@@ -712,7 +766,7 @@ impl Node {
         let Some(s) = self.stores.remove(&token) else {
             return;
         };
-        self.keep_copy(now, s.key, s.value, s.since, s.expires_at);
+        self.keep_copy(now, s.key, s.value, s.since, s.expires_at, s.source);
         self.flush_endpoint(None);
         self.ep.respond(now, s.request, &Value::Boolean(true));
         self.flush_endpoint(s.local);
@@ -745,6 +799,7 @@ impl Node {
                 value: Arc::new(value),
                 since,
                 expires_at,
+                source: None,
             },
             None,
         );
@@ -1024,6 +1079,7 @@ impl Node {
         value: Arc<Value>,
         since: Instant,
         expires_at: Instant,
+        source: Option<crate::subnet::SourceKey>,
     ) -> bool {
         if let Some(h) = self.records.get(&key, now) {
             if *h.value == *value {
@@ -1039,6 +1095,7 @@ impl Node {
                 value,
                 since,
                 expires_at,
+                source,
             },
             replicate_at,
         );
