@@ -43,6 +43,11 @@ pub struct RunArgs {
     /// Seconds each RPC waits for its answer.
     #[arg(long, default_value = "5", value_parser = parse_secs)]
     pub timeout: Duration,
+    /// Apply the per-address limits (per-source rates and shares, contacts per subnet)
+    /// to loopback and private addresses too; address validation and the 3× rule apply
+    /// always.
+    #[arg(long)]
+    pub strict_local: bool,
 }
 
 /// Arguments of `rpcudp dht set`.
@@ -100,13 +105,14 @@ async fn run_node(args: RunArgs) -> u8 {
             Err(code) => return code,
         }
     }
-    let config = DhtConfig {
+    let mut config = DhtConfig {
         k: usize::from(args.ksize),
         alpha: usize::from(args.alpha),
         rpc_timeout: args.timeout,
         state_dir: args.state.clone(),
         ..DhtConfig::default()
     };
+    config.node.endpoint.limits.strict_local = args.strict_local;
     let dht = match Dht::start(bind, config).await {
         Ok(d) => d,
         Err(e) => {

@@ -242,6 +242,7 @@ impl Dht {
         let routing = RoutingConfig {
             k: config.k.max(1),
             pending_timeout: config.rpc_timeout * 4,
+            strict_local: config.node.endpoint.limits.strict_local,
             ..RoutingConfig::default()
         };
         let (contacts_tx, persister) = match db {
