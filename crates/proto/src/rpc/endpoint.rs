@@ -237,6 +237,7 @@ impl Endpoint {
                 // never held: the first copy is (or was) already.
                 if self.limits.offer_answer(key.0, &payload, false) == AnswerVerdict::Send {
                     self.stats.duplicates_answered += 1;
+                    self.limits.on_sent(key.0, payload.len());
                     self.transmit(from, payload);
                 } else {
                     self.stats.answers_dropped_unvalidated += 1;
@@ -385,6 +386,7 @@ impl Endpoint {
         match self.limits.offer_answer(peer, &datagram, true) {
             AnswerVerdict::Send => {
                 self.stats.responses_sent += 1;
+                self.limits.on_sent(peer, datagram.len());
                 self.transmit(peer, datagram);
             }
             AnswerVerdict::Drop => {
@@ -435,7 +437,7 @@ impl Endpoint {
 
     /// How many more bytes of answers may go to `addr` now: `None` if it is validated
     /// (no limit), else `amplification_factor` × the bytes received from it, minus the
-    /// bytes already sent to it. A layer above with a big answer checks this and, when
+    /// bytes of answers already sent to it (our own requests do not count). A layer above with a big answer checks this and, when
     /// the answer does not fit, proves the address first (a call it must answer).
     ///
     /// ```
@@ -555,7 +557,6 @@ impl Endpoint {
 
     fn transmit(&mut self, destination: SocketAddr, payload: Vec<u8>) {
         self.stats.datagrams_out += 1;
-        self.limits.on_sent(canonical(destination), payload.len());
         self.transmits.push_back(Transmit {
             destination,
             source: None,

@@ -9,7 +9,7 @@
 //!   one subnet handed out and not yet answered, so one source cannot take all of
 //!   `max_concurrent_requests`;
 //! - **anti-amplification** (QUIC's rule, RFC 9000 §8): to an address (IP and port) that
-//!   has not proven it receives there, answers total at most
+//!   has not proven it receives there, answers (fresh and cached) total at most
 //!   [`LimitsConfig::amplification_factor`] (3) times the bytes received from it. An
 //!   address proves it by answering a call this endpoint made (the call's random 160-bit
 //!   message id is what an off-path forger cannot know), or the layer above marks it
@@ -281,7 +281,9 @@ impl Limits {
         p.received = p.received.saturating_add(len as u64);
     }
 
-    /// Counts `len` bytes sent to `addr` (requests, probes and answers alike).
+    /// Counts `len` bytes of answers sent to `addr`. Our own requests (calls, probes) are
+    /// not counted: whom to call is the layer above's choice, and a request it sends to an
+    /// address that never answers must not cost that address its answers.
     pub(crate) fn on_sent(&mut self, addr: SocketAddr, len: usize) {
         if self.validated.get(&addr).is_some() {
             return;

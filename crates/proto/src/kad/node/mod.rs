@@ -65,14 +65,16 @@
 //!   [`NodeConfig::verify_delay`] later and inserted if it answers: a one-shot client
 //!   (joins, runs one `get`, exits) is gone by then and never pollutes the table, and
 //!   only contacts that answered us are handed out by `find_node` (issue 10's rule).
-//! - A contact that leaves a lookup's RPC unanswered past its RTO is suspect: not handed
-//!   out until it answers again. After [`NodeConfig::max_failures`] consecutive failed
-//!   RPCs (default 1, as Python), it is evicted (the freshest replacement takes its
-//!   place). Contacts handed out by `find_node` that were not heard from for
-//!   [`NodeConfig::recheck_after`] are pinged. So a contact that died at `t` is handed
-//!   out by this node at most until `t + recheck_after + RTO` when this node serves
-//!   `find_node` for its region, and evicted `rpc_timeout` after the first RPC to it
-//!   that went unanswered.
+//! - A contact that leaves an RPC unanswered past its RTO is suspect: not handed out nor
+//!   used to start lookups until it answers again. When the RPC fails (after
+//!   `rpc_timeout`) the contact is pinged once; after [`NodeConfig::max_failures`]
+//!   consecutive failures (default 2: that ping failing too) it is evicted and the
+//!   freshest replacement takes its place. Contacts handed out by `find_node` that were
+//!   not heard from for [`NodeConfig::recheck_after`] are pinged too. So a contact that
+//!   died at `t` stops being handed out one RTO after the first RPC we send it after `t`,
+//!   and at the latest `t + recheck_after + RTO` if this node hands it out at all (every
+//!   hand-out after `recheck_after` of silence pings it); it is evicted at most
+//!   `2 × rpc_timeout` after that first RPC.
 //!
 //! # Bounded work
 //! No step costs O(stored records): the hand-over walks the key range a newcomer could be
@@ -130,6 +132,14 @@ pub struct NodeConfig {
     pub min_rto: Duration,
     /// The RTO of a contact never measured (capped at `rpc_timeout`). Default 1 s.
     pub initial_rto: Duration,
+    /// Whether lookup, store and liveness RPCs resend their datagram once, at the
+    /// contact's RTO (the wait then goes on to `rpc_timeout`). Default true: under loss a
+    /// lost datagram costs one RTO instead of the answer. Python peers answer a resend
+    /// like a new request (harmless for these idempotent RPCs).
+    pub resend_at_rto: bool,
+    /// Resends of each bootstrap ping (same datagram) before the address counts as not
+    /// answering, within `rpc_timeout`. Default 2 (sent at 0 s, 1 s and 3 s by default).
+    pub bootstrap_retries: u32,
     /// A bucket with no lookup for this long is refreshed by a lookup of a random id in
     /// it. Default one hour (as Python `kademlia`); `None` turns refreshing off.
     pub refresh_interval: Option<Duration>,
@@ -158,7 +168,10 @@ pub struct NodeConfig {
     pub max_records_per_source: usize,
     /// Most bytes one source subnet may have stored here. Default 4 MiB.
     pub max_bytes_per_source: usize,
-    /// Consecutive failed RPCs after which a contact is evicted. Default 1 (Python's).
+    /// Consecutive failed RPCs after which a contact is evicted. Default 2: the first
+    /// failure makes the contact suspect (not handed out) and pings it once, so one lost
+    /// datagram does not cost a live contact, and a dead one goes when that ping fails.
+    /// 1 is Python's rule (evict at the first failed RPC).
     pub max_failures: u32,
     /// How long after a node first calls us it is pinged, to be inserted if it answers.
     /// Default 5 s (longer than a one-shot client lives).
@@ -195,6 +208,8 @@ impl Default for NodeConfig {
             rpc_timeout: Duration::from_secs(5),
             min_rto: Duration::from_millis(100),
             initial_rto: Duration::from_secs(1),
+            resend_at_rto: true,
+            bootstrap_retries: 2,
             refresh_interval: Some(Duration::from_secs(3600)),
             republish_interval: Duration::from_secs(3600),
             replicate_interval: Duration::from_secs(3600),
@@ -205,7 +220,7 @@ impl Default for NodeConfig {
             max_store_bytes: 64 << 20,
             max_records_per_source: 5000,
             max_bytes_per_source: 4 << 20,
-            max_failures: 1,
+            max_failures: 2,
             verify_delay: Duration::from_secs(5),
             max_pending_verifications: 256,
             recheck_after: Duration::from_secs(60),
@@ -389,6 +404,11 @@ pub struct NodeStats {
     /// Records given up to make room for a new store (farthest keys of the largest
     /// sources first).
     pub records_evicted: u64,
+    /// New callers not pinged for verification: what they sent did not leave room for
+    /// the ping within 3× (a one-shot client, or a forged source).
+    pub verifications_skipped_budget: u64,
+    /// `find_node` answers cut to fit 3× what an unvalidated asker sent.
+    pub find_node_answers_cut: u64,
     /// Contacts not inserted: their /24 or /64 had its share of the bucket or table.
     pub contacts_refused_subnet: u64,
     /// Known ids heard from a new address: the old address was pinged first.
@@ -474,6 +494,9 @@ pub struct Node {
 /// Round trips measured before the node-wide estimate stands in for unmeasured contacts.
 const MIN_AGGREGATE_SAMPLES: u64 = 8;
 
+/// Size of a verification ping: header 21, `["ping", [id]]` 29.
+const VERIFY_PING_BYTES: usize = 50;
+
 /// Most pings of handed-out contacts in flight at once.
 const MAX_RECHECKS: usize = 16;
 
@@ -497,8 +520,11 @@ impl Node {
             endpoint.limits.validation_probe = Some(crate::rpc::ValidationProbe {
                 method: "ping".into(),
                 args: vec![super::wire::id_value(&id)],
+                // Resent once: a lost probe would otherwise cost the held answer.
                 options: CallOptions {
-                    attempt_timeout: config.rpc_timeout,
+                    attempt_timeout: config.initial_rto.min(config.rpc_timeout),
+                    retries: 1,
+                    backoff: 1.0,
                     ..CallOptions::default()
                 },
             });
@@ -876,14 +902,31 @@ impl Node {
             kind,
             CallKind::Find(_) | CallKind::Store(_) | CallKind::Recheck
         );
-        let call = self
-            .ep
-            .call(now, to, method, args, self.call_options())
-            .ok()?;
+        let mut options = self.call_options();
+        let rto = self.rto_of(&to);
+        let mut resend_at = None;
+        if matches!(kind, CallKind::BootstrapPing(_)) {
+            // The only way in: a lost datagram must not leave the node alone. Resent at
+            // the initial RTO with backoff, still within `rpc_timeout` overall.
+            options.attempt_timeout = self.rto.initial.min(self.config.rpc_timeout);
+            options.retries = self.config.bootstrap_retries;
+            options.deadline = Some(self.config.rpc_timeout);
+            resend_at = Some(now);
+        } else if rto_timer && self.config.resend_at_rto && rto < self.config.rpc_timeout {
+            // One resend of the same datagram at the RTO (a lost datagram then costs one
+            // RTO, not the call), then the wait goes on to `rpc_timeout` overall.
+            options.attempt_timeout = rto;
+            options.retries = 1;
+            options.backoff = f64::MAX;
+            options.jitter = 0.0;
+            options.max_attempt_timeout = self.config.rpc_timeout;
+            options.deadline = Some(self.config.rpc_timeout);
+            resend_at = Some(now + rto);
+        }
+        let call = self.ep.call(now, to, method, args, options).ok()?;
         let seq = self.next_seq;
         self.next_seq += 1;
         if rto_timer {
-            let rto = self.rto_of(&to);
             self.rto_timers.push(Reverse((now + rto, seq)));
             self.rto_calls.insert(seq, call);
         }
@@ -895,6 +938,7 @@ impl Node {
                 id,
                 sent: now,
                 seq,
+                resend_at,
             },
         );
         Some(call)
@@ -1047,17 +1091,31 @@ impl Node {
     }
 
     /// An RPC to `addr` (id `id` if known) went unanswered.
-    fn contact_failed(&mut self, id: Option<NodeId>, addr: SocketAddr) {
+    /// A lost datagram must not cost a good contact, a dead one must go soon: a failure
+    /// short of `max_failures` pings the contact once (if it is in the table); that ping
+    /// failing too evicts it.
+    fn contact_failed(&mut self, now: Instant, id: Option<NodeId>, addr: SocketAddr) {
         let max = self.config.max_failures.max(1);
         let p = self.peer(addr);
         p.failures = p.failures.saturating_add(1);
         p.suspect = true;
-        let failures = p.failures;
+        let (failures, rechecking) = (p.failures, p.recheck_in_flight);
         let Some(id) = id else { return };
+        let in_table = self.table.find(&id).is_some_and(|c| c.addr == addr);
         if failures < max {
+            if in_table && !rechecking && self.rechecks_in_flight < MAX_RECHECKS {
+                let args = [super::wire::id_value(&self.id)];
+                if self
+                    .send_rpc(now, addr, Some(id), "ping", &args, CallKind::Recheck)
+                    .is_some()
+                {
+                    self.rechecks_in_flight += 1;
+                    self.peer(addr).recheck_in_flight = true;
+                }
+            }
             return;
         }
-        if self.table.find(&id).is_some_and(|c| c.addr == addr) {
+        if in_table {
             if let Some(promoted) = self.table.remove(&id) {
                 self.stats.evicted += 1;
                 self.peers.remove(&addr);
@@ -1141,6 +1199,17 @@ impl Node {
                 .find(&contact.id)
                 .is_some_and(|c| c.addr == contact.addr)
             {
+                continue;
+            }
+            // Only within what the caller's own bytes allow (3×, less the answers it got):
+            // a forged request costs its source at most that, and a one-shot client that
+            // used its budget on answers is not pinged (nor inserted) at all.
+            if self
+                .ep
+                .amplification_budget(contact.addr)
+                .is_some_and(|b| b < VERIFY_PING_BYTES)
+            {
+                self.stats.verifications_skipped_budget += 1;
                 continue;
             }
             let args = [super::wire::id_value(&self.id)];
@@ -1282,7 +1351,15 @@ impl Protocol for Node {
             self.ep.poll_timeout(),
             self.rto_timers.peek().map(|Reverse((at, _))| *at),
             self.verify_queue.front().map(|(at, _)| *at),
-            self.records.next_deadline(),
+            self.records.next_expiry(),
+            // Replications and republishes wait while the maintenance queries are all
+            // busy or nobody is known (else a due entry would make the driver spin); a
+            // query ending or a contact arriving is an input, after which the driver
+            // asks again.
+            (self.maintenance_running < self.config.max_maintenance_queries
+                && !self.table.is_empty())
+            .then(|| self.records.next_maintenance())
+            .flatten(),
             self.next_refresh,
         ]
         .into_iter()

@@ -17,6 +17,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Size of a `find_node` / `find_value` request: header 21, `[method, [id, key]]` 56.
+const FIND_REQUEST_BYTES: usize = 77;
+
 /// Most records evicted to make room for one store (a store far bigger than the records
 /// it would displace is refused rather than emptying the store).
 const MAX_EVICTIONS_PER_STORE: usize = 8;
@@ -242,7 +245,31 @@ impl Node {
                 }
             }
         }
-        Value::Array(list.iter().map(wire::contact_value).collect())
+        // To an asker that has not proven it receives at its address, the answer is cut
+        // to the nearest contacts that fit 3× what it sent (the endpoint would drop a
+        // bigger one, or hold it for a ping round trip): its lookup goes on at once, with
+        // fewer contacts per answer.
+        // At most what one request's bytes allow, even when earlier ones left a surplus:
+        // a resend of the request (after a loss) then allows the cached answer again.
+        let per_request = FIND_REQUEST_BYTES * self.config.endpoint.limits.amplification_factor;
+        let budget = self
+            .ep
+            .amplification_budget(asker)
+            .map(|b| b.min(per_request));
+        let mut used = crate::wire::rpc::HEADER_LEN + 3;
+        let mut out = Vec::with_capacity(list.len());
+        for c in &list {
+            let v = wire::contact_value(c);
+            // id (2 + 20) + ip str (1 + len) + port (≤ 3) + array header (1).
+            let size = 22 + 1 + c.addr.ip().to_string().len() + 3 + 1;
+            if budget.is_some_and(|b| used + size > b) {
+                self.stats.find_node_answers_cut += 1;
+                break;
+            }
+            used += size;
+            out.push(v);
+        }
+        Value::Array(out)
     }
 
     /// A node called us with id `id` from `from`: a known contact moves to most recently
