@@ -18,7 +18,7 @@
 //!   (bounded) while the endpoint calls the probe method on the address, and sent once
 //!   the probe is answered.
 //!
-//! Every table here is bounded ([`GenMap`]: two generations, the older dropped whole
+//! Every table here is bounded (`GenMap`: two generations, the older dropped whole
 //! when the newer fills), so a flood from many ports or addresses costs a fixed amount of
 //! memory. Forgetting is always the safe direction: a forgotten rate bucket starts full
 //! (as a new source would), a forgotten address budget starts at zero, a forgotten
