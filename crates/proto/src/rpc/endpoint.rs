@@ -1,7 +1,7 @@
 //! The endpoint: ties the codec, the call table, the timers and the duplicate cache.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Instant;
 
 use rand::rngs::SmallRng;
@@ -84,9 +84,11 @@ pub struct Endpoint {
     /// from `OutCall::peer`, so the effective key is (id, peer)).
     calls: HashMap<MessageId, OutCall, OwnKeys>,
     timers: Timers,
-    /// Requests handed out and not yet answered: token -> dedup key.
-    /// (The key's hash rides along, so the duplicate cache never hashes it again.)
-    serving: HashMap<RequestToken, (Key, u64), OwnKeys>,
+    /// Requests handed out and not yet answered: token -> dedup key, the local address
+    /// the request came to (its answer leaves from there) and its arrival time (for
+    /// `Stats::handler_latency`). (The key's hash rides along, so the duplicate cache
+    /// never hashes it again.)
+    serving: HashMap<RequestToken, (Key, u64, Option<IpAddr>, Instant), OwnKeys>,
     next_token: u64,
     dedup: DedupCache,
     transmits: VecDeque<Transmit>,
@@ -187,8 +189,17 @@ impl Endpoint {
     /// (or are answered from the duplicate cache, or dropped); responses end their call.
     /// Anything malformed, unknown, late or from the wrong address is dropped and
     /// counted in [`Stats`]; nothing here panics on any input.
+    ///
+    /// The local address the datagram came to is not known here, so answers leave with
+    /// [`Transmit::source`] `None`; a driver that knows it (IP_PKTINFO) calls
+    /// [`Protocol::handle_datagram`](crate::Protocol::handle_datagram) instead.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.receive(now, from, None, datagram)
+    }
+
+    fn receive(&mut self, now: Instant, from: SocketAddr, local: Option<IpAddr>, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
         let peer = canonical(from);
         self.limits.on_received(peer, datagram.len());
         // Rate limits come before decoding, so a flood costs a table lookup per datagram.
@@ -219,12 +230,22 @@ impl Endpoint {
             }
         };
         match packet {
-            Packet::Request { id, method, args } => self.on_request(from, id, method, args),
+            Packet::Request { id, method, args } => {
+                self.on_request(now, from, local, id, method, args)
+            }
             Packet::Response { id, value } => self.on_response(now, from, id, value),
         }
     }
 
-    fn on_request(&mut self, from: SocketAddr, id: MessageId, method: String, args: Vec<Value>) {
+    fn on_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: Option<IpAddr>,
+        id: MessageId,
+        method: String,
+        args: Vec<Value>,
+    ) {
         let key = (canonical(from), id);
         let hash = self.dedup.hash(&key);
         match self.dedup.get(hash, &key) {
@@ -234,11 +255,12 @@ impl Endpoint {
             }) => {
                 let payload = bytes.as_slice().to_vec();
                 // A cached answer obeys the amplification budget like a fresh one, but is
-                // never held: the first copy is (or was) already.
-                if self.limits.offer_answer(key.0, &payload, false) == AnswerVerdict::Send {
+                // never held: the first copy is (or was) already. It leaves from the
+                // address this copy came to, as the first answer went.
+                if self.limits.offer_answer(key.0, &payload, local, false) == AnswerVerdict::Send {
                     self.stats.duplicates_answered += 1;
                     self.limits.on_sent(key.0, payload.len());
-                    self.transmit(from, payload);
+                    self.transmit_from(from, local, payload);
                 } else {
                     self.stats.answers_dropped_unvalidated += 1;
                 }
@@ -269,7 +291,7 @@ impl Endpoint {
         }
         let token = RequestToken(self.next_token);
         self.next_token += 1;
-        self.serving.insert(token, (key, hash));
+        self.serving.insert(token, (key, hash, local, now));
         self.dedup.start(hash, key);
         self.stats.requests_received += 1;
         self.events.push_back(Event::Request {
@@ -354,10 +376,13 @@ impl Endpoint {
     /// peers, or its body is over `max_response_body`, nothing is sent (as if abandoned)
     /// and it is counted. An unknown or already answered token is ignored.
     pub fn respond(&mut self, now: Instant, token: RequestToken, value: &Value) {
-        let Some((key, hash)) = self.serving.remove(&token) else {
+        let Some((key, hash, local, arrived)) = self.serving.remove(&token) else {
             debug!(?token, "respond for a request not in progress; ignored");
             return;
         };
+        self.stats
+            .handler_latency
+            .record(now.saturating_duration_since(arrived));
         let (peer, id) = key;
         self.limits.end_request(peer);
         if let Err(e) = check_sendable(value, self.config.decode_limits.max_depth) {
@@ -377,17 +402,23 @@ impl Endpoint {
             return;
         }
         self.finish(now, hash, key, Some(Answer::new(&datagram)));
-        self.send_answer(now, peer, datagram);
+        self.send_answer(now, peer, local, datagram);
     }
 
     /// Sends a fresh answer within `peer`'s amplification budget, or holds it while a
     /// probe validates `peer` (if configured), or drops it.
-    fn send_answer(&mut self, now: Instant, peer: SocketAddr, datagram: Vec<u8>) {
-        match self.limits.offer_answer(peer, &datagram, true) {
+    fn send_answer(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        local: Option<IpAddr>,
+        datagram: Vec<u8>,
+    ) {
+        match self.limits.offer_answer(peer, &datagram, local, true) {
             AnswerVerdict::Send => {
                 self.stats.responses_sent += 1;
                 self.limits.on_sent(peer, datagram.len());
-                self.transmit(peer, datagram);
+                self.transmit_from(peer, local, datagram);
             }
             AnswerVerdict::Drop => {
                 self.stats.answers_dropped_unvalidated += 1;
@@ -421,10 +452,10 @@ impl Endpoint {
         if newly {
             self.stats.addresses_validated += 1;
         }
-        for datagram in released {
+        for (datagram, local) in released {
             self.stats.answers_released += 1;
             self.stats.responses_sent += 1;
-            self.transmit(addr, datagram);
+            self.transmit_from(addr, local, datagram);
         }
     }
 
@@ -477,10 +508,15 @@ impl Endpoint {
     /// method is unknown or the handler fails: the caller times out, and duplicates of the
     /// request are dropped rather than handled again.
     pub fn abandon(&mut self, token: RequestToken) {
-        let Some((key, hash)) = self.serving.remove(&token) else {
+        let Some((key, hash, _local, arrived)) = self.serving.remove(&token) else {
             return;
         };
         self.stats.requests_abandoned += 1;
+        if let Some(now) = self.last_now {
+            self.stats
+                .handler_latency
+                .record(now.saturating_duration_since(arrived));
+        }
         self.limits.end_request(key.0);
         // `abandon` takes no `now`: the entry's lifetime starts at the latest time seen,
         // which exists, since the request arrived through `handle_datagram`.
@@ -549,17 +585,36 @@ impl Endpoint {
         self.dedup.bytes()
     }
 
-    /// Entries in the timer heap, live and stale (tests check it stays bounded).
-    #[cfg(test)]
-    pub(crate) fn timer_entries(&self) -> usize {
+    /// Entries in the timer heap, live and stale: at most 2 × the calls in flight + 65
+    /// after any input (the tests and the `rpc_endpoint` fuzz target check it).
+    pub fn timer_entries(&self) -> usize {
         self.timers.len()
     }
 
+    /// The call whose request `transmit` is (its first attempt or a resend), if that
+    /// call is still in flight: how a driver that failed to send a datagram tells which
+    /// caller to report the error to, without guessing from the destination.
+    pub fn call_of(&self, transmit: &Transmit) -> Option<CallId> {
+        let header = transmit.payload.get(..HEADER_LEN)?;
+        if header[0] != self.config.dialect.request_kind() {
+            return None;
+        }
+        let mut id = MessageId([0; 20]);
+        id.0.copy_from_slice(&header[1..]);
+        let call = self.calls.get(&id)?;
+        same_peer(call.peer, transmit.destination).then_some(CallId(id))
+    }
+
     fn transmit(&mut self, destination: SocketAddr, payload: Vec<u8>) {
+        self.transmit_from(destination, None, payload)
+    }
+
+    fn transmit_from(&mut self, destination: SocketAddr, source: Option<IpAddr>, payload: Vec<u8>) {
         self.stats.datagrams_out += 1;
+        self.stats.bytes_out += payload.len() as u64;
         self.transmits.push_back(Transmit {
             destination,
-            source: None,
+            source,
             payload,
         });
     }
@@ -635,10 +690,10 @@ impl crate::Protocol for Endpoint {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        _local: Option<std::net::IpAddr>,
+        local: Option<IpAddr>,
         datagram: &[u8],
     ) {
-        Endpoint::handle_datagram(self, now, from, datagram)
+        Endpoint::receive(self, now, from, local, datagram)
     }
 
     fn handle_timeout(&mut self, now: Instant) {

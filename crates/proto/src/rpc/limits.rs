@@ -32,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use rmpv::Value;
@@ -218,9 +218,13 @@ struct Path {
     sent: u64,
 }
 
+/// A held answer and the local address it must leave from.
+pub(crate) type HeldAnswer = (Vec<u8>, Option<IpAddr>);
+
 #[derive(Debug, Default)]
 struct Held {
-    answers: Vec<Vec<u8>>,
+    /// Answers, each with the local address it must leave from.
+    answers: Vec<HeldAnswer>,
     probe: Option<MessageId>,
 }
 
@@ -384,7 +388,7 @@ impl Limits {
     }
 
     /// Marks `addr` validated; returns the answers held for it (to send now).
-    pub(crate) fn validate(&mut self, addr: SocketAddr) -> (bool, Vec<Vec<u8>>) {
+    pub(crate) fn validate(&mut self, addr: SocketAddr) -> (bool, Vec<HeldAnswer>) {
         let newly = self.validated.get(&addr).is_none();
         self.validated.entry(addr, || ());
         self.paths.remove(&addr);
@@ -406,6 +410,7 @@ impl Limits {
         &mut self,
         addr: SocketAddr,
         payload: &[u8],
+        source: Option<IpAddr>,
         may_hold: bool,
     ) -> AnswerVerdict {
         match self.budget(addr) {
@@ -427,7 +432,7 @@ impl Limits {
             return AnswerVerdict::Drop;
         }
         let h = self.held.entry(addr).or_default();
-        h.answers.push(payload.to_vec());
+        h.answers.push((payload.to_vec(), source));
         self.held_count += 1;
         self.held_bytes += payload.len();
         AnswerVerdict::Held {
@@ -459,9 +464,9 @@ impl Limits {
         self.probes.remove(id)
     }
 
-    fn uncount(&mut self, answers: &[Vec<u8>]) {
+    fn uncount(&mut self, answers: &[HeldAnswer]) {
         self.held_count -= answers.len();
-        self.held_bytes -= answers.iter().map(Vec::len).sum::<usize>();
+        self.held_bytes -= answers.iter().map(|(a, _)| a.len()).sum::<usize>();
     }
 
     /// Sizes of the tables (for tests of the bounds).

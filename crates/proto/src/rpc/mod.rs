@@ -13,12 +13,13 @@
 use std::net::SocketAddr;
 
 use crate::wire::rpc::MessageId;
-use crate::wire::value::SendError;
+use crate::wire::value::UnsendableValue;
 
 mod calls;
 pub mod config;
 mod dedup;
 mod endpoint;
+mod latency;
 pub mod limits;
 mod ownhash;
 pub mod stats;
@@ -118,7 +119,7 @@ pub enum CallRefused {
         limit: usize,
     },
     /// An argument cannot be sent: the Python peers would reject the whole message (a
-    /// map with duplicate or container keys, a non-UTF-8 str) or it nests too deep.
+    /// map with duplicate keys or a key Python cannot hash, a non-UTF-8 str) or it nests too deep.
     #[error("argument cannot be sent: {0}")]
-    Unsendable(SendError),
+    Unsendable(UnsendableValue),
 }

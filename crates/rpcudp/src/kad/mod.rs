@@ -44,12 +44,14 @@
 //! ```
 
 mod lookup;
+mod metrics_snapshot;
 mod persist;
 mod serve;
 mod wire;
 
 use crate::rpc::{CallError, CallOptions, Node, NodeConfig};
 use futures::stream::{FuturesUnordered, StreamExt};
+pub use metrics_snapshot::{BucketSnapshot, DhtSnapshot, LookupKind, LookupOutcome, LookupStats};
 use persist::{ContactChange, RedbStore};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -176,6 +178,8 @@ struct Inner {
     /// Bounds the hand-over tasks running at once: a flood of made-up newcomers must not
     /// spawn tasks without bound (past the bound, newcomers simply get no hand-over).
     handovers: Arc<tokio::sync::Semaphore>,
+    /// Lookups by kind and outcome, for [`Dht::metrics_snapshot`].
+    lookups: metrics_snapshot::LookupCounters,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -264,6 +268,7 @@ impl Dht {
                 persister: Mutex::new(persister),
                 rng: Mutex::new(rng),
                 handovers: Arc::new(tokio::sync::Semaphore::new(MAX_HANDOVERS)),
+                lookups: Default::default(),
                 config,
             }),
         };

@@ -62,6 +62,9 @@ struct Net {
     auto_durable: bool,
     /// Chance that a datagram is lost.
     loss: f64,
+    /// Each node's `poll_timeout` as of its last flush (nodes change only through the
+    /// net's inputs, each followed by a flush).
+    deadline: Vec<Option<Instant>>,
     rng: SmallRng,
 }
 
@@ -81,6 +84,7 @@ impl Net {
             sent: vec![0; n],
             auto_durable: true,
             loss: 0.0,
+            deadline: vec![None; n],
             rng: SmallRng::seed_from_u64(7),
         }
     }
@@ -93,7 +97,16 @@ impl Net {
         self.latency.push(ms(20));
         self.events.push(Vec::new());
         self.sent.push(0);
+        self.deadline.push(None);
         i
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.deadline
+            .iter()
+            .zip(&self.alive)
+            .filter_map(|(d, alive)| d.filter(|_| *alive))
+            .min()
     }
 
     fn index(a: SocketAddr) -> Option<usize> {
@@ -130,6 +143,7 @@ impl Net {
                 self.events[i].push(e);
             }
             if !progressed {
+                self.deadline[i] = self.nodes[i].poll_timeout();
                 return;
             }
         }
@@ -138,10 +152,7 @@ impl Net {
     /// One step: the earliest delivery or deadline. False when nothing is left.
     fn step(&mut self) -> bool {
         let next_delivery = self.queue.peek().map(|Reverse((t, ..))| *t);
-        let next_timeout = (0..self.nodes.len())
-            .filter(|&i| self.alive[i])
-            .filter_map(|i| self.nodes[i].poll_timeout())
-            .min();
+        let next_timeout = self.next_deadline();
         let Some(next) = [next_delivery, next_timeout].into_iter().flatten().min() else {
             return false;
         };
@@ -154,7 +165,7 @@ impl Net {
             }
         }
         for i in 0..self.nodes.len() {
-            if self.alive[i] && self.nodes[i].poll_timeout().is_some_and(|t| t <= self.now) {
+            if self.alive[i] && self.deadline[i].is_some_and(|t| t <= self.now) {
                 self.nodes[i].handle_timeout(self.now);
                 self.flush(i);
             }
@@ -167,10 +178,7 @@ impl Net {
         let end = self.now + d;
         for _ in 0..2_000_000 {
             let next_delivery = self.queue.peek().map(|Reverse((t, ..))| *t);
-            let next_timeout = (0..self.nodes.len())
-                .filter(|&i| self.alive[i])
-                .filter_map(|i| self.nodes[i].poll_timeout())
-                .min();
+            let next_timeout = self.next_deadline();
             match [next_delivery, next_timeout].into_iter().flatten().min() {
                 Some(t) if t <= end => {
                     self.step();
@@ -1152,29 +1160,27 @@ fn gets_through_one_shot_clients_find_every_value_after_churn_loss_and_a_quarter
         );
     }
     // 100 one-shot clients: each joins through a long-lived node, runs one get, leaves.
-    let one_shot = |net: &mut Net, n: usize| -> (bool, Duration) {
+    // Each one-shot client: (index, how long it lived).
+    let mut lives: Vec<(usize, Duration)> = Vec::new();
+    let mut one_shot = |net: &mut Net, n: usize| -> (bool, Duration) {
         let c = net.add(quiet_config());
+        let born = net.now;
         let via = addr(n % 40);
         let q = net.nodes[c].bootstrap(net.now, &[via]).unwrap();
         net.flush(c);
         let (r, _) = net.wait(c, q, Duration::from_secs(30));
-        let ok = matches!(r, Ok(QueryOutcome::Bootstrap { answered: 1, .. }));
-        if !ok {
-            eprintln!("bootstrap {n}: {r:?}");
-        }
-        let k = keys[n % keys.len()];
-        let found = ok && {
-            let (r, stats) = net.get(c, k);
+        let mut outcome = (false, Duration::ZERO);
+        if matches!(r, Ok(QueryOutcome::Bootstrap { answered: 1, .. })) {
+            let (r, stats) = net.get(c, keys[n % keys.len()]);
             let want = Value::from((n % keys.len()) as i64);
-            let hit = r == Ok(QueryOutcome::Get { value: Some(want) });
-            if !hit {
-                eprintln!("miss {n}: {r:?} {stats:?}");
-            }
-            net.alive[c] = false;
-            return (hit, stats.finished - stats.started);
-        };
+            outcome = (
+                r == Ok(QueryOutcome::Get { value: Some(want) }),
+                stats.finished - stats.started,
+            );
+        }
         net.alive[c] = false;
-        (found, Duration::ZERO)
+        lives.push((c, net.now - born));
+        outcome
     };
     let mut found = 0;
     for n in 0..100 {
@@ -1182,16 +1188,6 @@ fn gets_through_one_shot_clients_find_every_value_after_churn_loss_and_a_quarter
         net.run_for(ms(200));
     }
     assert!(found >= 99, "before the kill: {found}/100 found");
-    // One-shot clients never entered a long-lived node's table.
-    let polluted = (0..80)
-        .filter(|&i| {
-            net.nodes[i]
-                .contacts()
-                .iter()
-                .any(|c| net.alive.len() > 80 && Net::index(c.addr).is_some_and(|j| j >= 80))
-        })
-        .count();
-    assert_eq!(polluted, 0, "one-shot clients in {polluted} tables");
     // A quarter of the long-lived nodes die at once (never the first 40, the bootstraps).
     for i in 60..80 {
         net.alive[i] = false;
@@ -1227,6 +1223,32 @@ fn gets_through_one_shot_clients_find_every_value_after_churn_loss_and_a_quarter
         dead_handed <= 40,
         "{dead_handed} dead contacts handed out in 40 answers"
     );
+    // A one-shot client that left before `verify_delay` never entered a long-lived
+    // node's table (it never answered the verification ping); one that lived longer
+    // answered it, and is then handed out until it fails like any dead contact.
+    let verify_delay = quiet_config().verify_delay;
+    let short_lived: HashSet<usize> = lives
+        .iter()
+        .filter(|(_, life)| *life < verify_delay)
+        .map(|(c, _)| *c)
+        .collect();
+    assert!(
+        short_lived.len() >= 150,
+        "{} of 200 clients lived < verify_delay",
+        short_lived.len()
+    );
+    let polluted = (0..80)
+        .filter(|&i| {
+            net.nodes[i]
+                .contacts()
+                .iter()
+                .any(|c| Net::index(c.addr).is_some_and(|j| short_lived.contains(&j)))
+        })
+        .count();
+    assert_eq!(
+        polluted, 0,
+        "short-lived one-shot clients in {polluted} tables"
+    );
     eprintln!("slowest one-shot get after the kill: {slowest:?}; dead handed out: {dead_handed}");
 }
 
@@ -1257,4 +1279,33 @@ fn many_due_republishes_wait_for_a_free_slot_instead_of_spinning_the_driver() {
     assert!(net.now >= end, "stuck at one instant after {steps} steps");
     assert!(steps < 20_000, "{steps} steps for 80 republishes");
     assert_eq!(net.nodes[2].published_count(), 40);
+}
+
+#[test]
+fn answers_go_out_from_the_address_the_request_came_to_and_requests_leave_it_to_the_kernel() {
+    let now = start();
+    let mut node = Node::new(quiet_config(), id_of(0), 1);
+    let mut peer = Endpoint::new(EndpointConfig::default(), 5);
+    let called: IpAddr = "127.0.0.2".parse().unwrap();
+    peer.call(
+        now,
+        addr(0),
+        "ping",
+        &[bin(&id_of(1))],
+        CallOptions::default(),
+    )
+    .unwrap();
+    let req = peer.poll_transmit().unwrap();
+    node.handle_datagram(now, addr(1), Some(called), &req.payload);
+    let answer = node.poll_transmit().unwrap();
+    assert_eq!((answer.destination, answer.source), (addr(1), Some(called)));
+    // The same request again (a resend): answered from the duplicate cache, same source.
+    node.handle_datagram(now, addr(1), Some(called), &req.payload);
+    let again = node.poll_transmit().unwrap();
+    assert_eq!(again.source, Some(called));
+    assert_eq!(again.payload, answer.payload);
+    // Our own requests (here the verification ping of the caller) carry no source.
+    node.handle_timeout(now + Duration::from_secs(6));
+    let ping = node.poll_transmit().unwrap();
+    assert_eq!((ping.destination, ping.source), (addr(1), None));
 }
