@@ -12,6 +12,8 @@
 //! entries outnumber live ones, so memory stays proportional to the records.
 
 use super::super::NodeId;
+use super::quota::{value_size, Quota};
+use crate::subnet::SourceKey;
 use rmpv::Value;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -27,6 +29,9 @@ pub(crate) struct Held {
     /// When this copy's life started (see the node's docs, "Value lifetime").
     pub since: Instant,
     pub expires_at: Instant,
+    /// The subnet whose `store` this copy came from (`None`: our own, a lookup's copy,
+    /// reloaded, or an exempt local source): its share in the quota.
+    pub source: Option<SourceKey>,
 }
 
 /// A value this node published (its own `set`): republished until the node stops.
@@ -47,6 +52,8 @@ pub(crate) struct Records {
     replicate: Heap,
     published: BTreeMap<NodeId, Publication>,
     republish: Heap,
+    /// Per-source shares and total bytes of `held` (see `quota`).
+    quota: Quota,
 }
 
 fn pop_due(
@@ -77,6 +84,19 @@ fn compact(heap: &mut Heap, live_count: usize, live: impl Fn(Instant, &NodeId) -
 }
 
 impl Records {
+    /// Empty, with `local` (our id) as the origin of the quota's eviction order.
+    pub fn new(local: NodeId) -> Self {
+        Records {
+            quota: Quota::new(local),
+            ..Records::default()
+        }
+    }
+
+    /// The store quota (shares, bytes, eviction order).
+    pub fn quota(&self) -> &Quota {
+        &self.quota
+    }
+
     pub fn get(&self, key: &NodeId, now: Instant) -> Option<&Held> {
         // Checked here too, not only by the expiry heap: a value is never served at or
         // after its expiry, even between two timeouts.
@@ -106,7 +126,10 @@ impl Records {
         if let Some(at) = replicate_at {
             self.replicate.push(Reverse((at, key)));
         }
-        self.held.insert(key, held);
+        self.quota.charge(key, held.source, value_size(&held.value));
+        if let Some(old) = self.held.insert(key, held) {
+            self.quota.release(key, old.source, value_size(&old.value));
+        }
         let held = &self.held;
         compact(&mut self.expiry, held.len(), |at, k| {
             held.get(k).is_some_and(|h| h.expires_at == at)
@@ -123,7 +146,9 @@ impl Records {
     }
 
     pub fn remove(&mut self, key: &NodeId) -> Option<Held> {
-        self.held.remove(key)
+        let old = self.held.remove(key)?;
+        self.quota.release(*key, old.source, value_size(&old.value));
+        Some(old)
     }
 
     /// The next expired key (at most one per call; the caller bounds the calls).
@@ -132,7 +157,7 @@ impl Records {
         let (_, key) = pop_due(&mut self.expiry, now, |at, k| {
             held.get(k).is_some_and(|h| h.expires_at == at)
         })?;
-        self.held.remove(&key);
+        self.remove(&key);
         Some(key)
     }
 
