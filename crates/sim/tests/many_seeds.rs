@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rpcudp_proto::rpc::{CallOptions, EndpointConfig};
 use rpcudp_proto::wire::rpc::Dialect;
-use rpcudp_sim::{run, LinkConfig, Report, SimConfig};
+use rpcudp_sim::{run, Delay, LinkConfig, Report, SimConfig};
 
 /// The seeds to run: `SIM_SEED` alone if set, else `0..count` (`SIM_SEEDS` overrides
 /// `count`).
@@ -83,7 +83,7 @@ fn without_loss_every_call_to_a_known_method_succeeds() {
         link: LinkConfig {
             loss: 0.0,
             duplicate: 0.2,
-            ..LinkConfig::default()
+            ..SimConfig::default().link
         },
         spoof: 0.2,
         ..SimConfig::default()
@@ -104,7 +104,7 @@ fn without_retries_calls_still_end_exactly_once() {
         },
         link: LinkConfig {
             loss: 0.3,
-            ..LinkConfig::default()
+            ..SimConfig::default().link
         },
         ..SimConfig::default()
     };
@@ -119,7 +119,7 @@ fn total_loss_times_every_call_out_and_runs_no_handler() {
     let config = SimConfig {
         link: LinkConfig {
             loss: 1.0,
-            ..LinkConfig::default()
+            ..SimConfig::default().link
         },
         ..SimConfig::default()
     };
@@ -134,8 +134,11 @@ fn heavy_reordering_and_slow_handlers_keep_the_invariants() {
         link: LinkConfig {
             loss: 0.2,
             duplicate: 0.3,
-            min_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(400),
+            delay: Delay::Uniform {
+                min: Duration::from_millis(1),
+                max: Duration::from_millis(400),
+            },
+            ..SimConfig::default().link
         },
         handler_delay: (Duration::from_millis(100), Duration::from_millis(900)),
         ..SimConfig::default()

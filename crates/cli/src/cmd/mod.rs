@@ -9,3 +9,4 @@ pub mod lt;
 pub mod mcast;
 pub mod raw_echo;
 pub mod serve;
+pub mod sim;

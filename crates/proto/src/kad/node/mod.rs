@@ -57,7 +57,24 @@
 //! `ttl / replicate_window` nodes (84 with the defaults), more than the k = 20 replicas a
 //! key has. Once the publisher stops, a value lives at most about `ttl +
 //! replicate_window` more, unless new nodes keep arriving next to its key (each
-//! newcomer's copy starts a life; that residue is bounded by churn, not by replication).
+//! newcomer's copy starts a life; that residue is bounded by churn, not by replication)
+//! or it keeps being read: a `get` stores what it found on the nearest node asked that
+//! lacked it (as Python does), which starts a life there, so a value read at least once
+//! a TTL near its key can outlive its publisher. Expired copies are never served (even
+//! between two timeouts) and [`Event::RecordRemoved`] tells the driver to delete them.
+//!
+//! # Timeouts
+//! Every contact has its own RTO (RFC 6298, [`RttEstimator`], floor
+//! [`NodeConfig::min_rto`], ceiling [`NodeConfig::rpc_timeout`]). A contact never
+//! measured gets this node's estimate over all its measured round trips, at most
+//! [`NodeConfig::initial_rto`] (1 s), and 1 s until a few were measured. A lookup stops
+//! waiting for a contact after its RTO and asks the next candidate (a late answer still
+//! counts); the RPC resends its datagram once at the RTO and gives up after
+//! [`NodeConfig::rto_wait_factor`] RTOs (4), never past `rpc_timeout`. A `set` finishes
+//! when its stores were answered or their RTO passed: about one RTO after the live
+//! replicas answered. Only answers that came before a resend are
+//! round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
+//! datagram, which a Python peer answers again.
 //!
 //! # Contacts that are gone, and one-shot clients
 //! - A contact enters the routing table only after it answered one of our requests (a
@@ -65,14 +82,16 @@
 //!   [`NodeConfig::verify_delay`] later and inserted if it answers: a one-shot client
 //!   (joins, runs one `get`, exits) is gone by then and never pollutes the table, and
 //!   only contacts that answered us are handed out by `find_node` (issue 10's rule).
-//! - A contact that leaves a lookup's RPC unanswered past its RTO is suspect: not handed
-//!   out until it answers again. After [`NodeConfig::max_failures`] consecutive failed
-//!   RPCs (default 1, as Python), it is evicted (the freshest replacement takes its
-//!   place). Contacts handed out by `find_node` that were not heard from for
-//!   [`NodeConfig::recheck_after`] are pinged. So a contact that died at `t` is handed
-//!   out by this node at most until `t + recheck_after + RTO` when this node serves
-//!   `find_node` for its region, and evicted `rpc_timeout` after the first RPC to it
-//!   that went unanswered.
+//! - A contact that leaves an RPC unanswered past its RTO is suspect: not handed out nor
+//!   used to start lookups until it answers again. When the RPC fails (after a few
+//!   RTOs, at most `rpc_timeout`) the contact is pinged once; after [`NodeConfig::max_failures`]
+//!   consecutive failures (default 2: that ping failing too) it is evicted and the
+//!   freshest replacement takes its place. Contacts handed out by `find_node` that were
+//!   not heard from for [`NodeConfig::recheck_after`] are pinged too. So a contact that
+//!   died at `t` stops being handed out one RTO after the first RPC we send it after `t`,
+//!   and at the latest `t + recheck_after + RTO` if this node hands it out at all (every
+//!   hand-out after `recheck_after` of silence pings it); it is evicted about
+//!   `2 × rto_wait_factor` RTOs (at most `2 × rpc_timeout`) after that first RPC.
 //!
 //! # Bounded work
 //! No step costs O(stored records): the hand-over walks the key range a newcomer could be
@@ -127,6 +146,17 @@ pub struct NodeConfig {
     pub min_rto: Duration,
     /// The RTO of a contact never measured (capped at `rpc_timeout`). Default 1 s.
     pub initial_rto: Duration,
+    /// Whether lookup, store and liveness RPCs resend their datagram once, at the
+    /// contact's RTO (the wait then goes on to `rpc_timeout`). Default true: under loss a
+    /// lost datagram costs one RTO instead of the answer. Python peers answer a resend
+    /// like a new request (harmless for these idempotent RPCs).
+    pub resend_at_rto: bool,
+    /// Resends of each bootstrap ping (same datagram) before the address counts as not
+    /// answering, within `rpc_timeout`. Default 2 (sent at 0 s, 1 s and 3 s by default).
+    pub bootstrap_retries: u32,
+    /// Lookup, store and liveness RPCs give up after this many of the contact's RTOs
+    /// (never past `rpc_timeout`; at least 2, as they resend at one RTO). Default 4.
+    pub rto_wait_factor: u32,
     /// A bucket with no lookup for this long is refreshed by a lookup of a random id in
     /// it. Default one hour (as Python `kademlia`); `None` turns refreshing off.
     pub refresh_interval: Option<Duration>,
@@ -142,7 +172,10 @@ pub struct NodeConfig {
     /// Most values held for others; a `store` of a new key beyond it gets no answer.
     /// Default 100,000.
     pub max_records: usize,
-    /// Consecutive failed RPCs after which a contact is evicted. Default 1 (Python's).
+    /// Consecutive failed RPCs after which a contact is evicted. Default 2: the first
+    /// failure makes the contact suspect (not handed out) and pings it once, so one lost
+    /// datagram does not cost a live contact, and a dead one goes when that ping fails.
+    /// 1 is Python's rule (evict at the first failed RPC).
     pub max_failures: u32,
     /// How long after a node first calls us it is pinged, to be inserted if it answers.
     /// Default 5 s (longer than a one-shot client lives).
@@ -179,13 +212,16 @@ impl Default for NodeConfig {
             rpc_timeout: Duration::from_secs(5),
             min_rto: Duration::from_millis(100),
             initial_rto: Duration::from_secs(1),
+            resend_at_rto: true,
+            bootstrap_retries: 2,
+            rto_wait_factor: 4,
             refresh_interval: Some(Duration::from_secs(3600)),
             republish_interval: Duration::from_secs(3600),
             replicate_interval: Duration::from_secs(3600),
             replicate_window: Duration::from_secs(2 * 3600),
             value_ttl: Duration::from_secs(7 * 24 * 3600),
             max_records: 100_000,
-            max_failures: 1,
+            max_failures: 2,
             verify_delay: Duration::from_secs(5),
             max_pending_verifications: 256,
             recheck_after: Duration::from_secs(60),
@@ -353,6 +389,12 @@ pub struct NodeStats {
     pub handover_stores: u64,
     /// Answers that did not have the expected shape.
     pub malformed_answers: u64,
+    /// Contacts not inserted: their /24 or /64 had its share of the bucket or table.
+    pub contacts_refused_subnet: u64,
+    /// Known ids heard from a new address: the old address was pinged first.
+    pub address_checks: u64,
+    /// Contacts moved to a new address because the old one did not answer the check.
+    pub contacts_moved: u64,
 }
 
 /// What the node knows of one address it talked to.
@@ -445,8 +487,22 @@ impl Node {
         let routing = RoutingConfig {
             k,
             pending_timeout: config.rpc_timeout * 4,
+            strict_local: config.endpoint.limits.strict_local,
             ..RoutingConfig::default()
         };
+        // An answer over 3× what its asker sent (find_node, find_value) waits until the
+        // asker answers a ping, which every Kademlia peer does (SECURITY.md).
+        let mut endpoint = config.endpoint.clone();
+        if endpoint.limits.validation_probe.is_none() {
+            endpoint.limits.validation_probe = Some(crate::rpc::ValidationProbe {
+                method: "ping".into(),
+                args: vec![super::wire::id_value(&id)],
+                options: CallOptions {
+                    attempt_timeout: config.rpc_timeout,
+                    ..CallOptions::default()
+                },
+            });
+        }
         let rto = RtoConfig {
             min: config.min_rto,
             max: config.rpc_timeout,
@@ -460,7 +516,7 @@ impl Node {
         Node {
             id,
             rto,
-            ep: Endpoint::new(config.endpoint.clone(), seed),
+            ep: Endpoint::new(endpoint, seed),
             table: RoutingTable::new(id, routing),
             rng: SmallRng::seed_from_u64(seed ^ 0x6b61_646e_6f64_6521),
             records: Records::default(),
@@ -801,14 +857,34 @@ impl Node {
             kind,
             CallKind::Find(_) | CallKind::Store(_) | CallKind::Recheck
         );
-        let call = self
-            .ep
-            .call(now, to, method, args, self.call_options())
-            .ok()?;
+        let mut options = self.call_options();
+        let rto = self.rto_of(&to);
+        let mut resend_at = None;
+        if matches!(kind, CallKind::BootstrapPing(_)) {
+            // The only way in: a lost datagram must not leave the node alone. Resent at
+            // the initial RTO with backoff, still within `rpc_timeout` overall.
+            options.attempt_timeout = self.rto.initial.min(self.config.rpc_timeout);
+            options.retries = self.config.bootstrap_retries;
+            options.deadline = Some(self.config.rpc_timeout);
+            resend_at = Some(now);
+        } else if rto_timer && self.config.resend_at_rto && rto < self.config.rpc_timeout {
+            // One resend of the same datagram at the RTO (a lost datagram then costs one
+            // RTO, not the call), then the wait goes on to `rpc_timeout` overall.
+            options.attempt_timeout = rto;
+            options.retries = 1;
+            options.backoff = f64::MAX;
+            options.jitter = 0.0;
+            options.max_attempt_timeout = self.config.rpc_timeout;
+            // Then it gives up after a few RTOs: a contact that is gone costs a lookup
+            // waiting for a late answer, and its eviction, a few RTOs, not 5 s.
+            let give_up = rto.saturating_mul(self.config.rto_wait_factor.max(2));
+            options.deadline = Some(give_up.min(self.config.rpc_timeout));
+            resend_at = Some(now + rto);
+        }
+        let call = self.ep.call(now, to, method, args, options).ok()?;
         let seq = self.next_seq;
         self.next_seq += 1;
         if rto_timer {
-            let rto = self.rto_of(&to);
             self.rto_timers.push(Reverse((now + rto, seq)));
             self.rto_calls.insert(seq, call);
         }
@@ -820,6 +896,7 @@ impl Node {
                 id,
                 sent: now,
                 seq,
+                resend_at,
             },
         );
         Some(call)
@@ -900,7 +977,8 @@ impl Node {
             self.rtt_samples += 1;
         }
         let known = self.table.find(&contact.id);
-        let outcome = self.table.insert(contact, now);
+        // It answered our request at this address: verified (may be handed out).
+        let outcome = self.table.insert_verified(contact, now);
         self.on_insert(now, contact, known, outcome);
     }
 
@@ -936,6 +1014,25 @@ impl Node {
                     debug_assert!(promoted.is_none());
                 }
             }
+            InsertOutcome::CheckAddress { known } => {
+                self.stats.address_checks += 1;
+                let args = [super::wire::id_value(&self.id)];
+                if self
+                    .send_rpc(
+                        now,
+                        known.addr,
+                        Some(known.id),
+                        "ping",
+                        &args,
+                        CallKind::CheckAddress,
+                    )
+                    .is_none()
+                {
+                    // Could not ask: the old address stays.
+                    self.table.on_address_check(&known.id, true);
+                }
+            }
+            InsertOutcome::SubnetFull => self.stats.contacts_refused_subnet += 1,
             _ => {}
         }
     }
@@ -952,17 +1049,31 @@ impl Node {
     }
 
     /// An RPC to `addr` (id `id` if known) went unanswered.
-    fn contact_failed(&mut self, id: Option<NodeId>, addr: SocketAddr) {
+    /// A lost datagram must not cost a good contact, a dead one must go soon: a failure
+    /// short of `max_failures` pings the contact once (if it is in the table); that ping
+    /// failing too evicts it.
+    fn contact_failed(&mut self, now: Instant, id: Option<NodeId>, addr: SocketAddr) {
         let max = self.config.max_failures.max(1);
         let p = self.peer(addr);
         p.failures = p.failures.saturating_add(1);
         p.suspect = true;
-        let failures = p.failures;
+        let (failures, rechecking) = (p.failures, p.recheck_in_flight);
         let Some(id) = id else { return };
+        let in_table = self.table.find(&id).is_some_and(|c| c.addr == addr);
         if failures < max {
+            if in_table && !rechecking && self.rechecks_in_flight < MAX_RECHECKS {
+                let args = [super::wire::id_value(&self.id)];
+                if self
+                    .send_rpc(now, addr, Some(id), "ping", &args, CallKind::Recheck)
+                    .is_some()
+                {
+                    self.rechecks_in_flight += 1;
+                    self.peer(addr).recheck_in_flight = true;
+                }
+            }
             return;
         }
-        if self.table.find(&id).is_some_and(|c| c.addr == addr) {
+        if in_table {
             if let Some(promoted) = self.table.remove(&id) {
                 self.stats.evicted += 1;
                 self.peers.remove(&addr);
@@ -1185,7 +1296,15 @@ impl Protocol for Node {
             self.ep.poll_timeout(),
             self.rto_timers.peek().map(|Reverse((at, _))| *at),
             self.verify_queue.front().map(|(at, _)| *at),
-            self.records.next_deadline(),
+            self.records.next_expiry(),
+            // Replications and republishes wait while the maintenance queries are all
+            // busy or nobody is known (else a due entry would make the driver spin); a
+            // query ending or a contact arriving is an input, after which the driver
+            // asks again.
+            (self.maintenance_running < self.config.max_maintenance_queries
+                && !self.table.is_empty())
+            .then(|| self.records.next_maintenance())
+            .flatten(),
             self.next_refresh,
         ]
         .into_iter()

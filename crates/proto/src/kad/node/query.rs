@@ -31,6 +31,9 @@ pub(crate) enum CallKind {
     Verify,
     /// The ping of a full bucket's oldest contact.
     PingOldest,
+    /// The ping of a contact's stored address, because its id was heard from another
+    /// address (the table moves it only if this goes unanswered).
+    CheckAddress,
     /// The ping of a handed-out contact not heard from for a while.
     Recheck,
 }
@@ -42,6 +45,9 @@ pub(crate) struct Pending {
     pub id: Option<NodeId>,
     pub sent: Instant,
     pub seq: u64,
+    /// When the same datagram is resent, if it is: an answer before then is a clean
+    /// round-trip sample (Karn's rule), one after it is not.
+    pub resend_at: Option<Instant>,
 }
 
 /// A `store` waiting for the driver's durability.
@@ -133,9 +139,16 @@ impl Node {
         self.table.touch(&target, now);
         let seeds = {
             let peers = &self.peers;
-            self.table.closest_filtered(&target, k, |c| {
+            let live = self.table.closest_filtered(&target, k, |c| {
                 !peers.get(&c.addr).is_some_and(|p| p.suspect)
-            })
+            });
+            if live.len() >= self.config.alpha {
+                live
+            } else {
+                // Too few contacts above suspicion (a small table after a lost datagram):
+                // a suspect may well be alive, and is better than no lookup at all.
+                self.table.closest(&target, k)
+            }
         };
         let config = LookupConfig {
             k,
@@ -213,11 +226,14 @@ impl Node {
         };
         self.rto_calls.remove(&p.seq);
         let rtt = now.saturating_duration_since(p.sent);
+        // Only an answer that came before any resend measures the round trip.
+        let sample = p.resend_at.is_none_or(|at| now < at).then_some(rtt);
         match p.kind {
             CallKind::BootstrapPing(q) => {
                 let id = answer.as_ref().and_then(wire::parse_id);
                 match id {
-                    Some(id) => self.contact_answered(now, Contact::new(id, p.to), Some(rtt)),
+                    // Resent pings give no round-trip sample (Karn's rule).
+                    Some(id) => self.contact_answered(now, Contact::new(id, p.to), None),
                     None => {
                         if answer.is_some() {
                             self.stats.malformed_answers += 1;
@@ -242,13 +258,13 @@ impl Node {
                 let parsed = answer.map(|v| wire::parse_find_answer(v, self.config.k));
                 match parsed {
                     Some(Some(found)) => {
-                        self.contact_answered(now, Contact::new(id, p.to), Some(rtt));
+                        self.contact_answered(now, Contact::new(id, p.to), sample);
                         self.on_find_answer(now, q, id, found);
                     }
                     Some(None) => {
                         // It answered (it lives) but not with a find answer.
                         self.stats.malformed_answers += 1;
-                        self.contact_answered(now, Contact::new(id, p.to), Some(rtt));
+                        self.contact_answered(now, Contact::new(id, p.to), sample);
                         if let Some(Phase::Lookup(l)) =
                             self.queries.get_mut(&q).map(|q| &mut q.phase)
                         {
@@ -256,7 +272,7 @@ impl Node {
                         }
                     }
                     None => {
-                        self.contact_failed(p.id, p.to);
+                        self.contact_failed(now, p.id, p.to);
                         if let Some(Phase::Lookup(l)) =
                             self.queries.get_mut(&q).map(|q| &mut q.phase)
                         {
@@ -269,10 +285,8 @@ impl Node {
             CallKind::Store(q) => {
                 let acked = matches!(answer, Some(Value::Boolean(true)));
                 match (answer.is_some(), p.id) {
-                    (true, Some(id)) => {
-                        self.contact_answered(now, Contact::new(id, p.to), Some(rtt))
-                    }
-                    (false, _) => self.contact_failed(p.id, p.to),
+                    (true, Some(id)) => self.contact_answered(now, Contact::new(id, p.to), sample),
+                    (false, _) => self.contact_failed(now, p.id, p.to),
                     _ => {}
                 }
                 if let Some(Phase::Store { waiting, acks, .. }) =
@@ -289,10 +303,8 @@ impl Node {
                     self.handover.in_flight = self.handover.in_flight.saturating_sub(1);
                 }
                 match (answer.is_some(), p.id) {
-                    (true, Some(id)) => {
-                        self.contact_answered(now, Contact::new(id, p.to), Some(rtt))
-                    }
-                    (false, _) => self.contact_failed(p.id, p.to),
+                    (true, Some(id)) => self.contact_answered(now, Contact::new(id, p.to), sample),
+                    (false, _) => self.contact_failed(now, p.id, p.to),
                     _ => {}
                 }
             }
@@ -305,13 +317,38 @@ impl Node {
                 }
                 match answer.as_ref().map(wire::parse_id) {
                     Some(Some(id)) if Some(id) == p.id || p.id.is_none() => {
-                        self.contact_answered(now, Contact::new(id, p.to), Some(rtt))
+                        self.contact_answered(now, Contact::new(id, p.to), sample)
                     }
                     Some(Some(id)) if id == self.id => self.own_id_seen(p.to),
                     // Another id answers there: the caller lied about its id, or the
                     // address changed hands. Not inserted under the claimed id.
                     Some(_) => self.stats.malformed_answers += 1,
-                    None => self.contact_failed(p.id, p.to),
+                    None => self.contact_failed(now, p.id, p.to),
+                }
+            }
+            CallKind::CheckAddress => {
+                let Some(id) = p.id else { return };
+                let alive = answer.as_ref().and_then(wire::parse_id) == Some(id);
+                if alive {
+                    if let Some(info) = self.peers.get_mut(&p.to) {
+                        info.failures = 0;
+                        info.suspect = false;
+                        info.last_seen = Some(now);
+                        info.rtt.sample(rtt);
+                    }
+                }
+                match self.table.on_address_check(&id, alive) {
+                    Some(moved) => {
+                        self.stats.contacts_moved += 1;
+                        self.peers.remove(&p.to);
+                        self.contact_event(Event::ContactAdded(moved));
+                    }
+                    None if !alive && !self.table.contains(&id) => {
+                        // Old address silent, new one's subnet full: dropped.
+                        self.peers.remove(&p.to);
+                        self.contact_event(Event::ContactRemoved(id));
+                    }
+                    None => {}
                 }
             }
             CallKind::PingOldest => {
@@ -322,7 +359,9 @@ impl Node {
                         info.failures = 0;
                         info.suspect = false;
                         info.last_seen = Some(now);
-                        info.rtt.sample(rtt);
+                        if let Some(rtt) = sample {
+                            info.rtt.sample(rtt);
+                        }
                     }
                     self.table.on_ping_result(&oldest, true);
                 } else {

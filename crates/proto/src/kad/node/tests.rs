@@ -4,6 +4,8 @@
 use super::*;
 use crate::kad::wire;
 use crate::rpc::{CallOptions, Endpoint, EndpointConfig, Event as RpcEvent};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
 use std::collections::BinaryHeap;
 
 /// The one clock reading of a test: its time zero (the core itself never reads a clock).
@@ -58,6 +60,12 @@ struct Net {
     sent: Vec<u64>,
     /// Answer `StoreRequested` with `store_durable` at once (persistence on).
     auto_durable: bool,
+    /// Chance that a datagram is lost.
+    loss: f64,
+    /// Each node's `poll_timeout` as of its last flush (nodes change only through the
+    /// net's inputs, each followed by a flush).
+    deadline: Vec<Option<Instant>>,
+    rng: SmallRng,
 }
 
 impl Net {
@@ -75,7 +83,30 @@ impl Net {
             seq: 0,
             sent: vec![0; n],
             auto_durable: true,
+            loss: 0.0,
+            deadline: vec![None; n],
+            rng: SmallRng::seed_from_u64(7),
         }
+    }
+
+    /// A new node (a one-shot client, say) at the next address.
+    fn add(&mut self, config: NodeConfig) -> usize {
+        let i = self.nodes.len();
+        self.nodes.push(Node::new(config, id_of(i), i as u64 + 1));
+        self.alive.push(true);
+        self.latency.push(ms(20));
+        self.events.push(Vec::new());
+        self.sent.push(0);
+        self.deadline.push(None);
+        i
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.deadline
+            .iter()
+            .zip(&self.alive)
+            .filter_map(|(d, alive)| d.filter(|_| *alive))
+            .min()
     }
 
     fn index(a: SocketAddr) -> Option<usize> {
@@ -91,6 +122,9 @@ impl Net {
                 let Some(to) = Net::index(t.destination).filter(|&j| j < self.nodes.len()) else {
                     continue;
                 };
+                if self.loss > 0.0 && rand::Rng::random_bool(&mut self.rng, self.loss) {
+                    continue;
+                }
                 let delay = (self.latency[i] + self.latency[to]) / 2;
                 self.seq += 1;
                 self.queue.push(Reverse((
@@ -109,6 +143,7 @@ impl Net {
                 self.events[i].push(e);
             }
             if !progressed {
+                self.deadline[i] = self.nodes[i].poll_timeout();
                 return;
             }
         }
@@ -117,10 +152,7 @@ impl Net {
     /// One step: the earliest delivery or deadline. False when nothing is left.
     fn step(&mut self) -> bool {
         let next_delivery = self.queue.peek().map(|Reverse((t, ..))| *t);
-        let next_timeout = (0..self.nodes.len())
-            .filter(|&i| self.alive[i])
-            .filter_map(|i| self.nodes[i].poll_timeout())
-            .min();
+        let next_timeout = self.next_deadline();
         let Some(next) = [next_delivery, next_timeout].into_iter().flatten().min() else {
             return false;
         };
@@ -133,7 +165,7 @@ impl Net {
             }
         }
         for i in 0..self.nodes.len() {
-            if self.alive[i] && self.nodes[i].poll_timeout().is_some_and(|t| t <= self.now) {
+            if self.alive[i] && self.deadline[i].is_some_and(|t| t <= self.now) {
                 self.nodes[i].handle_timeout(self.now);
                 self.flush(i);
             }
@@ -146,10 +178,7 @@ impl Net {
         let end = self.now + d;
         for _ in 0..2_000_000 {
             let next_delivery = self.queue.peek().map(|Reverse((t, ..))| *t);
-            let next_timeout = (0..self.nodes.len())
-                .filter(|&i| self.alive[i])
-                .filter_map(|i| self.nodes[i].poll_timeout())
-                .min();
+            let next_timeout = self.next_deadline();
             match [next_delivery, next_timeout].into_iter().flatten().min() {
                 Some(t) if t <= end => {
                     self.step();
@@ -1030,10 +1059,11 @@ fn a_contact_that_died_stops_being_handed_out_after_one_unanswered_rpc() {
         !ids.contains(&id_of(4)),
         "suspect contacts are not handed out"
     );
-    net.run_for(Duration::from_secs(6));
+    // The RPC fails at 5 s, the follow-up ping at 10 s: then it is evicted.
+    net.run_for(Duration::from_secs(12));
     assert!(
         !net.nodes[0].table().contains(&id_of(4)),
-        "evicted after the RPC timeout"
+        "evicted after the failed ping"
     );
     assert!(
         net.events[0].contains(&Event::ContactRemoved(id_of(4)))
@@ -1114,4 +1144,168 @@ fn persistence_events_tell_the_driver_what_to_keep() {
     );
     assert_eq!(fresh.stored_count(), 1, "an expired copy is not loaded");
     assert_eq!(fresh.published_count(), 1);
+}
+
+#[test]
+fn gets_through_one_shot_clients_find_every_value_after_churn_loss_and_a_quarter_killed() {
+    let mut net = Net::new(80, quiet_config());
+    net.join_all();
+    net.loss = 0.05;
+    let keys: Vec<NodeId> = (0..40u8).map(key).collect();
+    for (n, k) in keys.iter().enumerate() {
+        let (r, _) = net.set(n % 80, *k, Value::from(n as i64));
+        assert!(
+            matches!(r, Ok(QueryOutcome::Set { acknowledged, .. }) if acknowledged >= 10),
+            "{r:?}"
+        );
+    }
+    // 100 one-shot clients: each joins through a long-lived node, runs one get, leaves.
+    // Each one-shot client: (index, how long it lived).
+    let mut lives: Vec<(usize, Duration)> = Vec::new();
+    let mut one_shot = |net: &mut Net, n: usize| -> (bool, Duration) {
+        let c = net.add(quiet_config());
+        let born = net.now;
+        let via = addr(n % 40);
+        let q = net.nodes[c].bootstrap(net.now, &[via]).unwrap();
+        net.flush(c);
+        let (r, _) = net.wait(c, q, Duration::from_secs(30));
+        let mut outcome = (false, Duration::ZERO);
+        if matches!(r, Ok(QueryOutcome::Bootstrap { answered: 1, .. })) {
+            let (r, stats) = net.get(c, keys[n % keys.len()]);
+            let want = Value::from((n % keys.len()) as i64);
+            outcome = (
+                r == Ok(QueryOutcome::Get { value: Some(want) }),
+                stats.finished - stats.started,
+            );
+        }
+        net.alive[c] = false;
+        lives.push((c, net.now - born));
+        outcome
+    };
+    let mut found = 0;
+    for n in 0..100 {
+        found += one_shot(&mut net, n).0 as usize;
+        net.run_for(ms(200));
+    }
+    assert!(found >= 99, "before the kill: {found}/100 found");
+    // A quarter of the long-lived nodes die at once (never the first 40, the bootstraps).
+    for i in 60..80 {
+        net.alive[i] = false;
+    }
+    net.run_for(Duration::from_secs(30));
+    let mut found = 0;
+    let mut slowest = Duration::ZERO;
+    for n in 0..100 {
+        let (hit, took) = one_shot(&mut net, n + 100);
+        found += hit as usize;
+        slowest = slowest.max(took);
+        net.run_for(ms(200));
+    }
+    assert!(found >= 99, "after the kill: {found}/100 found");
+    // Long-lived nodes hand out few dead contacts: each goes one RTO after the first RPC
+    // a node sends it (bounded by `recheck_after` of silence otherwise).
+    let mut peer = Peer::new(addr(500));
+    let mut dead_handed = 0;
+    for (i, k) in keys.iter().enumerate() {
+        let v = net.ask(&mut peer, i, "find_node", &[bin(&id_of(500)), bin(k)]);
+        for c in v
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(wire::parse_contact)
+        {
+            if Net::index(c.addr).is_some_and(|j| !net.alive[j]) {
+                dead_handed += 1;
+            }
+        }
+    }
+    assert!(
+        dead_handed <= 40,
+        "{dead_handed} dead contacts handed out in 40 answers"
+    );
+    // A one-shot client that left before `verify_delay` never entered a long-lived
+    // node's table (it never answered the verification ping); one that lived longer
+    // answered it, and is then handed out until it fails like any dead contact.
+    let verify_delay = quiet_config().verify_delay;
+    let short_lived: HashSet<usize> = lives
+        .iter()
+        .filter(|(_, life)| *life < verify_delay)
+        .map(|(c, _)| *c)
+        .collect();
+    assert!(
+        short_lived.len() >= 150,
+        "{} of 200 clients lived < verify_delay",
+        short_lived.len()
+    );
+    let polluted = (0..80)
+        .filter(|&i| {
+            net.nodes[i]
+                .contacts()
+                .iter()
+                .any(|c| Net::index(c.addr).is_some_and(|j| short_lived.contains(&j)))
+        })
+        .count();
+    assert_eq!(
+        polluted, 0,
+        "short-lived one-shot clients in {polluted} tables"
+    );
+    eprintln!("slowest one-shot get after the kill: {slowest:?}; dead handed out: {dead_handed}");
+}
+
+#[test]
+fn many_due_republishes_wait_for_a_free_slot_instead_of_spinning_the_driver() {
+    let config = NodeConfig {
+        republish_interval: Duration::from_secs(600),
+        max_maintenance_queries: 2,
+        ..quiet_config()
+    };
+    let mut net = Net::new(3, config);
+    net.join_all();
+    for n in 0..40u8 {
+        assert!(net.set(2, key(n), Value::from(n)).0.is_ok());
+    }
+    // The other nodes die: every republish lookup now waits out dead contacts, two at
+    // a time, while the other 38 are due.
+    net.alive[0] = false;
+    net.alive[1] = false;
+    let mut steps = 0;
+    let end = net.now + Duration::from_secs(1300);
+    while net.now < end && steps < 200_000 {
+        if !net.step() {
+            break;
+        }
+        steps += 1;
+    }
+    assert!(net.now >= end, "stuck at one instant after {steps} steps");
+    assert!(steps < 20_000, "{steps} steps for 80 republishes");
+    assert_eq!(net.nodes[2].published_count(), 40);
+}
+
+#[test]
+fn answers_go_out_from_the_address_the_request_came_to_and_requests_leave_it_to_the_kernel() {
+    let now = start();
+    let mut node = Node::new(quiet_config(), id_of(0), 1);
+    let mut peer = Endpoint::new(EndpointConfig::default(), 5);
+    let called: IpAddr = "127.0.0.2".parse().unwrap();
+    peer.call(
+        now,
+        addr(0),
+        "ping",
+        &[bin(&id_of(1))],
+        CallOptions::default(),
+    )
+    .unwrap();
+    let req = peer.poll_transmit().unwrap();
+    node.handle_datagram(now, addr(1), Some(called), &req.payload);
+    let answer = node.poll_transmit().unwrap();
+    assert_eq!((answer.destination, answer.source), (addr(1), Some(called)));
+    // The same request again (a resend): answered from the duplicate cache, same source.
+    node.handle_datagram(now, addr(1), Some(called), &req.payload);
+    let again = node.poll_transmit().unwrap();
+    assert_eq!(again.source, Some(called));
+    assert_eq!(again.payload, answer.payload);
+    // Our own requests (here the verification ping of the caller) carry no source.
+    node.handle_timeout(now + Duration::from_secs(6));
+    let ping = node.poll_transmit().unwrap();
+    assert_eq!((ping.destination, ping.source), (addr(1), None));
 }
