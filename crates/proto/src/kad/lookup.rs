@@ -203,6 +203,17 @@ impl Lookup {
             return LookupState::Contact(c);
         }
         if in_flight == 0 || earliest.is_none() && slots >= self.config.k {
+            // With no answer at all yet, a late one from a contact past its wait is all
+            // there is to hope for: wait for it (or for its failure) rather than end
+            // empty-handed because one datagram was lost.
+            let nothing_yet = !self.peers.values().any(|p| p.state == PeerState::Succeeded);
+            let late = self
+                .peers
+                .values()
+                .any(|p| p.state == PeerState::Unresponsive);
+            if nothing_yet && late {
+                return LookupState::Waiting(None);
+            }
             self.finished = true;
             return LookupState::Finished;
         }

@@ -2,15 +2,20 @@
 //! newcomer gets the value under a key if we are nearer the key than any contact and the
 //! newcomer is within the k nearest's radius), incrementally and under a budget.
 //!
-//! Owns: the queue of hand-over jobs, their cursors and the budget. Does not own: the
-//! rule itself ([`RoutingTable::should_replicate_to`](crate::kad::RoutingTable)) nor the
-//! records.
+//! Owns: the queue of hand-over jobs, their cursors and the budget, and a per-newcomer
+//! form of the rule that gives the same answers as
+//! [`RoutingTable::should_replicate_to`](crate::kad::RoutingTable::should_replicate_to)
+//! on the job's key range without sorting the table per key (tested against it). Does
+//! not own: the records. A job works on the table as it was when the newcomer arrived.
 //!
-//! Which keys can qualify: a key we are the nearest to, with the newcomer within the k
-//! nearest's radius, lies within that radius of both of us, so it shares with us at least
-//! the bits we share with the newcomer (XOR: `cpl(a, c) >= min(cpl(a, b), cpl(b, c))`),
-//! as soon as every bucket between is occupied. So a job walks only the key range of our
-//! prefix of that length, in key order, `handover_keys_per_step` keys per step, and holds
+//! Which keys can qualify: we must be nearer the key than every other contact. A contact
+//! sharing `m` leading bits with us is nearer than us to every key sharing exactly `m`
+//! bits with us, so with `M` the bits our nearest other contact shares with us, the keys
+//! we are nearest to are those sharing more than `M` bits with us (plus keys under an
+//! empty bucket between, which are left to the periodic replication and republish). That
+//! is one contiguous key range, found with one pass over the table per newcomer, and the
+//! newcomer-within-radius test then runs per key. So a job walks only that range, in key
+//! order, `handover_keys_per_step` keys per step, and holds
 //! at most that many keys ready to send. Stores go out at most `handover_in_flight` at a
 //! time over all jobs, and at most `handover_jobs` newcomers wait (more get none and are
 //! counted; the periodic replication and republish reach them later). A store sends the
@@ -31,6 +36,78 @@ pub(crate) struct Job {
     /// Next key to examine; `None` once the range is done.
     cursor: Option<NodeId>,
     ready: VecDeque<NodeId>,
+    radius: Radius,
+}
+
+/// What decides "the newcomer is within the k nearest's radius" for every key of a job's
+/// range, computed once per newcomer: the other contacts' ids, nearest us first, and
+/// where the k-th nearest lies. For a key sharing more bits with us than any contact
+/// does, a contact in a deeper bucket is always nearer the key than one in a shallower
+/// bucket (their distances to the key differ first at their bucket's bit), so the k
+/// nearest to the key are the contacts before `boundary` plus the nearest of the
+/// boundary bucket (`boundary..boundary_end`): one O(k) selection per key, no sort of
+/// the table per record.
+#[derive(Debug)]
+struct Radius {
+    others: Vec<NodeId>,
+    boundary: usize,
+    boundary_end: usize,
+    k: usize,
+}
+
+impl Radius {
+    fn new(local: &NodeId, mut others: Vec<NodeId>, k: usize) -> Radius {
+        others.sort_unstable_by_key(|id| local.distance(id));
+        let k = k.max(1);
+        let (boundary, boundary_end) = match others.get(k.min(others.len()).wrapping_sub(1)) {
+            None => (0, 0),
+            Some(last) if others.len() >= k => {
+                let bucket = local.distance(last).leading_zeros();
+                let same = |id: &NodeId| local.distance(id).leading_zeros() == bucket;
+                let lo = others.iter().position(same).unwrap_or(0);
+                let hi = others.iter().rposition(same).map_or(lo, |p| p + 1);
+                (lo, hi)
+            }
+            Some(last) => {
+                // Fewer than k: the rule compares with the farthest of them, which is in
+                // the shallowest bucket.
+                let bucket = local.distance(last).leading_zeros();
+                let lo = others
+                    .iter()
+                    .position(|id| local.distance(id).leading_zeros() == bucket)
+                    .unwrap_or(0);
+                (lo, others.len())
+            }
+        };
+        Radius {
+            others,
+            boundary,
+            boundary_end,
+            k,
+        }
+    }
+
+    /// Whether `newcomer` is nearer `key` than the k-th nearest other contact (or than
+    /// the farthest, with fewer than k); true with no other contact.
+    fn admits(&self, newcomer: &NodeId, key: &NodeId) -> bool {
+        if self.others.is_empty() {
+            return true;
+        }
+        let mut bucket: Vec<_> = self.others[self.boundary..self.boundary_end]
+            .iter()
+            .map(|id| id.distance(key))
+            .collect();
+        let radius = if self.others.len() >= self.k {
+            let nth = self.k - 1 - self.boundary;
+            *bucket.select_nth_unstable(nth).1
+        } else {
+            bucket
+                .into_iter()
+                .max()
+                .unwrap_or_else(|| newcomer.distance(key))
+        };
+        newcomer.distance(key) < radius
+    }
 }
 
 #[derive(Debug, Default)]
@@ -68,13 +145,28 @@ impl Node {
             self.stats.handover_jobs_dropped += 1;
             return;
         }
-        let shared = self.id.distance(&to.id).leading_zeros();
-        let range = prefix_range(&self.id, shared);
+        // Keys we are nearer than every other contact: those sharing more bits with us
+        // than our nearest other contact does (see the module docs). One pass over the
+        // table per newcomer.
+        let others: Vec<NodeId> = self
+            .table
+            .contacts()
+            .into_iter()
+            .map(|c| c.id)
+            .filter(|id| *id != to.id)
+            .collect();
+        let radius = Radius::new(&self.id, others, self.config.k);
+        let bits = radius
+            .others
+            .first()
+            .map_or(0, |id| self.id.distance(id).leading_zeros() + 1);
+        let range = prefix_range(&self.id, bits);
         self.handover.jobs.push_back(Job {
             to,
             cursor: Some(*range.start()),
             range,
             ready: VecDeque::new(),
+            radius,
         });
     }
 
@@ -132,13 +224,10 @@ impl Node {
             }
             let (keys, next) = self.records.keys_in(&job.range, from, per_step - examined);
             examined += keys.len().max(1);
-            let ready: Vec<NodeId> = keys
-                .into_iter()
-                .filter(|k| self.table.should_replicate_to(&to.id, k))
-                .collect();
             if let Some(job) = self.handover.jobs.front_mut() {
-                job.cursor = next;
+                let ready = keys.into_iter().filter(|k| job.radius.admits(&to.id, k));
                 job.ready.extend(ready);
+                job.cursor = next;
             }
         }
     }
@@ -152,6 +241,69 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kad::{RoutingConfig, RoutingTable};
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    #[allow(clippy::disallowed_methods)]
+    fn start() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn the_per_newcomer_rule_answers_as_the_routing_tables_rule_on_its_key_range() {
+        let now = start();
+        let mut rng = SmallRng::seed_from_u64(11);
+        let mut checked = 0;
+        for round in 0..40 {
+            let local = NodeId::random(&mut rng);
+            let k = [1, 3, 20][round % 3];
+            let mut table = RoutingTable::new(
+                local,
+                RoutingConfig {
+                    k,
+                    ..RoutingConfig::default()
+                },
+            );
+            let n = [0, 2, 5, 30, 200][round % 5];
+            for i in 0..n {
+                // Ids near `local` too, so deep buckets are occupied.
+                let id = local.random_at_prefix(rng.random_range(0..12), &mut rng);
+                let addr = SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16));
+                table.insert(Contact::new(id, addr), now);
+            }
+            let newcomer = local.random_at_prefix(rng.random_range(0..14), &mut rng);
+            let others: Vec<NodeId> = table
+                .contacts()
+                .into_iter()
+                .map(|c| c.id)
+                .filter(|id| *id != newcomer)
+                .collect();
+            let radius = Radius::new(&local, others, k);
+            let bits = radius
+                .others
+                .first()
+                .map_or(0, |id| local.distance(id).leading_zeros() + 1);
+            for _ in 0..50 {
+                // A key in the job's range: shares `bits` leading bits with us.
+                let key = if bits >= 160 {
+                    local
+                } else {
+                    local.random_at_prefix(rng.random_range(bits..160), &mut rng)
+                };
+                assert!(prefix_range(&local, bits).contains(&key));
+                assert_eq!(
+                    radius.admits(&newcomer, &key),
+                    table.should_replicate_to(&newcomer, &key),
+                    "round {round}, k {k}, {n} contacts"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 2000);
+    }
 
     #[test]
     fn a_prefix_range_spans_exactly_the_ids_sharing_the_prefix() {

@@ -57,7 +57,24 @@
 //! `ttl / replicate_window` nodes (84 with the defaults), more than the k = 20 replicas a
 //! key has. Once the publisher stops, a value lives at most about `ttl +
 //! replicate_window` more, unless new nodes keep arriving next to its key (each
-//! newcomer's copy starts a life; that residue is bounded by churn, not by replication).
+//! newcomer's copy starts a life; that residue is bounded by churn, not by replication)
+//! or it keeps being read: a `get` stores what it found on the nearest node asked that
+//! lacked it (as Python does), which starts a life there, so a value read at least once
+//! a TTL near its key can outlive its publisher. Expired copies are never served (even
+//! between two timeouts) and [`Event::RecordRemoved`] tells the driver to delete them.
+//!
+//! # Timeouts
+//! Every contact has its own RTO (RFC 6298, [`RttEstimator`], floor
+//! [`NodeConfig::min_rto`], ceiling [`NodeConfig::rpc_timeout`]). A contact never
+//! measured gets this node's estimate over all its measured round trips, at most
+//! [`NodeConfig::initial_rto`] (1 s), and 1 s until a few were measured. A lookup stops
+//! waiting for a contact after its RTO and asks the next candidate (a late answer still
+//! counts); the RPC resends its datagram once at the RTO and gives up after
+//! [`NodeConfig::rto_wait_factor`] RTOs (4), never past `rpc_timeout`. A `set` finishes
+//! when its stores were answered or their RTO passed: about one RTO after the live
+//! replicas answered. Only answers that came before a resend are
+//! round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
+//! datagram, which a Python peer answers again.
 //!
 //! # Contacts that are gone, and one-shot clients
 //! - A contact enters the routing table only after it answered one of our requests (a
@@ -65,14 +82,16 @@
 //!   [`NodeConfig::verify_delay`] later and inserted if it answers: a one-shot client
 //!   (joins, runs one `get`, exits) is gone by then and never pollutes the table, and
 //!   only contacts that answered us are handed out by `find_node` (issue 10's rule).
-//! - A contact that leaves a lookup's RPC unanswered past its RTO is suspect: not handed
-//!   out until it answers again. After [`NodeConfig::max_failures`] consecutive failed
-//!   RPCs (default 1, as Python), it is evicted (the freshest replacement takes its
-//!   place). Contacts handed out by `find_node` that were not heard from for
-//!   [`NodeConfig::recheck_after`] are pinged. So a contact that died at `t` is handed
-//!   out by this node at most until `t + recheck_after + RTO` when this node serves
-//!   `find_node` for its region, and evicted `rpc_timeout` after the first RPC to it
-//!   that went unanswered.
+//! - A contact that leaves an RPC unanswered past its RTO is suspect: not handed out nor
+//!   used to start lookups until it answers again. When the RPC fails (after a few
+//!   RTOs, at most `rpc_timeout`) the contact is pinged once; after [`NodeConfig::max_failures`]
+//!   consecutive failures (default 2: that ping failing too) it is evicted and the
+//!   freshest replacement takes its place. Contacts handed out by `find_node` that were
+//!   not heard from for [`NodeConfig::recheck_after`] are pinged too. So a contact that
+//!   died at `t` stops being handed out one RTO after the first RPC we send it after `t`,
+//!   and at the latest `t + recheck_after + RTO` if this node hands it out at all (every
+//!   hand-out after `recheck_after` of silence pings it); it is evicted about
+//!   `2 × rto_wait_factor` RTOs (at most `2 × rpc_timeout`) after that first RPC.
 //!
 //! # Bounded work
 //! No step costs O(stored records): the hand-over walks the key range a newcomer could be
@@ -127,6 +146,17 @@ pub struct NodeConfig {
     pub min_rto: Duration,
     /// The RTO of a contact never measured (capped at `rpc_timeout`). Default 1 s.
     pub initial_rto: Duration,
+    /// Whether lookup, store and liveness RPCs resend their datagram once, at the
+    /// contact's RTO (the wait then goes on to `rpc_timeout`). Default true: under loss a
+    /// lost datagram costs one RTO instead of the answer. Python peers answer a resend
+    /// like a new request (harmless for these idempotent RPCs).
+    pub resend_at_rto: bool,
+    /// Resends of each bootstrap ping (same datagram) before the address counts as not
+    /// answering, within `rpc_timeout`. Default 2 (sent at 0 s, 1 s and 3 s by default).
+    pub bootstrap_retries: u32,
+    /// Lookup, store and liveness RPCs give up after this many of the contact's RTOs
+    /// (never past `rpc_timeout`; at least 2, as they resend at one RTO). Default 4.
+    pub rto_wait_factor: u32,
     /// A bucket with no lookup for this long is refreshed by a lookup of a random id in
     /// it. Default one hour (as Python `kademlia`); `None` turns refreshing off.
     pub refresh_interval: Option<Duration>,
@@ -142,7 +172,10 @@ pub struct NodeConfig {
     /// Most values held for others; a `store` of a new key beyond it gets no answer.
     /// Default 100,000.
     pub max_records: usize,
-    /// Consecutive failed RPCs after which a contact is evicted. Default 1 (Python's).
+    /// Consecutive failed RPCs after which a contact is evicted. Default 2: the first
+    /// failure makes the contact suspect (not handed out) and pings it once, so one lost
+    /// datagram does not cost a live contact, and a dead one goes when that ping fails.
+    /// 1 is Python's rule (evict at the first failed RPC).
     pub max_failures: u32,
     /// How long after a node first calls us it is pinged, to be inserted if it answers.
     /// Default 5 s (longer than a one-shot client lives).
@@ -179,13 +212,16 @@ impl Default for NodeConfig {
             rpc_timeout: Duration::from_secs(5),
             min_rto: Duration::from_millis(100),
             initial_rto: Duration::from_secs(1),
+            resend_at_rto: true,
+            bootstrap_retries: 2,
+            rto_wait_factor: 4,
             refresh_interval: Some(Duration::from_secs(3600)),
             republish_interval: Duration::from_secs(3600),
             replicate_interval: Duration::from_secs(3600),
             replicate_window: Duration::from_secs(2 * 3600),
             value_ttl: Duration::from_secs(7 * 24 * 3600),
             max_records: 100_000,
-            max_failures: 1,
+            max_failures: 2,
             verify_delay: Duration::from_secs(5),
             max_pending_verifications: 256,
             recheck_after: Duration::from_secs(60),
@@ -424,7 +460,13 @@ pub struct Node {
     stats: NodeStats,
     stopped: bool,
     rechecks_in_flight: usize,
+    /// Every round trip measured, whatever the contact (the estimate for unmeasured ones).
+    rtt_all: RttEstimator,
+    rtt_samples: u64,
 }
+
+/// Round trips measured before the node-wide estimate stands in for unmeasured contacts.
+const MIN_AGGREGATE_SAMPLES: u64 = 8;
 
 /// Most pings of handed-out contacts in flight at once.
 const MAX_RECHECKS: usize = 16;
@@ -477,6 +519,8 @@ impl Node {
             stats: NodeStats::default(),
             stopped: false,
             rechecks_in_flight: 0,
+            rtt_all: RttEstimator::default(),
+            rtt_samples: 0,
             config,
         }
     }
@@ -531,12 +575,20 @@ impl Node {
         self.records.published_len()
     }
 
-    /// The current RTO of the contact at `addr` (the initial one if never measured).
+    /// The current RTO of the contact at `addr`. A contact never measured gets this
+    /// node's estimate over all the round trips it measured (SRTT and RTTVAR of every
+    /// sample, so a spread of contacts makes it conservative), never above the initial
+    /// RTO (1 s by default), and that initial RTO until a few round trips were measured.
+    /// (In a large network most lookup candidates were never measured by the asker; 1 s
+    /// for each dead one would make lookups seconds long.)
     pub fn rto_of(&self, addr: &SocketAddr) -> Duration {
-        self.peers
-            .get(addr)
-            .map_or_else(RttEstimator::default, |p| p.rtt)
-            .rto(&self.rto)
+        rto_from(
+            &self.peers,
+            &self.rto,
+            &self.rtt_all,
+            self.rtt_samples,
+            addr,
+        )
     }
 
     /// Whether the node was stopped.
@@ -785,14 +837,34 @@ impl Node {
             kind,
             CallKind::Find(_) | CallKind::Store(_) | CallKind::Recheck
         );
-        let call = self
-            .ep
-            .call(now, to, method, args, self.call_options())
-            .ok()?;
+        let mut options = self.call_options();
+        let rto = self.rto_of(&to);
+        let mut resend_at = None;
+        if matches!(kind, CallKind::BootstrapPing(_)) {
+            // The only way in: a lost datagram must not leave the node alone. Resent at
+            // the initial RTO with backoff, still within `rpc_timeout` overall.
+            options.attempt_timeout = self.rto.initial.min(self.config.rpc_timeout);
+            options.retries = self.config.bootstrap_retries;
+            options.deadline = Some(self.config.rpc_timeout);
+            resend_at = Some(now);
+        } else if rto_timer && self.config.resend_at_rto && rto < self.config.rpc_timeout {
+            // One resend of the same datagram at the RTO (a lost datagram then costs one
+            // RTO, not the call), then the wait goes on to `rpc_timeout` overall.
+            options.attempt_timeout = rto;
+            options.retries = 1;
+            options.backoff = f64::MAX;
+            options.jitter = 0.0;
+            options.max_attempt_timeout = self.config.rpc_timeout;
+            // Then it gives up after a few RTOs: a contact that is gone costs a lookup
+            // waiting for a late answer, and its eviction, a few RTOs, not 5 s.
+            let give_up = rto.saturating_mul(self.config.rto_wait_factor.max(2));
+            options.deadline = Some(give_up.min(self.config.rpc_timeout));
+            resend_at = Some(now + rto);
+        }
+        let call = self.ep.call(now, to, method, args, options).ok()?;
         let seq = self.next_seq;
         self.next_seq += 1;
         if rto_timer {
-            let rto = self.rto_of(&to);
             self.rto_timers.push(Reverse((now + rto, seq)));
             self.rto_calls.insert(seq, call);
         }
@@ -804,6 +876,7 @@ impl Node {
                 id,
                 sent: now,
                 seq,
+                resend_at,
             },
         );
         Some(call)
@@ -880,6 +953,8 @@ impl Node {
         p.last_seen = Some(now);
         if let Some(rtt) = rtt {
             p.rtt.sample(rtt);
+            self.rtt_all.sample(rtt);
+            self.rtt_samples += 1;
         }
         let known = self.table.find(&contact.id);
         let outcome = self.table.insert(contact, now);
@@ -934,17 +1009,31 @@ impl Node {
     }
 
     /// An RPC to `addr` (id `id` if known) went unanswered.
-    fn contact_failed(&mut self, id: Option<NodeId>, addr: SocketAddr) {
+    /// A lost datagram must not cost a good contact, a dead one must go soon: a failure
+    /// short of `max_failures` pings the contact once (if it is in the table); that ping
+    /// failing too evicts it.
+    fn contact_failed(&mut self, now: Instant, id: Option<NodeId>, addr: SocketAddr) {
         let max = self.config.max_failures.max(1);
         let p = self.peer(addr);
         p.failures = p.failures.saturating_add(1);
         p.suspect = true;
-        let failures = p.failures;
+        let (failures, rechecking) = (p.failures, p.recheck_in_flight);
         let Some(id) = id else { return };
+        let in_table = self.table.find(&id).is_some_and(|c| c.addr == addr);
         if failures < max {
+            if in_table && !rechecking && self.rechecks_in_flight < MAX_RECHECKS {
+                let args = [super::wire::id_value(&self.id)];
+                if self
+                    .send_rpc(now, addr, Some(id), "ping", &args, CallKind::Recheck)
+                    .is_some()
+                {
+                    self.rechecks_in_flight += 1;
+                    self.peer(addr).recheck_in_flight = true;
+                }
+            }
             return;
         }
-        if self.table.find(&id).is_some_and(|c| c.addr == addr) {
+        if in_table {
             if let Some(promoted) = self.table.remove(&id) {
                 self.stats.evicted += 1;
                 self.peers.remove(&addr);
@@ -1095,6 +1184,24 @@ impl Node {
     }
 }
 
+/// [`Node::rto_of`] on the node's parts (usable while a query is borrowed).
+pub(crate) fn rto_from(
+    peers: &HashMap<SocketAddr, PeerInfo>,
+    config: &RtoConfig,
+    all: &RttEstimator,
+    samples: u64,
+    addr: &SocketAddr,
+) -> Duration {
+    match peers.get(addr).filter(|p| p.rtt.srtt().is_some()) {
+        Some(p) => p.rtt.rto(config),
+        None if samples >= MIN_AGGREGATE_SAMPLES => {
+            let initial = config.initial.min(config.max);
+            all.rto(config).min(initial)
+        }
+        None => RttEstimator::default().rto(config),
+    }
+}
+
 /// Checking a tenth as often as the interval bounds how late a refresh can be.
 fn refresh_check_period(interval: Duration) -> Duration {
     (interval / 10).max(Duration::from_millis(100))
@@ -1149,7 +1256,15 @@ impl Protocol for Node {
             self.ep.poll_timeout(),
             self.rto_timers.peek().map(|Reverse((at, _))| *at),
             self.verify_queue.front().map(|(at, _)| *at),
-            self.records.next_deadline(),
+            self.records.next_expiry(),
+            // Replications and republishes wait while the maintenance queries are all
+            // busy or nobody is known (else a due entry would make the driver spin); a
+            // query ending or a contact arriving is an input, after which the driver
+            // asks again.
+            (self.maintenance_running < self.config.max_maintenance_queries
+                && !self.table.is_empty())
+            .then(|| self.records.next_maintenance())
+            .flatten(),
             self.next_refresh,
         ]
         .into_iter()

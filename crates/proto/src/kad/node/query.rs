@@ -42,6 +42,9 @@ pub(crate) struct Pending {
     pub id: Option<NodeId>,
     pub sent: Instant,
     pub seq: u64,
+    /// When the same datagram is resent, if it is: an answer before then is a clean
+    /// round-trip sample (Karn's rule), one after it is not.
+    pub resend_at: Option<Instant>,
 }
 
 /// A `store` waiting for the driver's durability.
@@ -133,9 +136,16 @@ impl Node {
         self.table.touch(&target, now);
         let seeds = {
             let peers = &self.peers;
-            self.table.closest_filtered(&target, k, |c| {
+            let live = self.table.closest_filtered(&target, k, |c| {
                 !peers.get(&c.addr).is_some_and(|p| p.suspect)
-            })
+            });
+            if live.len() >= self.config.alpha {
+                live
+            } else {
+                // Too few contacts above suspicion (a small table after a lost datagram):
+                // a suspect may well be alive, and is better than no lookup at all.
+                self.table.closest(&target, k)
+            }
         };
         let config = LookupConfig {
             k,
@@ -213,11 +223,14 @@ impl Node {
         };
         self.rto_calls.remove(&p.seq);
         let rtt = now.saturating_duration_since(p.sent);
+        // Only an answer that came before any resend measures the round trip.
+        let sample = p.resend_at.is_none_or(|at| now < at).then_some(rtt);
         match p.kind {
             CallKind::BootstrapPing(q) => {
                 let id = answer.as_ref().and_then(wire::parse_id);
                 match id {
-                    Some(id) => self.contact_answered(now, Contact::new(id, p.to), Some(rtt)),
+                    // Resent pings give no round-trip sample (Karn's rule).
+                    Some(id) => self.contact_answered(now, Contact::new(id, p.to), None),
                     None => {
                         if answer.is_some() {
                             self.stats.malformed_answers += 1;
@@ -242,13 +255,13 @@ impl Node {
                 let parsed = answer.map(|v| wire::parse_find_answer(v, self.config.k));
                 match parsed {
                     Some(Some(found)) => {
-                        self.contact_answered(now, Contact::new(id, p.to), Some(rtt));
+                        self.contact_answered(now, Contact::new(id, p.to), sample);
                         self.on_find_answer(now, q, id, found);
                     }
                     Some(None) => {
                         // It answered (it lives) but not with a find answer.
                         self.stats.malformed_answers += 1;
-                        self.contact_answered(now, Contact::new(id, p.to), Some(rtt));
+                        self.contact_answered(now, Contact::new(id, p.to), sample);
                         if let Some(Phase::Lookup(l)) =
                             self.queries.get_mut(&q).map(|q| &mut q.phase)
                         {
@@ -256,7 +269,7 @@ impl Node {
                         }
                     }
                     None => {
-                        self.contact_failed(p.id, p.to);
+                        self.contact_failed(now, p.id, p.to);
                         if let Some(Phase::Lookup(l)) =
                             self.queries.get_mut(&q).map(|q| &mut q.phase)
                         {
@@ -269,10 +282,8 @@ impl Node {
             CallKind::Store(q) => {
                 let acked = matches!(answer, Some(Value::Boolean(true)));
                 match (answer.is_some(), p.id) {
-                    (true, Some(id)) => {
-                        self.contact_answered(now, Contact::new(id, p.to), Some(rtt))
-                    }
-                    (false, _) => self.contact_failed(p.id, p.to),
+                    (true, Some(id)) => self.contact_answered(now, Contact::new(id, p.to), sample),
+                    (false, _) => self.contact_failed(now, p.id, p.to),
                     _ => {}
                 }
                 if let Some(Phase::Store { waiting, acks, .. }) =
@@ -289,10 +300,8 @@ impl Node {
                     self.handover.in_flight = self.handover.in_flight.saturating_sub(1);
                 }
                 match (answer.is_some(), p.id) {
-                    (true, Some(id)) => {
-                        self.contact_answered(now, Contact::new(id, p.to), Some(rtt))
-                    }
-                    (false, _) => self.contact_failed(p.id, p.to),
+                    (true, Some(id)) => self.contact_answered(now, Contact::new(id, p.to), sample),
+                    (false, _) => self.contact_failed(now, p.id, p.to),
                     _ => {}
                 }
             }
@@ -305,13 +314,13 @@ impl Node {
                 }
                 match answer.as_ref().map(wire::parse_id) {
                     Some(Some(id)) if Some(id) == p.id || p.id.is_none() => {
-                        self.contact_answered(now, Contact::new(id, p.to), Some(rtt))
+                        self.contact_answered(now, Contact::new(id, p.to), sample)
                     }
                     Some(Some(id)) if id == self.id => self.own_id_seen(p.to),
                     // Another id answers there: the caller lied about its id, or the
                     // address changed hands. Not inserted under the claimed id.
                     Some(_) => self.stats.malformed_answers += 1,
-                    None => self.contact_failed(p.id, p.to),
+                    None => self.contact_failed(now, p.id, p.to),
                 }
             }
             CallKind::PingOldest => {
@@ -322,7 +331,9 @@ impl Node {
                         info.failures = 0;
                         info.suspect = false;
                         info.last_seen = Some(now);
-                        info.rtt.sample(rtt);
+                        if let Some(rtt) = sample {
+                            info.rtt.sample(rtt);
+                        }
                     }
                     self.table.on_ping_result(&oldest, true);
                 } else {
@@ -439,14 +450,11 @@ impl Node {
                     }
                 }
                 Phase::Lookup(lookup) => {
-                    let peers = &self.peers;
-                    let rto = &self.rto;
-                    let state = lookup.next_with(now, |c| {
-                        peers
-                            .get(&c.addr)
-                            .map_or_else(Default::default, |p| p.rtt)
-                            .rto(rto)
-                    });
+                    let (peers, rto, all, n) =
+                        (&self.peers, &self.rto, &self.rtt_all, self.rtt_samples);
+                    // The same RTO as the call's timer (`send_rpc`), which wakes us then.
+                    let state =
+                        lookup.next_with(now, |c| super::rto_from(peers, rto, all, n, &c.addr));
                     match state {
                         LookupState::Contact(c) => {
                             let method = if query.purpose == Purpose::Get {

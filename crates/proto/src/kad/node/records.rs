@@ -164,10 +164,15 @@ impl Records {
             .map(|p| (key, p.value.clone(), p.first))
     }
 
-    /// The earliest deadline of the three heaps. A stale entry on top only makes the
-    /// node wake early once: the timeout then pops it.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        [&self.expiry, &self.replicate, &self.republish]
+    /// The earliest expiry. A stale entry on top only makes the node wake early once:
+    /// the timeout then pops it.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.expiry.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The earliest replication or republish (same caveat).
+    pub fn next_maintenance(&self) -> Option<Instant> {
+        [&self.replicate, &self.republish]
             .into_iter()
             .filter_map(|h| h.peek().map(|Reverse((at, _))| *at))
             .min()
