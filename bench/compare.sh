@@ -2,10 +2,10 @@
 # Side-by-side benchmark (issue 5): in ONE run, alternating, ROUNDS rounds of
 #   raw            raw UDP echo ceiling (`rpcudp raw-echo`, tokio, 1 recv + 1 send)
 #   raw-blocking   raw UDP echo on a blocking thread (the kernel's floor)
-#   raw-batched    raw UDP echo with recvmmsg + GSO (`raw-echo --batched`, quinn-udp)
-#   core           `rpcudp raw-echo --rpc-core` (the sans-IO core answering ping inline,
-#                  no handler tasks) + `rpcudp bench`: the core's cost without the driver's
-#   core-batched   the same with recvmmsg + GSO (`raw-echo --rpc-core --batched`)
+#   raw-batched    raw UDP echo with recvmmsg + sendmmsg/GSO (`raw-echo --batched`)
+#   core           `rpcudp raw-echo --rpc-core` (the sans-IO core on the generic driver, answering ping inline,
+#                  no handler tasks) + `rpcudp bench`: the core and driver without the Node's handlers
+#   core-batched   `raw-echo --rpc-core --batched`: the same (the driver always batches)
 #   ours           `rpcudp serve` + `rpcudp bench`
 #   py-server      Python rpcudp 5.0.1 server + `rpcudp bench`
 #   py-client-ours Python rpcudp client (py/bench_rpcudp_client.py) + `rpcudp serve`

@@ -4,7 +4,7 @@
 //! Run: `cargo run -p rpcudp-examples --example broadcast_receiver -- 8555`
 
 use futures::StreamExt;
-use rpcudp::udp::EndpointConfig;
+use rpcudp::udp::{Endpoint, SocketConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -13,10 +13,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "8555".into())
         .parse()?;
     // Address reuse so several receivers on one host can all listen.
-    let endpoint = EndpointConfig::new(([0, 0, 0, 0], port).into())
-        .listen_multiple(true)
-        .bind()
-        .await?;
+    let endpoint =
+        Endpoint::bind_with(([0, 0, 0, 0], port).into(), SocketConfig::listen_multiple()).await?;
     println!("listening on {}", endpoint.local_addr()?);
     let mut datagrams = endpoint.datagrams();
     loop {

@@ -3,7 +3,7 @@
 //! Run: `cargo run -p rpcudp-examples --example ipv6_echo -- [::1]:8006`
 //! Try: `echo hi | nc -6 -u -w1 ::1 8006`
 
-use rpcudp::udp::{listen, DatagramHandler, EndpointConfig, IpStack, Transport};
+use rpcudp::udp::{listen, DatagramHandler, Endpoint, IpStack, SocketConfig, Transport};
 use std::net::SocketAddr;
 
 struct Echo;
@@ -21,10 +21,14 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "[::]:8006".into());
     // IPv6 only: IPv4 clients are not mixed in as ::ffff:a.b.c.d addresses.
-    let endpoint = EndpointConfig::new(addr.parse()?)
-        .ip_stack(IpStack::V6Only)
-        .bind()
-        .await?;
+    let endpoint = Endpoint::bind_with(
+        addr.parse()?,
+        SocketConfig {
+            ip_stack: IpStack::V6Only,
+            ..SocketConfig::default()
+        },
+    )
+    .await?;
     let server = listen(endpoint, Echo);
     println!("listening on {}", server.local_addr());
     tokio::signal::ctrl_c().await?;

@@ -5,7 +5,7 @@
 //! then `cargo run -p rpcudp-examples --example multicast_client` (needs a multicast
 //! route, which most hosts with a network have).
 
-use rpcudp::udp::{listen, DatagramHandler, EndpointConfig, Interface, Transport};
+use rpcudp::udp::{listen, DatagramHandler, Endpoint, Interface, SocketConfig, Transport};
 use std::net::SocketAddr;
 
 struct MulticastPingPong;
@@ -36,10 +36,9 @@ impl DatagramHandler for MulticastPingPong {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let endpoint = EndpointConfig::new("0.0.0.0:8005".parse()?)
-        .listen_multiple(true) // so several servers can run on one machine
-        .bind()
-        .await?;
+    // listen_multiple, so several servers can run on one machine.
+    let endpoint =
+        Endpoint::bind_with("0.0.0.0:8005".parse()?, SocketConfig::listen_multiple()).await?;
     let server = listen(endpoint, MulticastPingPong);
     println!("listening on {}", server.local_addr());
     // Ends on Ctrl-C, or by itself if joining the group failed.

@@ -27,7 +27,7 @@ def announce(host, port):
 
 
 class ReferenceService:
-    """The reference service of shared/spec/cli.md (plus rpcudp's README `sayhi`), as
+    """The reference service of docs/cli.md (plus rpcudp's README `sayhi`), as
     `rpc_*` methods. Mixed into each peer's RPCProtocol; `sleep` is added per peer because
     asyncio and Twisted wait differently."""
 

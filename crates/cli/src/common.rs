@@ -93,15 +93,36 @@ impl HostPort {
         }
     }
 
-    /// Resolves and picks the first address; on failure prints the error to stderr and
-    /// returns the usage exit code.
+    /// Resolves to the one address a command uses, by the policy of [`resolve`] (the
+    /// first IPv4 address if any); on failure prints the error to stderr and returns
+    /// the usage exit code.
     pub async fn resolve_one(&self) -> Result<SocketAddr, u8> {
-        match self.resolve().await {
-            Ok(addrs) => Ok(addrs[0]),
-            Err(msg) => {
-                eprintln!("error: {msg}");
-                Err(EXIT_USAGE)
-            }
+        resolve(self).await
+    }
+}
+
+/// Picks the address to use among those a name resolved to: the first IPv4 one if any.
+///
+/// `localhost` usually resolves to both `::1` and `127.0.0.1`, in an order that depends
+/// on the system; preferring IPv4 makes `serve --bind localhost:P` and
+/// `call localhost:P` meet on every system.
+pub fn pick_address(addrs: &[SocketAddr]) -> Option<SocketAddr> {
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+}
+
+/// The one address-resolution policy of every command that takes an ADDR (to bind or to
+/// call): literals as typed, names through the resolver, then [`pick_address`]. On
+/// failure prints why (naming the input) and returns the usage exit code.
+pub async fn resolve(addr: &HostPort) -> Result<SocketAddr, u8> {
+    match addr.resolve().await {
+        Ok(addrs) => pick_address(&addrs).ok_or(EXIT_USAGE),
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            Err(EXIT_USAGE)
         }
     }
 }
@@ -188,7 +209,7 @@ pub async fn shutdown_signal() {
 }
 
 /// Logs go to stderr; `-v` raises the level, `RUST_LOG` overrides it.
-pub fn init_logging(verbose: u8) {
+pub fn init_logging(verbose: u8, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
@@ -197,12 +218,33 @@ pub fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    if format == LogFormat::Json {
+        // One JSON object a line, with the fields of the spans it happened in (a call's
+        // method and outcome), for log collectors.
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal: a log captured to a file or pipe stays text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// `--log-format`: how log lines on stderr look.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 #[cfg(test)]
@@ -217,6 +259,15 @@ mod tests {
         assert_eq!((b.host.as_str(), b.port), ("::1", 9000));
         let c: HostPort = "localhost:0".parse().unwrap();
         assert_eq!((c.host.as_str(), c.port), ("localhost", 0));
+    }
+
+    #[test]
+    fn ipv4_is_preferred_among_resolved_addresses() {
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let v4: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(pick_address(&[v6, v4]), Some(v4));
+        assert_eq!(pick_address(&[v6]), Some(v6));
+        assert_eq!(pick_address(&[]), None);
     }
 
     #[test]

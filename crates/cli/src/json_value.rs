@@ -1,4 +1,4 @@
-//! The JSON <-> MessagePack value mapping of `shared/spec/cli.md`.
+//! The JSON <-> MessagePack value mapping of `docs/cli.md`.
 //!
 //! | JSON | MessagePack |
 //! | --- | --- |
@@ -22,8 +22,14 @@
 use rmpv::{Utf8String, Value};
 use std::fmt::Write as _;
 
-/// Deepest nesting [`parse`] accepts; deeper input is refused instead of risking the stack.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting [`parse`] accepts; deeper input is refused instead of risking the stack
+/// (the parser recurses, a few hundred bytes of the main thread's stack per level).
+///
+/// 510: an argument of `rpcudp call` travels inside the request body `[method, args]`,
+/// two levels that count toward the receiver's default decode limit of 512
+/// (`rpcudp_proto::wire::value::DEFAULT_MAX_DEPTH`), which is above what the Python
+/// peers produce or accept.
+pub const MAX_DEPTH: usize = rpcudp_proto::wire::value::DEFAULT_MAX_DEPTH - 2;
 
 /// Parses one JSON document (with the `$` extensions) into a MessagePack value.
 ///
@@ -346,7 +352,7 @@ fn hex_payload(what: &str, payload: &Value) -> Result<Vec<u8>, String> {
 }
 
 fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(format!("\"{hex}\" has an odd number of hex digits"));
     }
     let nibble = |c: u8| match c {

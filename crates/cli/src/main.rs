@@ -1,10 +1,11 @@
-//! `rpcudp`: the command line of rpcudp-rs. The contract is `shared/spec/cli.md`.
+//! `rpcudp`: the command line of rpcudp-rs. The contract is `docs/cli.md`.
 //!
 //! This file only parses arguments and dispatches to `cmd/<name>.rs`.
 
 mod cmd;
 mod common;
 mod json_value;
+mod metrics_http;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -16,6 +17,10 @@ struct Cli {
     /// Raise the log level (-v info, -vv debug, -vvv trace). RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// How log lines on stderr look: `text` for people, `json` (one object a line) for
+    /// log collectors.
+    #[arg(long, value_enum, default_value_t = common::LogFormat::Text, global = true)]
+    log_format: common::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,7 +53,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(cmd::call::protect_negative_numbers(std::env::args_os()));
-    common::init_logging(cli.verbose);
+    common::init_logging(cli.verbose, cli.log_format);
     let mut builder = match &cli.command {
         Command::Serve(_) => cmd::serve::runtime(),
         _ => tokio::runtime::Builder::new_multi_thread(),

@@ -1,4 +1,4 @@
-//! `rpcudp bench` and `rpcudp raw-echo` behave as shared/spec/cli.md says. These tests
+//! `rpcudp bench` and `rpcudp raw-echo` behave as docs/cli.md says. These tests
 //! check behaviour (keys, counts, exit codes), never speed: the machine may be loaded.
 
 use rpcudp_testkit::{require_python, workspace_root, Child};

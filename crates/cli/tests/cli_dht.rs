@@ -1,4 +1,4 @@
-//! `rpcudp dht run|set|get` as shared/spec/cli.md specifies them, on loopback, with
+//! `rpcudp dht run|set|get` as docs/cli.md specifies them, on loopback, with
 //! short RPC timeouts; and kill -9 durability of `--state`.
 
 use rpcudp_testkit::Child;

@@ -1,4 +1,4 @@
-//! `rpcudp lt echo` exactly as shared/spec/cli.md says.
+//! `rpcudp lt echo` exactly as docs/cli.md says.
 
 use rpcudp_testkit::Child;
 use std::io::{Read, Write};

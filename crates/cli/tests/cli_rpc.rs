@@ -1,4 +1,4 @@
-//! `rpcudp serve` and `rpcudp call` against shared/spec/cli.md: the reference service,
+//! `rpcudp serve` and `rpcudp call` against docs/cli.md: the reference service,
 //! the JSON mapping on the command line, dialects, IPv6 and names, exit codes, signals.
 
 use rpcudp_testkit::Child;
@@ -436,7 +436,7 @@ fn hostile_bodies() -> Vec<Vec<u8>> {
         b"\xc1".to_vec(),                                        // reserved marker
         b"\x92\xa4ec".to_vec(),                                  // truncated
         echo_of(b"\x82\x01\x01\x01\x02"), // duplicate keys: the answer is unsendable
-        echo_of(b"\x81\x90\x01"),         // array as a key: likewise
+        echo_of(b"\x81\x81\x01\x01\x01"), // a map as a key (the peer cannot hash it): likewise
         b"\x92\xa4ping\x91\x01".to_vec(), // wrong arguments
         b"\x92\xa7no_such\x90".to_vec(),  // unknown method
     ]
@@ -617,4 +617,17 @@ fn an_answer_from_another_address_is_refused_and_the_no_answer_message_says_so()
     let err = caller.stderr();
     assert!(err.contains(want), "{err}");
     assert!(err.contains("no answer from"), "{err}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_wildcard_bound_server_answers_from_the_called_address() {
+    let (_server, addr) = serve(&["--bind", "0.0.0.0:0"]);
+    assert!(addr.ip().is_unspecified(), "{addr}");
+    // `call` accepts answers only from the address it called: 127.0.0.2, which the
+    // kernel would not pick on its own to answer a caller on 127.0.0.1.
+    for ip in ["127.0.0.2", "127.0.0.1"] {
+        let to = format!("{ip}:{}", addr.port());
+        call_ok(&[&to, "ping", "--timeout", "3"], r#""pong""#);
+    }
 }

@@ -82,6 +82,23 @@ fn call(method: &str, args: Vec<Value>) -> Value {
     Value::Array(vec![s(method), Value::Array(args)])
 }
 
+/// A map with array keys, which the Python peer turns into tuples and back.
+fn tuple_keys() -> Value {
+    Value::Map(vec![
+        (Value::Array(vec![Value::from(1), s("a")]), s("tuple")),
+        (Value::Array(vec![]), Value::Nil),
+    ])
+}
+
+/// `n` arrays nested around `1`: the Python peers unpack about 330 levels.
+fn deep(n: usize) -> Value {
+    let mut v = Value::from(1);
+    for _ in 0..n {
+        v = Value::Array(vec![v]);
+    }
+    v
+}
+
 /// The Python client calls the reference service of `rpcudp serve`.
 fn python_client_uses_the_reference_service(test: &str, peer: Peer) {
     let Some(mut client) = python(test, peer, "client") else {
@@ -99,6 +116,8 @@ fn python_client_uses_the_reference_service(test: &str, peer: Peer) {
                 Value::F64(0.5),
                 Value::Map(vec![(Value::from(1), Value::Nil)]),
                 Value::Ext(7, vec![1, 2, 3]),
+                tuple_keys(),
+                deep(300),
             ],
         ),
         call(
@@ -142,6 +161,8 @@ fn python_client_uses_the_reference_service(test: &str, peer: Peer) {
             Value::F64(0.5),
             Value::Map(vec![(Value::from(1), Value::Nil)]),
             Value::Ext(7, vec![1, 2, 3]),
+            tuple_keys(),
+            deep(300),
         ]))
     );
     assert_eq!(r[2], ok(Value::from(1u64 << 63)));
@@ -200,6 +221,16 @@ fn our_call_reaches_the_python_server(test: &str, peer: Peer) {
             r#"{"k": [true, null]}"#,
         ],
         r#"["s", {"$bin": "0001"}, -2, 1.5, {"$map": [[1, 2]]}, {"k": [true, null]}]"#,
+    );
+    // Array keys and deep nesting, which the Python peer accepts and sends back.
+    let nested = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+    expect(
+        &[
+            "echo",
+            r#"{"$map": [[[1, "a"], "tuple"], [[], null]]}"#,
+            &nested,
+        ],
+        &format!(r#"[{{"$map": [[[1, "a"], "tuple"], [[], null]]}}, {nested}]"#),
     );
     expect(&["add", "40", "2"], "42");
     let o = run(&["sayhi", r#""Snake Plissken""#]);

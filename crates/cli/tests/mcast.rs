@@ -1,4 +1,4 @@
-//! `rpcudp mcast listen` / `rpcudp mcast ping` against the contract in shared/spec/cli.md.
+//! `rpcudp mcast listen` / `rpcudp mcast ping` against the contract in docs/cli.md.
 //!
 //! Usage errors and the unicast reply run on the host's loopback (joining a group on
 //! 127.0.0.1 sends nothing off the host). Real multicast runs inside network namespaces

@@ -16,6 +16,8 @@
 //! - [`kad`]: Kademlia without I/O: ids and XOR distance, k-buckets, the iterative lookup,
 //!   the record store trait.
 //!
+//! - [`subnet`]: source subnets (/24, /64) and local ranges, the unit of per-source limits.
+//!
 //! What does not: sockets, tasks, timers, handler code (requests become events and answers
 //! come back through `respond`).
 //!
@@ -28,6 +30,7 @@
 pub mod kad;
 pub mod protocol;
 pub mod rpc;
+pub mod subnet;
 pub mod wire;
 
 pub use protocol::{Protocol, Transmit};

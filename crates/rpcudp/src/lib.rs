@@ -13,9 +13,20 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod driver;
 pub mod kad;
 pub mod lt;
+pub mod metrics;
 pub mod rpc;
 pub mod udp;
 
 pub use rpcudp_proto as proto;
+
+/// A MessagePack value: what RPC arguments and answers are, and what dynamic handlers
+/// take and return. (rmpv's `Value`, re-exported so a project needs no rmpv dependency of
+/// its own, nor the same version of it.)
+pub use rmpv::Value;
+
+/// The MessagePack value crate itself, for the rest of its API (`Utf8String`,
+/// `Integer`, `ext::to_value`...), at the version this crate uses.
+pub use rmpv;

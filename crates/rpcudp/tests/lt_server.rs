@@ -117,11 +117,11 @@ async fn a_bad_frame_closes_its_connection_while_another_keeps_working() {
     send_raw(&mut good, Frame::new(4, &b"still here"[..])).await;
     assert_eq!(recv_raw(&mut good).await, Frame::new(4, &b"still here"[..]));
     eventually("both bad peers counted", || handle.stats().bad_frames == 2).await;
-    assert_eq!(handle.live_count(), 1);
     eventually("two Disconnected events", || {
         events.lock().unwrap().len() == 2
     })
     .await;
+    assert_eq!(handle.live_count(), 1);
     for (_, reason) in events.lock().unwrap().iter() {
         assert!(
             matches!(reason, Disconnect::Error(e) if e.contains("frame")),
@@ -355,4 +355,34 @@ async fn graceful_shutdown_flushes_queued_messages_then_closes_every_connection(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer listening"
     );
+}
+
+#[tokio::test]
+async fn live_count_follows_the_connected_and_disconnected_events_taken() {
+    let mut server = Server::<Frame>::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let peer = raw_peer(server.local_addr()).await;
+    // Accepted by the server, but the application has not seen it yet.
+    eventually("the connection accepted", || {
+        handle.connections().len() == 1
+    })
+    .await;
+    assert_eq!(handle.live_count(), 0);
+    let conn = match within(5, "Connected", server.next_event()).await {
+        Some(ServerEvent::Connected { conn, .. }) => conn,
+        other => panic!("expected Connected, got {other:?}"),
+    };
+    assert_eq!(handle.live_count(), 1);
+    drop(peer);
+    // Gone from the server's table, still live until the application takes the news.
+    eventually("the connection gone", || handle.connections().is_empty()).await;
+    assert_eq!(handle.live_count(), 1);
+    match within(5, "Disconnected", server.next_event()).await {
+        Some(ServerEvent::Disconnected { conn: c, .. }) => assert_eq!(c, conn),
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    assert_eq!(handle.live_count(), 0);
+    server.shutdown().await;
 }

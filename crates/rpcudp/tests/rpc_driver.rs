@@ -135,8 +135,10 @@ async fn a_burst_from_several_senders_is_answered_each_to_its_own_sender_and_an_
 ) {
     // Receive buffers of 256 bytes: a request of 400 bytes is dropped (never served
     // truncated), while the batch it arrived in is served.
-    let mut config = NodeConfig::default();
-    config.recv_buffer = 256;
+    let config = NodeConfig {
+        recv_buffer: 256,
+        ..NodeConfig::default()
+    };
     let server = Node::bind_with("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();

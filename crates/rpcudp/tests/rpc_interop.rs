@@ -129,6 +129,22 @@ fn corpus() -> Vec<Value> {
         Value::Binary(vec![0xff]),
         s("x"),
     ]));
+    // Deep nesting: the Python peers unpack about 330 levels (u-msgpack-python recurses),
+    // so 300 here, 302 in the request body; our default decode limit is 512.
+    let mut deep = s("bottom");
+    for _ in 0..300 {
+        deep = Value::Array(vec![deep]);
+    }
+    c.push(deep);
+    // Array keys: the Python peer makes them tuples, and sends the tuples back as arrays.
+    c.push(Value::Map(vec![
+        (Value::Array(vec![int(1), s("a")]), s("tuple key")),
+        (Value::Array(vec![]), s("empty tuple key")),
+        (
+            Value::Array(vec![Value::Array(vec![Value::Binary(vec![9])]), Value::Nil]),
+            Value::Array(vec![int(2)]),
+        ),
+    ]));
     // Maps around fixmap/map16, str keys in a set order, and keys of every scalar type.
     for n in [0usize, 1, 15, 16] {
         c.push(Value::Map(

@@ -164,6 +164,36 @@ async fn an_answer_of_the_wrong_type_is_a_decode_error_with_the_value() {
 }
 
 #[tokio::test]
+async fn a_typed_handler_returning_err_gives_no_answer_and_ok_answers_the_bare_value() {
+    let server = node().await;
+    server.register_typed("half", |_from, (x,): (i64,)| async move {
+        if x % 2 == 0 {
+            Ok(x / 2)
+        } else {
+            Err(format!("{x} is odd"))
+        }
+    });
+    let client = node().await;
+    // Ok(2) goes on the wire as 2, not as serde's enum form [0, [2]].
+    let v = client
+        .call(server.local_addr(), "half", vec![Value::from(4)])
+        .await
+        .unwrap();
+    assert_eq!(v, Value::from(2));
+    let err = client
+        .call_with(
+            server.local_addr(),
+            "half",
+            vec![Value::from(3)],
+            quick(&client, 200),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::Timeout(_)), "{err:?}");
+    eventually("the Err counted", || server.stats().handler_failures == 1).await;
+}
+
+#[tokio::test]
 async fn mismatched_arguments_get_no_answer_and_are_counted() {
     let server = node().await;
     server.register_typed("double", |_from, (x,): (i64,)| async move { x * 2 });
@@ -353,8 +383,10 @@ async fn shutdown_fails_outstanding_calls_and_later_ones() {
 
 #[tokio::test]
 async fn shutdown_lets_a_running_handler_finish_and_answer() {
-    let mut config = NodeConfig::default();
-    config.shutdown_grace = Duration::from_secs(30);
+    let config = NodeConfig {
+        shutdown_grace: Duration::from_secs(30),
+        ..NodeConfig::default()
+    };
     let server = node_with(config).await;
     let gate = Arc::new(Semaphore::new(0));
     let g = gate.clone();
@@ -382,8 +414,10 @@ async fn shutdown_lets_a_running_handler_finish_and_answer() {
 
 #[tokio::test]
 async fn shutdown_drops_handlers_that_outlive_the_grace() {
-    let mut config = NodeConfig::default();
-    config.shutdown_grace = Duration::ZERO;
+    let config = NodeConfig {
+        shutdown_grace: Duration::ZERO,
+        ..NodeConfig::default()
+    };
     let server = node_with(config).await;
     let dropped = Arc::new(AtomicUsize::new(0));
     struct OnDrop(Arc<AtomicUsize>);

@@ -2,7 +2,7 @@
 //! sockets: the oversize rule inside a batch, senders and destinations per datagram,
 //! batch bounds, and sends the kernel takes only in part.
 
-use rpcudp::udp::{Endpoint, EndpointConfig, RecvBatch, SEND_BATCH_MAX};
+use rpcudp::udp::{Endpoint, RecvBatch, SocketConfig, SEND_BATCH_MAX};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -66,11 +66,15 @@ async fn batch_receive_on_an_empty_queue_would_block() {
 
 #[tokio::test]
 async fn batch_receive_drops_and_counts_oversized_datagrams_and_keeps_the_others() {
-    let rx = EndpointConfig::new(addr("127.0.0.1:0"))
-        .max_datagram(100)
-        .bind()
-        .await
-        .unwrap();
+    let rx = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            max_datagram: 100,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     // Slots larger than max_datagram: the limit is max_datagram, not the slot.
@@ -106,11 +110,15 @@ async fn batch_receive_drops_datagrams_longer_than_its_slots_below_max_datagram(
 
 #[tokio::test]
 async fn batch_of_only_oversized_datagrams_would_block_after_counting_them() {
-    let rx = EndpointConfig::new(addr("127.0.0.1:0"))
-        .max_datagram(10)
-        .bind()
-        .await
-        .unwrap();
+    let rx = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            max_datagram: 10,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     for _ in 0..3 {
@@ -244,11 +252,15 @@ async fn batch_send_stops_before_a_datagram_the_kernel_refuses_and_the_retry_rep
 #[tokio::test]
 async fn batch_send_takes_at_most_send_batch_max_datagrams_per_call() {
     let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let rx = EndpointConfig::new(addr("127.0.0.1:0"))
-        .recv_buffer_size(1 << 20)
-        .bind()
-        .await
-        .unwrap();
+    let rx = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            recv_buffer_size: Some(1 << 20),
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let to = rx.local_addr().unwrap();
     let payloads: Vec<[u8; 2]> = (0..100u16).map(|i| i.to_be_bytes()).collect();
     let out: Vec<(&[u8], SocketAddr)> = payloads.iter().map(|p| (&p[..], to)).collect();
@@ -284,11 +296,15 @@ async fn a_run_of_equal_datagrams_to_one_peer_arrives_as_the_same_separate_datag
     // datagrams a send each would have produced, the shorter last one included, and
     // those around the run (another size, another destination) in order too.
     let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let rx = EndpointConfig::new(addr("127.0.0.1:0"))
-        .recv_buffer_size(1 << 20)
-        .bind()
-        .await
-        .unwrap();
+    let rx = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            recv_buffer_size: Some(1 << 20),
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let other = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
     let (to, elsewhere) = (rx.local_addr().unwrap(), other.local_addr().unwrap());
     let mut payloads: Vec<Vec<u8>> = vec![vec![0xAA; 5]];
@@ -334,4 +350,140 @@ async fn a_run_of_equal_datagrams_to_one_peer_arrives_as_the_same_separate_datag
     assert_eq!(got, want);
     let (got, _) = recv_batches(&other, &mut batch, 1).await;
     assert_eq!(got, vec![(vec![0xCC; 100], tx.local_addr().unwrap())]);
+}
+
+/// Sends all of `items` with `try_send_batch_from`, waiting for room (bounded).
+async fn send_all_from(ep: &Endpoint, items: &[(&[u8], SocketAddr, Option<std::net::IpAddr>)]) {
+    let mut next = 0;
+    let work = async {
+        while next < items.len() {
+            ep.socket().writable().await.unwrap();
+            match ep.try_send_batch_from(items[next..].iter().copied()) {
+                Ok(n) => next += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("try_send_batch_from: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, work)
+        .await
+        .expect("sent in time");
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_wildcard_bound_endpoint_learns_each_datagrams_local_address_and_sends_from_it() {
+    let server = Endpoint::bind(addr("0.0.0.0:0")).await.unwrap();
+    assert!(server.enable_local_addr().unwrap());
+    let port = server.local_addr().unwrap().port();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    for (i, ip) in ["127.0.0.2", "127.0.0.1", "127.0.0.3"].iter().enumerate() {
+        client
+            .send_to(&[i as u8], SocketAddr::new(ip.parse().unwrap(), port))
+            .unwrap();
+    }
+    let mut batch = RecvBatch::new(8, 64);
+    let mut locals = Vec::new();
+    let work = async {
+        while locals.len() < 3 {
+            server.socket().readable().await.unwrap();
+            if server.try_recv_batch(&mut batch).is_ok() {
+                locals.extend(batch.iter_with_local().map(|(d, _, local)| (d[0], local)));
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, work)
+        .await
+        .expect("three datagrams");
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(
+        locals,
+        vec![
+            (0, ip("127.0.0.2")),
+            (1, ip("127.0.0.1")),
+            (2, ip("127.0.0.3"))
+        ]
+    );
+    // Back from the address each came to: a GSO run of equal sizes from one source,
+    // then a lone one from another (one system call per source).
+    let to = client.local_addr().unwrap();
+    let (a, b, c) = ([1u8; 40], [2u8; 40], [3u8; 40]);
+    send_all_from(
+        &server,
+        &[
+            (&a[..], to, ip("127.0.0.2")),
+            (&b[..], to, ip("127.0.0.2")),
+            (&c[..], to, ip("127.0.0.3")),
+        ],
+    )
+    .await;
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        got.push((buf[0], n, from.ip().to_string()));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (1, 40, "127.0.0.2".to_string()),
+            (2, 40, "127.0.0.2".to_string()),
+            (3, 40, "127.0.0.3".to_string())
+        ]
+    );
+    // Growing sizes are no GSO run: one sendmmsg, its one source shared by all.
+    let (d, e, f) = ([4u8; 10], [5u8; 20], [6u8; 30]);
+    send_all_from(
+        &server,
+        &[
+            (&d[..], to, ip("127.0.0.3")),
+            (&e[..], to, ip("127.0.0.3")),
+            (&f[..], to, ip("127.0.0.3")),
+        ],
+    )
+    .await;
+    for want in [(4u8, 10usize), (5, 20), (6, 30)] {
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (buf[0], n, from.ip().to_string()),
+            (want.0, want.1, "127.0.0.3".into())
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_dual_stack_endpoint_sends_ipv4_from_an_ipv4_source() {
+    let Ok(server) = Endpoint::bind(addr("[::]:0")).await else {
+        eprintln!("SKIP: no IPv6 on this host");
+        return;
+    };
+    assert!(server.enable_local_addr().unwrap());
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    let to: SocketAddr = match client.local_addr().unwrap() {
+        SocketAddr::V4(v4) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+        v6 => v6,
+    };
+    let source = Some("127.0.0.2".parse().unwrap());
+    let payload = [7u8; 10];
+    if socket2::SockRef::from(server.socket())
+        .only_v6()
+        .unwrap_or(true)
+    {
+        eprintln!("SKIP: the socket is IPv6-only");
+        return;
+    }
+    send_all_from(&server, &[(&payload[..], to, source)]).await;
+    let mut buf = [0u8; 16];
+    let (n, from) = client.recv_from(&mut buf).unwrap();
+    assert_eq!((n, from.ip().to_string()), (10, "127.0.0.2".to_string()));
+}
+
+#[tokio::test]
+async fn an_endpoint_bound_to_one_address_needs_no_local_addresses() {
+    let ep = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    assert!(!ep.enable_local_addr().unwrap());
 }

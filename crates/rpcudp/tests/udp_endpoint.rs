@@ -2,7 +2,7 @@
 //! largest datagram, oversize detection, the datagram stream, adoption, resolution.
 
 use futures::StreamExt;
-use rpcudp::udp::{BindError, Endpoint, EndpointConfig, IpStack};
+use rpcudp::udp::{BindError, Endpoint, IpStack, SocketConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -31,7 +31,9 @@ async fn port_zero_binds_a_free_port_reported_by_local_addr() {
 async fn binding_a_taken_port_without_reuse_fails_with_a_bind_error() {
     let first = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
     let taken = first.local_addr().unwrap();
-    let err = EndpointConfig::new(taken).bind().await.unwrap_err();
+    let err = Endpoint::bind_with(taken, SocketConfig::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, BindError::Bind { addr, .. } if addr == taken),
         "{err}"
@@ -41,17 +43,16 @@ async fn binding_a_taken_port_without_reuse_fails_with_a_bind_error() {
 
 #[tokio::test]
 async fn listen_multiple_lets_two_endpoints_share_a_port() {
-    let a = EndpointConfig::new(addr("127.0.0.1:0"))
-        .listen_multiple(true)
-        .bind()
+    let a = Endpoint::bind_with(addr("127.0.0.1:0"), SocketConfig::listen_multiple())
         .await
         .unwrap();
     let port = a.local_addr().unwrap().port();
-    let b = EndpointConfig::new(SocketAddr::from(([127, 0, 0, 1], port)))
-        .listen_multiple(true)
-        .bind()
-        .await
-        .unwrap();
+    let b = Endpoint::bind_with(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        SocketConfig::listen_multiple(),
+    )
+    .await
+    .unwrap();
     assert_eq!(b.local_addr().unwrap().port(), port);
 }
 
@@ -83,11 +84,15 @@ async fn datagram_round_trips_over_ipv6_loopback() {
 
 #[tokio::test]
 async fn dual_stack_endpoint_receives_ipv4_as_mapped_addresses() {
-    let six = EndpointConfig::new(addr("[::]:0"))
-        .ip_stack(IpStack::DualStack)
-        .bind()
-        .await
-        .unwrap();
+    let six = Endpoint::bind_with(
+        addr("[::]:0"),
+        SocketConfig {
+            ip_stack: IpStack::DualStack,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let port = six.local_addr().unwrap().port();
     let four = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
     four.send_to(b"v4", SocketAddr::from(([127, 0, 0, 1], port)))
@@ -106,11 +111,15 @@ async fn dual_stack_endpoint_receives_ipv4_as_mapped_addresses() {
 
 #[tokio::test]
 async fn v6_only_endpoint_leaves_the_ipv4_port_free() {
-    let six = EndpointConfig::new(addr("[::]:0"))
-        .ip_stack(IpStack::V6Only)
-        .bind()
-        .await
-        .unwrap();
+    let six = Endpoint::bind_with(
+        addr("[::]:0"),
+        SocketConfig {
+            ip_stack: IpStack::V6Only,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let port = six.local_addr().unwrap().port();
     let four = Endpoint::bind(SocketAddr::from(([0, 0, 0, 0], port)))
         .await
@@ -120,12 +129,16 @@ async fn v6_only_endpoint_leaves_the_ipv4_port_free() {
 
 #[tokio::test]
 async fn buffer_sizes_are_applied() {
-    let ep = EndpointConfig::new(addr("127.0.0.1:0"))
-        .recv_buffer_size(256 * 1024)
-        .send_buffer_size(128 * 1024)
-        .bind()
-        .await
-        .unwrap();
+    let ep = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            recv_buffer_size: Some(256 * 1024),
+            send_buffer_size: Some(128 * 1024),
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     // Linux doubles the value for bookkeeping and caps it at rmem_max/wmem_max; either
     // way it moved away from the small defaults and is at least what a cap allows.
     assert!(ep.recv_buffer_size().unwrap() >= 128 * 1024);
@@ -134,16 +147,24 @@ async fn buffer_sizes_are_applied() {
 
 #[tokio::test]
 async fn largest_ipv4_datagram_of_65507_bytes_arrives_whole() {
-    let a = EndpointConfig::new(addr("127.0.0.1:0"))
-        .send_buffer_size(1 << 20)
-        .bind()
-        .await
-        .unwrap();
-    let b = EndpointConfig::new(addr("127.0.0.1:0"))
-        .recv_buffer_size(1 << 20)
-        .bind()
-        .await
-        .unwrap();
+    let a = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            send_buffer_size: Some(1 << 20),
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let b = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            recv_buffer_size: Some(1 << 20),
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let big: Vec<u8> = (0..65_507u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(
         a.send_to(&big, b.local_addr().unwrap()).await.unwrap(),
@@ -165,11 +186,15 @@ async fn largest_ipv4_datagram_of_65507_bytes_arrives_whole() {
 #[tokio::test]
 async fn datagram_above_max_datagram_is_dropped_and_counted_not_truncated() {
     let a = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let b = EndpointConfig::new(addr("127.0.0.1:0"))
-        .max_datagram(100)
-        .bind()
-        .await
-        .unwrap();
+    let b = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            max_datagram: 100,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let to = b.local_addr().unwrap();
     a.send_to(&[1u8; 101], to).await.unwrap();
     a.send_to(&[2u8; 100], to).await.unwrap();
@@ -201,11 +226,15 @@ async fn datagram_longer_than_the_callers_buffer_is_dropped_and_counted() {
 #[tokio::test]
 async fn datagram_stream_yields_datagrams_in_order_and_skips_oversized_ones() {
     let a = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let b = EndpointConfig::new(addr("127.0.0.1:0"))
-        .max_datagram(10)
-        .bind()
-        .await
-        .unwrap();
+    let b = Endpoint::bind_with(
+        addr("127.0.0.1:0"),
+        SocketConfig {
+            max_datagram: 10,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let to = b.local_addr().unwrap();
     for msg in [&b"one"[..], &[0u8; 11][..], b"two", b"three"] {
         a.send_to(msg, to).await.unwrap();
@@ -224,11 +253,15 @@ async fn datagram_stream_yields_datagrams_in_order_and_skips_oversized_ones() {
 #[tokio::test]
 async fn invalid_max_datagram_is_a_configuration_error() {
     for max in [0, 65_536] {
-        let err = EndpointConfig::new(addr("127.0.0.1:0"))
-            .max_datagram(max)
-            .bind()
-            .await
-            .unwrap_err();
+        let err = Endpoint::bind_with(
+            addr("127.0.0.1:0"),
+            SocketConfig {
+                max_datagram: max,
+                ..SocketConfig::default()
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, BindError::Invalid(_)), "{err}");
     }
 }
@@ -256,7 +289,7 @@ proptest::proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let a = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-            let b = EndpointConfig::new(addr("127.0.0.1:0")).max_datagram(max).bind().await.unwrap();
+            let b = Endpoint::bind_with(addr("127.0.0.1:0"), SocketConfig { max_datagram: max, ..SocketConfig::default() }).await.unwrap();
             let to = b.local_addr().unwrap();
             // The caller's buffer is either roomy or smaller than max: both paths count.
             let mut buf = vec![0u8; if small_buffer { max / 2 + 1 } else { 65_536 }];
@@ -286,4 +319,22 @@ proptest::proptest! {
             assert_eq!(b.stats().oversized_dropped, dropped);
         });
     }
+}
+
+#[tokio::test]
+async fn sending_to_a_broadcast_address_without_permission_says_to_call_set_broadcast() {
+    // The kernel refuses 127.255.255.255 (loopback's subnet broadcast) as it refuses
+    // 255.255.255.255 when SO_BROADCAST is off, so this needs no namespace.
+    let ep = Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let target: SocketAddr = "127.255.255.255:9".parse().unwrap();
+    let err = ep.send_to(b"x", target).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("set_broadcast(true)"), "{text}");
+    assert!(text.contains("127.255.255.255:9"), "{text}");
+    // With permission the same send goes out.
+    ep.set_broadcast(true).unwrap();
+    ep.send_to(b"x", target).await.unwrap();
 }

@@ -2,7 +2,7 @@
 //! callback order, connection refused, graceful stop.
 
 use bytes::Bytes;
-use rpcudp::udp::{listen, DatagramHandler, Endpoint, EndpointConfig, RunError, Transport};
+use rpcudp::udp::{listen, DatagramHandler, Endpoint, RunError, SocketConfig, Transport};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -106,7 +106,7 @@ async fn stop_runs_the_stop_callback_and_closes_the_socket() {
     assert_eq!(next(&mut rx).await, Event::Stopped);
     drop(handler);
     // The port is free again: the socket really closed (no address reuse here).
-    let again = EndpointConfig::new(addr).bind().await;
+    let again = Endpoint::bind_with(addr, SocketConfig::default()).await;
     assert!(again.is_ok(), "the port is still taken: {:?}", again.err());
 }
 
@@ -177,11 +177,15 @@ async fn connected_handler_is_told_connection_refused_and_keeps_running() {
 #[tokio::test]
 async fn oversized_datagrams_never_reach_the_handler() {
     let (h, mut rx) = recorder(None);
-    let ep = EndpointConfig::new("127.0.0.1:0".parse().unwrap())
-        .max_datagram(8)
-        .bind()
-        .await
-        .unwrap();
+    let ep = Endpoint::bind_with(
+        "127.0.0.1:0".parse().unwrap(),
+        SocketConfig {
+            max_datagram: 8,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let server = listen(ep, h);
     assert!(matches!(next(&mut rx).await, Event::Started(_)));
     let client = bind().await;

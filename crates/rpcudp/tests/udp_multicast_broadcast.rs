@@ -6,7 +6,7 @@
 //! `#[ignore]` so they run only that way. Skips with a printed reason without root;
 //! as root they must run.
 
-use rpcudp::udp::{Endpoint, EndpointConfig, Interface, IpStack};
+use rpcudp::udp::{Endpoint, Interface, IpStack, SocketConfig};
 use rpcudp_testkit::{require_netns, Child, Netns};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
@@ -78,15 +78,13 @@ async fn assert_next_is(ep: &Endpoint, expected: &[u8]) {
 }
 
 async fn shared_listeners(bind: SocketAddr) -> (Endpoint, Endpoint) {
-    let cfg = EndpointConfig::new(bind)
-        .ip_stack(IpStack::V6Only)
-        .listen_multiple(true);
-    let a = cfg.clone().bind().await.unwrap();
+    let cfg = SocketConfig {
+        ip_stack: IpStack::V6Only,
+        ..SocketConfig::listen_multiple()
+    };
+    let a = Endpoint::bind_with(bind, cfg.clone()).await.unwrap();
     let port = a.local_addr().unwrap().port();
-    let b = EndpointConfig::new(SocketAddr::new(bind.ip(), port))
-        .ip_stack(IpStack::V6Only)
-        .listen_multiple(true)
-        .bind()
+    let b = Endpoint::bind_with(SocketAddr::new(bind.ip(), port), cfg)
         .await
         .unwrap();
     (a, b)
@@ -158,11 +156,15 @@ async fn broadcast_flag_can_be_read_and_set_at_bind_or_later() {
     assert!(ep.broadcast().unwrap());
     ep.set_broadcast(false).unwrap();
     assert!(!ep.broadcast().unwrap());
-    let on = EndpointConfig::new("127.0.0.1:0".parse().unwrap())
-        .broadcast(true)
-        .bind()
-        .await
-        .unwrap();
+    let on = Endpoint::bind_with(
+        "127.0.0.1:0".parse().unwrap(),
+        SocketConfig {
+            broadcast: true,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(on.broadcast().unwrap());
 }
 
@@ -349,11 +351,15 @@ async fn child_broadcast() {
     assert_eq!(from.port(), sender.local_addr().unwrap().port());
 
     // Allowed from the start through the builder, too.
-    let sender2 = EndpointConfig::new("0.0.0.0:0".parse().unwrap())
-        .broadcast(true)
-        .bind()
-        .await
-        .unwrap();
+    let sender2 = Endpoint::bind_with(
+        "0.0.0.0:0".parse().unwrap(),
+        SocketConfig {
+            broadcast: true,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     sender2.send_broadcast(b"again", port).await.unwrap();
     assert_eq!(recv(&receiver).await.0, b"again");
     println!("broadcast ok");

@@ -6,10 +6,13 @@
 //!   bounded waits for its output lines;
 //! - [`Netns`]: a network namespace that is deleted on drop, [`netns_available`], and
 //!   [`require_netns`] (skip with a reason, or fail as root where it must work);
-//! - [`rpcudp_bin`]: the path of the built `rpcudp` binary.
+//! - [`rpcudp_bin`]: the path of the built `rpcudp` binary;
+//! - [`prometheus`]: a real Prometheus server, `promtool`, a bounded HTTP GET.
 //!
 //! Everything here bounds its waits in time, so a broken peer fails a test instead of
 //! hanging it.
+
+pub mod prometheus;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -5,8 +5,9 @@
 //! own thread: a single task needs no cross-thread wake-ups, and the calls share the
 //! socket the way a real client's do. Each mode is a loop that reads every datagram
 //! already queued before waiting again, and refills a call's slot as soon as it ends:
-//! - `rpc` (default, `bench/rpc.rs`) drives the sans-IO `rpcudp_proto::rpc::Endpoint`
-//!   directly, so the bench measures the same call table and codecs as the library;
+//! - `rpc` (default, `bench/rpc.rs`) runs the sans-IO `rpcudp_proto::rpc::Endpoint` on
+//!   the library's generic `rpcudp::driver::Driver` with a load-making application, so
+//!   the bench measures the same call table, codecs and batched I/O as the library;
 //! - `--raw` (`bench/raw.rs`) sends bare datagrams to `rpcudp raw-echo`: the ceiling;
 //! - `--node` (`bench/node.rs`) makes the calls through the library's tokio `Node`, to
 //!   measure what its driver costs a client.
@@ -20,6 +21,7 @@ mod report;
 mod rpc;
 
 use crate::common;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
@@ -131,7 +133,15 @@ impl Tick {
 
     /// Waits for the next tick. Cancel-safe: the deadline lives in `self`.
     async fn wait(&mut self) -> Instant {
-        (&mut self.sleep).await;
+        std::future::poll_fn(|cx| self.poll_tick(cx)).await
+    }
+
+    /// [`wait`](Self::wait) for a hand-written poll loop: ready at the next tick (and
+    /// then armed for the one after), else the waker of `cx` is woken then.
+    fn poll_tick(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Instant> {
+        if self.sleep.as_mut().poll(cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
         let now = Instant::now();
         if now >= self.end {
             self.stopping = true;
@@ -142,7 +152,7 @@ impl Tick {
             (now + TICK).min(self.end)
         };
         self.sleep.as_mut().reset(next.into());
-        now
+        std::task::Poll::Ready(now)
     }
 }
 

@@ -1,5 +1,5 @@
 //! `rpcudp call ADDR METHOD [ARG…] [--timeout SECS] [--retries N] [--dialect D]`
-//! (shared/spec/cli.md): one call, its answer printed as one JSON line.
+//! (docs/cli.md): one call, its answer printed as one JSON line.
 
 use crate::common::{self, HostPort};
 use crate::json_value;
@@ -101,29 +101,9 @@ pub fn protect_negative_numbers(
         .collect()
 }
 
-/// Picks the address to use among those a name resolved to: the first IPv4 one if any.
-///
-/// `localhost` usually resolves to both `::1` and `127.0.0.1`, in an order that depends
-/// on the system; preferring IPv4 makes `serve --bind localhost:P` and
-/// `call localhost:P` meet on every system.
-pub fn pick_address(addrs: &[SocketAddr]) -> Option<SocketAddr> {
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-}
-
-/// Resolves a command-line address; on failure prints why and returns the usage code.
-pub async fn resolve(addr: &HostPort) -> Result<SocketAddr, u8> {
-    match addr.resolve().await {
-        Ok(addrs) => pick_address(&addrs).ok_or(common::EXIT_USAGE),
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            Err(common::EXIT_USAGE)
-        }
-    }
-}
+/// The one address-resolution policy of every command (see [`common::resolve`]); kept
+/// here under its old name for the commands that import it from `call`.
+pub use crate::common::resolve;
 
 /// The call options of cli.md: `timeout` is per attempt, so every attempt waits exactly
 /// that long: no backoff growth, and no jitter (which would shorten the waits before the
@@ -270,15 +250,6 @@ mod tests {
             assert_eq!(o.attempt_wait(attempt), t, "attempt {attempt}");
         }
         assert_eq!(o.max_duration(), t * 4);
-    }
-
-    #[test]
-    fn ipv4_is_preferred_among_resolved_addresses() {
-        let v6: SocketAddr = "[::1]:9".parse().unwrap();
-        let v4: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        assert_eq!(pick_address(&[v6, v4]), Some(v4));
-        assert_eq!(pick_address(&[v6]), Some(v6));
-        assert_eq!(pick_address(&[]), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `rpcudp dht run|set|get` (shared/spec/cli.md): a Kademlia node that interoperates with
+//! `rpcudp dht run|set|get` (docs/cli.md): a Kademlia node that interoperates with
 //! Python `kademlia` 2.2.3, and short-lived nodes that store or look up one key.
 
 use super::call::{parse_secs, resolve};
@@ -19,6 +19,8 @@ pub enum Command {
     Set(SetArgs),
     /// Join through a node, look KEY up, print its value, and leave.
     Get(GetArgs),
+    /// Print the status view of a node started with `--metrics` (`GET /status`).
+    Status(crate::metrics_http::StatusArgs),
 }
 
 /// Arguments of `rpcudp dht run`.
@@ -43,6 +45,10 @@ pub struct RunArgs {
     /// Seconds each RPC waits for its answer.
     #[arg(long, default_value = "5", value_parser = parse_secs)]
     pub timeout: Duration,
+    /// Also serve Prometheus metrics at `http://ADDR/metrics` and the status at
+    /// `/status` (port 0: any free port).
+    #[arg(long)]
+    pub metrics: Option<HostPort>,
 }
 
 /// Arguments of `rpcudp dht set`.
@@ -85,6 +91,7 @@ pub async fn run(command: Command) -> u8 {
         Command::Run(args) => run_node(args).await,
         Command::Set(args) => set(args).await,
         Command::Get(args) => get(args).await,
+        Command::Status(args) => crate::metrics_http::status(args).await,
     }
 }
 
@@ -123,6 +130,14 @@ async fn run_node(args: RunArgs) -> u8 {
         let _ = writeln!(out, "node id {}", dht.id());
         let _ = out.flush();
     }
+    let metrics = rpcudp::metrics::Metrics::new().with_dht(&dht);
+    let metrics = match crate::metrics_http::start(args.metrics.as_ref(), metrics).await {
+        Ok(m) => m,
+        Err(code) => {
+            dht.shutdown().await;
+            return code;
+        }
+    };
     // Joining runs beside the signal wait, so SIGTERM during a slow bootstrap still
     // shuts down at once.
     let joiner = dht.clone();
@@ -154,6 +169,7 @@ async fn run_node(args: RunArgs) -> u8 {
     join.abort();
     let _ = join.await;
     dht.shutdown().await;
+    drop(metrics);
     common::EXIT_OK
 }
 

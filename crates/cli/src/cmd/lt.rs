@@ -1,4 +1,4 @@
-//! `rpcudp lt ...` (shared/spec/cli.md): length-type framed messages.
+//! `rpcudp lt ...` (docs/cli.md): length-type framed messages.
 //!
 //! `rpcudp lt echo` writes every frame back unchanged: over TCP to the connection it came
 //! on (any number of connections, each in its own task, so one slow peer only slows

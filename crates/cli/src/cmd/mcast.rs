@@ -1,11 +1,11 @@
-//! `rpcudp mcast listen` and `rpcudp mcast ping` (shared/spec/cli.md): Twisted's
+//! `rpcudp mcast listen` and `rpcudp mcast ping` (docs/cli.md): Twisted's
 //! multicast ping-pong server and client.
 
 use crate::common;
 use bytes::Bytes;
 use rpcudp::udp::{
-    is_link_local_multicast_v6, listen, DatagramHandler, Endpoint, EndpointConfig, Interface,
-    IpStack, Transport,
+    is_link_local_multicast_v6, listen, DatagramHandler, Endpoint, Interface, IpStack,
+    SocketConfig, Transport,
 };
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -168,12 +168,15 @@ async fn run_listen(args: ListenArgs) -> Result<u8, Failure> {
         IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, args.port).into(),
         IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, args.port).into(),
     };
-    let endpoint = EndpointConfig::new(bind)
-        .ip_stack(IpStack::V6Only)
-        .listen_multiple(true)
-        .bind()
-        .await
-        .map_err(|e| failure(e.to_string()))?;
+    let endpoint = Endpoint::bind_with(
+        bind,
+        SocketConfig {
+            ip_stack: IpStack::V6Only,
+            ..SocketConfig::listen_multiple()
+        },
+    )
+    .await
+    .map_err(|e| failure(e.to_string()))?;
     endpoint
         .join_multicast(args.group, interface)
         .map_err(|e| failure(format!("cannot join {} on {interface}: {e}", args.group)))?;

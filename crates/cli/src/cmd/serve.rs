@@ -1,4 +1,4 @@
-//! `rpcudp serve [--bind ADDR] [--dialect rpcudp|storj]` (shared/spec/cli.md): the
+//! `rpcudp serve [--bind ADDR] [--dialect rpcudp|storj] [--metrics ADDR] [--strict-local]` (docs/cli.md): the
 //! reference service over UDP.
 
 use super::call::DialectArg;
@@ -18,6 +18,14 @@ pub struct Args {
     /// The wire dialect to speak.
     #[arg(long, value_enum, default_value_t = DialectArg::Rpcudp)]
     pub dialect: DialectArg,
+    /// Also serve Prometheus metrics at `http://ADDR/metrics` and the status at
+    /// `/status` (port 0: any free port).
+    #[arg(long)]
+    pub metrics: Option<HostPort>,
+    /// Apply the per-address limits (per-source rates and handler shares) to loopback
+    /// and private addresses too; address validation and the 3× rule apply always.
+    #[arg(long)]
+    pub strict_local: bool,
 }
 
 /// The runtime `serve` runs on: a single thread. The server is one driver task that
@@ -31,11 +39,13 @@ pub fn runtime() -> tokio::runtime::Builder {
 
 /// Runs `rpcudp serve` until SIGINT or SIGTERM.
 pub async fn run(args: Args) -> u8 {
-    let bind = match super::call::resolve(&args.bind).await {
+    let bind = match common::resolve(&args.bind).await {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let node = match Node::bind_with(bind, NodeConfig::for_dialect(args.dialect.into())).await {
+    let mut config = NodeConfig::for_dialect(args.dialect.into());
+    config.endpoint.limits.strict_local = args.strict_local;
+    let node = match Node::bind_with(bind, config).await {
         Ok(n) => n,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", args.bind);
@@ -46,6 +56,14 @@ pub async fn run(args: Args) -> u8 {
     // Handlers first, then the line: a signal right after it must find them.
     let shutdown = common::shutdown_signal();
     common::print_listening(node.local_addr());
+    let metrics = rpcudp::metrics::Metrics::new().with_node(&node);
+    let _metrics = match crate::metrics_http::start(args.metrics.as_ref(), metrics).await {
+        Ok(m) => m,
+        Err(code) => {
+            node.shutdown().await;
+            return code;
+        }
+    };
     tracing::info!(
         "serving the reference service, {:?} dialect",
         node.dialect()

@@ -1,8 +1,25 @@
 //! The routing table: 160 k-buckets by XOR distance, least-recently-seen order, a
 //! replacement cache per bucket, and the "ping the oldest" decision handed to the caller.
+//!
+//! Integrity rules (see `SECURITY.md`), all decided here, all I/O left to the caller:
+//! - a known id heard from a new address does not take that address: the table keeps the
+//!   old one and asks for it to be pinged ([`InsertOutcome::CheckAddress`]); only if the
+//!   old address does not answer does the contact move
+//!   ([`RoutingTable::on_address_check`]);
+//! - at most [`RoutingConfig::max_per_subnet_bucket`] contacts of one IPv4 /24 or IPv6
+//!   /64 per bucket (and as many replacement candidates), and
+//!   [`RoutingConfig::max_per_subnet_table`] in the table (discv5's IP limits: 2 and 10);
+//!   loopback and private addresses are exempt unless [`RoutingConfig::strict_local`];
+//! - a contact is *verified* once it answered an RPC of ours at its address
+//!   ([`RoutingTable::insert_verified`], [`RoutingTable::mark_verified`]); what is handed
+//!   out to others ([`RoutingTable::closest_verified`]) is verified contacts only.
+//!
+//! Not decided here: whom to ping and when (the node), what an id is worth (ids are not
+//! signed: a Sybil attacker with many subnets is not stopped by these limits).
 
 use super::id::{Distance, NodeId, ID_LEN};
-use std::collections::VecDeque;
+use crate::subnet::{is_local, SourceKey};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -34,6 +51,15 @@ pub struct RoutingConfig {
     /// (a safety net: the caller normally reports through
     /// [`RoutingTable::on_ping_result`] after one RPC timeout).
     pub pending_timeout: Duration,
+    /// Most contacts of one IPv4 /24 or IPv6 /64 in one bucket (and, separately, in its
+    /// replacement cache). Default 2 (discv5's `MAX_NODES_PER_SUBNET_BUCKET`).
+    pub max_per_subnet_bucket: usize,
+    /// Most contacts of one /24 or /64 in the whole table. Default 10 (discv5's
+    /// `MAX_NODES_PER_SUBNET_TABLE`).
+    pub max_per_subnet_table: usize,
+    /// Apply the subnet limits to loopback and private addresses too (`--strict-local`).
+    /// Default false: a test network of many nodes on 127.0.0.1 fills buckets freely.
+    pub strict_local: bool,
 }
 
 impl Default for RoutingConfig {
@@ -42,6 +68,9 @@ impl Default for RoutingConfig {
             k: 20,
             replacements: 20,
             pending_timeout: Duration::from_secs(60),
+            max_per_subnet_bucket: 2,
+            max_per_subnet_table: 10,
+            strict_local: false,
         }
     }
 }
@@ -51,7 +80,7 @@ impl Default for RoutingConfig {
 pub enum InsertOutcome {
     /// A contact the table did not have: now the most recently seen of its bucket.
     Inserted,
-    /// A known id: moved to most recently seen (its address updated if it changed).
+    /// A known id at its known address: moved to most recently seen.
     Updated,
     /// The bucket is full: the contact waits in the replacement cache and the caller
     /// must ping `oldest`, then call [`RoutingTable::on_ping_result`] with the outcome.
@@ -61,18 +90,50 @@ pub enum InsertOutcome {
         oldest: Contact,
     },
     /// The bucket is full and a ping of its oldest is already under way: the contact
-    /// waits in the replacement cache.
+    /// waits in the replacement cache. Also: a known id from a new address whose old
+    /// address is already being checked (the new address is not taken meanwhile).
     Queued,
     /// The contact has the table's own id: never stored.
     Ignored,
+    /// A known id heard from another address than the stored one. The table keeps the
+    /// stored address (a forger can claim any id from anywhere) and the caller must ping
+    /// `known.addr`, then call [`RoutingTable::on_address_check`]: the contact moves to
+    /// the new address only if the old one does not answer.
+    CheckAddress {
+        /// The contact as stored, with its old address.
+        known: Contact,
+    },
+    /// Not stored: the bucket or the table already holds as many contacts of this
+    /// contact's /24 (IPv4) or /64 (IPv6) as [`RoutingConfig`] allows.
+    SubnetFull,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    contact: Contact,
+    /// It answered an RPC of ours at `contact.addr`.
+    verified: bool,
+    /// A new address heard for this id, waiting for the old one's ping:
+    /// (address, verified there, since).
+    moving_to: Option<(SocketAddr, bool, Instant)>,
+}
+
+impl Entry {
+    fn new(contact: Contact, verified: bool) -> Self {
+        Entry {
+            contact,
+            verified,
+            moving_to: None,
+        }
+    }
 }
 
 #[derive(Default, Debug)]
 struct Bucket {
     /// Front = least recently seen.
-    entries: VecDeque<Contact>,
+    entries: VecDeque<Entry>,
     /// Back = most recently offered.
-    replacements: VecDeque<Contact>,
+    replacements: VecDeque<Entry>,
     pending: Option<(NodeId, Instant)>,
     last_lookup: Option<Instant>,
 }
@@ -103,6 +164,9 @@ pub struct RoutingTable {
     local: NodeId,
     config: RoutingConfig,
     buckets: Vec<Bucket>,
+    /// Stored contacts per subnet, for the table-wide limit (exempt addresses are not
+    /// counted; entries only, replacements not).
+    per_subnet: HashMap<SourceKey, usize>,
 }
 
 impl RoutingTable {
@@ -116,6 +180,7 @@ impl RoutingTable {
             local,
             config,
             buckets: (0..ID_LEN * 8).map(|_| Bucket::default()).collect(),
+            per_subnet: HashMap::new(),
         }
     }
 
@@ -141,11 +206,38 @@ impl RoutingTable {
     /// The stored contact with this id.
     pub fn find(&self, id: &NodeId) -> Option<Contact> {
         let b = self.bucket_of(id)?;
-        self.buckets[b]
+        self.entry(b, id).map(|e| e.contact)
+    }
+
+    fn entry(&self, b: usize, id: &NodeId) -> Option<&Entry> {
+        self.buckets[b].entries.iter().find(|e| e.contact.id == *id)
+    }
+
+    /// Whether the stored contact with this id has answered an RPC of ours at its
+    /// stored address (so it may be handed out to others).
+    pub fn is_verified(&self, id: &NodeId) -> bool {
+        self.bucket_of(id)
+            .and_then(|b| self.entry(b, id))
+            .is_some_and(|e| e.verified)
+    }
+
+    /// Notes that the contact `id` answered an RPC of ours from `addr`: if that is its
+    /// stored address, it is verified from now on. True if it is stored there.
+    pub fn mark_verified(&mut self, id: &NodeId, addr: SocketAddr) -> bool {
+        let Some(b) = self.bucket_of(id) else {
+            return false;
+        };
+        match self.buckets[b]
             .entries
-            .iter()
-            .find(|c| c.id == *id)
-            .copied()
+            .iter_mut()
+            .find(|e| e.contact.id == *id && e.contact.addr == addr)
+        {
+            Some(e) => {
+                e.verified = true;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Number of contacts stored (replacements not counted).
@@ -162,53 +254,198 @@ impl RoutingTable {
     pub fn contacts(&self) -> Vec<Contact> {
         self.buckets
             .iter()
-            .flat_map(|b| b.entries.iter().copied())
+            .flat_map(|b| b.entries.iter().map(|e| e.contact))
             .collect()
     }
 
-    /// Offers a contact that was just heard from (an RPC it sent or answered).
+    fn exempt(&self, addr: &SocketAddr) -> bool {
+        !self.config.strict_local && is_local(addr.ip())
+    }
+
+    /// Whether one more stored contact at `addr` fits the table-wide subnet limit.
+    fn table_has_room(&self, addr: &SocketAddr) -> bool {
+        self.exempt(addr)
+            || self
+                .per_subnet
+                .get(&SourceKey::of(addr.ip()))
+                .copied()
+                .unwrap_or(0)
+                < self.config.max_per_subnet_table
+    }
+
+    /// How many of `entries` are in `addr`'s subnet (0 if exempt).
+    fn in_subnet<'a>(
+        &self,
+        entries: impl Iterator<Item = &'a Entry>,
+        addr: &SocketAddr,
+        skip: Option<NodeId>,
+    ) -> usize {
+        if self.exempt(addr) {
+            return 0;
+        }
+        let key = SourceKey::of(addr.ip());
+        entries
+            .filter(|e| Some(e.contact.id) != skip && SourceKey::of(e.contact.addr.ip()) == key)
+            .count()
+    }
+
+    fn count_in(&mut self, addr: &SocketAddr) {
+        if !self.exempt(addr) {
+            *self.per_subnet.entry(SourceKey::of(addr.ip())).or_insert(0) += 1;
+        }
+    }
+
+    fn count_out(&mut self, addr: &SocketAddr) {
+        if self.exempt(addr) {
+            return;
+        }
+        let key = SourceKey::of(addr.ip());
+        if let Some(n) = self.per_subnet.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_subnet.remove(&key);
+            }
+        }
+    }
+
+    /// Contacts stored per subnet (/24, /64) for the table-wide limit (exempt local
+    /// addresses are not counted): the most any one subnet has.
+    pub fn max_contacts_per_subnet(&self) -> usize {
+        self.per_subnet.values().copied().max().unwrap_or(0)
+    }
+
+    /// Offers a contact that was just heard from: an RPC it sent us (not verified: its
+    /// source address may be forged) or one it answered (then prefer
+    /// [`insert_verified`](Self::insert_verified)). A known id keeps its verified flag.
     pub fn insert(&mut self, contact: Contact, now: Instant) -> InsertOutcome {
+        self.insert_with(contact, false, now)
+    }
+
+    /// Offers a contact that just answered an RPC of ours at `contact.addr` (its answer
+    /// carried our random message id, so it receives there): stored as verified, so it
+    /// may be handed out by [`closest_verified`](Self::closest_verified).
+    pub fn insert_verified(&mut self, contact: Contact, now: Instant) -> InsertOutcome {
+        self.insert_with(contact, true, now)
+    }
+
+    fn insert_with(&mut self, contact: Contact, verified: bool, now: Instant) -> InsertOutcome {
         let Some(b) = self.bucket_of(&contact.id) else {
             return InsertOutcome::Ignored;
         };
-        let (k, max_repl, pending_timeout) = (
+        let (k, max_repl, pending_timeout, per_bucket) = (
             self.config.k,
             self.config.replacements,
             self.config.pending_timeout,
+            self.config.max_per_subnet_bucket,
         );
-        let bucket = &mut self.buckets[b];
-        if let Some(pos) = bucket.entries.iter().position(|c| c.id == contact.id) {
+        if let Some(pos) = self.buckets[b]
+            .entries
+            .iter()
+            .position(|e| e.contact.id == contact.id)
+        {
+            let bucket = &mut self.buckets[b];
+            let mut e = bucket.entries[pos];
+            if e.contact.addr != contact.addr {
+                // Another address claims a known id: keep the old one until it fails to
+                // answer. Only the first claimant waits; a check that was never reported
+                // is asked for again rather than taken as an answer.
+                return match e.moving_to {
+                    Some((_, _, since))
+                        if now.saturating_duration_since(since) < pending_timeout =>
+                    {
+                        InsertOutcome::Queued
+                    }
+                    _ => {
+                        bucket.entries[pos].moving_to = Some((contact.addr, verified, now));
+                        InsertOutcome::CheckAddress { known: e.contact }
+                    }
+                };
+            }
             bucket.entries.remove(pos);
-            bucket.entries.push_back(contact);
+            e.verified |= verified;
+            // Heard at its old address: it is alive there, so no move.
+            e.moving_to = None;
+            bucket.entries.push_back(e);
             if bucket.pending.is_some_and(|(id, _)| id == contact.id) {
                 // Hearing from the pinged contact answers the ping.
                 bucket.pending = None;
             }
             return InsertOutcome::Updated;
         }
-        if let Some((id, since)) = bucket.pending {
+        if let Some((id, since)) = self.buckets[b].pending {
             if now.saturating_duration_since(since) >= pending_timeout {
                 // The ping was never reported: take the oldest for dead.
-                bucket.pending = None;
-                Self::evict(bucket, &id);
+                self.buckets[b].pending = None;
+                self.evict(b, &id);
             }
         }
+        let bucket = &self.buckets[b];
         if bucket.entries.len() < k {
-            bucket.replacements.retain(|c| c.id != contact.id);
-            bucket.entries.push_back(contact);
+            if self.in_subnet(bucket.entries.iter(), &contact.addr, None) >= per_bucket
+                || !self.table_has_room(&contact.addr)
+            {
+                return InsertOutcome::SubnetFull;
+            }
+            let bucket = &mut self.buckets[b];
+            bucket.replacements.retain(|e| e.contact.id != contact.id);
+            bucket.entries.push_back(Entry::new(contact, verified));
+            self.count_in(&contact.addr);
             return InsertOutcome::Inserted;
         }
-        bucket.replacements.retain(|c| c.id != contact.id);
-        bucket.replacements.push_back(contact);
+        if self.in_subnet(bucket.entries.iter(), &contact.addr, None) >= per_bucket
+            || self.in_subnet(bucket.replacements.iter(), &contact.addr, Some(contact.id))
+                >= per_bucket
+        {
+            return InsertOutcome::SubnetFull;
+        }
+        let bucket = &mut self.buckets[b];
+        bucket.replacements.retain(|e| e.contact.id != contact.id);
+        bucket.replacements.push_back(Entry::new(contact, verified));
         while bucket.replacements.len() > max_repl {
             bucket.replacements.pop_front();
         }
         if bucket.pending.is_some() {
             return InsertOutcome::Queued;
         }
-        let oldest = bucket.entries[0];
+        let oldest = bucket.entries[0].contact;
         bucket.pending = Some((oldest.id, now));
         InsertOutcome::PingOldest { oldest }
+    }
+
+    /// Reports the ping of the old address asked for by [`InsertOutcome::CheckAddress`].
+    /// If the old address answered (`old_alive`), the contact stays there and the new
+    /// address is forgotten. If not, the contact moves to the new address (verified only
+    /// if it was offered with [`insert_verified`](Self::insert_verified)) and the moved
+    /// contact is returned, so the caller can note the change; it is dropped instead when
+    /// the new address's subnet is full (`None`).
+    pub fn on_address_check(&mut self, id: &NodeId, old_alive: bool) -> Option<Contact> {
+        let b = self.bucket_of(id)?;
+        let pos = self.buckets[b]
+            .entries
+            .iter()
+            .position(|e| e.contact.id == *id)?;
+        let e = self.buckets[b].entries[pos];
+        let (new_addr, verified, _) = e.moving_to?;
+        self.buckets[b].entries[pos].moving_to = None;
+        if old_alive {
+            return None;
+        }
+        let per_bucket = self.config.max_per_subnet_bucket;
+        self.count_out(&e.contact.addr);
+        let fits = self.in_subnet(self.buckets[b].entries.iter(), &new_addr, Some(*id))
+            < per_bucket
+            && self.table_has_room(&new_addr);
+        if !fits {
+            self.count_in(&e.contact.addr);
+            self.evict(b, id);
+            return None;
+        }
+        let moved = Contact::new(*id, new_addr);
+        let entry = &mut self.buckets[b].entries[pos];
+        entry.contact = moved;
+        entry.verified = verified;
+        self.count_in(&new_addr);
+        Some(moved)
     }
 
     /// Reports the ping asked for by [`InsertOutcome::PingOldest`]: if `alive`, the
@@ -222,14 +459,14 @@ impl RoutingTable {
             bucket.pending = None;
         }
         if alive {
-            if let Some(pos) = bucket.entries.iter().position(|c| c.id == *oldest) {
-                if let Some(c) = bucket.entries.remove(pos) {
-                    bucket.entries.push_back(c);
+            if let Some(pos) = bucket.entries.iter().position(|e| e.contact.id == *oldest) {
+                if let Some(e) = bucket.entries.remove(pos) {
+                    bucket.entries.push_back(e);
                 }
             }
             None
         } else {
-            Self::evict(bucket, oldest).flatten()
+            self.evict(b, oldest).flatten()
         }
     }
 
@@ -239,22 +476,36 @@ impl RoutingTable {
     pub fn remove(&mut self, id: &NodeId) -> Option<Option<Contact>> {
         let b = self.bucket_of(id)?;
         let bucket = &mut self.buckets[b];
-        bucket.replacements.retain(|c| c.id != *id);
+        bucket.replacements.retain(|e| e.contact.id != *id);
         if bucket.pending.is_some_and(|(p, _)| p == *id) {
             bucket.pending = None;
         }
-        Self::evict(bucket, id)
+        self.evict(b, id)
     }
 
-    /// Removes `id` from the entries; `Some(promoted replacement)` if it was there.
-    fn evict(bucket: &mut Bucket, id: &NodeId) -> Option<Option<Contact>> {
-        let pos = bucket.entries.iter().position(|c| c.id == *id)?;
-        bucket.entries.remove(pos);
-        let promoted = bucket.replacements.pop_back();
-        if let Some(r) = promoted {
-            bucket.entries.push_back(r);
+    /// Removes `id` from bucket `b`'s entries; `Some(promoted replacement)` if it was
+    /// there. The freshest candidate that fits the subnet limits is promoted; candidates
+    /// that do not fit stay waiting.
+    fn evict(&mut self, b: usize, id: &NodeId) -> Option<Option<Contact>> {
+        let pos = self.buckets[b]
+            .entries
+            .iter()
+            .position(|e| e.contact.id == *id)?;
+        if let Some(gone) = self.buckets[b].entries.remove(pos) {
+            self.count_out(&gone.contact.addr);
         }
-        Some(promoted)
+        let per_bucket = self.config.max_per_subnet_bucket;
+        let bucket = &self.buckets[b];
+        let pick = bucket.replacements.iter().rposition(|r| {
+            self.in_subnet(bucket.entries.iter(), &r.contact.addr, None) < per_bucket
+                && self.table_has_room(&r.contact.addr)
+        });
+        let promoted = pick.and_then(|i| self.buckets[b].replacements.remove(i));
+        if let Some(r) = promoted {
+            self.count_in(&r.contact.addr);
+            self.buckets[b].entries.push_back(r);
+        }
+        Some(promoted.map(|r| r.contact))
     }
 
     /// Up to `count` stored contacts nearest `target`, nearest first.
@@ -270,12 +521,39 @@ impl RoutingTable {
         count: usize,
         keep: impl Fn(&Contact) -> bool,
     ) -> Vec<Contact> {
+        self.closest_where(target, count, |e| keep(&e.contact))
+    }
+
+    /// Up to `count` **verified** contacts nearest `target` (they answered an RPC of ours
+    /// at that address), nearest first: what a `find_node` answer hands out, so that a
+    /// forged source address is never passed on to others.
+    pub fn closest_verified(&self, target: &NodeId, count: usize) -> Vec<Contact> {
+        self.closest_where(target, count, |e| e.verified)
+    }
+
+    /// [`closest_verified`](Self::closest_verified) with a filter, as
+    /// [`closest_filtered`](Self::closest_filtered).
+    pub fn closest_verified_filtered(
+        &self,
+        target: &NodeId,
+        count: usize,
+        keep: impl Fn(&Contact) -> bool,
+    ) -> Vec<Contact> {
+        self.closest_where(target, count, |e| e.verified && keep(&e.contact))
+    }
+
+    fn closest_where(
+        &self,
+        target: &NodeId,
+        count: usize,
+        keep: impl Fn(&Entry) -> bool,
+    ) -> Vec<Contact> {
         let mut all: Vec<(Distance, Contact)> = self
             .buckets
             .iter()
             .flat_map(|b| b.entries.iter())
-            .filter(|c| keep(c))
-            .map(|c| (c.id.distance(target), *c))
+            .filter(|e| keep(e))
+            .map(|e| (e.contact.id.distance(target), e.contact))
             .collect();
         all.sort_unstable_by_key(|a| a.0);
         all.into_iter().take(count).map(|(_, c)| c).collect()
@@ -319,3 +597,7 @@ impl RoutingTable {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[path = "routing_tests.rs"]
+mod tests;

@@ -104,15 +104,25 @@ fn own_id_is_never_stored() {
 }
 
 #[test]
-fn known_contact_moves_to_most_recent_and_takes_its_new_address() {
+fn known_contact_takes_a_new_address_only_after_the_old_one_fails_a_check() {
     let mut t = small_table(2, 5);
     let now = t0();
     let (a, b) = (contact(0x80, 1), contact(0x80, 2));
     t.insert(a, now);
     t.insert(b, now);
     let moved = Contact::new(a.id, addr(9));
-    assert_eq!(t.insert(moved, now), InsertOutcome::Updated);
+    assert_eq!(
+        t.insert(moved, now),
+        InsertOutcome::CheckAddress { known: a }
+    );
+    assert_eq!(
+        t.find(&a.id),
+        Some(a),
+        "the old address stays until checked"
+    );
+    assert_eq!(t.on_address_check(&a.id, false), Some(moved));
     assert_eq!(t.find(&a.id), Some(moved));
+    assert_eq!(t.insert(moved, now), InsertOutcome::Updated);
     // `b` is now the oldest: a full bucket asks to ping it, not `a`.
     let c = contact(0x80, 3);
     assert_eq!(t.insert(c, now), InsertOutcome::PingOldest { oldest: b });

@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use crate::wire::rpc::{Dialect, HEADER_LEN};
 use crate::wire::value::DecodeLimits;
+use crate::wire::MAX_UDP_PAYLOAD_V4;
 
-/// Largest UDP payload over IPv4 (65535 minus the IP and UDP headers): a response body
-/// larger than this minus the 21-byte header cannot be sent at all.
-pub const MAX_UDP_PAYLOAD: usize = 65_507;
+use super::limits::LimitsConfig;
 
 /// Limits and defaults of an [`Endpoint`](super::Endpoint). Every limit is finite.
 ///
@@ -39,11 +38,12 @@ pub struct EndpointConfig {
     /// `Stats::responses_too_large`. Default: the largest that fits an IPv4 UDP datagram
     /// (65486); storj: 8171, as its peer reads at most 8192 bytes per datagram.
     pub max_response_body: usize,
-    /// Most calls in flight at once; more are refused with
-    /// `CallRefused::TooManyOutstanding`. Default 65 536.
+    /// Most calls in flight at once; more are refused (`CallError::Overloaded`
+    /// from a `Node`, `CallRefused::TooManyOutstanding` in the core). Default 65 536.
     pub max_outstanding_calls: usize,
-    /// Most requests handed out as [`Event::Request`](super::Event::Request) and not yet
-    /// answered (`respond` / `abandon`); further requests are dropped and counted in
+    /// Most requests being handled at once (handlers running, in a `Node`; in the core,
+    /// handed out as [`Event::Request`](super::Event::Request) and not yet answered by
+    /// `respond` / `abandon`); further requests are dropped and counted in
     /// `Stats::refused_overload`. Default 1024.
     pub max_concurrent_requests: usize,
     /// Most answered requests remembered for duplicate suppression; the oldest is
@@ -61,6 +61,9 @@ pub struct EndpointConfig {
     /// Options for calls made without specific ones (used by drivers; the endpoint's
     /// `call` takes explicit options).
     pub default_call: CallOptions,
+    /// Per-source limits (rates, handler shares per /24 or /64), address validation and
+    /// the 3× anti-amplification rule; see [`LimitsConfig`] and `SECURITY.md`.
+    pub limits: LimitsConfig,
 }
 
 impl EndpointConfig {
@@ -70,7 +73,7 @@ impl EndpointConfig {
             dialect,
             max_request_body: dialect.max_body(),
             max_response_body: match dialect {
-                Dialect::Rpcudp => MAX_UDP_PAYLOAD - HEADER_LEN,
+                Dialect::Rpcudp => MAX_UDP_PAYLOAD_V4 - HEADER_LEN,
                 Dialect::Storj => dialect.max_body(),
             },
             max_outstanding_calls: 65_536,
@@ -80,6 +83,7 @@ impl EndpointConfig {
             dedup_max_bytes: 16 << 20,
             decode_limits: DecodeLimits::default(),
             default_call: CallOptions::default(),
+            limits: LimitsConfig::default(),
         }
     }
 
@@ -92,7 +96,7 @@ impl EndpointConfig {
     /// peer can read (storj) or a UDP datagram can carry (rpcudp).
     pub fn effective_max_response_body(&self) -> usize {
         let cap = match self.dialect {
-            Dialect::Rpcudp => MAX_UDP_PAYLOAD - HEADER_LEN,
+            Dialect::Rpcudp => MAX_UDP_PAYLOAD_V4 - HEADER_LEN,
             Dialect::Storj => self.dialect.max_body(),
         };
         self.max_response_body.min(cap)
@@ -113,8 +117,8 @@ impl Default for EndpointConfig {
 /// If no answer came and resends are left, the **same datagram** (same message id) is
 /// sent again; the wait before a resend is shortened by a random fraction of up to
 /// `jitter` (so that many callers who lost packets together do not resend together), the
-/// last attempt waits its full `wᵢ`. After the last attempt's wait the call fails with
-/// `CallFailure::Timeout`. So with `retries = r` a call gives up at most
+/// last attempt waits its full `wᵢ`. After the last attempt's wait the call fails with a
+/// timeout (`CallError::Timeout` from a `Node`, `CallFailure::Timeout` in the core). So with `retries = r` a call gives up at most
 /// [`max_duration`](Self::max_duration) = `w₀ + … + w_r` after it started, and never
 /// before `attempt_timeout` has passed since its last send (unless `deadline` cuts in).
 ///

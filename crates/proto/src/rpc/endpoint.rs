@@ -1,7 +1,7 @@
 //! The endpoint: ties the codec, the call table, the timers and the duplicate cache.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Instant;
 
 use rand::rngs::SmallRng;
@@ -12,6 +12,7 @@ use tracing::debug;
 use super::calls::OutCall;
 use super::config::{CallOptions, EndpointConfig};
 use super::dedup::{Answer, DedupCache, Entry, Key, Removed};
+use super::limits::{AnswerVerdict, Limits, Refusal, TableSizes};
 use super::ownhash::OwnKeys;
 use super::stats::Stats;
 use super::timers::Timers;
@@ -83,9 +84,11 @@ pub struct Endpoint {
     /// from `OutCall::peer`, so the effective key is (id, peer)).
     calls: HashMap<MessageId, OutCall, OwnKeys>,
     timers: Timers,
-    /// Requests handed out and not yet answered: token -> dedup key.
-    /// (The key's hash rides along, so the duplicate cache never hashes it again.)
-    serving: HashMap<RequestToken, (Key, u64), OwnKeys>,
+    /// Requests handed out and not yet answered: token -> dedup key, the local address
+    /// the request came to (its answer leaves from there) and its arrival time (for
+    /// `Stats::handler_latency`). (The key's hash rides along, so the duplicate cache
+    /// never hashes it again.)
+    serving: HashMap<RequestToken, (Key, u64, Option<IpAddr>, Instant), OwnKeys>,
     next_token: u64,
     dedup: DedupCache,
     transmits: VecDeque<Transmit>,
@@ -93,6 +96,8 @@ pub struct Endpoint {
     stats: Stats,
     /// The latest `now` seen, for `abandon`, which takes none.
     last_now: Option<Instant>,
+    /// Per-source rates and shares, address validation (see `limits`).
+    limits: Limits,
 }
 
 impl Endpoint {
@@ -105,7 +110,9 @@ impl Endpoint {
             config.dedup_lifetime,
             config.dedup_max_bytes,
         );
+        let limits = Limits::new(config.limits.clone());
         Endpoint {
+            limits,
             config,
             rng: SmallRng::seed_from_u64(seed),
             calls: HashMap::default(),
@@ -182,8 +189,36 @@ impl Endpoint {
     /// (or are answered from the duplicate cache, or dropped); responses end their call.
     /// Anything malformed, unknown, late or from the wrong address is dropped and
     /// counted in [`Stats`]; nothing here panics on any input.
+    ///
+    /// The local address the datagram came to is not known here, so answers leave with
+    /// [`Transmit::source`] `None`; a driver that knows it (IP_PKTINFO) calls
+    /// [`Protocol::handle_datagram`](crate::Protocol::handle_datagram) instead.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.receive(now, from, None, datagram)
+    }
+
+    fn receive(&mut self, now: Instant, from: SocketAddr, local: Option<IpAddr>, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        let peer = canonical(from);
+        self.limits.on_received(peer, datagram.len());
+        // Rate limits come before decoding, so a flood costs a table lookup per datagram.
+        // Responses are not limited: one that matches no call costs a lookup anyway.
+        if datagram.first() == Some(&self.config.dialect.request_kind()) {
+            match self.limits.admit_rate(now, peer, datagram.len()) {
+                Ok(()) => {}
+                Err(Refusal::Requests) => {
+                    self.stats.requests_rate_limited += 1;
+                    debug!(%from, "dropped request: source over its request rate");
+                    return;
+                }
+                Err(Refusal::Bytes) => {
+                    self.stats.bytes_rate_limited += 1;
+                    debug!(%from, "dropped request: source over its byte rate");
+                    return;
+                }
+            }
+        }
         self.expire_dedup(now);
         let packet = match decode_packet(self.config.dialect, datagram, &self.config.decode_limits)
         {
@@ -195,12 +230,22 @@ impl Endpoint {
             }
         };
         match packet {
-            Packet::Request { id, method, args } => self.on_request(from, id, method, args),
-            Packet::Response { id, value } => self.on_response(from, id, value),
+            Packet::Request { id, method, args } => {
+                self.on_request(now, from, local, id, method, args)
+            }
+            Packet::Response { id, value } => self.on_response(now, from, id, value),
         }
     }
 
-    fn on_request(&mut self, from: SocketAddr, id: MessageId, method: String, args: Vec<Value>) {
+    fn on_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: Option<IpAddr>,
+        id: MessageId,
+        method: String,
+        args: Vec<Value>,
+    ) {
         let key = (canonical(from), id);
         let hash = self.dedup.hash(&key);
         match self.dedup.get(hash, &key) {
@@ -208,9 +253,16 @@ impl Endpoint {
                 answer: Some(bytes),
                 ..
             }) => {
-                self.stats.duplicates_answered += 1;
                 let payload = bytes.as_slice().to_vec();
-                self.transmit(from, payload);
+                // A cached answer obeys the amplification budget like a fresh one, but is
+                // never held: the first copy is (or was) already. It leaves from the
+                // address this copy came to, as the first answer went.
+                if self.limits.offer_answer(key.0, &payload, false) == AnswerVerdict::Send {
+                    self.stats.duplicates_answered += 1;
+                    self.transmit_from(from, local, payload);
+                } else {
+                    self.stats.answers_dropped_unvalidated += 1;
+                }
                 return;
             }
             Some(Entry::Done { answer: None, .. }) => {
@@ -230,9 +282,15 @@ impl Endpoint {
             debug!(%from, %method, "dropped request: too many in progress");
             return;
         }
+        if !self.limits.start_request(key.0) {
+            // Not remembered either: the source's share may free up.
+            self.stats.requests_dropped_source_share += 1;
+            debug!(%from, %method, "dropped request: its subnet's share is in use");
+            return;
+        }
         let token = RequestToken(self.next_token);
         self.next_token += 1;
-        self.serving.insert(token, (key, hash));
+        self.serving.insert(token, (key, hash, local, now));
         self.dedup.start(hash, key);
         self.stats.requests_received += 1;
         self.events.push_back(Event::Request {
@@ -243,7 +301,7 @@ impl Endpoint {
         });
     }
 
-    fn on_response(&mut self, from: SocketAddr, id: MessageId, value: Value) {
+    fn on_response(&mut self, now: Instant, from: SocketAddr, id: MessageId, value: Value) {
         // One lookup for the usual case; a response from the wrong address (rare) puts
         // the call back untouched.
         match self.calls.remove(&id) {
@@ -259,6 +317,12 @@ impl Endpoint {
             Some(_) => {
                 self.clean_timers();
                 self.stats.calls_succeeded += 1;
+                // The answer carried our random message id: `from` receives there.
+                self.validate(from);
+                self.last_now = Some(now);
+                if self.limits.take_probe(&id).is_some() {
+                    return; // our own probe: nobody waits for an event
+                }
                 self.events.push_back(Event::CallSucceeded {
                     call: CallId(id),
                     value,
@@ -282,6 +346,12 @@ impl Endpoint {
                 self.calls.remove(&id);
                 self.stats.timeouts += 1;
                 debug!(%id, "call timed out");
+                if let Some(addr) = self.limits.take_probe(&id) {
+                    if !self.limits.is_validated(addr) {
+                        self.stats.held_answers_dropped += self.limits.drop_held(addr) as u64;
+                    }
+                    continue;
+                }
                 self.events.push_back(Event::CallFailed {
                     call: CallId(id),
                     error: CallFailure::Timeout,
@@ -305,11 +375,15 @@ impl Endpoint {
     /// peers, or its body is over `max_response_body`, nothing is sent (as if abandoned)
     /// and it is counted. An unknown or already answered token is ignored.
     pub fn respond(&mut self, now: Instant, token: RequestToken, value: &Value) {
-        let Some((key, hash)) = self.serving.remove(&token) else {
+        let Some((key, hash, local, arrived)) = self.serving.remove(&token) else {
             debug!(?token, "respond for a request not in progress; ignored");
             return;
         };
+        self.stats
+            .handler_latency
+            .record(now.saturating_duration_since(arrived));
         let (peer, id) = key;
+        self.limits.end_request(peer);
         if let Err(e) = check_sendable(value, self.config.decode_limits.max_depth) {
             self.stats.unsendable_responses += 1;
             debug!(%peer, %id, error = %e, "response not sent: unsendable value");
@@ -327,18 +401,121 @@ impl Endpoint {
             return;
         }
         self.finish(now, hash, key, Some(Answer::new(&datagram)));
-        self.stats.responses_sent += 1;
-        self.transmit(peer, datagram);
+        self.send_answer(now, peer, local, datagram);
+    }
+
+    /// Sends a fresh answer within `peer`'s amplification budget, or holds it while a
+    /// probe validates `peer` (if configured), or drops it.
+    fn send_answer(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        local: Option<IpAddr>,
+        datagram: Vec<u8>,
+    ) {
+        match self.limits.offer_answer(peer, &datagram, true) {
+            AnswerVerdict::Send => {
+                self.stats.responses_sent += 1;
+                self.transmit_from(peer, local, datagram);
+            }
+            AnswerVerdict::Drop => {
+                self.stats.answers_dropped_unvalidated += 1;
+                debug!(%peer, len = datagram.len(), "answer not sent: over the unvalidated budget");
+            }
+            AnswerVerdict::Held { probe } => {
+                self.stats.answers_held += 1;
+                if !probe {
+                    return;
+                }
+                let Some(p) = self.config.limits.validation_probe.clone() else {
+                    return;
+                };
+                match self.call(now, peer, &p.method, &p.args, p.options) {
+                    Ok(call) => {
+                        self.stats.validation_probes_sent += 1;
+                        self.limits.probe_started(peer, call.0);
+                    }
+                    Err(e) => {
+                        debug!(%peer, error = %e, "validation probe not started; held answers dropped");
+                        self.stats.held_answers_dropped += self.limits.drop_held(peer) as u64;
+                    }
+                }
+            }
+        }
+    }
+
+    fn validate(&mut self, addr: SocketAddr) {
+        let addr = canonical(addr);
+        let (newly, released) = self.limits.validate(addr);
+        if newly {
+            self.stats.addresses_validated += 1;
+        }
+        for datagram in released {
+            self.stats.answers_released += 1;
+            self.stats.responses_sent += 1;
+            self.transmit(addr, datagram);
+        }
+    }
+
+    /// Whether `addr` has proven it receives at that address (answered a call of ours, or
+    /// was marked with [`mark_validated`](Self::mark_validated)). Answers to it are then
+    /// not held to the amplification budget.
+    pub fn is_validated(&self, addr: SocketAddr) -> bool {
+        self.limits.is_validated(canonical(addr))
+    }
+
+    /// How many more bytes of answers may go to `addr` now: `None` if it is validated
+    /// (no limit), else `amplification_factor` × the bytes received from it, minus the
+    /// bytes already sent to it. A layer above with a big answer checks this and, when
+    /// the answer does not fit, proves the address first (a call it must answer).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use rpcudp_proto::rpc::{Endpoint, EndpointConfig};
+    /// let mut e = Endpoint::new(EndpointConfig::default(), 1);
+    /// let peer = "192.0.2.1:4000".parse().unwrap();
+    /// assert_eq!(e.amplification_budget(peer), Some(0)); // never heard from
+    /// e.handle_datagram(Instant::now(), peer, &[9; 30]); // 30 bytes (malformed; counted)
+    /// assert_eq!(e.amplification_budget(peer), Some(90));
+    /// e.mark_validated(peer);
+    /// assert_eq!(e.amplification_budget(peer), None);
+    /// ```
+    pub fn amplification_budget(&self, addr: SocketAddr) -> Option<usize> {
+        self.limits.budget(canonical(addr))
+    }
+
+    /// Marks `addr` validated: the layer above learned that it receives there (say, it
+    /// answered a request that went through another endpoint). Answers held for it are
+    /// queued for `poll_transmit` now.
+    pub fn mark_validated(&mut self, addr: SocketAddr) {
+        self.validate(addr);
+    }
+
+    /// Requests from `addr`'s subnet (/24 or /64) handed out and not yet answered (0 for
+    /// an exempt local address).
+    pub fn requests_in_progress_from(&self, addr: SocketAddr) -> usize {
+        self.limits.requests_of(canonical(addr))
+    }
+
+    /// How full the per-source tables are (each bounded by its `LimitsConfig` field).
+    pub fn limit_tables(&self) -> TableSizes {
+        self.limits.table_sizes()
     }
 
     /// Gives up the request `token` without answering, as the Python peers do when the
     /// method is unknown or the handler fails: the caller times out, and duplicates of the
     /// request are dropped rather than handled again.
     pub fn abandon(&mut self, token: RequestToken) {
-        let Some((key, hash)) = self.serving.remove(&token) else {
+        let Some((key, hash, _local, arrived)) = self.serving.remove(&token) else {
             return;
         };
         self.stats.requests_abandoned += 1;
+        if let Some(now) = self.last_now {
+            self.stats
+                .handler_latency
+                .record(now.saturating_duration_since(arrived));
+        }
+        self.limits.end_request(key.0);
         // `abandon` takes no `now`: the entry's lifetime starts at the latest time seen,
         // which exists, since the request arrived through `handle_datagram`.
         match self.last_now {
@@ -406,17 +583,37 @@ impl Endpoint {
         self.dedup.bytes()
     }
 
-    /// Entries in the timer heap, live and stale (tests check it stays bounded).
-    #[cfg(test)]
-    pub(crate) fn timer_entries(&self) -> usize {
+    /// Entries in the timer heap, live and stale: at most 2 × the calls in flight + 65
+    /// after any input (the tests and the `rpc_endpoint` fuzz target check it).
+    pub fn timer_entries(&self) -> usize {
         self.timers.len()
     }
 
+    /// The call whose request `transmit` is (its first attempt or a resend), if that
+    /// call is still in flight: how a driver that failed to send a datagram tells which
+    /// caller to report the error to, without guessing from the destination.
+    pub fn call_of(&self, transmit: &Transmit) -> Option<CallId> {
+        let header = transmit.payload.get(..HEADER_LEN)?;
+        if header[0] != self.config.dialect.request_kind() {
+            return None;
+        }
+        let mut id = MessageId([0; 20]);
+        id.0.copy_from_slice(&header[1..]);
+        let call = self.calls.get(&id)?;
+        same_peer(call.peer, transmit.destination).then_some(CallId(id))
+    }
+
     fn transmit(&mut self, destination: SocketAddr, payload: Vec<u8>) {
+        self.transmit_from(destination, None, payload)
+    }
+
+    fn transmit_from(&mut self, destination: SocketAddr, source: Option<IpAddr>, payload: Vec<u8>) {
         self.stats.datagrams_out += 1;
+        self.stats.bytes_out += payload.len() as u64;
+        self.limits.on_sent(canonical(destination), payload.len());
         self.transmits.push_back(Transmit {
             destination,
-            source: None,
+            source,
             payload,
         });
     }
@@ -492,10 +689,10 @@ impl crate::Protocol for Endpoint {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        _local: Option<std::net::IpAddr>,
+        local: Option<IpAddr>,
         datagram: &[u8],
     ) {
-        Endpoint::handle_datagram(self, now, from, datagram)
+        Endpoint::receive(self, now, from, local, datagram)
     }
 
     fn handle_timeout(&mut self, now: Instant) {

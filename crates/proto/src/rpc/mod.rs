@@ -7,27 +7,33 @@
 //!
 //! Split by concern: [`config`] (limits and call timing), `calls` (the call table and retry
 //! schedule), `dedup` (duplicate suppression), `timers` (the deadline heap), [`stats`]
-//! (counters) and `endpoint` (the state machine tying them together).
+//! (counters), [`limits`] (per-source rates and shares, address validation and
+//! anti-amplification) and `endpoint` (the state machine tying them together).
 
 use std::net::SocketAddr;
 
 use crate::wire::rpc::MessageId;
-use crate::wire::value::SendError;
+use crate::wire::value::UnsendableValue;
 
 mod calls;
 pub mod config;
 mod dedup;
 mod endpoint;
+mod latency;
+pub mod limits;
 mod ownhash;
 pub mod stats;
 mod timers;
 
 pub use config::{CallOptions, EndpointConfig};
 pub use endpoint::Endpoint;
+pub use limits::{LimitsConfig, TableSizes, ValidationProbe};
 pub use stats::Stats;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;
 
 /// The caller's handle on one call, returned by [`Endpoint::call`] and named again by
 /// [`Event::CallSucceeded`] / [`Event::CallFailed`].
@@ -113,7 +119,7 @@ pub enum CallRefused {
         limit: usize,
     },
     /// An argument cannot be sent: the Python peers would reject the whole message (a
-    /// map with duplicate or container keys, a non-UTF-8 str) or it nests too deep.
+    /// map with duplicate keys or a key Python cannot hash, a non-UTF-8 str) or it nests too deep.
     #[error("argument cannot be sent: {0}")]
-    Unsendable(SendError),
+    Unsendable(UnsendableValue),
 }

@@ -690,6 +690,9 @@ fn storj_response_over_8171_bytes_is_not_sent() {
     let config = EndpointConfig::for_dialect(Dialect::Storj);
     let now = t0();
     let mut b = Endpoint::new(config, 2);
+    // Answers far bigger than the requests: only to an address that proved it receives
+    // there (the amplification rule is tested in tests_limits.rs).
+    b.mark_validated(a_addr());
     for (i, n) in [(0u8, 8171 - 3), (1, 8172 - 3)] {
         b.handle_datagram(
             now,
@@ -766,12 +769,12 @@ fn unsendable_arguments_are_refused_before_anything_is_sent() {
     assert_eq!(
         r,
         Err(CallRefused::Unsendable(
-            crate::wire::value::SendError::DuplicateMapKey
+            crate::wire::value::UnsendableValue::DuplicateMapKey
         ))
     );
-    // Nesting: the decoder's 64 levels include the body and the args array.
+    // Nesting: the decoder's 512 levels include the body and the args array.
     let mut deep = Value::Nil;
-    for _ in 0..63 {
+    for _ in 0..511 {
         deep = Value::Array(vec![deep]);
     }
     let r = a.call(t0(), b_addr(), "m", &[deep], opts(5, 0));
@@ -784,7 +787,7 @@ fn unsendable_arguments_are_refused_before_anything_is_sent() {
 fn arguments_at_the_depth_limit_reach_the_callee() {
     let mut p = Pair::new();
     let mut deep = Value::Nil;
-    for _ in 0..62 {
+    for _ in 0..510 {
         deep = Value::Array(vec![deep]);
     }
     p.call("m", &[deep.clone()], opts(5, 0));
@@ -800,7 +803,7 @@ fn unsendable_response_is_not_sent_and_its_duplicates_are_dropped() {
     let req = drain(&mut p.a).remove(0);
     p.b.handle_datagram(p.now, a_addr(), &req.payload);
     let (token, _, _) = p.b_request();
-    let bad = Value::Map(vec![(Value::Array(vec![]), Value::Nil)]);
+    let bad = Value::Map(vec![(Value::Map(vec![]), Value::Nil)]);
     p.b.respond(p.now, token, &bad);
     assert!(drain(&mut p.b).is_empty());
     assert_eq!(p.b.stats().unsendable_responses, 1);
@@ -1300,4 +1303,60 @@ proptest! {
         prop_assert_eq!(s.malformed, (bodies.len() - expected_requests.len()) as u64);
         prop_assert!(e.poll_transmit().is_none(), "nothing is answered by itself");
     }
+}
+
+// --- The local address a request came to, and whose a transmit is ---
+
+#[test]
+fn an_answer_and_its_duplicate_replays_leave_from_the_address_each_request_came_to() {
+    use crate::Protocol;
+    let now = t0();
+    let mut b = Endpoint::new(EndpointConfig::default(), 2);
+    let called: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let request = request_bytes(Dialect::Rpcudp, MessageId([5; 20]), "echo", &[]);
+    Protocol::handle_datagram(&mut b, now, a_addr(), Some(called), &request);
+    let Some(Event::Request { token, .. }) = b.poll_event() else {
+        panic!("a request event");
+    };
+    b.respond(now, token, &Value::from(1));
+    let answer = b.poll_transmit().unwrap();
+    assert_eq!(answer.destination, a_addr());
+    assert_eq!(answer.source, Some(called));
+    // A resend that came to another of our addresses is answered from that one.
+    let other: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    Protocol::handle_datagram(&mut b, now, a_addr(), Some(other), &request);
+    let replay = b.poll_transmit().unwrap();
+    assert_eq!(replay.payload, answer.payload);
+    assert_eq!(replay.source, Some(other));
+    // Through the inherent method the local address is unknown: the kernel chooses.
+    b.handle_datagram(now, a_addr(), &request);
+    assert_eq!(b.poll_transmit().unwrap().source, None);
+}
+
+#[test]
+fn call_of_names_the_call_whose_request_a_transmit_is_and_nothing_else() {
+    let mut p = Pair::new();
+    let id = p.call("ping", &[], opts(5, 1));
+    let request = p.a.poll_transmit().unwrap();
+    assert_eq!(p.a.call_of(&request), Some(id));
+    // Another destination, a response, a short datagram: not this call's request.
+    let elsewhere = Transmit {
+        destination: addr("127.0.0.1:2001"),
+        ..request.clone()
+    };
+    assert_eq!(p.a.call_of(&elsewhere), None);
+    let mut response = request.clone();
+    response.payload[0] = Dialect::Rpcudp.response_kind();
+    assert_eq!(p.a.call_of(&response), None);
+    let short = Transmit {
+        payload: request.payload[..5].to_vec(),
+        ..request.clone()
+    };
+    assert_eq!(p.a.call_of(&short), None);
+    // The resend is the same call's; once the call ended, nobody's.
+    p.advance_to(p.at(5.0));
+    let resend = p.a.poll_transmit().unwrap();
+    assert_eq!(p.a.call_of(&resend), Some(id));
+    p.a.cancel(id);
+    assert_eq!(p.a.call_of(&request), None);
 }

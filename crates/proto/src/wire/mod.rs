@@ -1,4 +1,4 @@
-//! Pure parse/emit of the wire formats in `shared/spec/wire.md`.
+//! Pure parse/emit of the wire formats described in [docs/wire.md](https://github.com/rpcudp-rs/rpcudp-rs/blob/main/docs/wire.md).
 //!
 //! Untrusted bytes go through one checked parse; after it nothing panics.
 //!
@@ -10,3 +10,13 @@
 pub mod lt;
 pub mod rpc;
 pub mod value;
+
+/// The largest UDP payload any IP datagram can carry without IPv6 jumbograms: 65,535
+/// minus the 8-byte UDP header. (Over IPv4 the 20-byte IP header counts too, so there
+/// the limit is [`MAX_UDP_PAYLOAD_V4`].) A receive buffer this large never truncates.
+pub const MAX_UDP_PAYLOAD: usize = 65_527;
+
+/// The largest UDP payload over IPv4: 65,535 minus the 20-byte IP and 8-byte UDP
+/// headers. The RPC response body limit of the `rpcudp` dialect is this minus the
+/// 21-byte RPC header, so an answer that fits the limit can be sent over either family.
+pub const MAX_UDP_PAYLOAD_V4: usize = 65_507;

@@ -1,4 +1,4 @@
-//! RPC datagrams, `rpcudp` and `storj` dialects (`shared/spec/wire.md` sections 1 and 2).
+//! RPC datagrams, `rpcudp` and `storj` dialects ([docs/wire.md](https://github.com/rpcudp-rs/rpcudp-rs/blob/main/docs/wire.md) sections 1 and 2).
 //!
 //! ```text
 //! datagram = kind (1 byte) | message id (20 bytes) | body (MessagePack)

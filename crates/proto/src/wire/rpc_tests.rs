@@ -179,10 +179,10 @@ fn body_errors_propagate_from_the_value_decoder() {
     );
     let mut d = vec![1];
     d.extend([0; 20]);
-    d.extend([0x91; 100]);
+    d.extend([0x91; 600]);
     assert_eq!(
         decode_packet(Dialect::Rpcudp, &d, &limits()),
-        Err(DecodeError::TooDeep { limit: 64 })
+        Err(DecodeError::TooDeep { limit: 512 })
     );
 }
 

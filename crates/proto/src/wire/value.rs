@@ -23,16 +23,29 @@
 //! map as a list of pairs, so they are decoded faithfully. (Sending them is another matter,
 //! see [`check_sendable`].)
 //!
+//! # Depth and the stack
+//! Decoding, [`encode_value`] and [`check_sendable`] never recurse, at any depth. rmpv's
+//! own `Drop`, `Clone`, `PartialEq` and `Debug` of a [`Value`] do recurse, one call chain
+//! per level; the default [`DecodeLimits::max_depth`] (512) is what bounds them for
+//! decoded values. Measured in a debug build: a value 512 levels deep decodes, checks,
+//! encodes and drops on a 256 KiB thread stack (drop fails near 2048 levels there), and
+//! clones, compares and formats on the 2 MiB stack of a tokio worker (on 256 KiB those
+//! fail from about 384 levels). Raise the limit only together with the stack size.
+//!
 //! # Encoding
 //! [`encode_value`] writes the smallest width for every integer, length and ext header,
 //! as `u-msgpack-python` does, so a value decoded from a Python peer re-encodes to the same
 //! bytes when the peer wrote it minimally. It is iterative too (no recursion on deep values).
 //!
 //! # Sending
-//! The Python peers reject a whole message holding a map with duplicate keys (compared the
-//! Python way: `1`, `1.0` and `true` are the same key), a map or array used as a key, or a
-//! `str` that is not UTF-8. [`check_sendable`] refuses those values so we never send them;
-//! the RPC endpoint runs it on every argument list and response before encoding.
+//! The Python peers reject a whole message holding a map with duplicate scalar keys
+//! (compared the Python way: `1`, `1.0` and `true` are the same key), a key they cannot
+//! hash (a map, or an array holding a map at any depth), or a `str` that is not UTF-8.
+//! [`check_sendable`] refuses those values so we never send them; the RPC endpoint runs it
+//! on every argument list and response before encoding. An array key is fine: the peer
+//! turns it into a tuple (and sends it back as an array). The peer does not look for
+//! duplicates among array keys; of two equal ones it keeps the last, and so do we not
+//! refuse them.
 //!
 //! ```
 //! use rpcudp_proto::wire::value::{decode_value, encode_value, DecodeLimits};
@@ -52,6 +65,9 @@ use std::collections::HashSet;
 
 use rmpv::Value;
 
+/// The default [`DecodeLimits::max_depth`]: 512 levels.
+pub const DEFAULT_MAX_DEPTH: usize = 512;
+
 /// Limits applied while decoding untrusted MessagePack.
 ///
 /// ```
@@ -63,14 +79,22 @@ use rmpv::Value;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeLimits {
     /// Most containers (arrays and maps) that may nest: `[[1]]` has depth 2, a scalar 0.
-    /// Default 64, far beyond what the RPC and DHT messages use, far below a stack risk
-    /// (the decoder does not recurse anyway; this bounds its explicit stack).
+    ///
+    /// Default 512: above what the Python peers can produce or accept (`u-msgpack-python`
+    /// recurses; under Python's default recursion limit it packs about 496 levels and
+    /// unpacks about 330, measured with u-msgpack-python 2.8.0; an `rpcudp` 5.0.1 or
+    /// `storjrpcudp` 2.5 server echoes an argument nested 326 deep and no deeper). The
+    /// decoder does not recurse; this bounds its explicit stack and, for decoded values,
+    /// the stack that rmpv's recursive `Drop` and `Clone` need (see the
+    /// [module doc](self#depth-and-the-stack)).
     pub max_depth: usize,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits { max_depth: 64 }
+        DecodeLimits {
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
     }
 }
 
@@ -116,14 +140,16 @@ pub enum DecodeError {
 
 /// Why a value must not be sent to the Python peers (see [`check_sendable`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
+pub enum UnsendableValue {
     /// A map holds two keys the Python peer considers equal (`1`, `1.0`, `true`; or two
     /// equal strings...): it would reject the whole message.
     #[error("map has duplicate keys (as Python compares them)")]
     DuplicateMapKey,
-    /// A map key is a map or an array: the Python peers cannot use it as a dict key.
-    #[error("map key is a map or an array")]
-    ContainerMapKey,
+    /// A map key is a map, or an array holding a map at any depth: the Python peers cannot
+    /// hash it, so they cannot use it as a dict key. (Other array keys are fine: the peer
+    /// turns them into tuples.)
+    #[error("map key is a map or an array holding a map (the Python peer cannot hash it)")]
+    UnhashableMapKey,
     /// A `str` holding bytes that are not UTF-8 (`rmpv::Utf8String` with an error).
     #[error("str is not valid UTF-8")]
     InvalidUtf8,
@@ -519,7 +545,10 @@ enum PyKey<'a> {
     Ext(i8, &'a [u8]),
 }
 
-fn py_key(k: &Value) -> Result<Option<PyKey<'_>>, SendError> {
+/// The key as Python compares it, `None` when no duplicate check applies to it (NaN, which
+/// never equals itself, and array keys, which the peer does not check), or
+/// [`UnsendableValue::UnhashableMapKey`] for a key the peer cannot hash.
+fn py_key(k: &Value) -> Result<Option<PyKey<'_>>, UnsendableValue> {
     let float = |f: f64| {
         if f.is_nan() {
             // Python: two NaN keys from the wire are distinct objects, never equal.
@@ -544,54 +573,81 @@ fn py_key(k: &Value) -> Result<Option<PyKey<'_>>, SendError> {
         Value::String(s) => Some(PyKey::Str(s.as_bytes())),
         Value::Binary(b) => Some(PyKey::Bin(b)),
         Value::Ext(t, d) => Some(PyKey::Ext(*t, d)),
-        Value::Array(_) | Value::Map(_) => return Err(SendError::ContainerMapKey),
+        Value::Map(_) => return Err(UnsendableValue::UnhashableMapKey),
+        Value::Array(items) => {
+            if holds_a_map(items) {
+                return Err(UnsendableValue::UnhashableMapKey);
+            }
+            None
+        }
     })
 }
 
+/// Whether a map occurs anywhere inside `items` (iterative, any depth).
+fn holds_a_map(items: &[Value]) -> bool {
+    let mut todo: Vec<&[Value]> = vec![items];
+    while let Some(level) = todo.pop() {
+        for v in level {
+            match v {
+                Value::Map(_) => return true,
+                Value::Array(inner) => todo.push(inner),
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
 /// Checks that `value` may be sent to the Python peers and decoded by ours: no map with
-/// duplicate keys (as Python compares them) or container keys, every `str` UTF-8, nesting
-/// at most `max_depth` containers, every length representable. Iterative.
+/// duplicate scalar keys (as Python compares them) or a key Python cannot hash (a map, or
+/// an array holding one), every `str` UTF-8, nesting at most `max_depth` containers, every
+/// length representable. Array keys are accepted. Iterative.
 ///
 /// ```
 /// use rmpv::Value;
-/// use rpcudp_proto::wire::value::{check_sendable, SendError};
+/// use rpcudp_proto::wire::value::{check_sendable, UnsendableValue};
 /// let dup = Value::Map(vec![(Value::from(1), Value::Nil), (Value::Boolean(true), Value::Nil)]);
-/// assert_eq!(check_sendable(&dup, 64), Err(SendError::DuplicateMapKey));
+/// assert_eq!(check_sendable(&dup, 64), Err(UnsendableValue::DuplicateMapKey));
 /// let ok = Value::Map(vec![(Value::from("1"), Value::Nil), (Value::from(1), Value::Nil)]);
 /// assert_eq!(check_sendable(&ok, 64), Ok(()));
+/// // An array key is a tuple to the Python peer; a map inside one is not hashable.
+/// let tuple_key = Value::Map(vec![(Value::Array(vec![Value::from(1)]), Value::Nil)]);
+/// assert_eq!(check_sendable(&tuple_key, 64), Ok(()));
+/// let map_in_key = Value::Map(vec![(Value::Array(vec![Value::Map(vec![])]), Value::Nil)]);
+/// assert_eq!(check_sendable(&map_in_key, 64), Err(UnsendableValue::UnhashableMapKey));
 /// ```
-pub fn check_sendable(value: &Value, max_depth: usize) -> Result<(), SendError> {
+pub fn check_sendable(value: &Value, max_depth: usize) -> Result<(), UnsendableValue> {
     let mut todo: Vec<(&Value, usize)> = vec![(value, 0)];
     while let Some((v, depth)) = todo.pop() {
         match v {
-            Value::String(s) if s.as_str().is_none() => return Err(SendError::InvalidUtf8),
+            Value::String(s) if s.as_str().is_none() => return Err(UnsendableValue::InvalidUtf8),
             Value::String(s) if u32::try_from(s.as_bytes().len()).is_err() => {
-                return Err(SendError::TooLong)
+                return Err(UnsendableValue::TooLong)
             }
             Value::Binary(b) | Value::Ext(_, b) if u32::try_from(b.len()).is_err() => {
-                return Err(SendError::TooLong)
+                return Err(UnsendableValue::TooLong)
             }
             Value::Array(items) => {
                 if depth >= max_depth {
-                    return Err(SendError::TooDeep { limit: max_depth });
+                    return Err(UnsendableValue::TooDeep { limit: max_depth });
                 }
                 if u32::try_from(items.len()).is_err() {
-                    return Err(SendError::TooLong);
+                    return Err(UnsendableValue::TooLong);
                 }
                 todo.extend(items.iter().map(|i| (i, depth + 1)));
             }
             Value::Map(pairs) => {
                 if depth >= max_depth {
-                    return Err(SendError::TooDeep { limit: max_depth });
+                    return Err(UnsendableValue::TooDeep { limit: max_depth });
                 }
                 if u32::try_from(pairs.len()).is_err() {
-                    return Err(SendError::TooLong);
+                    return Err(UnsendableValue::TooLong);
                 }
                 let mut seen = HashSet::with_capacity(pairs.len());
                 for (k, v) in pairs {
                     if let Some(key) = py_key(k)? {
                         if !seen.insert(key) {
-                            return Err(SendError::DuplicateMapKey);
+                            return Err(UnsendableValue::DuplicateMapKey);
                         }
                     }
                     todo.push((k, depth + 1));

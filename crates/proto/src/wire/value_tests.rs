@@ -270,7 +270,12 @@ fn nesting_is_limited_by_max_depth_without_recursion() {
     );
     // A million nested arrays: refused at the limit, no stack overflow.
     let deep = vec![0x91u8; 1_000_000];
-    assert_eq!(dec(&deep), Err(DecodeError::TooDeep { limit: 64 }));
+    assert_eq!(
+        dec(&deep),
+        Err(DecodeError::TooDeep {
+            limit: DEFAULT_MAX_DEPTH
+        })
+    );
 }
 
 #[test]
@@ -320,7 +325,7 @@ fn check_sendable_refuses_keys_python_sees_as_equal() {
     ] {
         assert_eq!(
             check_sendable(&m(a.clone(), b.clone()), 64),
-            Err(SendError::DuplicateMapKey),
+            Err(UnsendableValue::DuplicateMapKey),
             "{a:?} {b:?}"
         );
     }
@@ -341,37 +346,35 @@ fn check_sendable_refuses_keys_python_sees_as_equal() {
 }
 
 #[test]
-fn check_sendable_refuses_container_keys_invalid_utf8_and_excess_depth() {
-    let array_key = Value::Map(vec![(Value::Array(vec![]), Value::Nil)]);
-    assert_eq!(
-        check_sendable(&array_key, 64),
-        Err(SendError::ContainerMapKey)
-    );
+fn check_sendable_refuses_map_keys_invalid_utf8_and_excess_depth() {
     let map_key = Value::Array(vec![Value::Map(vec![(Value::Map(vec![]), Value::Nil)])]);
     assert_eq!(
         check_sendable(&map_key, 64),
-        Err(SendError::ContainerMapKey)
+        Err(UnsendableValue::UnhashableMapKey)
     );
 
     let bad_bytes = rmpv::decode::read_value(&mut &[0xa1, 0xff][..]).unwrap();
     assert!(bad_bytes.as_str().is_none());
     assert_eq!(
         check_sendable(&Value::Array(vec![bad_bytes]), 64),
-        Err(SendError::InvalidUtf8)
+        Err(UnsendableValue::InvalidUtf8)
     );
 
     let deep = Value::Array(vec![Value::Array(vec![Value::Map(vec![])])]);
     assert_eq!(check_sendable(&deep, 3), Ok(()));
     assert_eq!(
         check_sendable(&deep, 2),
-        Err(SendError::TooDeep { limit: 2 })
+        Err(UnsendableValue::TooDeep { limit: 2 })
     );
     // Nested duplicates are found too.
     let nested = Value::Array(vec![Value::Map(vec![
         (Value::from("a"), Value::Nil),
         (Value::from("a"), Value::Nil),
     ])]);
-    assert_eq!(check_sendable(&nested, 64), Err(SendError::DuplicateMapKey));
+    assert_eq!(
+        check_sendable(&nested, 64),
+        Err(UnsendableValue::DuplicateMapKey)
+    );
 }
 
 /// Any MessagePack value our side can produce (keys unique per map are not required here).
@@ -431,4 +434,79 @@ proptest! {
         }
         let _ = dec(&bytes);
     }
+}
+
+/// `n` arrays nested in one another around `1`, as the Python peers send deep lists.
+fn nested_arrays(n: usize) -> Value {
+    let mut v = Value::from(1);
+    for _ in 0..n {
+        v = Value::Array(vec![v]);
+    }
+    v
+}
+
+/// Runs `f` on a thread with `kib` KiB of stack; a stack overflow aborts the test binary.
+fn on_stack(kib: usize, f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(kib * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn a_value_at_the_default_depth_limit_decodes_checks_encodes_and_drops_on_a_256_kib_stack() {
+    let depth = DecodeLimits::default().max_depth;
+    assert!(depth >= 512, "the Python peers pack about 496 levels");
+    let bytes = enc(&nested_arrays(depth));
+    on_stack(256, move || {
+        let (v, used) = dec(&bytes).unwrap();
+        assert_eq!(used, bytes.len());
+        assert_eq!(check_sendable(&v, depth), Ok(()));
+        assert_eq!(enc(&v), bytes);
+        drop(v);
+        // One level more is refused, by the decoder and by the send check.
+        let mut deeper = vec![0x91];
+        deeper.extend_from_slice(&bytes);
+        assert_eq!(dec(&deeper), Err(DecodeError::TooDeep { limit: depth }));
+    });
+}
+
+#[test]
+fn a_value_at_the_default_depth_limit_clones_compares_and_formats_on_a_tokio_worker_stack() {
+    // rmpv's Clone, PartialEq and Debug recurse; a tokio worker thread has 2 MiB.
+    let bytes = enc(&nested_arrays(DecodeLimits::default().max_depth));
+    on_stack(2048, move || {
+        let (v, _) = dec(&bytes).unwrap();
+        let copy = v.clone();
+        assert_eq!(copy, v);
+        assert_eq!(format!("{v:?}").matches("Array").count(), 512);
+    });
+}
+
+#[test]
+fn array_keys_are_sendable_unless_they_hold_a_map() {
+    let key = |k: Value| Value::Map(vec![(k, Value::Nil)]);
+    let tuple = Value::Array(vec![Value::from(1), Value::from("a")]);
+    assert_eq!(check_sendable(&key(tuple.clone()), 64), Ok(()));
+    let nested = Value::Array(vec![Value::Array(vec![Value::Binary(vec![1])]), Value::Nil]);
+    assert_eq!(check_sendable(&key(nested), 64), Ok(()));
+    assert_eq!(check_sendable(&key(Value::Array(vec![])), 64), Ok(()));
+    // Equal array keys are not refused: the Python peer does not check them either.
+    let twice = Value::Map(vec![(tuple.clone(), Value::Nil), (tuple, Value::Nil)]);
+    assert_eq!(check_sendable(&twice, 64), Ok(()));
+    // A map anywhere inside the key makes it unhashable to Python.
+    let deep_map = Value::Array(vec![Value::Array(vec![Value::Map(vec![])])]);
+    assert_eq!(
+        check_sendable(&key(deep_map), 64),
+        Err(UnsendableValue::UnhashableMapKey)
+    );
+    // The key counts toward the depth limit like any value.
+    let deep_key = key(Value::Array(vec![Value::Array(vec![])]));
+    assert_eq!(check_sendable(&deep_key, 3), Ok(()));
+    assert_eq!(
+        check_sendable(&deep_key, 2),
+        Err(UnsendableValue::TooDeep { limit: 2 })
+    );
 }

@@ -15,6 +15,7 @@ impl Dht {
         target: NodeId,
         find_value: bool,
     ) -> (Vec<Contact>, Option<Value>) {
+        let started = Instant::now();
         let k = self.inner.config.k.max(1);
         let seeds = {
             let mut table = lock(&self.inner.table);
@@ -76,6 +77,11 @@ impl Dht {
                 LookupState::Finished => break,
             }
         }
-        (lookup.closest(), found)
+        let closest = lookup.closest();
+        let found_it = found.is_some();
+        self.inner
+            .lookups
+            .record(find_value, closest.len(), found_it, started.elapsed());
+        (closest, found)
     }
 }

@@ -44,12 +44,14 @@
 //! ```
 
 mod lookup;
+mod metrics_snapshot;
 mod persist;
 mod serve;
 mod wire;
 
 use crate::rpc::{CallError, CallOptions, Node, NodeConfig};
 use futures::stream::{FuturesUnordered, StreamExt};
+pub use metrics_snapshot::{BucketSnapshot, DhtSnapshot, LookupKind, LookupOutcome, LookupStats};
 use persist::{ContactChange, RedbStore};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -176,6 +178,8 @@ struct Inner {
     /// Bounds the hand-over tasks running at once: a flood of made-up newcomers must not
     /// spawn tasks without bound (past the bound, newcomers simply get no hand-over).
     handovers: Arc<tokio::sync::Semaphore>,
+    /// Lookups by kind and outcome, for [`Dht::metrics_snapshot`].
+    lookups: metrics_snapshot::LookupCounters,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -225,6 +229,19 @@ impl Dht {
         if node_config.seed.is_none() {
             node_config.seed = config.seed;
         }
+        // An answer over 3× what its asker sent (find_node, find_value) waits until the
+        // asker answers a ping, which every Kademlia peer does (SECURITY.md).
+        let limits = &mut node_config.endpoint.limits;
+        if limits.validation_probe.is_none() {
+            limits.validation_probe = Some(crate::rpc::ValidationProbe {
+                method: "ping".into(),
+                args: vec![wire::id_value(&id)],
+                options: CallOptions {
+                    attempt_timeout: config.rpc_timeout,
+                    ..CallOptions::default()
+                },
+            });
+        }
         let node = Node::bind_with(addr, node_config).await?;
         let routing = RoutingConfig {
             k: config.k.max(1),
@@ -250,6 +267,7 @@ impl Dht {
                 persister: Mutex::new(persister),
                 rng: Mutex::new(rng),
                 handovers: Arc::new(tokio::sync::Semaphore::new(MAX_HANDOVERS)),
+                lookups: Default::default(),
                 config,
             }),
         };

@@ -23,8 +23,10 @@ use tokio_util::sync::CancellationToken;
 /// Settings of a [`Client`].
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Header widths and max frame.
-    pub format: FrameFormat,
+    /// Header widths and max frame. `None` (the default): the protocol's own
+    /// [`Protocol::FORMAT`], the widths its `lt_protocol!` declared. Set it only to
+    /// override those.
+    pub format: Option<FrameFormat>,
     /// Delays between attempts.
     pub reconnect: ReconnectPolicy,
     /// Messages waiting to be written, connected or not (the bound on what is kept
@@ -42,10 +44,21 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults for `format`.
+    /// Defaults, with `format` instead of the protocol's declared one.
     pub fn new(format: FrameFormat) -> Self {
         ClientConfig {
-            format,
+            format: Some(format),
+            ..ClientConfig::default()
+        }
+    }
+}
+
+impl Default for ClientConfig {
+    /// The protocol's declared format (`format: None`) and the settings documented on
+    /// each field.
+    fn default() -> Self {
+        ClientConfig {
+            format: None,
             reconnect: ReconnectPolicy::default(),
             queue_frames: 1024,
             connect_timeout: Duration::from_secs(5),
@@ -53,12 +66,6 @@ impl ClientConfig {
             events: 1024,
             seed: None,
         }
-    }
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig::new(FrameFormat::default())
     }
 }
 
@@ -137,7 +144,7 @@ impl<P: Protocol> Client<P> {
         let connected = Arc::new(AtomicBool::new(false));
         let close = CancellationToken::new();
         let abort = CancellationToken::new();
-        let format = config.format;
+        let format = config.format.unwrap_or(P::FORMAT);
         let task = tokio::spawn(client_loop::<P>(
             addr,
             config,
@@ -297,7 +304,7 @@ async fn run_connection<P: Protocol>(
     abort: &CancellationToken,
 ) -> Disconnect {
     let (rd, mut wr) = stream.into_split();
-    let mut framed = FramedRead::new(rd, LtCodec::<P>::new(config.format));
+    let mut framed = FramedRead::new(rd, LtCodec::<P>::new(config.format.unwrap_or(P::FORMAT)));
     loop {
         tokio::select! {
             biased;

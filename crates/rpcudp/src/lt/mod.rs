@@ -98,4 +98,4 @@ pub use server::{
     ConnId, Disconnect, Overflow, SendError, Server, ServerConfig, ServerEvent, ServerHandle,
     ServerStats,
 };
-pub use udp::{LtSocket, UdpStats, MAX_DATAGRAM};
+pub use udp::{LtSocket, UdpStats};

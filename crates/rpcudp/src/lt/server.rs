@@ -6,7 +6,7 @@ use super::message::{encode_to_bytes, FrameEncodeError, Protocol};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use rpcudp_proto::wire::lt::FrameFormat;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -36,7 +36,9 @@ pub enum Overflow {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Header widths and max frame (incoming frames over it close the connection).
-    pub format: FrameFormat,
+    /// `None` (the default): the protocol's own [`Protocol::FORMAT`], the widths its
+    /// `lt_protocol!` declared. Set it only to override those.
+    pub format: Option<FrameFormat>,
     /// Connections accepted beyond this many live ones are closed at once (counted in
     /// [`ServerStats::rejected`]). Default 1024.
     pub max_connections: usize,
@@ -56,10 +58,21 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults for `format`.
+    /// Defaults, with `format` instead of the protocol's declared one.
     pub fn new(format: FrameFormat) -> Self {
         ServerConfig {
-            format,
+            format: Some(format),
+            ..ServerConfig::default()
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    /// The protocol's declared format (`format: None`) and the limits documented on each
+    /// field.
+    fn default() -> Self {
+        ServerConfig {
+            format: None,
             max_connections: 1024,
             queue_frames: 1024,
             queue_bytes: 4 * 1024 * 1024,
@@ -67,12 +80,6 @@ impl ServerConfig {
             write_timeout: Duration::from_secs(10),
             events: 1024,
         }
-    }
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig::new(FrameFormat::default())
     }
 }
 
@@ -181,6 +188,11 @@ struct Conn {
 
 struct Shared {
     config: ServerConfig,
+    /// `config.format`, or the protocol's declared format when that is `None`.
+    format: FrameFormat,
+    /// Connections whose `Connected` event the application has taken and whose
+    /// `Disconnected` it has not (what `live_count` reports).
+    announced: Mutex<HashSet<ConnId>>,
     conns: Mutex<HashMap<ConnId, Conn>>,
     counters: Counters,
     /// Stops accepting and reading; writers flush what is queued.
@@ -256,7 +268,7 @@ impl<P: Protocol> ServerHandle<P> {
         if self.shared.stop.is_cancelled() {
             return Err(SendError::Shutdown);
         }
-        let bytes = encode_to_bytes(msg, &self.shared.config.format)?;
+        let bytes = encode_to_bytes(msg, &self.shared.format)?;
         let conns = self.shared.lock();
         let c = conns.get(&conn).ok_or(SendError::NoSuchConnection)?;
         self.shared.queue(c, bytes)
@@ -268,7 +280,7 @@ impl<P: Protocol> ServerHandle<P> {
         if self.shared.stop.is_cancelled() {
             return Err(SendError::Shutdown);
         }
-        let bytes = encode_to_bytes(msg, &self.shared.config.format)?;
+        let bytes = encode_to_bytes(msg, &self.shared.format)?;
         let conns = self.shared.lock();
         Ok(conns
             .values()
@@ -289,9 +301,19 @@ impl<P: Protocol> ServerHandle<P> {
         }
     }
 
-    /// How many connections are live (accepted and not yet gone).
+    /// How many connections are live as the events tell it: those whose
+    /// [`ServerEvent::Connected`] [`Server::next_event`] has returned and whose
+    /// [`ServerEvent::Disconnected`] it has not returned yet. So it never runs ahead of
+    /// (or lags behind) the events the application has seen; it only moves while
+    /// someone takes events. [`connections`](Self::connections) and
+    /// [`broadcast`](Self::broadcast) see the server's own table instead, which gains a
+    /// connection as soon as it is accepted and loses it as soon as it is gone.
     pub fn live_count(&self) -> usize {
-        self.shared.lock().len()
+        self.shared
+            .announced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// The ids of the live connections.
@@ -372,6 +394,8 @@ impl<P: Protocol> Server<P> {
         let (events_tx, events) = mpsc::channel(config.events.max(1));
         let (alive, alive_rx) = mpsc::channel(1);
         let shared = Arc::new(Shared {
+            format: config.format.unwrap_or(P::FORMAT),
+            announced: Mutex::new(HashSet::new()),
             config,
             conns: Mutex::new(HashMap::new()),
             counters: Counters::default(),
@@ -408,7 +432,24 @@ impl<P: Protocol> Server<P> {
 
     /// The next event. `None` only after shutdown.
     pub async fn next_event(&mut self) -> Option<ServerEvent<P>> {
-        self.events.recv().await
+        let event = self.events.recv().await;
+        let announced = &self.handle.shared.announced;
+        match &event {
+            Some(ServerEvent::Connected { conn, .. }) => {
+                announced
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(*conn);
+            }
+            Some(ServerEvent::Disconnected { conn, .. }) => {
+                announced
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(conn);
+            }
+            _ => {}
+        }
+        event
     }
 
     /// Stops accepting, stops reading, lets every connection flush what is queued for it
@@ -420,6 +461,12 @@ impl<P: Protocol> Server<P> {
         // Nobody will read events any more: let tasks that wait to deliver one go on.
         self.events.close();
         while self.events.try_recv().is_ok() {}
+        // Every connection is going; no Disconnected event will be handed out for them.
+        shared
+            .announced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         // Dropping the queues' senders lets each writer drain and finish.
         let conns: Vec<Conn> = shared.lock().drain().map(|(_, c)| c).collect();
         for c in &conns {
@@ -443,6 +490,12 @@ impl<P> Drop for Server<P> {
         // Dropped without shutdown: abort everything rather than leak tasks.
         self.handle.shared.stop.cancel();
         self.handle.shared.abort.cancel();
+        self.handle
+            .shared
+            .announced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
@@ -537,7 +590,7 @@ async fn run_connection<P: Protocol>(
         }
     };
     deliver(ServerEvent::Connected { conn: id, peer }).await;
-    let mut framed = FramedRead::new(rd, LtCodec::<P>::new(shared.config.format));
+    let mut framed = FramedRead::new(rd, LtCodec::<P>::new(shared.format));
     loop {
         let item = tokio::select! {
             _ = abort.cancelled() => break,

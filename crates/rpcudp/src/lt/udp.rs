@@ -2,14 +2,11 @@
 
 use super::codec::LtError;
 use super::message::{encode_to_bytes, Protocol};
-use crate::udp::Endpoint;
+use crate::udp::{Endpoint, MAX_UDP_PAYLOAD};
 use rpcudp_proto::wire::lt::FrameFormat;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// A receive buffer large enough for any UDP payload, so no datagram is truncated.
-pub const MAX_DATAGRAM: usize = 65_536;
 
 /// Counters of datagrams dropped by an [`LtSocket`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,7 +63,8 @@ impl<P: Protocol> LtSocket<P> {
         LtSocket {
             endpoint,
             format,
-            buf: vec![0; MAX_DATAGRAM],
+            // Large enough for any UDP payload, so no datagram is truncated.
+            buf: vec![0; MAX_UDP_PAYLOAD],
             delivered: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
             bad_bodies: AtomicU64::new(0),

@@ -1,36 +1,43 @@
-//! The one task per socket that runs the sans-IO core.
+//! What a [`Node`](super::Node) runs on the generic [`Driver`](crate::driver::Driver):
+//! the [`Application`] that serves requests with the registered handlers and answers
+//! the node's callers.
 //!
-//! It only moves things between the core and the world: transmits to the socket, requests
-//! to handler tasks, answers and call results back. Whether a datagram is a duplicate,
-//! when to retry and which response is genuine are decided by the core; none of it here.
-//!
-//! The loop: route events (running handlers), flush transmits, publish counters, then wait
-//! for any of: datagrams, a call command, a control message, a finished handler, or the
-//! core's next deadline. Every source that is ready is taken in the same round. Datagrams
-//! are read in batches while the socket has them, many per system call
-//! ([`Endpoint::try_recv_batch`](crate::udp::Endpoint::try_recv_batch), `recvmmsg` on
-//! Linux), and the answers to a batch leave together
-//! ([`Endpoint::try_send_batch`](crate::udp::Endpoint::try_send_batch): `sendmmsg`, or
-//! one GSO send for a run to one peer); a handler that completes on its first poll is
-//! answered inline, and only one that must wait gets its own task.
+//! It only routes: requests to handlers (a handler that completes on its first poll is
+//! answered inline, only one that must wait gets its own task), call results to the
+//! waiting callers, send errors to the caller whose request failed (the core says whose
+//! it was). Duplicates, retries and which response is genuine are the core's.
 
 use super::error::CallError;
 use super::handler::{HandlerResult, Handlers};
 use super::NodeStats;
-use crate::udp::{Endpoint as UdpEndpoint, RecvBatch};
+use crate::driver::{Application, DriverStats, Flow};
 use rmpv::Value;
-use rpcudp_proto::rpc::{
-    CallId, CallOptions, CallRefused, Endpoint, Event, RequestToken, Transmit,
-};
+use rpcudp_proto::rpc::{CallId, CallOptions, CallRefused, Endpoint, Event, RequestToken};
+use rpcudp_proto::Transmit;
 use std::collections::HashMap;
-use std::future::{poll_fn, Future};
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
+
+/// What a [`Node`](super::Node) handle asks of its driver.
+pub(crate) enum Command {
+    /// Start a call (through the bounded queue: backpressure for a burst of callers).
+    Call(CallCommand),
+    /// The caller dropped its call future: forget the call (its late answer is counted).
+    Cancel(u64),
+    /// Stop: fail outstanding calls, give running handlers `grace` to finish.
+    Shutdown {
+        grace: Duration,
+        done: oneshot::Sender<()>,
+    },
+}
 
 /// A call handed from a [`Node`](super::Node) handle to the driver.
 pub(crate) struct CallCommand {
@@ -42,17 +49,6 @@ pub(crate) struct CallCommand {
     pub(crate) reply: oneshot::Sender<Result<Value, CallError>>,
 }
 
-/// Messages that must never wait behind a full call queue.
-pub(crate) enum Control {
-    /// The caller dropped its call future: forget the call (its late answer is counted).
-    Cancel(u64),
-    /// Stop: fail outstanding calls, give running handlers `grace` to finish.
-    Shutdown {
-        grace: Duration,
-        done: oneshot::Sender<()>,
-    },
-}
-
 struct Pending {
     ticket: u64,
     reply: oneshot::Sender<Result<Value, CallError>>,
@@ -60,60 +56,27 @@ struct Pending {
     budget: Duration,
 }
 
-/// Driver-level counters, merged with the core's [`Stats`](rpcudp_proto::rpc::Stats)
-/// into [`NodeStats`].
+/// Node-level counters, merged with the core's and the driver's into [`NodeStats`].
 #[derive(Default)]
 struct Counters {
-    send_errors: u64,
-    recv_errors: u64,
     unknown_methods: u64,
     handler_failures: u64,
     handler_panics: u64,
 }
 
-pub(crate) struct Driver {
-    pub(crate) core: Endpoint,
-    pub(crate) socket: UdpEndpoint,
-    pub(crate) handlers: Handlers,
-    pub(crate) stats: Arc<Mutex<NodeStats>>,
-    pub(crate) calls_rx: mpsc::Receiver<CallCommand>,
-    pub(crate) control_rx: mpsc::UnboundedReceiver<Control>,
-    pub(crate) recv_buffer: usize,
+/// Where the node is in its life.
+enum Phase {
+    Running,
+    /// Shut down: calls are refused, running handlers may finish until the deadline.
+    Draining {
+        deadline: Pin<Box<tokio::time::Sleep>>,
+    },
+    /// Stopped: everything is refused.
+    Stopped,
 }
 
-/// Datagrams read per system call (`recvmmsg`): the whole queue of 32 callers in one go.
-/// Answers to them leave together too, in one `sendmmsg`.
-const RECV_SLOTS: usize = 32;
-
-/// Receive system calls per readiness wake-up before the other sources get a turn
-/// (up to 64 datagrams): enough to amortise the wake-up over a burst, few enough that
-/// calls and timers are not starved.
-const RECV_ROUNDS: usize = 2;
-
-/// What woke the driver up: every source that was ready when it was polled (each one
-/// polled once per wake-up, so none starves the others).
-#[derive(Default)]
-struct Wake {
-    control: Option<Option<Control>>,
-    handler: Option<Result<(tokio::task::Id, HandlerResult), tokio::task::JoinError>>,
-    call: Option<Option<CallCommand>>,
-    readable: Option<std::io::Result<()>>,
-    timer: bool,
-}
-
-impl Wake {
-    fn any(&self) -> bool {
-        self.control.is_some()
-            || self.handler.is_some()
-            || self.call.is_some()
-            || self.readable.is_some()
-            || self.timer
-    }
-}
-
-struct State {
-    core: Endpoint,
-    socket: UdpEndpoint,
+/// The [`Application`] of a [`Node`](super::Node).
+pub(crate) struct NodeApp {
     handlers: Handlers,
     stats: Arc<Mutex<NodeStats>>,
     counters: Counters,
@@ -123,26 +86,18 @@ struct State {
     running: JoinSet<HandlerResult>,
     /// Which served request each handler task answers, and its method (for logs).
     tasks: HashMap<tokio::task::Id, (RequestToken, String)>,
-    /// Transmits taken from the core for one batched send (reused space).
-    outbox: Vec<Transmit>,
+    phase: Phase,
+    /// Who waits for the shutdown to finish.
+    done: Vec<oneshot::Sender<()>>,
 }
 
-impl Driver {
-    /// Runs until shut down (explicitly, or because every [`Node`](super::Node) handle
-    /// was dropped).
-    pub(crate) async fn run(self) {
-        let Driver {
-            core,
-            socket,
-            handlers,
-            stats,
-            mut calls_rx,
-            mut control_rx,
-            recv_buffer,
-        } = self;
-        let mut st = State {
-            core,
-            socket,
+/// Finished handler tasks taken per round, so a burst of them does not starve the
+/// socket.
+const FINISHED_PER_ROUND: usize = 64;
+
+impl NodeApp {
+    pub(crate) fn new(handlers: Handlers, stats: Arc<Mutex<NodeStats>>) -> NodeApp {
+        NodeApp {
             handlers,
             stats,
             counters: Counters::default(),
@@ -150,306 +105,83 @@ impl Driver {
             tickets: HashMap::new(),
             running: JoinSet::new(),
             tasks: HashMap::new(),
-            outbox: Vec::new(),
-        };
-        let mut batch = RecvBatch::new(RECV_SLOTS, recv_buffer);
-        let mut calls_open = true;
-        let mut control_open = true;
-        // One timer for the whole life of the driver, moved only when the core's next
-        // deadline comes earlier than the one it is set for (a later deadline just lets
-        // it fire early, and `handle_timeout` then finds nothing due). Re-arming a timer
-        // per wake-up costs a trip through tokio's timer wheel for every datagram.
-        let mut timer = Box::pin(tokio::time::sleep_until(tokio::time::Instant::now()));
-        let mut timer_at: Option<Instant> = None;
-        let (grace, done) = 'outer: loop {
-            st.pump().await;
-            st.publish();
-            if !calls_open && !control_open {
-                // Every handle is gone: nobody can call or wait for an answer any more.
-                break (Duration::ZERO, None);
-            }
-            if let Some(at) = st.core.poll_timeout() {
-                if timer_at.is_none_or(|t| at < t) {
-                    timer_at = Some(at);
-                    timer.as_mut().reset(tokio::time::Instant::from_std(at));
-                }
-            }
-            let wake = poll_fn(|cx| {
-                let mut w = Wake::default();
-                if control_open {
-                    if let Poll::Ready(c) = control_rx.poll_recv(cx) {
-                        w.control = Some(c);
-                    }
-                }
-                if !st.running.is_empty() {
-                    if let Poll::Ready(Some(j)) = st.running.poll_join_next_with_id(cx) {
-                        w.handler = Some(j);
-                    }
-                }
-                if calls_open {
-                    if let Poll::Ready(c) = calls_rx.poll_recv(cx) {
-                        w.call = Some(c);
-                    }
-                }
-                if let Poll::Ready(r) = st.socket.poll_recv_ready(cx) {
-                    w.readable = Some(r);
-                }
-                if timer_at.is_some() && timer.as_mut().poll(cx).is_ready() {
-                    w.timer = true;
-                }
-                if w.any() {
-                    Poll::Ready(w)
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-            match wake.control {
-                Some(Some(Control::Cancel(ticket))) => st.cancel(ticket),
-                Some(Some(Control::Shutdown { grace, done })) => {
-                    // What else was taken this round must not be lost: a taken call is
-                    // refused below with the queued ones, a finished handler answered.
-                    if let Some(Some(cmd)) = wake.call {
-                        let _ = cmd.reply.send(Err(CallError::ShutDown));
-                    }
-                    if let Some(j) = wake.handler {
-                        st.finish_handler(j);
-                    }
-                    break 'outer (grace, Some(done));
-                }
-                Some(None) => control_open = false,
-                None => {}
-            }
-            if let Some(j) = wake.handler {
-                st.finish_handler(j);
-            }
-            match wake.call {
-                Some(Some(cmd)) => st.start_call(cmd).await,
-                Some(None) => calls_open = false,
-                None => {}
-            }
-            match wake.readable {
-                Some(Ok(())) => st.receive(&mut batch).await,
-                Some(Err(e)) => {
-                    st.counters.recv_errors += 1;
-                    tracing::debug!("receive readiness error: {e}");
-                    // Should an error repeat at once, this bounds the loop to ~1000
-                    // turns a second instead of spinning a core.
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                None => {}
-            }
-            if wake.timer {
-                // The timer has fired: it is polled again only once re-armed above.
-                timer_at = None;
-                st.core.handle_timeout(Instant::now());
-            }
-        };
-        st.shut_down(grace).await;
-        // Refuse what is still queued; dropping a command's reply sender reads as
-        // ShutDown on the caller's side as well, this only makes it explicit.
-        calls_rx.close();
-        while let Ok(cmd) = calls_rx.try_recv() {
-            let _ = cmd.reply.send(Err(CallError::ShutDown));
+            phase: Phase::Running,
+            done: Vec::new(),
         }
-        if let Some(done) = done {
+    }
+
+    /// Tells whoever called `shutdown` that the driver has stopped.
+    pub(crate) fn finished(self) {
+        for done in self.done {
             let _ = done.send(());
         }
     }
-}
 
-/// Sends one datagram: straight away when the socket has room (the usual case, one
-/// system call and no readiness bookkeeping), else once it has.
-async fn send(socket: &UdpEndpoint, payload: &[u8], to: SocketAddr) -> std::io::Result<()> {
-    match socket.try_send_to(payload, to) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            socket.send_to(payload, to).await.map(drop)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// The text of a panic payload, for the log.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "(no message)"
-    }
-}
-
-impl State {
-    /// Serves the requests and routes the results the core has produced (handlers that
-    /// finish at once answer right here), then sends every datagram it has queued.
-    async fn pump(&mut self) {
-        self.route_events();
-        self.flush().await;
-    }
-
-    /// Sends every datagram the core has queued, many per system call (`sendmmsg`).
-    /// A datagram the kernel refuses is counted and skipped; the others still go.
-    async fn flush(&mut self) {
-        while let Some(t) = self.core.poll_transmit() {
-            self.outbox.push(t);
-        }
-        let mut next = 0;
-        while next < self.outbox.len() {
-            let rest = self.outbox[next..]
-                .iter()
-                .map(|t| (&t.payload[..], t.destination));
-            match self.socket.try_send_batch(rest) {
-                Ok(n) => next += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if let Err(e) = poll_fn(|cx| self.socket.poll_send_ready(cx)).await {
-                        self.counters.send_errors += (self.outbox.len() - next) as u64;
-                        tracing::debug!("cannot send: {e}");
-                        break;
-                    }
-                }
-                Err(e) => {
-                    // `sendmmsg` reports an error only for the first datagram offered
-                    // (later ones end the batch early and show up here on the retry).
-                    let t = &self.outbox[next];
-                    self.counters.send_errors += 1;
-                    tracing::debug!(
-                        "cannot send {} bytes to {}: {e}",
-                        t.payload.len(),
-                        t.destination
-                    );
-                    next += 1;
-                }
-            }
-        }
-        self.outbox.clear();
-    }
-
-    /// Reads the datagrams queued on the socket, [`RECV_SLOTS`] per system call and at
-    /// most [`RECV_ROUNDS`] calls, serving each batch (handlers that finish at once
-    /// answer inline) and sending all its answers together before the next read.
-    async fn receive(&mut self, batch: &mut RecvBatch) {
-        for _ in 0..RECV_ROUNDS {
-            match self.socket.try_recv_batch(batch) {
-                Ok(_) => {
-                    let now = Instant::now();
-                    for (datagram, from) in batch.iter() {
-                        self.core.handle_datagram(now, from, datagram);
-                        // Served per datagram, so the core's event queue stays short.
-                        self.route_events();
-                    }
-                    self.flush().await;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    // Linux reports nothing here for unconnected UDP; other systems may
-                    // surface ICMP errors. Either way the socket stays usable. Should an
-                    // error repeat at once, the pause bounds the loop to ~1000 turns a
-                    // second instead of spinning a core.
-                    self.counters.recv_errors += 1;
-                    tracing::debug!("receive error: {e}");
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn start_call(&mut self, cmd: CallCommand) {
+    fn start_call(&mut self, core: &mut Endpoint, now: Instant, cmd: CallCommand) {
         if cmd.reply.is_closed() {
             return; // the caller gave up while the command was queued
         }
-        // Send what is already queued first, so the transmit that follows `call` is this
-        // call's request and a send error can be reported to this caller as `Io`.
-        self.flush().await;
-        let budget = cmd.options.max_duration();
-        let id = match self
-            .core
-            .call(Instant::now(), cmd.to, &cmd.method, &cmd.args, cmd.options)
-        {
-            Ok(id) => id,
-            Err(CallRefused::RequestTooLarge { size, limit }) => {
-                let _ = cmd
-                    .reply
-                    .send(Err(CallError::RequestTooLarge { size, limit }));
-                return;
-            }
-            Err(CallRefused::TooManyOutstanding { limit }) => {
-                let _ = cmd.reply.send(Err(CallError::Overloaded { limit }));
-                return;
-            }
-            Err(CallRefused::Unsendable(e)) => {
-                let _ = cmd.reply.send(Err(CallError::Unsendable(e)));
-                return;
-            }
-        };
-        if let Some(t) = self.core.poll_transmit() {
-            if let Err(e) = send(&self.socket, &t.payload, t.destination).await {
-                if t.destination == cmd.to {
-                    self.core.cancel(id);
-                    let _ = cmd.reply.send(Err(CallError::Io(e)));
-                    return;
-                }
-                self.counters.send_errors += 1;
-            }
+        if !matches!(self.phase, Phase::Running) {
+            let _ = cmd.reply.send(Err(CallError::ShutDown));
+            return;
         }
-        self.tickets.insert(cmd.ticket, id);
-        self.calls.insert(
-            id,
-            Pending {
-                ticket: cmd.ticket,
-                reply: cmd.reply,
-                budget,
-            },
-        );
+        let budget = cmd.options.max_duration();
+        let refused = match core.call(now, cmd.to, &cmd.method, &cmd.args, cmd.options) {
+            Ok(id) => {
+                self.tickets.insert(cmd.ticket, id);
+                self.calls.insert(
+                    id,
+                    Pending {
+                        ticket: cmd.ticket,
+                        reply: cmd.reply,
+                        budget,
+                    },
+                );
+                return;
+            }
+            Err(CallRefused::RequestTooLarge { size, limit }) => {
+                CallError::RequestTooLarge { size, limit }
+            }
+            Err(CallRefused::TooManyOutstanding { limit }) => CallError::Overloaded { limit },
+            Err(CallRefused::Unsendable(e)) => CallError::Unsendable(e),
+        };
+        let _ = cmd.reply.send(Err(refused));
     }
 
-    fn cancel(&mut self, ticket: u64) {
+    fn cancel(&mut self, core: &mut Endpoint, ticket: u64) {
         if let Some(id) = self.tickets.remove(&ticket) {
             self.calls.remove(&id);
-            self.core.cancel(id);
+            core.cancel(id);
         }
     }
 
-    fn route_events(&mut self) {
-        while let Some(event) = self.core.poll_event() {
-            match event {
-                Event::Request {
-                    token,
-                    from,
-                    method,
-                    args,
-                } => self.start_handler(token, from, method, args),
-                Event::CallSucceeded { call, value } => {
-                    if let Some(p) = self.calls.remove(&call) {
-                        self.tickets.remove(&p.ticket);
-                        let _ = p.reply.send(Ok(value));
-                    }
-                }
-                Event::CallFailed { call, error } => {
-                    if let Some(p) = self.calls.remove(&call) {
-                        self.tickets.remove(&p.ticket);
-                        tracing::debug!("call failed: {error:?}");
-                        let _ = p.reply.send(Err(CallError::Timeout(p.budget)));
-                    }
-                }
-            }
+    fn fail_calls(&mut self, core: &mut Endpoint) {
+        for (id, p) in self.calls.drain() {
+            core.cancel(id);
+            let _ = p.reply.send(Err(CallError::ShutDown));
         }
+        self.tickets.clear();
     }
 
     fn start_handler(
         &mut self,
+        core: &mut Endpoint,
+        now: Instant,
         token: RequestToken,
         from: SocketAddr,
         method: String,
         args: Vec<Value>,
     ) {
+        if !matches!(self.phase, Phase::Running) {
+            // Shutting down: nobody will answer requests that arrive now.
+            core.abandon(token);
+            return;
+        }
         let Some(handler) = self.handlers.get(&method) else {
             // As the Python peers: an unknown method gets no answer at all.
             self.counters.unknown_methods += 1;
             tracing::debug!("{from} called unknown method {method:?}; no answer");
-            self.core.abandon(token);
+            core.abandon(token);
             return;
         };
         // Polled once right here: a handler that needs no waiting (most do) answers
@@ -466,7 +198,7 @@ impl State {
             }
         }));
         match first {
-            Ok(Ok(result)) => self.answer(token, &method, result),
+            Ok(Ok(result)) => self.answer(core, now, token, &method, result),
             Ok(Err(fut)) => {
                 let task = self.running.spawn(fut);
                 self.tasks.insert(task.id(), (token, method));
@@ -477,25 +209,34 @@ impl State {
                     "handler {method:?} panicked: {}",
                     panic_message(payload.as_ref())
                 );
-                self.core.abandon(token);
+                core.abandon(token);
             }
         }
     }
 
     /// Answers a served request with its handler's result (an error: no answer).
-    fn answer(&mut self, token: RequestToken, method: &str, result: HandlerResult) {
+    fn answer(
+        &mut self,
+        core: &mut Endpoint,
+        now: Instant,
+        token: RequestToken,
+        method: &str,
+        result: HandlerResult,
+    ) {
         match result {
-            Ok(value) => self.core.respond(Instant::now(), token, &value),
+            Ok(value) => core.respond(now, token, &value),
             Err(e) => {
                 self.counters.handler_failures += 1;
                 tracing::debug!("handler {method:?} failed, no answer: {e}");
-                self.core.abandon(token);
+                core.abandon(token);
             }
         }
     }
 
     fn finish_handler(
         &mut self,
+        core: &mut Endpoint,
+        now: Instant,
         result: Result<(tokio::task::Id, HandlerResult), tokio::task::JoinError>,
     ) {
         let id = match &result {
@@ -506,51 +247,149 @@ impl State {
             return;
         };
         match result {
-            Ok((_, result)) => self.answer(token, &method, result),
+            Ok((_, result)) => self.answer(core, now, token, &method, result),
             Err(e) => {
                 self.counters.handler_panics += 1;
                 tracing::warn!("handler {method:?} panicked or was cancelled: {e}");
-                self.core.abandon(token);
+                core.abandon(token);
+            }
+        }
+    }
+}
+
+impl Application<Endpoint> for NodeApp {
+    type Command = Command;
+
+    fn on_event(&mut self, core: &mut Endpoint, now: Instant, event: Event) {
+        match event {
+            Event::Request {
+                token,
+                from,
+                method,
+                args,
+            } => self.start_handler(core, now, token, from, method, args),
+            Event::CallSucceeded { call, value } => {
+                if let Some(p) = self.calls.remove(&call) {
+                    self.tickets.remove(&p.ticket);
+                    let _ = p.reply.send(Ok(value));
+                }
+            }
+            Event::CallFailed { call, error } => {
+                if let Some(p) = self.calls.remove(&call) {
+                    self.tickets.remove(&p.ticket);
+                    tracing::debug!("call failed: {error:?}");
+                    let _ = p.reply.send(Err(CallError::Timeout(p.budget)));
+                }
             }
         }
     }
 
-    fn publish(&self) {
+    fn on_command(&mut self, core: &mut Endpoint, now: Instant, command: Command) -> Flow {
+        match command {
+            Command::Call(cmd) => self.start_call(core, now, cmd),
+            Command::Cancel(ticket) => self.cancel(core, ticket),
+            Command::Shutdown { grace, done } => {
+                self.done.push(done);
+                if matches!(self.phase, Phase::Running) {
+                    self.fail_calls(core);
+                    let deadline = tokio::time::Instant::from_std(now) + grace;
+                    self.phase = Phase::Draining {
+                        deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                    };
+                }
+            }
+        }
+        // Stopping is decided in `poll_work`, once the handlers are done.
+        Flow::Continue
+    }
+
+    fn poll_work(&mut self, cx: &mut Context<'_>, core: &mut Endpoint, now: Instant) -> Poll<Flow> {
+        let mut worked = false;
+        for _ in 0..FINISHED_PER_ROUND {
+            if self.running.is_empty() {
+                break;
+            }
+            match self.running.poll_join_next_with_id(cx) {
+                Poll::Ready(Some(j)) => {
+                    self.finish_handler(core, now, j);
+                    worked = true;
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        if let Phase::Draining { deadline } = &mut self.phase {
+            if self.running.is_empty() || deadline.as_mut().poll(cx).is_ready() {
+                self.phase = Phase::Stopped;
+                return Poll::Ready(Flow::Stop);
+            }
+        }
+        if worked {
+            Poll::Ready(Flow::Continue)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn on_send_error(
+        &mut self,
+        core: &mut Endpoint,
+        _now: Instant,
+        t: &Transmit,
+        error: io::Error,
+    ) {
+        // The core knows whose request this datagram is; that caller gets the error.
+        if let Some(id) = core.call_of(t) {
+            if let Some(p) = self.calls.remove(&id) {
+                self.tickets.remove(&p.ticket);
+                core.cancel(id);
+                let _ = p.reply.send(Err(CallError::Io(error)));
+                return;
+            }
+        }
+        tracing::debug!(
+            "cannot send {} bytes to {}: {error}",
+            t.payload.len(),
+            t.destination
+        );
+    }
+
+    fn on_handles_dropped(&mut self, _core: &mut Endpoint, _now: Instant) -> Flow {
+        // Every handle is gone: nobody can call or wait for an answer any more.
+        Flow::Stop
+    }
+
+    fn on_round(&mut self, core: &Endpoint, io: &DriverStats) {
         let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        s.core = self.core.stats().clone();
-        s.send_errors = self.counters.send_errors;
-        s.recv_errors = self.counters.recv_errors;
+        s.core = core.stats().clone();
+        s.send_errors = io.send_errors;
+        s.recv_errors = io.recv_errors;
         s.unknown_methods = self.counters.unknown_methods;
         s.handler_failures = self.counters.handler_failures;
         s.handler_panics = self.counters.handler_panics;
         s.handlers_running = self.running.len();
         s.calls_outstanding = self.calls.len();
+        s.dedup_entries = core.dedup_entries();
+        s.dedup_bytes = core.dedup_bytes();
     }
 
-    /// Fails outstanding calls, lets running handlers finish within `grace` (their
-    /// answers are sent), then drops the rest.
-    async fn shut_down(&mut self, grace: Duration) {
-        for (id, p) in self.calls.drain() {
-            self.core.cancel(id);
-            let _ = p.reply.send(Err(CallError::ShutDown));
-        }
-        self.tickets.clear();
-        let deadline = tokio::time::Instant::now() + grace;
-        while !self.running.is_empty() {
-            tokio::select! {
-                Some(j) = self.running.join_next_with_id() => self.finish_handler(j),
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
-            self.flush().await;
-        }
-        // Requests that arrived meanwhile are not started: nobody will answer them.
-        while let Some(event) = self.core.poll_event() {
-            if let Event::Request { token, .. } = event {
-                self.core.abandon(token);
-            }
+    fn on_stop(&mut self, core: &mut Endpoint, _now: Instant) {
+        self.phase = Phase::Stopped;
+        self.fail_calls(core);
+        // Handlers that outlived the grace (or the handles) are dropped unanswered.
+        for (_, (token, _)) in self.tasks.drain() {
+            core.abandon(token);
         }
         self.running.abort_all();
-        self.flush().await;
-        self.publish();
+    }
+}
+
+/// The text of a panic payload, for the log.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(no message)"
     }
 }

@@ -1,5 +1,6 @@
 //! Errors of [`Node`](super::Node) calls and handlers.
 
+use rpcudp_proto::wire::value::UnsendableValue;
 use std::time::Duration;
 
 /// Why a call made through [`Node::call`](super::Node::call) (or its typed and optioned
@@ -41,10 +42,10 @@ pub enum CallError {
         reason: String,
     },
     /// An argument cannot be sent: the Python peers would reject the whole message (a map
-    /// with duplicate or container keys, a str that is not UTF-8) or it nests deeper than
+    /// with duplicate keys or a key Python cannot hash, a str that is not UTF-8) or it nests deeper than
     /// the decode limit. Nothing was sent. Remedy: change the value.
     #[error("argument cannot be sent: {0}")]
-    Unsendable(rpcudp_proto::wire::value::SendError),
+    Unsendable(UnsendableValue),
     /// The typed arguments could not be turned into MessagePack (a serializer error).
     #[error("arguments do not serialize to MessagePack: {0}")]
     Encode(String),

@@ -4,7 +4,9 @@
 //! - dynamic: `Vec<rmpv::Value>` in, `Result<rmpv::Value, HandlerError>` out;
 //! - typed: the args array deserialized into a tuple or struct, the return value
 //!   serialized. A type mismatch is a [`HandlerError`] (no answer), as the Python peers
-//!   behave when `rpc_*` is called with the wrong arguments.
+//!   behave when `rpc_*` is called with the wrong arguments. A returned `Result` is not
+//!   sent as serde's enum form (`{"Ok": ..}`, `[0, [..]]`): `Ok(v)` answers `v`, `Err(e)`
+//!   is a [`HandlerError`] (no answer), as when a Python `rpc_*` raises.
 
 use super::error::HandlerError;
 use futures::future::BoxFuture;
@@ -53,10 +55,154 @@ where
             Err(e) => return futures::future::ready(Err(e)).boxed(),
         };
         let fut = (self.0)(from, typed);
+        async move { typed_answer(&fut.await) }.boxed()
+    }
+}
+
+/// The answer to send for a typed handler's return value: a top-level `Result` is
+/// unwrapped (`Err` is no answer), anything else is serialized as it is.
+pub(crate) fn typed_answer<R: Serialize + ?Sized>(out: &R) -> HandlerResult {
+    let serialized = match out.serialize(ResultProbe) {
+        Ok(ProbedResult::Ok(value)) => value,
+        Ok(ProbedResult::Err(error)) => {
+            let shown = match error {
+                Ok(value) => value.to_string(),
+                Err(e) => format!("(an error value that does not serialize: {e})"),
+            };
+            return Err(HandlerError(format!("the handler returned Err: {shown}")));
+        }
+        Err(NotAResult) => rmpv::ext::to_value(out),
+    };
+    serialized.map_err(|e| HandlerError(format!("the result does not serialize: {e}")))
+}
+
+/// What [`ResultProbe`] found: a `Result`'s `Ok` value or `Err` value, serialized.
+enum ProbedResult {
+    Ok(Result<Value, rmpv::ext::Error>),
+    Err(Result<Value, rmpv::ext::Error>),
+}
+
+/// The probe's only failure: the value is not a `Result` (serialized any other way).
+#[derive(Debug)]
+struct NotAResult;
+
+impl std::fmt::Display for NotAResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not a Result")
+    }
+}
+
+impl std::error::Error for NotAResult {}
+
+impl serde::ser::Error for NotAResult {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        NotAResult
+    }
+}
+
+/// A serializer that only recognises serde's form of `Result` (a newtype variant of the
+/// enum named `Result`, `Ok` = 0 / `Err` = 1) and refuses everything else at once, so
+/// probing a non-`Result` costs one call and no allocation. (A user's own enum named
+/// `Result` with those variants is taken for one too.)
+struct ResultProbe;
+
+macro_rules! not_a_result {
+    ($($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<$ret, NotAResult> {
+            Err(NotAResult)
+        })*
+    };
+}
+
+impl serde::Serializer for ResultProbe {
+    type Ok = ProbedResult;
+    type Error = NotAResult;
+    type SerializeSeq = serde::ser::Impossible<ProbedResult, NotAResult>;
+    type SerializeTuple = serde::ser::Impossible<ProbedResult, NotAResult>;
+    type SerializeTupleStruct = serde::ser::Impossible<ProbedResult, NotAResult>;
+    type SerializeTupleVariant = serde::ser::Impossible<ProbedResult, NotAResult>;
+    type SerializeMap = serde::ser::Impossible<ProbedResult, NotAResult>;
+    type SerializeStruct = serde::ser::Impossible<ProbedResult, NotAResult>;
+    type SerializeStructVariant = serde::ser::Impossible<ProbedResult, NotAResult>;
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<ProbedResult, NotAResult> {
+        match (name, index, variant) {
+            ("Result", 0, "Ok") => Ok(ProbedResult::Ok(rmpv::ext::to_value(value))),
+            ("Result", 1, "Err") => Ok(ProbedResult::Err(rmpv::ext::to_value(value))),
+            _ => Err(NotAResult),
+        }
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<ProbedResult, NotAResult> {
+        Err(NotAResult)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<ProbedResult, NotAResult> {
+        Err(NotAResult)
+    }
+
+    not_a_result! {
+        serialize_bool(bool) -> ProbedResult;
+        serialize_i8(i8) -> ProbedResult;
+        serialize_i16(i16) -> ProbedResult;
+        serialize_i32(i32) -> ProbedResult;
+        serialize_i64(i64) -> ProbedResult;
+        serialize_u8(u8) -> ProbedResult;
+        serialize_u16(u16) -> ProbedResult;
+        serialize_u32(u32) -> ProbedResult;
+        serialize_u64(u64) -> ProbedResult;
+        serialize_f32(f32) -> ProbedResult;
+        serialize_f64(f64) -> ProbedResult;
+        serialize_char(char) -> ProbedResult;
+        serialize_str(&str) -> ProbedResult;
+        serialize_bytes(&[u8]) -> ProbedResult;
+        serialize_none() -> ProbedResult;
+        serialize_unit() -> ProbedResult;
+        serialize_unit_struct(&'static str) -> ProbedResult;
+        serialize_unit_variant(&'static str, u32, &'static str) -> ProbedResult;
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+}
+
+/// A handler whose runs are spans at debug level: `rpc_request{method, peer}` and an
+/// event with the outcome when it ends. Only when debug logging is on for this crate:
+/// otherwise the handler's future is passed through untouched (no extra allocation).
+struct Traced {
+    method: Arc<str>,
+    inner: Arc<dyn ErasedHandler>,
+}
+
+impl ErasedHandler for Traced {
+    fn call(&self, from: SocketAddr, args: Vec<Value>) -> BoxFuture<'static, HandlerResult> {
+        let span = tracing::debug_span!("rpc_request", method = &*self.method, peer = %from);
+        let fut = {
+            let _in = span.enter();
+            self.inner.call(from, args)
+        };
+        if span.is_disabled() {
+            return fut;
+        }
         async move {
-            let out = fut.await;
-            rmpv::ext::to_value(&out)
-                .map_err(|e| HandlerError(format!("the result does not serialize: {e}")))
+            let result = tracing::Instrument::instrument(fut, span.clone()).await;
+            let outcome = if result.is_ok() { "answered" } else { "failed" };
+            tracing::debug!(parent: &span, outcome, "request handled");
+            result
         }
         .boxed()
     }
@@ -96,6 +242,10 @@ pub(crate) struct Handlers {
 
 impl Handlers {
     pub(crate) fn insert(&self, method: String, handler: Arc<dyn ErasedHandler>) {
+        let handler: Arc<dyn ErasedHandler> = Arc::new(Traced {
+            method: method.as_str().into(),
+            inner: handler,
+        });
         // A poisoned lock only means a panic elsewhere while inserting; the map is intact.
         let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
         table.insert(method, handler);
@@ -138,6 +288,28 @@ mod tests {
     struct Point {
         x: i32,
         y: i32,
+    }
+
+    #[test]
+    fn a_returned_result_is_unwrapped_and_err_means_no_answer() {
+        assert_eq!(typed_answer(&Ok::<i64, String>(2)), Ok(Value::from(2)));
+        let err = typed_answer(&Err::<i64, String>("disk full".into())).unwrap_err();
+        assert!(err.0.contains("disk full"), "{err}");
+        // Everything else keeps its serde form: values, options, other enums.
+        assert_eq!(typed_answer(&2u8), Ok(Value::from(2)));
+        assert_eq!(typed_answer(&Some("x")), Ok(Value::from("x")));
+        assert_eq!(
+            typed_answer(&(1, "a")),
+            Ok(Value::Array(vec![Value::from(1), Value::from("a")]))
+        );
+        #[derive(serde::Serialize)]
+        enum Shape {
+            Circle(u8),
+        }
+        assert_eq!(
+            typed_answer(&Shape::Circle(3)),
+            rmpv::ext::to_value(Shape::Circle(3)).map_err(|_| HandlerError::from("x"))
+        );
     }
 
     #[test]

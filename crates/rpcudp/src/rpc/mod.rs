@@ -4,14 +4,14 @@
 //! A [`Node`] is server and client on one UDP socket, like Python rpcudp's `RPCProtocol`:
 //! it serves the handlers registered on it by method name and calls methods on other
 //! nodes, speaking the `rpcudp` or `storj` dialect byte for byte
-//! (`shared/spec/wire.md`). What the Python peers lack is done by the core and configured
+//! ([docs/wire.md](https://github.com/rpcudp-rs/rpcudp-rs/blob/main/docs/wire.md)). What the Python peers lack is done by the core and configured
 //! through [`NodeConfig::endpoint`]: retries with the same message id, duplicate
 //! suppression, responses accepted only from the address the request went to, and a
 //! bound on everything.
 //!
 //! ```
 //! use rpcudp::rpc::{HandlerError, Node};
-//! use rmpv::Value;
+//! use rpcudp::Value;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,11 +39,17 @@ mod driver;
 mod error;
 mod handler;
 
+pub use crate::udp::BindError;
 pub use error::{CallError, HandlerError};
 pub use rpcudp_proto::rpc::{CallOptions, EndpointConfig, Stats};
+/// Per-source limits and address validation, set in `NodeConfig::endpoint.limits`
+/// (see `SECURITY.md`).
+pub use rpcudp_proto::rpc::{LimitsConfig, ValidationProbe};
 pub use rpcudp_proto::wire::rpc::Dialect;
+pub use rpcudp_proto::wire::value::{DecodeLimits, UnsendableValue};
 
-use driver::{CallCommand, Control, Driver};
+use crate::driver::{Driver, DriverHandle};
+use driver::{CallCommand, Command, NodeApp};
 use handler::Handlers;
 use rmpv::Value;
 use serde::de::DeserializeOwned;
@@ -54,11 +60,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// How a [`Node`] behaves: the core's limits and defaults plus the driver's own knobs.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct NodeConfig {
     /// The sans-IO core's configuration: dialect, size and concurrency limits, duplicate
     /// cache, default call options.
@@ -112,7 +117,8 @@ pub struct NodeStats {
     pub recv_errors: u64,
     /// Requests for a method with no handler (not answered, as the Python peers).
     pub unknown_methods: u64,
-    /// Handlers that returned an error or whose arguments did not match (not answered).
+    /// Handlers that returned an error (a `HandlerError`, or `Err` from a typed handler)
+    /// or whose arguments did not match (not answered).
     pub handler_failures: u64,
     /// Handlers that panicked (not answered; the node goes on).
     pub handler_panics: u64,
@@ -120,6 +126,25 @@ pub struct NodeStats {
     pub handlers_running: usize,
     /// Calls made by this node and not finished yet.
     pub calls_outstanding: usize,
+    /// Requests remembered by the duplicate cache (answered or in progress).
+    pub dedup_entries: usize,
+    /// Bytes of answers held by the duplicate cache.
+    pub dedup_bytes: usize,
+}
+
+/// The `outcome` field of a call's debug log line.
+fn call_outcome(result: &Result<Value, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "answered",
+        Err(CallError::Timeout(_)) => "timed_out",
+        Err(CallError::RequestTooLarge { .. }) => "refused_too_large",
+        Err(CallError::Overloaded { .. }) => "refused_overload",
+        Err(CallError::Decode { .. }) => "undecodable_answer",
+        Err(CallError::Unsendable(_)) => "refused_unsendable",
+        Err(CallError::Encode(_)) => "unencodable_arguments",
+        Err(CallError::Io(_)) => "io_error",
+        Err(CallError::ShutDown) => "shut_down",
+    }
 }
 
 /// One UDP socket that serves registered handlers and makes calls: RPC over UDP,
@@ -176,8 +201,7 @@ struct Inner {
     local_addr: SocketAddr,
     dialect: Dialect,
     default_call: CallOptions,
-    calls_tx: mpsc::Sender<CallCommand>,
-    control_tx: mpsc::UnboundedSender<Control>,
+    driver: DriverHandle<Command>,
     handlers: Handlers,
     stats: Arc<Mutex<NodeStats>>,
     next_ticket: AtomicU64,
@@ -196,14 +220,17 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Binds a node to `addr` (port 0 picks a free port) with the default configuration
     /// (rpcudp dialect, the Python peers' 5 s timeout, no retries).
-    pub async fn bind(addr: SocketAddr) -> io::Result<Node> {
+    ///
+    /// The error says which step failed and with what address (it converts into an
+    /// `io::Error`, so `?` works in a function returning `io::Result`).
+    pub async fn bind(addr: SocketAddr) -> Result<Node, BindError> {
         Node::bind_with(addr, NodeConfig::default()).await
     }
 
     /// Binds a node to `addr` with `config`.
-    pub async fn bind_with(addr: SocketAddr, config: NodeConfig) -> io::Result<Node> {
+    pub async fn bind_with(addr: SocketAddr, config: NodeConfig) -> Result<Node, BindError> {
         let socket = crate::udp::Endpoint::bind(addr).await?;
-        Node::from_endpoint(socket, config)
+        Node::from_endpoint(socket, config).map_err(|source| BindError::Bind { addr, source })
     }
 
     /// Runs a node on an already bound datagram endpoint (for sockets set up with options
@@ -214,27 +241,18 @@ impl Node {
         let dialect = config.endpoint.dialect;
         let default_call = config.endpoint.default_call.clone();
         let core = rpcudp_proto::rpc::Endpoint::new(config.endpoint, seed);
-        let (calls_tx, calls_rx) = mpsc::channel(config.call_queue.max(1));
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
         let handlers = Handlers::default();
         let stats = Arc::new(Mutex::new(NodeStats::default()));
-        let driver = Driver {
-            core,
-            socket,
-            handlers: handlers.clone(),
-            stats: stats.clone(),
-            calls_rx,
-            control_rx,
-            recv_buffer: config.recv_buffer.max(1),
-        };
-        tokio::spawn(driver.run());
+        let app = NodeApp::new(handlers.clone(), stats.clone());
+        let (driver, handle) =
+            Driver::with_recv_buffer(socket, core, app, config.call_queue, config.recv_buffer);
+        tokio::spawn(async move { driver.run().await.finished() });
         Ok(Node {
             inner: Arc::new(Inner {
                 local_addr,
                 dialect,
                 default_call,
-                calls_tx,
-                control_tx,
+                driver: handle,
                 handlers,
                 stats,
                 next_ticket: AtomicU64::new(0),
@@ -265,7 +283,7 @@ impl Node {
     ///
     /// ```
     /// # use rpcudp::rpc::{HandlerError, Node};
-    /// # use rmpv::Value;
+    /// # use rpcudp::Value;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
     /// let node = Node::bind("127.0.0.1:0".parse().unwrap()).await?;
@@ -290,7 +308,23 @@ impl Node {
     /// not fit `A` get no answer (logged, counted in
     /// [`NodeStats::handler_failures`]), as the Python peers behave.
     ///
-    /// Note that serde turns `Vec<u8>` into an array of ints; use `rmpv::Value` (or
+    /// A handler may return a `Result<T, E>` (`T`, `E`: `Serialize`): `Ok(v)` answers
+    /// `v` itself (not serde's enum form), and `Err(e)` sends no answer, logged and
+    /// counted in [`NodeStats::handler_failures`], as when a Python `rpc_*` method
+    /// raises; the caller sees [`CallError::Timeout`].
+    ///
+    /// ```
+    /// # use rpcudp::rpc::Node;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let node = Node::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// node.register_typed("half", |_from, (x,): (i64,)| async move {
+    ///     if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) }
+    /// });
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Note that serde turns `Vec<u8>` into an array of ints; use [`Value`] (or
     /// `serde_bytes`) for MessagePack `bin`.
     pub fn register_typed<F, A, R, Fut>(&self, method: impl Into<String>, handler: F)
     where
@@ -330,6 +364,20 @@ impl Node {
         args: Vec<Value>,
         options: CallOptions,
     ) -> Result<Value, CallError> {
+        // Debug level: a disabled span costs one cached interest check.
+        let span = tracing::debug_span!("rpc_call", method, peer = %to);
+        let result = self.call_inner(to, method, args, options).await;
+        tracing::debug!(parent: &span, outcome = call_outcome(&result), "call finished");
+        result
+    }
+
+    async fn call_inner(
+        &self,
+        to: SocketAddr,
+        method: &str,
+        args: Vec<Value>,
+        options: CallOptions,
+    ) -> Result<Value, CallError> {
         let ticket = self.inner.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let cmd = CallCommand {
@@ -341,14 +389,14 @@ impl Node {
             reply,
         };
         self.inner
-            .calls_tx
-            .send(cmd)
+            .driver
+            .send(Command::Call(cmd))
             .await
             .map_err(|_| CallError::ShutDown)?;
         // If this future is dropped before the answer, the guard tells the driver to
         // forget the call, so its entry does not wait for the timeout.
         let mut guard = CancelOnDrop {
-            control: &self.inner.control_tx,
+            driver: &self.inner.driver,
             ticket,
             armed: true,
         };
@@ -413,8 +461,8 @@ impl Node {
         let grace = self.inner.shutdown_grace;
         if self
             .inner
-            .control_tx
-            .send(Control::Shutdown { grace, done })
+            .driver
+            .send_urgent(Command::Shutdown { grace, done })
             .is_ok()
         {
             // An error means the driver already stopped: that is the goal anyway.
@@ -424,7 +472,7 @@ impl Node {
 }
 
 struct CancelOnDrop<'a> {
-    control: &'a mpsc::UnboundedSender<Control>,
+    driver: &'a DriverHandle<Command>,
     ticket: u64,
     armed: bool,
 }
@@ -432,7 +480,7 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.control.send(Control::Cancel(self.ticket));
+            let _ = self.driver.send_urgent(Command::Cancel(self.ticket));
         }
     }
 }

@@ -15,12 +15,20 @@
 //! through the stack. Only runs of segments up to 1200 bytes (within any link's MTU)
 //! qualify, and the first time the kernel refuses GSO the endpoint stops trying it.
 //!
+//! On a socket bound to a wildcard address (`0.0.0.0`, `::`) whose endpoint was asked
+//! for it ([`Endpoint::enable_local_addr`](super::Endpoint::enable_local_addr)), each
+//! received datagram also carries the local address it was sent to (`IP_PKTINFO`,
+//! `IPV6_PKTINFO` control messages), and each datagram sent may name the local address
+//! to send it from, as quinn-udp does: an answer then leaves from the address that was
+//! called. One system call sends from one source only (a `sendmmsg` shares its control
+//! messages), so batches and GSO runs end where the source changes.
+//!
 //! The oversize rule of [`Endpoint::recv_from`](super::Endpoint::recv_from) holds in a batch too: a datagram longer
 //! than [`Endpoint::max_datagram`](super::Endpoint::max_datagram) or than the batch's slots is dropped and counted in
 //! [`EndpointStats::oversized_dropped`](super::EndpointStats::oversized_dropped), never
 //! handed over truncated (the kernel flags each truncated message with `MSG_TRUNC`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Most datagrams one [`Endpoint::try_send_batch`](super::Endpoint::try_send_batch) hands to the kernel; longer inputs
 /// are sent in part (the return value says how many went).
@@ -63,8 +71,9 @@ pub struct RecvBatch {
     /// Bytes from one slot to the next: `slot_len + 1`, so that a receive can always
     /// offer one byte more than it accepts and tell "fits exactly" from "was cut".
     stride: usize,
-    /// (slot, length, sender) of each datagram kept by the last receive.
-    pub(crate) kept: Vec<(usize, usize, SocketAddr)>,
+    /// (slot, length, sender, local address it came to) of each datagram kept by the
+    /// last receive.
+    pub(crate) kept: Vec<(usize, usize, SocketAddr, Option<IpAddr>)>,
     /// What the system call reported, before the oversize check (reused space).
     pub(crate) raw: Vec<Slot>,
     /// How many datagrams the last receive that found any took: the next one offers
@@ -118,16 +127,28 @@ impl RecvBatch {
 
     /// The `i`-th datagram kept by the last receive, with its sender.
     pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        let &(slot, len, from) = self.kept.get(i)?;
+        let &(slot, len, from, _) = self.kept.get(i)?;
         let start = slot * self.stride;
         Some((&self.storage[start..start + len], from))
     }
 
     /// The datagrams kept by the last receive, in arrival order, with their senders.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], SocketAddr)> + '_ {
-        self.kept.iter().map(move |&(slot, len, from)| {
+        self.kept.iter().map(move |&(slot, len, from, _)| {
             let start = slot * self.stride;
             (&self.storage[start..start + len], from)
+        })
+    }
+
+    /// [`iter`](Self::iter) with the local address each datagram was sent to, when the
+    /// endpoint asks for it ([`Endpoint::enable_local_addr`](super::Endpoint::enable_local_addr),
+    /// Linux); `None` otherwise.
+    pub fn iter_with_local(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (&[u8], SocketAddr, Option<IpAddr>)> + '_ {
+        self.kept.iter().map(move |&(slot, len, from, local)| {
+            let start = slot * self.stride;
+            (&self.storage[start..start + len], from, local)
         })
     }
 }
@@ -141,17 +162,24 @@ pub(crate) struct Slot {
     /// The kernel cut the datagram short: it was longer than the space offered.
     pub(crate) truncated: bool,
     pub(crate) from: Option<SocketAddr>,
+    /// The local address the datagram was sent to, when asked for and reported.
+    pub(crate) local: Option<IpAddr>,
 }
+
+/// One datagram to send: payload, destination, and the local address to send it from
+/// (`None`: the kernel's choice).
+pub(crate) type Outgoing<'a> = (&'a [u8], SocketAddr, Option<IpAddr>);
 
 #[cfg(target_os = "linux")]
 mod sys {
-    use super::{RecvBatch, Slot, SEND_BATCH_MAX};
+    use super::{Outgoing, RecvBatch, Slot, SEND_BATCH_MAX};
+    use nix::libc;
     use nix::sys::socket::{
-        recvmmsg, sendmmsg, sendmsg, sendto, ControlMessage, MsgFlags, MultiHeaders,
-        SockaddrStorage,
+        recvmmsg, sendmmsg, sendmsg, sendto, ControlMessage, ControlMessageOwned, MsgFlags,
+        MultiHeaders, SockaddrStorage,
     };
     use std::io::{self, IoSlice, IoSliceMut};
-    use std::net::SocketAddr;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
     use std::os::fd::{AsRawFd, RawFd};
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -163,19 +191,59 @@ mod sys {
         }
     }
 
+    /// Asks the kernel for each datagram's destination address (`IP_PKTINFO`, or
+    /// `IPV6_RECVPKTINFO`, which on a dual-stack socket covers IPv4 datagrams too, as
+    /// IPv4-mapped addresses).
+    pub(crate) fn enable_pktinfo(socket: &tokio::net::UdpSocket, v6: bool) -> io::Result<()> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        if v6 {
+            setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true)?;
+        } else {
+            setsockopt(socket, sockopt::Ipv4PacketInfo, &true)?;
+        }
+        Ok(())
+    }
+
+    /// The local address a received datagram was sent to, from its control messages.
+    /// For IPv4 the kernel's `ipi_spec_dst` (the local address it would answer from: the
+    /// destination itself for unicast, an interface address for a broadcast); a
+    /// multicast destination is no address to answer from, so `None`.
+    fn local_of(msg: &nix::sys::socket::RecvMsg<'_, '_, SockaddrStorage>) -> Option<IpAddr> {
+        // A truncated control buffer (MSG_CTRUNC) reads as "unknown".
+        for cmsg in msg.cmsgs().ok()? {
+            match cmsg {
+                ControlMessageOwned::Ipv4PacketInfo(info) => {
+                    let ip = Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr));
+                    return (!ip.is_unspecified() && !ip.is_multicast()).then_some(ip.into());
+                }
+                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                    let ip = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                    let v4 = ip.to_ipv4_mapped();
+                    let unicast = !ip.is_multicast() && v4.is_none_or(|v4| !v4.is_multicast());
+                    return unicast.then_some(ip.into());
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// One `recvmmsg` into the first `window` bytes of each slot of `batch` (`window` at
-    /// most the slot length).
+    /// most the slot length); with `pktinfo`, each slot's local address too.
     pub(crate) fn recv(
         socket: &tokio::net::UdpSocket,
         batch: &mut RecvBatch,
         window: usize,
+        pktinfo: bool,
         out: &mut Vec<Slot>,
     ) -> io::Result<()> {
         let fd: RawFd = socket.as_raw_fd();
         let slots = batch.offer();
         // The headers hold raw pointers (not `Send`), so they live for one call only:
-        // a driver keeps its batch across awaits. Two small allocations per system call.
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slots, None);
+        // a driver keeps its batch across awaits. Two small allocations per system call
+        // (three with control-message space).
+        let cmsg = pktinfo.then(|| nix::cmsg_space!(libc::in6_pktinfo, libc::in_pktinfo));
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slots, cmsg);
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> = batch
             .storage
             .chunks_mut(batch.stride)
@@ -195,38 +263,98 @@ mod sys {
                 len: msg.bytes,
                 truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
                 from: msg.address.as_ref().and_then(to_std),
+                local: if pktinfo { local_of(&msg) } else { None },
             });
         }
         Ok(())
     }
 
+    /// The control message that makes a datagram leave from `source`, in the form the
+    /// socket's family takes (an IPv6 socket sends IPv4 from an IPv4-mapped address).
+    enum Source {
+        None,
+        V4(libc::in_pktinfo),
+        V6(libc::in6_pktinfo),
+    }
+
+    impl Source {
+        fn new(source: Option<IpAddr>, v6_socket: bool) -> Source {
+            match (source, v6_socket) {
+                (None, _) => Source::None,
+                (Some(IpAddr::V4(ip)), false) => Source::V4(libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(ip).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                }),
+                (Some(ip), true) => {
+                    let ip = match ip {
+                        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                        IpAddr::V6(v6) => v6,
+                    };
+                    Source::V6(libc::in6_pktinfo {
+                        ipi6_addr: libc::in6_addr {
+                            s6_addr: ip.octets(),
+                        },
+                        ipi6_ifindex: 0,
+                    })
+                }
+                // An IPv6 source on an IPv4 socket cannot be: the kernel chooses.
+                (Some(IpAddr::V6(_)), false) => Source::None,
+            }
+        }
+
+        fn cmsg(&self) -> Option<ControlMessage<'_>> {
+            match self {
+                Source::None => None,
+                Source::V4(info) => Some(ControlMessage::Ipv4PacketInfo(info)),
+                Source::V6(info) => Some(ControlMessage::Ipv6PacketInfo(info)),
+            }
+        }
+
+        /// Control-message space for one header of a `sendmmsg`: exactly what the
+        /// message takes (the kernel rejects a buffer with room left over).
+        fn space(&self) -> Option<Vec<u8>> {
+            match self {
+                Source::None => None,
+                Source::V4(_) => Some(nix::cmsg_space!(libc::in_pktinfo)),
+                Source::V6(_) => Some(nix::cmsg_space!(libc::in6_pktinfo)),
+            }
+        }
+    }
+
     /// Sends a prefix of up to [`SEND_BATCH_MAX`] datagrams in one system call and
-    /// returns how many went: a run of equal-size datagrams to one destination as one
-    /// UDP GSO `sendmsg` (while `gso` holds), else every datagram up to the next such run
-    /// in one `sendmmsg`.
+    /// returns how many went: a run of equal-size datagrams to one destination from one
+    /// source as one UDP GSO `sendmsg` (while `gso` holds), else every datagram up to
+    /// the next such run, or to the next change of source, in one `sendmmsg`.
     pub(crate) fn send<'a>(
         socket: &tokio::net::UdpSocket,
         gso: &AtomicBool,
-        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
+        v6_socket: bool,
+        datagrams: impl IntoIterator<Item = Outgoing<'a>>,
     ) -> io::Result<usize> {
         let fd: RawFd = socket.as_raw_fd();
-        let items: Vec<(&'a [u8], SocketAddr)> =
-            datagrams.into_iter().take(SEND_BATCH_MAX).collect();
-        if items.is_empty() {
+        let mut items: Vec<Outgoing<'a>> = datagrams.into_iter().take(SEND_BATCH_MAX).collect();
+        let Some(&(_, _, source)) = items.first() else {
             return Ok(0);
-        }
+        };
+        // One source per system call.
+        let same = items.iter().take_while(|i| i.2 == source).count();
+        items.truncate(same);
+        let source = Source::new(source, v6_socket);
         let use_gso = gso.load(Ordering::Relaxed);
         if use_gso {
             let run = gso_run(&items);
             if run >= 2 {
-                match send_gso(fd, &items[..run]) {
+                match send_gso(fd, &items[..run], &source) {
                     Ok(()) => return Ok(run),
                     Err(e) if gso_refused(&e) => {
                         // Either this kernel or device cannot segment (too old, no
                         // checksum offload on the route's device), or the destination
                         // itself is bad (EINVAL too). Sent one by one, the run tells:
                         // if that works, GSO was the problem, and is not tried again.
-                        let sent = send_each(fd, &items[..run]);
+                        let sent = send_each(fd, &items[..run], &source);
                         if sent.is_ok() {
                             tracing::debug!("UDP GSO refused ({e}); sending one by one");
                             gso.store(false, Ordering::Relaxed);
@@ -240,9 +368,9 @@ mod sys {
             let end = (1..items.len())
                 .find(|&i| gso_run(&items[i..]) >= 2)
                 .unwrap_or(items.len());
-            return send_each(fd, &items[..end]);
+            return send_each(fd, &items[..end], &source);
         }
-        send_each(fd, &items)
+        send_each(fd, &items, &source)
     }
 
     /// Largest segment sent with GSO: every segment must fit the route's MTU, which is
@@ -253,9 +381,10 @@ mod sys {
     const GSO_MAX_SEGMENTS: usize = 64;
 
     /// How many datagrams at the head of `items` can go as one GSO send: same
-    /// destination, same size (a last shorter one ends the run), within the limits.
-    pub(super) fn gso_run(items: &[(&[u8], SocketAddr)]) -> usize {
-        let Some(&(first, to)) = items.first() else {
+    /// destination and source, same size (a last shorter one ends the run), within the
+    /// limits.
+    pub(super) fn gso_run(items: &[Outgoing<'_>]) -> usize {
+        let Some(&(first, to, from)) = items.first() else {
             return 0;
         };
         let size = first.len();
@@ -263,8 +392,13 @@ mod sys {
             return 1;
         }
         let mut n = 1;
-        for &(payload, dest) in &items[1..] {
-            if n == GSO_MAX_SEGMENTS || dest != to || payload.is_empty() || payload.len() > size {
+        for &(payload, dest, source) in &items[1..] {
+            if n == GSO_MAX_SEGMENTS
+                || dest != to
+                || source != from
+                || payload.is_empty()
+                || payload.len() > size
+            {
                 break;
             }
             n += 1;
@@ -299,41 +433,47 @@ mod sys {
 
     /// One `sendmsg` of a run from [`gso_run`]: the kernel cuts the payloads (one iovec
     /// each, no copy) into datagrams of the first one's size. All or nothing.
-    fn send_gso(fd: RawFd, run: &[(&[u8], SocketAddr)]) -> io::Result<()> {
-        let iovs: Vec<IoSlice<'_>> = run.iter().map(|(p, _)| IoSlice::new(p)).collect();
+    fn send_gso(fd: RawFd, run: &[Outgoing<'_>], source: &Source) -> io::Result<()> {
+        let iovs: Vec<IoSlice<'_>> = run.iter().map(|(p, _, _)| IoSlice::new(p)).collect();
         let segment = run[0].0.len() as u16; // at most GSO_MAX_SEGMENT
         let to = SockaddrStorage::from(run[0].1);
-        sendmsg(
-            fd,
-            &iovs,
-            &[ControlMessage::UdpGsoSegments(&segment)],
-            MsgFlags::MSG_DONTWAIT,
-            Some(&to),
-        )?;
+        let mut cmsgs = vec![ControlMessage::UdpGsoSegments(&segment)];
+        cmsgs.extend(source.cmsg());
+        sendmsg(fd, &iovs, &cmsgs, MsgFlags::MSG_DONTWAIT, Some(&to))?;
         Ok(())
     }
 
-    /// One `sendmmsg` of `items` (one `sendto` for a lone datagram, which needs no
-    /// headers built): how many the kernel took (a prefix).
-    fn send_each(fd: RawFd, items: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
-        if let [(payload, to)] = items {
+    /// One `sendmmsg` of `items`, all from `source` (one `sendto`, or `sendmsg` with a
+    /// source, for a lone datagram, which needs no headers built): how many the kernel
+    /// took (a prefix).
+    fn send_each(fd: RawFd, items: &[Outgoing<'_>], source: &Source) -> io::Result<usize> {
+        if let [(payload, to, _)] = items {
             let to = SockaddrStorage::from(*to);
-            sendto(fd, payload, &to, MsgFlags::MSG_DONTWAIT)?;
+            match source.cmsg() {
+                None => sendto(fd, payload, &to, MsgFlags::MSG_DONTWAIT)?,
+                Some(cmsg) => sendmsg(
+                    fd,
+                    &[IoSlice::new(payload)],
+                    &[cmsg],
+                    MsgFlags::MSG_DONTWAIT,
+                    Some(&to),
+                )?,
+            };
             return Ok(1);
         }
-        let iovs: Vec<[IoSlice<'_>; 1]> = items.iter().map(|(p, _)| [IoSlice::new(p)]).collect();
+        let iovs: Vec<[IoSlice<'_>; 1]> = items.iter().map(|(p, _, _)| [IoSlice::new(p)]).collect();
         let addrs: Vec<Option<SockaddrStorage>> = items
             .iter()
-            .map(|&(_, to)| Some(SockaddrStorage::from(to)))
+            .map(|&(_, to, _)| Some(SockaddrStorage::from(to)))
             .collect();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
-        let no_cmsgs: [ControlMessage<'_>; 0] = [];
+        let cmsgs: Vec<ControlMessage<'_>> = source.cmsg().into_iter().collect();
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), source.space());
         let sent = sendmmsg(
             fd,
             &mut headers,
             iovs.iter(),
             &addrs,
-            no_cmsgs,
+            &cmsgs,
             MsgFlags::MSG_DONTWAIT,
         )?;
         Ok(sent.count())
@@ -342,15 +482,15 @@ mod sys {
 
 #[cfg(not(target_os = "linux"))]
 mod sys {
-    use super::{RecvBatch, Slot, SEND_BATCH_MAX};
+    use super::{Outgoing, RecvBatch, Slot, SEND_BATCH_MAX};
     use std::io;
-    use std::net::SocketAddr;
 
     /// The portable fallback: one `recv_from` per slot until the queue is empty.
     pub(crate) fn recv(
         socket: &tokio::net::UdpSocket,
         batch: &mut RecvBatch,
         window: usize,
+        _pktinfo: bool,
         out: &mut Vec<Slot>,
     ) -> io::Result<()> {
         let stride = batch.stride;
@@ -364,6 +504,7 @@ mod sys {
                     len: n,
                     truncated: false,
                     from: Some(from),
+                    local: None,
                 }),
                 Err(e) if out.is_empty() => return Err(e),
                 Err(_) => break,
@@ -372,15 +513,26 @@ mod sys {
         Ok(())
     }
 
+    /// No destination addresses are asked for here: answers leave from the kernel's
+    /// choice of source.
+    pub(crate) fn enable_pktinfo(_socket: &tokio::net::UdpSocket, _v6: bool) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "destination addresses (IP_PKTINFO) are read on Linux only",
+        ))
+    }
+
     /// The portable fallback: one `send_to` per datagram, stopping at the first failure
-    /// (reported only when nothing was sent, as `sendmmsg` does).
+    /// (reported only when nothing was sent, as `sendmmsg` does). The source is the
+    /// kernel's choice.
     pub(crate) fn send<'a>(
         socket: &tokio::net::UdpSocket,
         _gso: &std::sync::atomic::AtomicBool,
-        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
+        _v6_socket: bool,
+        datagrams: impl IntoIterator<Item = Outgoing<'a>>,
     ) -> io::Result<usize> {
         let mut sent = 0;
-        for (payload, to) in datagrams.into_iter().take(SEND_BATCH_MAX) {
+        for (payload, to, _) in datagrams.into_iter().take(SEND_BATCH_MAX) {
             match socket.try_send_to(payload, to) {
                 Ok(_) => sent += 1,
                 Err(e) if sent == 0 => return Err(e),
@@ -391,7 +543,7 @@ mod sys {
     }
 }
 
-pub(crate) use sys::{recv as sys_recv, send as sys_send};
+pub(crate) use sys::{enable_pktinfo as sys_enable_pktinfo, recv as sys_recv, send as sys_send};
 
 #[cfg(test)]
 mod offer_tests {
@@ -416,37 +568,68 @@ mod offer_tests {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::sys::gso_run;
-    use std::net::SocketAddr;
+    use std::net::{IpAddr, SocketAddr};
 
     fn at(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn from(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([127, 0, 0, last]))
     }
 
     #[test]
     fn a_gso_run_is_equal_sizes_to_one_destination_ended_by_a_shorter_one() {
         let (a, b, c) = ([1u8; 10], [2u8; 10], [3u8; 4]);
         let items = [
-            (&a[..], at(1)),
-            (&b[..], at(1)),
-            (&c[..], at(1)),
-            (&a[..], at(1)),
+            (&a[..], at(1), None),
+            (&b[..], at(1), None),
+            (&c[..], at(1), None),
+            (&a[..], at(1), None),
         ];
         assert_eq!(gso_run(&items), 3, "the shorter one is the last of the run");
-        let items = [(&a[..], at(1)), (&b[..], at(2)), (&c[..], at(1))];
+        let items = [
+            (&a[..], at(1), None),
+            (&b[..], at(2), None),
+            (&c[..], at(1), None),
+        ];
         assert_eq!(gso_run(&items), 1, "another destination ends it");
-        let items = [(&c[..], at(1)), (&a[..], at(1))];
+        let items = [(&c[..], at(1), None), (&a[..], at(1), None)];
         assert_eq!(gso_run(&items), 1, "a longer one ends it");
         assert_eq!(gso_run(&[]), 0);
     }
 
     #[test]
+    fn a_gso_run_is_one_source_too() {
+        let a = [1u8; 10];
+        let items = [
+            (&a[..], at(1), from(2)),
+            (&a[..], at(1), from(2)),
+            (&a[..], at(1), from(3)),
+        ];
+        assert_eq!(gso_run(&items), 2, "another source ends it");
+        let items = [(&a[..], at(1), None), (&a[..], at(1), from(2))];
+        assert_eq!(
+            gso_run(&items),
+            1,
+            "a named source is not the kernel's choice"
+        );
+    }
+
+    #[test]
     fn a_gso_run_excludes_large_or_empty_segments_and_stops_at_64() {
         let big = [0u8; 1201];
-        assert_eq!(gso_run(&[(&big[..], at(1)), (&big[..], at(1))]), 1);
+        assert_eq!(
+            gso_run(&[(&big[..], at(1), None), (&big[..], at(1), None)]),
+            1
+        );
         let empty: [u8; 0] = [];
-        assert_eq!(gso_run(&[(&empty[..], at(1)), (&empty[..], at(1))]), 1);
+        assert_eq!(
+            gso_run(&[(&empty[..], at(1), None), (&empty[..], at(1), None)]),
+            1
+        );
         let small = [0u8; 1200];
-        let many = vec![(&small[..], at(1)); 100];
+        let many = vec![(&small[..], at(1), None); 100];
         assert_eq!(gso_run(&many), 64);
     }
 }

@@ -1,14 +1,13 @@
-//! [`EndpointConfig`]: every option that must be set before a socket is bound.
+//! [`SocketConfig`]: every option that must be set before a socket is bound.
 
 use super::endpoint::Endpoint;
 use std::io;
 use std::net::SocketAddr;
 
-/// The largest UDP payload that fits an IPv6 datagram without jumbograms (65,535 minus
-/// the 8-byte UDP header; IPv4 tops out lower, at 65,507). The default
-/// [`EndpointConfig::max_datagram`], so by default nothing a real network can deliver is
-/// ever dropped as oversized.
-pub const MAX_UDP_PAYLOAD: usize = 65_527;
+/// The largest UDP payload any IP datagram can carry (65,527; IPv4 tops out lower, at
+/// 65,507). The default [`SocketConfig::max_datagram`], so by default nothing a real
+/// network can deliver is ever dropped as oversized. (The core's constant, re-exported.)
+pub use rpcudp_proto::wire::MAX_UDP_PAYLOAD;
 
 /// How an IPv6 socket treats IPv4 traffic (`IPV6_V6ONLY`). Ignored for IPv4 addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,7 +22,8 @@ pub enum IpStack {
     V6Only,
 }
 
-/// Why [`EndpointConfig::bind`] failed. Each variant names the step that failed.
+/// Why [`Endpoint::bind`] / [`Endpoint::bind_with`] failed. Each variant names the step
+/// that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     /// The operating system refused to create a UDP socket (out of descriptors, or no
@@ -53,9 +53,17 @@ pub enum BindError {
         /// The OS error.
         source: io::Error,
     },
-    /// The configuration contradicts itself (for instance `max_datagram(0)`).
+    /// The configuration contradicts itself (for instance `max_datagram: 0`).
     #[error("invalid UDP endpoint configuration: {0}")]
     Invalid(&'static str),
+}
+
+// `Dht::bind` binds its RPC node with `?`; it reports a failed bind as the I/O error it
+// is (kept here, beside the io::Error conversion, so the DHT module need not change).
+impl From<BindError> for crate::kad::DhtError {
+    fn from(e: BindError) -> Self {
+        io::Error::from(e).into()
+    }
 }
 
 impl From<BindError> for io::Error {
@@ -70,42 +78,54 @@ impl From<BindError> for io::Error {
     }
 }
 
-/// The options of a datagram endpoint, applied in order before binding (the
-/// equivalent of `listenUDP(port, protocol, interface, maxPacketSize)` and
-/// `listenMulticast(..., listenMultiple=True)`).
+/// The options of a datagram socket, applied before binding (the equivalent of
+/// `listenUDP(port, protocol, interface, maxPacketSize)` and
+/// `listenMulticast(..., listenMultiple=True)`). A plain struct: set the fields you need
+/// and take the rest from [`Default`], then [`Endpoint::bind_with`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use rpcudp::udp::{EndpointConfig, IpStack};
-/// let endpoint = EndpointConfig::new("[::1]:0".parse()?)
-///     .ip_stack(IpStack::V6Only)
-///     .reuse_address(true)
-///     .recv_buffer_size(1 << 20)
-///     .max_datagram(1500)
-///     .bind()
-///     .await?;
+/// use rpcudp::udp::{Endpoint, IpStack, SocketConfig};
+/// let config = SocketConfig {
+///     ip_stack: IpStack::V6Only,
+///     reuse_address: true,
+///     recv_buffer_size: Some(1 << 20),
+///     max_datagram: 1500,
+///     ..SocketConfig::default()
+/// };
+/// let endpoint = Endpoint::bind_with("[::1]:0".parse()?, config).await?;
 /// assert!(endpoint.local_addr()?.is_ipv6());
 /// assert_eq!(endpoint.max_datagram(), 1500);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
-pub struct EndpointConfig {
-    pub(crate) addr: SocketAddr,
-    pub(crate) ip_stack: IpStack,
-    pub(crate) reuse_address: bool,
-    pub(crate) reuse_port: bool,
-    pub(crate) broadcast: bool,
-    pub(crate) recv_buffer_size: Option<usize>,
-    pub(crate) send_buffer_size: Option<usize>,
-    pub(crate) max_datagram: usize,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketConfig {
+    /// Dual-stack or IPv6-only, for IPv6 addresses (default: the system's choice).
+    pub ip_stack: IpStack,
+    /// `SO_REUSEADDR`: lets several sockets bind the same port (default off).
+    pub reuse_address: bool,
+    /// `SO_REUSEPORT` where the system has it (default off). Ignored elsewhere.
+    pub reuse_port: bool,
+    /// `SO_BROADCAST`: allow sending to broadcast addresses (default off). Can also be
+    /// changed later with [`Endpoint::set_broadcast`].
+    pub broadcast: bool,
+    /// `SO_RCVBUF` in bytes (the kernel may double or cap it); `None` (default): the
+    /// system's.
+    pub recv_buffer_size: Option<usize>,
+    /// `SO_SNDBUF` in bytes (the kernel may double or cap it); `None` (default): the
+    /// system's.
+    pub send_buffer_size: Option<usize>,
+    /// The largest datagram accepted, in bytes, 1 to 65,535 (default
+    /// [`MAX_UDP_PAYLOAD`]). A larger datagram is dropped and counted in
+    /// [`EndpointStats::oversized_dropped`](super::EndpointStats), never handed over
+    /// truncated.
+    pub max_datagram: usize,
 }
 
-impl EndpointConfig {
-    /// Options for a socket bound to `addr` (port 0: any free port), all defaults.
-    pub fn new(addr: SocketAddr) -> Self {
-        EndpointConfig {
-            addr,
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig {
             ip_stack: IpStack::SystemDefault,
             reuse_address: false,
             reuse_port: false,
@@ -115,74 +135,27 @@ impl EndpointConfig {
             max_datagram: MAX_UDP_PAYLOAD,
         }
     }
+}
 
-    /// Dual-stack or IPv6-only, for IPv6 addresses (default: the system's choice).
-    pub fn ip_stack(mut self, stack: IpStack) -> Self {
-        self.ip_stack = stack;
-        self
+impl SocketConfig {
+    /// Twisted's `listenMultiple=True`: the defaults plus `SO_REUSEADDR` and
+    /// `SO_REUSEPORT` (where it exists), so several multicast listeners on one host share
+    /// a port. Each of them gets a copy of every multicast datagram.
+    pub fn listen_multiple() -> Self {
+        SocketConfig {
+            reuse_address: true,
+            reuse_port: true,
+            ..SocketConfig::default()
+        }
     }
 
-    /// `SO_REUSEADDR`: lets several sockets bind the same port (default off).
-    pub fn reuse_address(mut self, on: bool) -> Self {
-        self.reuse_address = on;
-        self
-    }
-
-    /// `SO_REUSEPORT` where the system has it (default off). Ignored elsewhere.
-    pub fn reuse_port(mut self, on: bool) -> Self {
-        self.reuse_port = on;
-        self
-    }
-
-    /// Twisted's `listenMultiple=True`: `SO_REUSEADDR` plus `SO_REUSEPORT` where it
-    /// exists, so several multicast listeners on one host share a port. Each of them
-    /// gets a copy of every multicast datagram.
-    pub fn listen_multiple(self, on: bool) -> Self {
-        self.reuse_address(on).reuse_port(on)
-    }
-
-    /// `SO_BROADCAST`: allow sending to broadcast addresses (default off). Can also be
-    /// changed later with [`Endpoint::set_broadcast`].
-    pub fn broadcast(mut self, on: bool) -> Self {
-        self.broadcast = on;
-        self
-    }
-
-    /// `SO_RCVBUF` in bytes (the kernel may double or cap it).
-    pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
-        self.recv_buffer_size = Some(bytes);
-        self
-    }
-
-    /// `SO_SNDBUF` in bytes (the kernel may double or cap it).
-    pub fn send_buffer_size(mut self, bytes: usize) -> Self {
-        self.send_buffer_size = Some(bytes);
-        self
-    }
-
-    /// The largest datagram accepted, in bytes (default [`MAX_UDP_PAYLOAD`]). A larger
-    /// datagram is dropped and counted in [`EndpointStats::oversized_dropped`](super::EndpointStats),
-    /// never handed over truncated.
-    pub fn max_datagram(mut self, bytes: usize) -> Self {
-        self.max_datagram = bytes;
-        self
-    }
-
-    /// Creates the socket, applies the options, binds it and registers it with tokio.
-    ///
-    /// Must run inside a tokio runtime.
-    pub async fn bind(self) -> Result<Endpoint, BindError> {
-        // Binding a UDP socket never blocks, so this is async only to keep the door open
-        // for options that would (and to match tokio's `UdpSocket::bind`).
-        self.bind_now()
-    }
-
-    fn bind_now(self) -> Result<Endpoint, BindError> {
+    /// Creates the socket, applies the options, binds it to `addr` (port 0: any free
+    /// port) and registers it with tokio. Must run inside a tokio runtime.
+    pub(crate) fn bind_now(self, addr: SocketAddr) -> Result<Endpoint, BindError> {
         use socket2::{Domain, Protocol, Socket, Type};
         if self.max_datagram == 0 || self.max_datagram > 65_535 {
             return Err(BindError::Invalid("max_datagram must be 1..=65535"));
         }
-        let addr = self.addr;
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
             .map_err(|source| BindError::Socket { addr, source })?;
         let opt = |option: &'static str| move |source| BindError::SetOption { option, source };

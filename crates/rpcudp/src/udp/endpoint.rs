@@ -1,10 +1,10 @@
 //! [`Endpoint`]: a bound UDP socket with oversize detection and counters.
 
 use super::batch::{self, RecvBatch};
-use super::config::{EndpointConfig, MAX_UDP_PAYLOAD};
+use super::config::{BindError, SocketConfig, MAX_UDP_PAYLOAD};
 use bytes::Bytes;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::Interest;
@@ -58,7 +58,7 @@ pub struct EndpointStats {
 /// A bound UDP socket: the equivalent of Twisted's UDP port and its transport.
 ///
 /// Method kinds:
-/// - create: [`bind`](Self::bind), [`EndpointConfig::bind`] (every option), or adopt an
+/// - create: [`bind`](Self::bind), [`bind_with`](Self::bind_with) (every option), or adopt an
 ///   existing socket with [`from_std`](Self::from_std) / [`from_fd`](Self::from_fd);
 /// - unconnected traffic: [`send_to`](Self::send_to), [`recv_from`](Self::recv_from),
 ///   [`recv_datagram`](Self::recv_datagram), the stream [`datagrams`](Self::datagrams);
@@ -100,23 +100,69 @@ pub struct Endpoint {
     /// Whether [`try_send_batch`](Self::try_send_batch) may still use UDP GSO; turned
     /// off for good the first time the kernel refuses it.
     gso: AtomicBool,
+    /// Whether receives ask for each datagram's local address (IP_PKTINFO); set by
+    /// [`enable_local_addr`](Self::enable_local_addr).
+    pktinfo: AtomicBool,
+    /// The socket's family is IPv6 (its control messages are the IPv6 ones).
+    v6: bool,
 }
 
 impl Endpoint {
     /// Binds a UDP socket to `addr` (port 0 picks any free port) with default options.
-    /// See [`EndpointConfig`] for the rest.
-    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Ok(EndpointConfig::new(addr).bind().await?)
+    pub async fn bind(addr: SocketAddr) -> Result<Self, BindError> {
+        Endpoint::bind_with(addr, SocketConfig::default()).await
+    }
+
+    /// Binds a UDP socket to `addr` with the options of `config`, applied before the bind.
+    pub async fn bind_with(addr: SocketAddr, config: SocketConfig) -> Result<Self, BindError> {
+        // Binding a UDP socket never blocks, so this is async only to keep the door open
+        // for options that would (and to match tokio's `UdpSocket::bind`).
+        config.bind_now(addr)
     }
 
     pub(crate) fn from_tokio(socket: tokio::net::UdpSocket, max_datagram: usize) -> Self {
+        let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
         Endpoint {
             socket,
             max_datagram,
             counters: Arc::new(Counters::default()),
             scratch: Mutex::new(Vec::new()),
             gso: AtomicBool::new(true),
+            pktinfo: AtomicBool::new(false),
+            v6,
         }
+    }
+
+    /// On a socket bound to a wildcard address (`0.0.0.0`, `::`): asks the kernel for
+    /// the local address each datagram was sent to (`IP_PKTINFO` / `IPV6_RECVPKTINFO`),
+    /// which [`RecvBatch::iter_with_local`] then yields, so that an answer can leave
+    /// from the address that was called ([`try_send_batch_from`](Self::try_send_batch_from)).
+    /// Without it, a server bound to `0.0.0.0` and called on 127.0.0.2 answers from
+    /// the kernel's choice of source, and the caller, which accepts answers only from
+    /// the address it called, drops them.
+    ///
+    /// Returns whether it is on. A socket bound to one address needs nothing (it always
+    /// receives on and sends from that address): `Ok(false)`. Linux only (elsewhere an
+    /// `Unsupported` error for a wildcard-bound socket).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let one = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// assert!(!one.enable_local_addr()?);
+    /// # #[cfg(target_os = "linux")] {
+    /// let any = rpcudp::udp::Endpoint::bind("0.0.0.0:0".parse().unwrap()).await?;
+    /// assert!(any.enable_local_addr()?);
+    /// # }
+    /// # Ok(()) }
+    /// ```
+    pub fn enable_local_addr(&self) -> io::Result<bool> {
+        if !self.local_addr()?.ip().is_unspecified() {
+            return Ok(false);
+        }
+        batch::sys_enable_pktinfo(&self.socket, self.v6)?;
+        self.pktinfo.store(true, Ordering::Relaxed);
+        Ok(true)
     }
 
     pub(crate) fn counters(&self) -> &Arc<Counters> {
@@ -150,10 +196,39 @@ impl Endpoint {
     }
 
     /// Sends one datagram to `target`.
+    ///
+    /// Sending to a broadcast address (`255.255.255.255`, a subnet's broadcast such as
+    /// `127.255.255.255`) needs [`set_broadcast(true)`](Self::set_broadcast) first; without
+    /// it the kernel refuses and the error (kind [`io::ErrorKind::PermissionDenied`]) says
+    /// so.
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        let n = self.socket.send_to(buf, target).await?;
+        let n = self
+            .socket
+            .send_to(buf, target)
+            .await
+            .map_err(|e| self.explain_send_error(e, target))?;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// The kernel refuses a datagram to a broadcast address with a bare EACCES when
+    /// `SO_BROADCAST` is off; name the address and the remedy instead.
+    fn explain_send_error(&self, e: io::Error, target: SocketAddr) -> io::Error {
+        if e.kind() == io::ErrorKind::PermissionDenied
+            && target.is_ipv4()
+            && matches!(self.socket.broadcast(), Ok(false))
+        {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "sending to {target} was refused ({e}); if it is a broadcast address, \
+                     allow broadcasting first: Endpoint::set_broadcast(true), or \
+                     `broadcast: true` in its SocketConfig"
+                ),
+            )
+        } else {
+            e
+        }
     }
 
     /// Receives one datagram into `buf`, returning its length and sender.
@@ -258,6 +333,7 @@ impl Endpoint {
     /// and the others of the same batch are kept. See [`RecvBatch`] for an example.
     pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         let window = self.max_datagram.min(batch.slot_len());
+        let pktinfo = self.pktinfo.load(Ordering::Relaxed);
         let mut raw = std::mem::take(&mut batch.raw);
         batch.kept.clear();
         // Each turn that keeps nothing consumed at least one oversized datagram, so this
@@ -265,7 +341,7 @@ impl Endpoint {
         let result = loop {
             raw.clear();
             let got = self.socket.try_io(Interest::READABLE, || {
-                batch::sys_recv(&self.socket, batch, window, &mut raw)
+                batch::sys_recv(&self.socket, batch, window, pktinfo, &mut raw)
             });
             if let Err(e) = got {
                 self.count_error(&e);
@@ -280,7 +356,7 @@ impl Endpoint {
                 if s.truncated || s.len > window {
                     self.count_oversized(s.len, window, from);
                 } else {
-                    batch.kept.push((s.slot, s.len, from));
+                    batch.kept.push((s.slot, s.len, from, s.local));
                 }
             }
             if !raw.is_empty() {
@@ -332,12 +408,26 @@ impl Endpoint {
         &self,
         datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
     ) -> io::Result<usize> {
+        self.try_send_batch_from(datagrams.into_iter().map(|(p, to)| (p, to, None)))
+    }
+
+    /// [`try_send_batch`](Self::try_send_batch) with the local address to send each
+    /// datagram from (`None`: the kernel's choice), for a socket bound to a wildcard
+    /// address that answers from the address it was called on (see
+    /// [`enable_local_addr`](Self::enable_local_addr); Linux, elsewhere the source is
+    /// ignored). One system call sends from one source, so a batch also stops where
+    /// the source changes.
+    pub fn try_send_batch_from<'a>(
+        &self,
+        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr, Option<IpAddr>)>,
+    ) -> io::Result<usize> {
         let mut datagrams = Some(datagrams);
         let result = self.socket.try_io(Interest::WRITABLE, || {
             // `try_io` runs this once; the `Option` only lets the iterator move in.
             batch::sys_send(
                 &self.socket,
                 &self.gso,
+                self.v6,
                 datagrams.take().into_iter().flatten(),
             )
         });
@@ -431,7 +521,13 @@ impl Endpoint {
 
     /// Sends one datagram to the connected peer.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let result = self.socket.send(buf).await;
+        let result = match self.socket.send(buf).await {
+            Err(e) => match self.socket.peer_addr() {
+                Ok(peer) => Err(self.explain_send_error(e, peer)),
+                Err(_) => Err(e),
+            },
+            ok => ok,
+        };
         match &result {
             Ok(_) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);

@@ -5,8 +5,8 @@
 //!
 //! | Twisted | here |
 //! | --- | --- |
-//! | `reactor.listenUDP(port, proto, interface)` | [`Endpoint::bind`] / [`EndpointConfig`], then [`listen`] |
-//! | `reactor.listenMulticast(port, proto, listenMultiple=True)` | [`EndpointConfig::listen_multiple`] |
+//! | `reactor.listenUDP(port, proto, interface)` | [`Endpoint::bind`] / [`Endpoint::bind_with`] and a [`SocketConfig`], then [`listen`] |
+//! | `reactor.listenMulticast(port, proto, listenMultiple=True)` | [`SocketConfig::listen_multiple`] |
 //! | `reactor.adoptDatagramPort(fd, family, proto)` | [`Endpoint::from_fd`], [`Endpoint::from_std`] |
 //! | `DatagramProtocol` (`startProtocol`, `datagramReceived`, `connectionRefused`, `stopProtocol`) | [`DatagramHandler`] |
 //! | `transport.write(data, addr)` | [`Endpoint::send_to`] |
@@ -35,7 +35,9 @@ mod resolve;
 mod stream;
 
 pub use batch::{RecvBatch, SEND_BATCH_MAX};
-pub use config::{BindError, EndpointConfig, IpStack, MAX_UDP_PAYLOAD};
+/// The byte buffer [`Endpoint::recv_datagram`] and [`Datagrams`] hand out.
+pub use bytes::Bytes;
+pub use config::{BindError, IpStack, SocketConfig, MAX_UDP_PAYLOAD};
 pub use endpoint::{is_connection_refused, Endpoint, EndpointStats, BROADCAST};
 pub use handler::{listen, DatagramHandler, Listening, RunError, StopHandle, Transport};
 pub use multicast::{is_link_local_multicast_v6, Interface, InterfaceError};

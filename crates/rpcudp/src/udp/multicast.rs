@@ -117,8 +117,8 @@ impl Endpoint {
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use rpcudp::udp::{EndpointConfig, Interface};
-    /// let ep = EndpointConfig::new("0.0.0.0:8005".parse()?).listen_multiple(true).bind().await?;
+    /// use rpcudp::udp::{Endpoint, Interface, SocketConfig};
+    /// let ep = Endpoint::bind_with("0.0.0.0:8005".parse()?, SocketConfig::listen_multiple()).await?;
     /// ep.join_multicast("228.0.0.5".parse()?, Interface::Any)?;
     /// ep.set_multicast_ttl(5)?;
     /// # Ok(()) }

@@ -1,21 +1,23 @@
-//! `rpcudp bench` in RPC mode: one sans-IO [`Endpoint`] driven by hand on one connected
-//! socket, in one task.
+//! `rpcudp bench` in RPC mode: one sans-IO [`Endpoint`] on the library's generic
+//! [`Driver`] (the one every `Node` runs on), on one connected socket, in one task.
 //!
-//! This is the client the library's [`Endpoint`] makes when nothing stands between it and
-//! the socket: per datagram, one receive, `handle_datagram`, the resulting event (a call
-//! ended: record its latency, start the next one), and the next request's send, in that
-//! order, before the next receive. No channel, no task per call, no oneshot. The core's
-//! timers are honoured lazily: the sleep is only moved earlier, never re-armed per call.
+//! This is the client the library's [`Endpoint`] makes when nothing but the driver
+//! stands between it and the socket: per batch of datagrams, one receive system call,
+//! `handle_datagram` for each, the resulting events (a call ended: record its latency,
+//! start the next one), and the next requests' sends, batched, before the next receive.
+//! No channel, no task per call, no oneshot.
 
 use super::report::Recorder;
 use super::{Plan, Tick};
 use crate::json_value;
+use rpcudp::driver::{Application, Driver, Flow};
 use rpcudp_proto::rpc::{CallFailure, CallId, CallOptions, Endpoint, EndpointConfig, Event};
 use rpcudp_proto::wire::rpc::{encode_request, Dialect, MessageId, HEADER_LEN};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
-use std::time::{Duration, Instant};
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 /// The call every slot makes.
 pub struct Calls {
@@ -65,7 +67,7 @@ impl Calls {
 
 /// Runs the RPC load described by `plan`; returns when the last call ended.
 pub async fn run(plan: &Plan, calls: Calls, rec: &mut Recorder) -> io::Result<Instant> {
-    let socket = plan.connect().await?;
+    let socket = rpcudp::udp::Endpoint::from_std(plan.connect().await?.into_std()?)?;
     let config = EndpointConfig {
         dialect: calls.dialect,
         max_outstanding_calls: EndpointConfig::default()
@@ -80,79 +82,37 @@ pub async fn run(plan: &Plan, calls: Calls, rec: &mut Recorder) -> io::Result<In
     };
     let mut ep = Endpoint::new(config, seed());
     let started_at = rec.started();
-    let mut tick = Tick::new(plan, started_at);
     let mut load = Load {
-        ep: &mut ep,
         calls: &calls,
         options,
         plan,
+        tick: Tick::new(plan, started_at),
         in_flight: HashMap::with_capacity_and_hasher(plan.concurrency, Default::default()),
+        rec,
+        failure: None,
     };
     for _ in 0..plan.concurrency {
-        load.start(started_at, rec)?;
+        load.start(&mut ep, started_at)?;
     }
-    load.flush(&socket, rec).await;
-    let far = started_at + plan.duration + plan.timeout + Duration::from_secs(3600);
-    let mut timer_at = far;
-    let mut timer = Box::pin(tokio::time::sleep_until(far.into()));
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        loop {
-            let n = match socket.try_recv(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::debug!("bench receive: {e}");
-                    rec.errors += 1;
-                    continue;
-                }
-            };
-            let now = Instant::now();
-            load.ep.handle_datagram(now, plan.server, &buf[..n]);
-            load.events(now, tick.stopping, rec)?;
-            load.flush(&socket, rec).await;
-        }
-        if tick.stopping && load.in_flight.is_empty() {
-            break;
-        }
-        // Move the core's timer earlier when it asks; a timer that fires early costs
-        // one handle_timeout that finds nothing due.
-        if let Some(at) = load.ep.poll_timeout() {
-            if at < timer_at {
-                timer_at = at;
-                timer.as_mut().reset(at.into());
-            }
-        }
-        tokio::select! {
-            biased;
-            ready = socket.readable() => ready?,
-            () = &mut timer => {
-                let now = Instant::now();
-                load.ep.handle_timeout(now);
-                timer_at = load.ep.poll_timeout().unwrap_or(far);
-                timer.as_mut().reset(timer_at.into());
-                load.events(now, tick.stopping, rec)?;
-                load.flush(&socket, rec).await;
-            }
-            now = tick.wait() => {
-                rec.tick(now);
-                if tick.stopping && load.in_flight.is_empty() {
-                    break;
-                }
-            }
-        }
+    // Nobody sends it commands: the load ends by itself (`poll_work`).
+    let (driver, _) = Driver::new(socket, ep, load, 1);
+    let load = driver.run().await;
+    match load.failure {
+        Some(e) => Err(e),
+        None => Ok(Instant::now()),
     }
-    rec.stray += load.ep.stats().unknown_responses;
-    Ok(Instant::now())
 }
 
 struct Load<'a> {
-    ep: &'a mut Endpoint,
     calls: &'a Calls,
     options: CallOptions,
     plan: &'a Plan,
+    tick: Tick,
     /// When each call in flight started.
     in_flight: HashMap<CallId, Instant, BuildHasherDefault<IdHasher>>,
+    rec: &'a mut Recorder,
+    /// Why the load stopped early (a call that cannot be made at all).
+    failure: Option<io::Error>,
 }
 
 /// A multiply-rotate hasher for the in-flight map. Its keys are our own calls' random
@@ -177,8 +137,8 @@ impl Hasher for IdHasher {
 }
 
 impl Load<'_> {
-    fn start(&mut self, now: Instant, rec: &mut Recorder) -> io::Result<()> {
-        match self.ep.call(
+    fn start(&mut self, ep: &mut Endpoint, now: Instant) -> io::Result<()> {
+        match ep.call(
             now,
             self.plan.server,
             &self.calls.method,
@@ -191,57 +151,84 @@ impl Load<'_> {
             }
             // The request is refused whatever the server does: a usage problem, not load.
             Err(e) => {
-                rec.errors += 1;
+                self.rec.errors += 1;
                 Err(io::Error::other(format!("the call cannot be made: {e}")))
             }
         }
     }
+}
 
-    /// Routes the core's events: an ended call is recorded and its slot starts the next.
-    fn events(&mut self, now: Instant, stopping: bool, rec: &mut Recorder) -> io::Result<()> {
-        while let Some(event) = self.ep.poll_event() {
-            let ended = match event {
-                Event::CallSucceeded { call, .. } => {
-                    if let Some(t0) = self.in_flight.remove(&call) {
-                        rec.answered(now.saturating_duration_since(t0));
-                    }
-                    true
+impl Application<Endpoint> for Load<'_> {
+    type Command = ();
+
+    /// An ended call is recorded and its slot starts the next.
+    fn on_event(&mut self, ep: &mut Endpoint, now: Instant, event: Event) {
+        let ended = match event {
+            Event::CallSucceeded { call, .. } => {
+                if let Some(t0) = self.in_flight.remove(&call) {
+                    self.rec.answered(now.saturating_duration_since(t0));
                 }
-                Event::CallFailed { call, error } => {
-                    self.in_flight.remove(&call);
-                    match error {
-                        CallFailure::Timeout => rec.timeouts += 1,
-                        #[allow(unreachable_patterns)]
-                        _ => rec.errors += 1,
-                    }
-                    true
+                true
+            }
+            Event::CallFailed { call, error } => {
+                self.in_flight.remove(&call);
+                match error {
+                    CallFailure::Timeout => self.rec.timeouts += 1,
+                    #[allow(unreachable_patterns)]
+                    _ => self.rec.errors += 1,
                 }
-                // A bench client serves nothing; the server is not expected to call it.
-                Event::Request { token, .. } => {
-                    self.ep.abandon(token);
-                    false
-                }
-            };
-            if ended && !stopping {
-                self.start(now, rec)?;
+                true
+            }
+            // A bench client serves nothing; the server is not expected to call it.
+            Event::Request { token, .. } => {
+                ep.abandon(token);
+                false
+            }
+        };
+        if ended && !self.tick.stopping && self.failure.is_none() {
+            if let Err(e) = self.start(ep, now) {
+                self.failure = Some(e);
             }
         }
-        Ok(())
     }
 
-    /// Sends everything the core has queued.
-    async fn flush(&mut self, socket: &tokio::net::UdpSocket, rec: &mut Recorder) {
-        while let Some(t) = self.ep.poll_transmit() {
-            let sent = if t.destination == self.plan.server {
-                super::send(socket, &t.payload).await
-            } else {
-                socket.send_to(&t.payload, t.destination).await.map(drop)
-            };
-            if let Err(e) = sent {
-                tracing::debug!("bench send: {e}");
-                rec.errors += 1;
-            }
+    fn on_command(&mut self, _: &mut Endpoint, _: Instant, (): ()) -> Flow {
+        Flow::Continue
+    }
+
+    /// The progress ticks, and the end: once the duration is over and every call in
+    /// flight has ended (answered or timed out).
+    fn poll_work(&mut self, cx: &mut Context<'_>, _: &mut Endpoint, _: Instant) -> Poll<Flow> {
+        if self.failure.is_some() || (self.tick.stopping && self.in_flight.is_empty()) {
+            return Poll::Ready(Flow::Stop);
         }
+        match self.tick.poll_tick(cx) {
+            Poll::Ready(now) => {
+                self.rec.tick(now);
+                Poll::Ready(Flow::Continue)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn on_send_error(
+        &mut self,
+        _: &mut Endpoint,
+        _: Instant,
+        _: &rpcudp_proto::Transmit,
+        e: io::Error,
+    ) {
+        // The call stays in flight and times out, as a lost datagram would.
+        tracing::debug!("bench send: {e}");
+        self.rec.errors += 1;
+    }
+
+    fn on_handles_dropped(&mut self, _: &mut Endpoint, _: Instant) -> Flow {
+        Flow::Continue
+    }
+
+    fn on_stop(&mut self, ep: &mut Endpoint, _: Instant) {
+        self.rec.stray += ep.stats().unknown_responses;
     }
 }
 

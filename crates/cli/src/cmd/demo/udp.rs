@@ -4,7 +4,7 @@
 
 use super::{say, StepResult};
 use bytes::Bytes;
-use rpcudp::udp::{listen, DatagramHandler, Endpoint, EndpointConfig, Interface, Transport};
+use rpcudp::udp::{listen, DatagramHandler, Endpoint, Interface, SocketConfig, Transport};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -112,11 +112,15 @@ async fn connected() -> Result<(), String> {
 }
 
 async fn oversized() -> Result<(), String> {
-    let small = EndpointConfig::new("127.0.0.1:0".parse().map_err(err)?)
-        .max_datagram(512)
-        .bind()
-        .await
-        .map_err(err)?;
+    let small = Endpoint::bind_with(
+        "127.0.0.1:0".parse().map_err(err)?,
+        SocketConfig {
+            max_datagram: 512,
+            ..SocketConfig::default()
+        },
+    )
+    .await
+    .map_err(err)?;
     let to = small.local_addr().map_err(err)?;
     let sender = bind("127.0.0.1:0").await?;
     sender.send_to(&[0u8; 65_507], to).await.map_err(err)?;
@@ -138,11 +142,12 @@ async fn multicast() -> Result<(), String> {
     let mut listeners = Vec::new();
     let mut port = 0;
     for _ in 0..2 {
-        let ep = EndpointConfig::new(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
-            .listen_multiple(true)
-            .bind()
-            .await
-            .map_err(err)?;
+        let ep = Endpoint::bind_with(
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+            SocketConfig::listen_multiple(),
+        )
+        .await
+        .map_err(err)?;
         ep.join_multicast(group, lo).map_err(err)?;
         port = ep.local_addr().map_err(err)?.port();
         listeners.push(ep);

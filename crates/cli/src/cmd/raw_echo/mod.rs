@@ -8,9 +8,12 @@
 //! the difference between the two is the RPC work alone. `--blocking` uses a plain
 //! blocking socket on its own thread (no readiness polling at all), the kernel's floor.
 //! `--batched` receives up to 32 datagrams per system call (recvmmsg) and sends the
-//! answers to one sender as one GSO send, through `quinn-udp`: the batched ceiling.
-//! `--rpc-core` is not raw: it answers `ping`/`echo` RPCs with the sans-IO core driven
-//! inline (`core.rs`), to tell the core's cost from the server driver's.
+//! answers as batches (sendmmsg, or one GSO send for a run to one sender), through the
+//! library's batch I/O (`rpcudp::udp::Endpoint::try_recv_batch` / `try_send_batch`, the
+//! same path the RPC driver uses): the batched ceiling.
+//! `--rpc-core` is not raw: it answers `ping`/`echo` RPCs with the sans-IO core on the
+//! library's generic driver (`core.rs`), to tell the core's and the driver's cost from
+//! the server's handler machinery.
 
 mod core;
 
@@ -35,11 +38,12 @@ pub struct Args {
     /// Echo from a blocking socket on a dedicated thread instead of a tokio task.
     #[arg(long, conflicts_with = "batched")]
     blocking: bool,
-    /// Batch receives (recvmmsg) and sends (GSO) with quinn-udp (also with --rpc-core).
+    /// Batch receives (recvmmsg) and sends (sendmmsg, GSO) with the library's batch I/O
+    /// (with --rpc-core the driver always batches).
     #[arg(long)]
     batched: bool,
-    /// Answer `ping`/`echo` RPCs with the sans-IO core driven inline (not raw: the
-    /// core's own cost, without the server's handler machinery).
+    /// Answer `ping`/`echo` RPCs with the sans-IO core on the library's driver (not raw:
+    /// the core's and the driver's cost, without the server's handler machinery).
     #[arg(long, conflicts_with = "blocking")]
     rpc_core: bool,
     /// Wire dialect with `--rpc-core`.
@@ -70,8 +74,6 @@ pub async fn run(args: Args) -> u8 {
     let task = tokio::spawn(async move {
         if blocking {
             run_blocking(addr, shutdown).await
-        } else if rpc_core && batched {
-            core::run_batched(addr, dialect, shutdown).await
         } else if rpc_core {
             core::run(addr, dialect, shutdown).await
         } else if batched {
@@ -143,153 +145,47 @@ async fn run_blocking(addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<(
 }
 
 async fn run_batched(addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<()> {
-    let socket = tokio::net::UdpSocket::bind(addr).await?;
-    let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+    use rpcudp::udp::{Endpoint, RecvBatch};
+    let socket = Endpoint::bind(addr).await?;
     common::print_listening(socket.local_addr()?);
     let echo = async {
-        let mut rx = Batch::new();
-        let mut out = Vec::with_capacity(MAX_DATAGRAM);
+        let mut batch = RecvBatch::new(32, MAX_DATAGRAM);
         loop {
-            let n = rx.recv(&socket, &state).await;
-            // Answers to one sender with equal sizes go out as one GSO send; anything
-            // else closes the group.
-            let mut group = Group::default();
-            for (from, segment) in rx.datagrams(n) {
-                if !group.accepts(from, segment.len(), state.max_gso_segments()) {
-                    group.flush(&socket, &state, &mut out).await;
-                }
-                group.push(from, segment, &mut out);
+            if let Err(e) = socket.socket().readable().await {
+                tracing::debug!("raw-echo readiness: {e}");
+                continue;
             }
-            group.flush(&socket, &state, &mut out).await;
+            match socket.try_recv_batch(&mut batch) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    tracing::debug!("raw-echo receive: {e}");
+                    continue;
+                }
+            }
+            // Every datagram back to its sender; a run of equal sizes to one sender
+            // goes as one GSO send.
+            let mut next = 0;
+            while next < batch.len() {
+                let rest = (next..batch.len()).filter_map(|i| batch.get(i));
+                match socket.try_send_batch(rest) {
+                    Ok(n) => next += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if let Err(e) = socket.socket().writable().await {
+                            tracing::debug!("raw-echo send: {e}");
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!("raw-echo send: {e}");
+                        next += 1;
+                    }
+                }
+            }
         }
     };
     tokio::select! {
         () = echo => Ok(()),
         () = shutdown => Ok(()),
-    }
-}
-
-/// Receive buffers for one recvmmsg: up to `quinn_udp::BATCH_SIZE` datagrams a call.
-struct Batch {
-    storage: Vec<u8>,
-    metas: Vec<quinn_udp::RecvMeta>,
-}
-
-impl Batch {
-    fn new() -> Batch {
-        Batch {
-            storage: vec![0u8; quinn_udp::BATCH_SIZE * MAX_DATAGRAM],
-            metas: vec![quinn_udp::RecvMeta::default(); quinn_udp::BATCH_SIZE],
-        }
-    }
-
-    /// Waits for datagrams and receives as many as are queued (one system call);
-    /// returns how many buffers were filled. Errors are logged and waited out.
-    async fn recv(
-        &mut self,
-        socket: &tokio::net::UdpSocket,
-        state: &quinn_udp::UdpSocketState,
-    ) -> usize {
-        loop {
-            if let Err(e) = socket.readable().await {
-                tracing::debug!("raw-echo readiness: {e}");
-                continue;
-            }
-            let (storage, metas) = (&mut self.storage, &mut self.metas);
-            let received = socket.try_io(tokio::io::Interest::READABLE, || {
-                let mut bufs: Vec<std::io::IoSliceMut<'_>> = storage
-                    .chunks_mut(MAX_DATAGRAM)
-                    .map(std::io::IoSliceMut::new)
-                    .collect();
-                state.recv(socket.into(), &mut bufs, metas)
-            });
-            match received {
-                Ok(n) => return n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => tracing::debug!("raw-echo receive: {e}"),
-            }
-        }
-    }
-
-    /// The datagrams of the first `n` buffers, each with its sender (a buffer holds
-    /// several when the kernel coalesced them, GRO: they are `stride` bytes apart).
-    fn datagrams(&self, n: usize) -> impl Iterator<Item = (SocketAddr, &[u8])> + '_ {
-        self.metas[..n]
-            .iter()
-            .zip(self.storage.chunks(MAX_DATAGRAM))
-            .flat_map(|(meta, buf)| {
-                buf[..meta.len]
-                    .chunks(meta.stride.max(1))
-                    .map(move |segment| (meta.addr, segment))
-            })
-    }
-}
-
-/// Datagrams gathered for one GSO send: same destination, same size (the last one may
-/// be shorter, which closes the group), at most the kernel's segment count.
-#[derive(Default)]
-struct Group {
-    to: Option<SocketAddr>,
-    size: usize,
-    count: usize,
-    closed: bool,
-}
-
-impl Group {
-    fn accepts(&self, to: SocketAddr, len: usize, max_segments: usize) -> bool {
-        match self.to {
-            None => true,
-            Some(t) => {
-                t == to
-                    && !self.closed
-                    && len <= self.size
-                    && self.count < max_segments
-                    && (self.count + 1) * self.size <= MAX_DATAGRAM
-            }
-        }
-    }
-
-    fn push(&mut self, to: SocketAddr, segment: &[u8], out: &mut Vec<u8>) {
-        if self.to.is_none() {
-            self.to = Some(to);
-            self.size = segment.len();
-        }
-        self.closed = segment.len() < self.size;
-        self.count += 1;
-        out.extend_from_slice(segment);
-    }
-
-    async fn flush(
-        &mut self,
-        socket: &tokio::net::UdpSocket,
-        state: &quinn_udp::UdpSocketState,
-        out: &mut Vec<u8>,
-    ) {
-        if let Some(to) = self.to {
-            let transmit = quinn_udp::Transmit {
-                destination: to,
-                ecn: None,
-                contents: out,
-                segment_size: (self.count > 1).then_some(self.size),
-                src_ip: None,
-            };
-            let sent = loop {
-                match socket.try_io(tokio::io::Interest::WRITABLE, || {
-                    state.try_send(socket.into(), &transmit)
-                }) {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        if let Err(e) = socket.writable().await {
-                            break Err(e);
-                        }
-                    }
-                    other => break other,
-                }
-            };
-            if let Err(e) = sent {
-                tracing::debug!("raw-echo send to {to}: {e}");
-            }
-        }
-        out.clear();
-        *self = Group::default();
     }
 }

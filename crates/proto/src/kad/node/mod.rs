@@ -389,6 +389,12 @@ pub struct NodeStats {
     pub handover_stores: u64,
     /// Answers that did not have the expected shape.
     pub malformed_answers: u64,
+    /// Contacts not inserted: their /24 or /64 had its share of the bucket or table.
+    pub contacts_refused_subnet: u64,
+    /// Known ids heard from a new address: the old address was pinged first.
+    pub address_checks: u64,
+    /// Contacts moved to a new address because the old one did not answer the check.
+    pub contacts_moved: u64,
 }
 
 /// What the node knows of one address it talked to.
@@ -481,8 +487,22 @@ impl Node {
         let routing = RoutingConfig {
             k,
             pending_timeout: config.rpc_timeout * 4,
+            strict_local: config.endpoint.limits.strict_local,
             ..RoutingConfig::default()
         };
+        // An answer over 3× what its asker sent (find_node, find_value) waits until the
+        // asker answers a ping, which every Kademlia peer does (SECURITY.md).
+        let mut endpoint = config.endpoint.clone();
+        if endpoint.limits.validation_probe.is_none() {
+            endpoint.limits.validation_probe = Some(crate::rpc::ValidationProbe {
+                method: "ping".into(),
+                args: vec![super::wire::id_value(&id)],
+                options: CallOptions {
+                    attempt_timeout: config.rpc_timeout,
+                    ..CallOptions::default()
+                },
+            });
+        }
         let rto = RtoConfig {
             min: config.min_rto,
             max: config.rpc_timeout,
@@ -496,7 +516,7 @@ impl Node {
         Node {
             id,
             rto,
-            ep: Endpoint::new(config.endpoint.clone(), seed),
+            ep: Endpoint::new(endpoint, seed),
             table: RoutingTable::new(id, routing),
             rng: SmallRng::seed_from_u64(seed ^ 0x6b61_646e_6f64_6521),
             records: Records::default(),
@@ -957,7 +977,8 @@ impl Node {
             self.rtt_samples += 1;
         }
         let known = self.table.find(&contact.id);
-        let outcome = self.table.insert(contact, now);
+        // It answered our request at this address: verified (may be handed out).
+        let outcome = self.table.insert_verified(contact, now);
         self.on_insert(now, contact, known, outcome);
     }
 
@@ -993,6 +1014,25 @@ impl Node {
                     debug_assert!(promoted.is_none());
                 }
             }
+            InsertOutcome::CheckAddress { known } => {
+                self.stats.address_checks += 1;
+                let args = [super::wire::id_value(&self.id)];
+                if self
+                    .send_rpc(
+                        now,
+                        known.addr,
+                        Some(known.id),
+                        "ping",
+                        &args,
+                        CallKind::CheckAddress,
+                    )
+                    .is_none()
+                {
+                    // Could not ask: the old address stays.
+                    self.table.on_address_check(&known.id, true);
+                }
+            }
+            InsertOutcome::SubnetFull => self.stats.contacts_refused_subnet += 1,
             _ => {}
         }
     }

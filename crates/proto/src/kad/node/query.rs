@@ -31,6 +31,9 @@ pub(crate) enum CallKind {
     Verify,
     /// The ping of a full bucket's oldest contact.
     PingOldest,
+    /// The ping of a contact's stored address, because its id was heard from another
+    /// address (the table moves it only if this goes unanswered).
+    CheckAddress,
     /// The ping of a handed-out contact not heard from for a while.
     Recheck,
 }
@@ -321,6 +324,31 @@ impl Node {
                     // address changed hands. Not inserted under the claimed id.
                     Some(_) => self.stats.malformed_answers += 1,
                     None => self.contact_failed(now, p.id, p.to),
+                }
+            }
+            CallKind::CheckAddress => {
+                let Some(id) = p.id else { return };
+                let alive = answer.as_ref().and_then(wire::parse_id) == Some(id);
+                if alive {
+                    if let Some(info) = self.peers.get_mut(&p.to) {
+                        info.failures = 0;
+                        info.suspect = false;
+                        info.last_seen = Some(now);
+                        info.rtt.sample(rtt);
+                    }
+                }
+                match self.table.on_address_check(&id, alive) {
+                    Some(moved) => {
+                        self.stats.contacts_moved += 1;
+                        self.peers.remove(&p.to);
+                        self.contact_event(Event::ContactAdded(moved));
+                    }
+                    None if !alive && !self.table.contains(&id) => {
+                        // Old address silent, new one's subnet full: dropped.
+                        self.peers.remove(&p.to);
+                        self.contact_event(Event::ContactRemoved(id));
+                    }
+                    None => {}
                 }
             }
             CallKind::PingOldest => {

@@ -136,9 +136,12 @@ impl Node {
     fn neighbours(&mut self, now: Instant, key: &NodeId, asker: SocketAddr) -> Value {
         let list = {
             let peers = &self.peers;
-            self.table.closest_filtered(key, self.config.k, |c| {
-                c.addr != asker && c.id != *key && !peers.get(&c.addr).is_some_and(|p| p.suspect)
-            })
+            self.table
+                .closest_verified_filtered(key, self.config.k, |c| {
+                    c.addr != asker
+                        && c.id != *key
+                        && !peers.get(&c.addr).is_some_and(|p| p.suspect)
+                })
         };
         for c in &list {
             if self.rechecks_in_flight >= super::MAX_RECHECKS {
