@@ -61,7 +61,10 @@ pub struct DhtScenario {
     pub rtt_sigma: f64,
     /// Per-datagram stretch of the one-way delay (see [`Delay::LogNormal`]).
     pub jitter: f64,
-    /// Time between two nodes' joins.
+    /// Time between two nodes' joins (default 50 ms). A node inserts a caller only after
+    /// verifying it (`NodeConfig::verify_delay`, 5 s), so joins much faster than that
+    /// meet tables that are still empty: at 10 ms, a lossless 200-node network settled
+    /// with a median of 3 contacts per table.
     pub join_interval: Duration,
     /// Bootstraps a node tries before it counts as not joined.
     pub join_attempts: u32,

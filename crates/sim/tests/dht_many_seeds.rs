@@ -58,15 +58,17 @@ fn churned_lossy_500() -> DhtScenario {
     }
 }
 
-/// What today's node achieves on this scenario on every one of the 20 seeds, with margin
-/// (measured: 70-97% found per round, p99 2.4-9.9 s, at most 1 node of 500 not joined,
-/// at least 36 of 40 stores acknowledged): a regression floor, not the goal. The goal is
-/// [`issue_9_targets_on_a_churned_lossy_network_of_500_nodes`].
+/// What the node achieves on this scenario on every seed, with margin (measured on seeds
+/// 0-19 with kad::Node 06cc5c1: 70-97% found per round, p99 2.4-9.9 s, at most 1 node
+/// of 500 not joined, at least 36 of 40 stores acknowledged): a regression floor, not
+/// the goal. The goal is [`issue_9_targets_on_a_churned_lossy_network_of_500_nodes`].
+/// 6 seeds by default to keep CI time down (about 7 s of CPU each in debug); soak with
+/// `SIM_SEEDS=20` or more.
 #[test]
 fn a_churned_lossy_network_of_500_nodes_ends_every_query_and_finds_most_values() {
     let scenario = churned_lossy_500();
     let hops_bound = (scenario.nodes as f64).log2() / 2.0 + 2.0;
-    let reports = run_all(&scenario, 20, |r| {
+    let reports = run_all(&scenario, 6, |r| {
         let mut problems = Vec::new();
         if r.joined * 100 < r.nodes * 99 {
             problems.push(format!("{} of {} joined", r.joined, r.nodes));
@@ -113,7 +115,7 @@ fn a_churned_lossy_network_of_500_nodes_ends_every_query_and_finds_most_values()
 /// lookup p99 within 1 s, mean hops within log2(N)/2 + 2, on every seed. Today's node
 /// misses them (see BENCHMARKS.md, "Kademlia on the simulator"); run with `--ignored`.
 #[test]
-#[ignore = "issue 9's targets: today's kad::Node finds 70-97% per round and has multi-second p99 lookups under 5% loss"]
+#[ignore = "issue 9's targets, not met yet: kad::Node misses values and has multi-second p99 lookups under 5% loss (BENCHMARKS.md)"]
 fn issue_9_targets_on_a_churned_lossy_network_of_500_nodes() {
     let scenario = churned_lossy_500();
     let hops_bound = (scenario.nodes as f64).log2() / 2.0 + 2.0;
