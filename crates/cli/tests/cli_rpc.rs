@@ -436,7 +436,8 @@ fn hostile_bodies() -> Vec<Vec<u8>> {
         b"\xc1".to_vec(),                                        // reserved marker
         b"\x92\xa4ec".to_vec(),                                  // truncated
         echo_of(b"\x82\x01\x01\x01\x02"), // duplicate keys: the answer is unsendable
-        echo_of(b"\x81\x81\x01\x01\x01"), // a map as a key (the peer cannot hash it): likewise
+        echo_of(b"\x81\x80\x01"),         // a map as a key: likewise
+        echo_of(b"\x81\x91\x80\x01"),     // an array holding a map as a key: likewise
         b"\x92\xa4ping\x91\x01".to_vec(), // wrong arguments
         b"\x92\xa7no_such\x90".to_vec(),  // unknown method
     ]
