@@ -104,6 +104,8 @@ pub(crate) struct Query {
     pub phase: Phase,
     /// Bootstrap: the addresses that answered the pings.
     pub answered: usize,
+    /// Bootstrap: lookups of our own id run again because one found nobody.
+    pub relookups: u32,
 }
 
 impl Node {
@@ -129,6 +131,7 @@ impl Node {
                 value,
                 phase,
                 answered: 0,
+                relookups: 0,
             },
         );
         id
@@ -507,6 +510,21 @@ impl Node {
                         LookupState::Finished => {
                             let closest = lookup.closest();
                             let hops = lookup.hops();
+                            if closest.is_empty()
+                                && query.purpose == Purpose::Bootstrap
+                                && query.relookups < self.config.bootstrap_retries
+                                && !self.table.is_empty()
+                            {
+                                // The lookup of our own id found nobody (its datagrams
+                                // were lost): a node left knowing only its bootstrap
+                                // address is one lost datagram away from knowing no one.
+                                query.relookups += 1;
+                                let lookup = self.new_lookup(now, self.id);
+                                if let Some(query) = self.queries.get_mut(&q) {
+                                    query.phase = Phase::Lookup(lookup);
+                                }
+                                continue;
+                            }
                             self.lookup_finished(now, q, closest, hops);
                         }
                     }

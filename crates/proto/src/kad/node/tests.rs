@@ -1309,3 +1309,56 @@ fn answers_go_out_from_the_address_the_request_came_to_and_requests_leave_it_to_
     let ping = node.poll_transmit().unwrap();
     assert_eq!((ping.destination, ping.source), (addr(1), None));
 }
+
+#[test]
+fn a_bootstrap_whose_own_id_lookup_was_lost_looks_up_again() {
+    let t0 = start();
+    let mut node = Node::new(quiet_config(), id_of(0), 1);
+    let mut peer = Endpoint::new(EndpointConfig::default(), 5);
+    let q = node.bootstrap(t0, &[addr(1)]).unwrap();
+    // The ping is answered.
+    peer.handle_datagram(t0, addr(0), &node.poll_transmit().unwrap().payload);
+    let Some(RpcEvent::Request { token, .. }) = peer.poll_event() else {
+        panic!()
+    };
+    peer.respond(t0, token, &bin(&id_of(1)));
+    node.handle_datagram(t0, addr(1), None, &peer.poll_transmit().unwrap().payload);
+    // The find_node of our own id, and its resend one RTO (1 s) later, are lost.
+    let first = node.poll_transmit().unwrap();
+    let t1 = t0 + Duration::from_secs(1);
+    node.handle_timeout(t1);
+    let resend = node.poll_transmit().unwrap();
+    assert_eq!(
+        resend.payload, first.payload,
+        "the same datagram, resent at the RTO"
+    );
+    // It gives up at the RPC timeout (5 s), and looks up again rather than end knowing
+    // one node.
+    let t4 = t0 + Duration::from_secs(5);
+    node.handle_timeout(t4);
+    // (The failed contact also gets its liveness ping.)
+    let out: Vec<Transmit> = std::iter::from_fn(|| node.poll_transmit()).collect();
+    let other = Contact::new(id_of(2), addr(2));
+    let mut lookups = 0;
+    for t in out.iter().filter(|t| t.destination == addr(1)) {
+        peer.handle_datagram(t4, addr(0), &t.payload);
+        while let Some(RpcEvent::Request { token, method, .. }) = peer.poll_event() {
+            let answer = match method.as_str() {
+                "find_node" => {
+                    lookups += 1;
+                    Value::Array(vec![wire::contact_value(&other)])
+                }
+                _ => bin(&id_of(1)),
+            };
+            peer.respond(t4, token, &answer);
+        }
+    }
+    assert_eq!(lookups, 1, "a new lookup of our own id");
+    while let Some(t) = peer.poll_transmit() {
+        node.handle_datagram(t4, addr(1), None, &t.payload);
+    }
+    // Still running: it now asks the contact it just learned.
+    assert!(std::iter::from_fn(|| node.poll_event())
+        .all(|e| !matches!(e, Event::QueryFinished { id, .. } if id == q)));
+    assert!(std::iter::from_fn(|| node.poll_transmit()).any(|t| t.destination == addr(2)));
+}
