@@ -1,4 +1,4 @@
-//! `rpcudp sim dht` (shared/spec/cli.md): a Kademlia network on the simulated network, in
+//! `rpcudp sim dht` (docs/cli.md): a Kademlia network on the simulated network, in
 //! virtual time, with the same node code as `rpcudp dht run`.
 //!
 //! Owns: parsing the options, running [`rpcudp_sim::dht::run_dht`], timing it on the

@@ -1,5 +1,5 @@
 //! A Kademlia DHT on UDP, interoperable with Python `kademlia` 2.2.3
-//! (`shared/spec/wire.md` §3), persisting to redb: [`Dht`].
+//! (`docs/wire.md` §3), persisting to redb: [`Dht`].
 //!
 //! Owns: running the sans-IO node [`rpcudp_proto::kad::Node`] on a socket (on the generic
 //! [`Driver`], the same loop as the RPC node), turning its

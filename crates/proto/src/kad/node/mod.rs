@@ -1,6 +1,6 @@
 //! The whole Kademlia node as a sans-IO state machine: [`Node`].
 //!
-//! Owns: serving the five DHT RPCs as Python `kademlia` 2.2.3 does (`shared/spec/wire.md`
+//! Owns: serving the five DHT RPCs as Python `kademlia` 2.2.3 does (`docs/wire.md`
 //! §3), the queries (`bootstrap`, `set`, `get` and the node's own refresh, republish and
 //! replication lookups), the hand-over of values to newcomers, contact liveness (RTO per
 //! contact, eviction, verification of new contacts) and value lifetimes. It composes the

@@ -1,4 +1,4 @@
-//! Serving the five DHT methods (`shared/spec/wire.md` §3) the way Python `kademlia`
+//! Serving the five DHT methods (`docs/wire.md` §3) the way Python `kademlia`
 //! 2.2.3 answers them: `stun`, `ping`, `store`, `find_node`, `find_value`.
 //!
 //! Owns: argument checks, the answers' shapes, offering the caller as a contact (through
