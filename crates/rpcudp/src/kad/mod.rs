@@ -1,5 +1,5 @@
 //! A Kademlia DHT on UDP, interoperable with Python `kademlia` 2.2.3
-//! (`shared/spec/wire.md` §3), persisting to redb: [`Dht`].
+//! (`docs/wire.md` §3), persisting to redb: [`Dht`].
 //!
 //! Owns: running the sans-IO node [`rpcudp_proto::kad::Node`] on a socket (on the generic
 //! [`Driver`], the same loop as the RPC node), turning its
@@ -108,14 +108,17 @@ pub struct DhtConfig {
     pub max_records: usize,
     /// Seed for the random id (and message ids); `None` draws from the OS. Two nodes
     /// given the same seed get the same id, which Kademlia cannot tell apart: give each
-    /// node its own seed.
+    /// node its own seed. This is the one seed of a DHT node: `node.seed` is read only
+    /// when this is `None`.
     pub seed: Option<u64>,
     /// Whether a node that only called this one is pinged (a few seconds later) before
     /// it enters the routing table, so that one-shot clients that left are never handed
     /// out. Default false: every caller is inserted at once, as Python `kademlia` does.
     pub verify_callers: bool,
     /// The RPC layer's configuration: its endpoint limits (the dialect must stay rpcudp
-    /// for Python `kademlia`), the command queue and the receive buffer.
+    /// for Python `kademlia`), the command queue and the receive buffer. Its call timing
+    /// (`endpoint.default_call`) is not used: the DHT times every RPC itself, from
+    /// [`rpc_timeout`](Self::rpc_timeout) and each contact's measured round trips.
     pub node: NodeConfig,
 }
 
@@ -664,7 +667,7 @@ impl Dht {
                         if expires_at <= now {
                             continue;
                         }
-                        node.load_record_index(now, key, expires_at);
+                        node.load_record_index(now, key, expires_at, bytes as usize);
                         v.values.insert(
                             key,
                             ViewCopy {

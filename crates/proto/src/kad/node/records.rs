@@ -16,6 +16,8 @@
 //! entries outnumber live ones, so memory stays proportional to the records.
 
 use super::super::NodeId;
+use super::quota::Quota;
+use crate::subnet::SourceKey;
 use rmpv::Value;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -79,6 +81,12 @@ pub(crate) struct Held {
     /// When this copy's life started (see the node's docs, "Value lifetime").
     pub since: Instant,
     pub expires_at: Instant,
+    /// The subnet whose `store` this copy came from (`None`: our own, a lookup's copy,
+    /// reloaded, or an exempt local source): its share in the quota.
+    pub source: Option<SourceKey>,
+    /// The value's size as the quota counts it (`quota::value_size`), kept here so that
+    /// the quota never has to read the value.
+    pub size: usize,
 }
 
 /// A value this node published (its own `set`): republished until the node stops.
@@ -100,6 +108,8 @@ pub(crate) struct Records {
     replicate: Heap,
     published: BTreeMap<NodeId, Publication>,
     republish: Heap,
+    /// Per-source shares and total bytes of `held` (see `quota`).
+    quota: Quota,
 }
 
 fn pop_due(
@@ -129,14 +139,15 @@ fn compact(heap: &mut Heap, live_count: usize, live: impl Fn(Instant, &NodeId) -
     }
 }
 
-impl Default for Records {
-    fn default() -> Records {
-        Records::with_values(Box::<MemoryValues>::default())
-    }
-}
-
 impl Records {
-    pub fn with_values(values: Box<dyn ValueStore>) -> Records {
+    /// Empty, with `local` (our id) as the origin of the quota's eviction order, the
+    /// values in memory.
+    pub fn new(local: NodeId) -> Self {
+        Records::with_values(local, Box::<MemoryValues>::default())
+    }
+
+    /// Empty, the values in `values`.
+    pub fn with_values(local: NodeId, values: Box<dyn ValueStore>) -> Records {
         Records {
             held: BTreeMap::new(),
             values,
@@ -144,7 +155,13 @@ impl Records {
             replicate: Heap::new(),
             published: BTreeMap::new(),
             republish: Heap::new(),
+            quota: Quota::new(local),
         }
+    }
+
+    /// The store quota (shares, bytes, eviction order).
+    pub fn quota(&self) -> &Quota {
+        &self.quota
     }
 
     /// The value of the copy under `key`, if held and not expired at `now` (and the
@@ -187,8 +204,8 @@ impl Records {
     pub fn put(
         &mut self,
         key: NodeId,
-        value: Arc<Value>,
         held: Held,
+        value: Arc<Value>,
         replicate_at: Option<Instant>,
     ) {
         self.values.put(key, value);
@@ -202,7 +219,10 @@ impl Records {
         if let Some(at) = replicate_at {
             self.replicate.push(Reverse((at, key)));
         }
-        self.held.insert(key, held);
+        self.quota.charge(key, held.source, held.size);
+        if let Some(old) = self.held.insert(key, held) {
+            self.quota.release(key, old.source, old.size);
+        }
         let held = &self.held;
         compact(&mut self.expiry, held.len(), |at, k| {
             held.get(k).is_some_and(|h| h.expires_at == at)
@@ -219,9 +239,10 @@ impl Records {
     }
 
     pub fn remove(&mut self, key: &NodeId) -> Option<Held> {
-        let held = self.held.remove(key)?;
+        let old = self.held.remove(key)?;
         self.values.remove(key);
-        Some(held)
+        self.quota.release(*key, old.source, old.size);
+        Some(old)
     }
 
     /// The next expired key (at most one per call; the caller bounds the calls).
