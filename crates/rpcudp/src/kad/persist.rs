@@ -432,6 +432,52 @@ mod tests {
     }
 
     #[test]
+    fn a_value_is_served_from_memory_until_its_write_commits_then_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = open(dir.path(), NodeId([1; 20])).unwrap();
+        let unwritten = Unwritten::default();
+        let mut store = RedbValues::new(loaded.db.clone(), unwritten.clone());
+        let (done_tx, _done) = tokio_mpsc::unbounded_channel();
+        let (jobs, thread) = spawn_writer(loaded.db, unwritten.clone(), done_tx).unwrap();
+        let key = NodeId([2; 20]);
+        let value = Arc::new(Value::from("held"));
+        store.put(key, value.clone());
+        assert_eq!(store.get(&key), Some(value.clone()), "readable at once");
+        jobs.send(Job::Copy {
+            key,
+            value: value.clone(),
+            expires_unix_ms: u64::MAX / 2,
+        })
+        .unwrap();
+        drop(jobs);
+        thread.join().unwrap();
+        assert!(lock(&unwritten).is_empty(), "forgotten once committed");
+        assert_eq!(
+            store.get(&key).as_deref(),
+            Some(&*value),
+            "now read from the file"
+        );
+        store.remove(&key);
+        assert!(
+            store.get(&key).is_some(),
+            "the file's row goes with Job::Remove"
+        );
+        assert!(store.get(&NodeId([3; 20])).is_none());
+    }
+
+    #[test]
+    fn a_later_value_stays_unwritten_when_an_earlier_write_of_its_key_commits() {
+        let unwritten = Unwritten::default();
+        let key = NodeId([2; 20]);
+        let (old, new) = (Arc::new(Value::from("old")), Arc::new(Value::from("new")));
+        lock(&unwritten).insert(key, new.clone());
+        written(&unwritten, &key, &old);
+        assert_eq!(lock(&unwritten).get(&key), Some(&new));
+        written(&unwritten, &key, &new);
+        assert!(lock(&unwritten).is_empty());
+    }
+
+    #[test]
     fn a_copy_round_trips_through_its_encoding() {
         let bytes = encode_copy(1_700_000_000_123, &Value::from("v"));
         assert_eq!(
