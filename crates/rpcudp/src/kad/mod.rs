@@ -19,7 +19,11 @@
 //!   held copies (with their expiry) and published values are kept in a redb file; a
 //!   `store` is answered only once its transaction committed, so a kill -9 after the
 //!   acknowledgement loses nothing. A restart reloads them; [`Dht::rejoin`] joins again
-//!   through the saved contacts.
+//!   through the saved contacts. The held copies' values stay in the file: memory holds
+//!   only their index (key, expiry, size, source), and a value is read from the file
+//!   when it is served (`find_value`, hand-over, replication, [`Dht::local_value`]), so
+//!   memory does not grow with the state's size. (Published values, this node's own
+//!   `set`s, are kept in memory.)
 //! - Two nodes must not share an id (the same [`DhtConfig::seed`] gives the same id): a
 //!   node that sees its own id logs it, counts it ([`DhtStats::node`]) and says so in
 //!   [`DhtError::SameId`].
