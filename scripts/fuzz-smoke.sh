@@ -16,10 +16,6 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
-# Known, reported fault the kad_node target would otherwise stop at: kad::Node asks for
-# a due replication/republish deadline again and again while it cannot act on it (empty
-# table or all maintenance slots taken): a busy loop. Remove once fixed.
-export RPCUDP_FUZZ_TOLERATE_STALL=1
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo +nightly fuzz list)

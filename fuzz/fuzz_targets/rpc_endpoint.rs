@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rmpv::Value;
-use rpcudp_proto::rpc::{CallId, CallOptions, Endpoint, EndpointConfig, Event, RequestToken};
+use rpcudp_proto::rpc::{
+    CallId, CallOptions, Endpoint, EndpointConfig, Event, RequestToken, ValidationProbe,
+};
 use rpcudp_proto::wire::rpc::{
     decode_packet, encode_request, encode_response, Dialect, MessageId, Packet, HEADER_LEN,
 };
@@ -51,6 +53,17 @@ const PEERS: [&str; 7] = [
 const PEER_CLASS: [usize; 7] = [0, 0, 2, 3, 4, 4, 6];
 const DEDUP_CLASS: [usize; 7] = [0, 0, 2, 3, 4, 5, 6];
 
+/// IPv4-mapped IPv6 written as IPv4 (the endpoint's key for a peer; flow labels are 0 here).
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
 #[derive(Arbitrary, Debug)]
 struct Config {
     storj: bool,
@@ -62,6 +75,14 @@ struct Config {
     max_response_body: Option<u16>,
     max_depth: u8,
     seed: u64,
+    /// The hardening limits (per-subnet rates and shares, anti-amplification).
+    strict_local: bool,
+    requests_per_sec: u8,
+    max_requests_per_source: u8,
+    amplification_factor: u8,
+    probe: bool,
+    max_held_answers: u8,
+    max_held_bytes: u16,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -150,6 +171,11 @@ struct Harness {
     in_progress: HashSet<(usize, MessageId)>,
     /// The last answer sent for each dedup key.
     answers: HashMap<(usize, MessageId), Vec<u8>>,
+    /// Validation probes the endpoint made on its own (message id -> peer).
+    probes: HashMap<MessageId, usize>,
+    /// Bytes received from, and answer bytes sent to, each address while unvalidated.
+    bytes_in: HashMap<SocketAddr, u64>,
+    unvalidated_out: HashMap<SocketAddr, u64>,
 }
 
 impl Harness {
@@ -167,6 +193,7 @@ impl Harness {
             Ok(Packet::Request { id, .. }) => Some(id),
             _ => None,
         };
+        *self.bytes_in.entry(canonical(self.peers[p])).or_default() += bytes.len() as u64;
         self.ep.handle_datagram(self.now, self.peers[p], bytes);
         self.drain(Some((p, request)));
     }
@@ -232,8 +259,20 @@ impl Harness {
             let packet = decode_packet(dialect, &t.payload, &lenient)
                 .unwrap_or_else(|e| panic!("we sent a datagram we cannot decode: {e}"));
             match packet {
-                Packet::Request { id, .. } => {
-                    let call = self.by_message.get(&id).expect("a request of no call");
+                Packet::Request { id, method, .. } => {
+                    let Some(call) = self.by_message.get(&id) else {
+                        // Not ours: a validation probe, to a peer whose answer is held.
+                        let probe = self.config.limits.validation_probe.as_ref();
+                        let probe = probe.expect("a request of no call, and no probe configured");
+                        assert_eq!(method, probe.method);
+                        assert!(
+                            !self.ep.is_validated(t.destination),
+                            "probing a validated peer"
+                        );
+                        self.probes.insert(id, to);
+                        self.sent.push((id, to));
+                        continue;
+                    };
                     let live = self
                         .calls
                         .get_mut(call)
@@ -253,15 +292,24 @@ impl Harness {
                         t.payload.len() - HEADER_LEN <= self.config.effective_max_response_body()
                     );
                     let key = (DEDUP_CLASS[to], id);
-                    if from.is_some() {
-                        // Only a duplicate is answered on receipt: from the cache.
-                        let first = self
-                            .answers
-                            .get(&key)
-                            .expect("a duplicate of nothing answered");
-                        assert_eq!(first, &t.payload, "a duplicate got other bytes");
-                    } else {
-                        self.answers.insert(key, t.payload.clone());
+                    match self.answers.get(&key) {
+                        Some(first) => assert_eq!(first, &t.payload, "an answer changed its bytes"),
+                        None => {
+                            self.answers.insert(key, t.payload.clone());
+                        }
+                    }
+                    // QUIC's rule: at most `amplification_factor` × the bytes received go
+                    // to an address that has not proven it receives there.
+                    let addr = canonical(t.destination);
+                    if !self.ep.is_validated(addr) {
+                        let out = self.unvalidated_out.entry(addr).or_default();
+                        *out += t.payload.len() as u64;
+                        let budget = self.config.limits.amplification_factor as u64
+                            * self.bytes_in.get(&addr).copied().unwrap_or(0);
+                        assert!(
+                            *out <= budget,
+                            "{out} bytes to unvalidated {addr}, budget {budget}"
+                        );
                     }
                 }
             }
@@ -276,6 +324,8 @@ impl Harness {
                     };
                     assert_eq!(addr, self.peers[p]);
                     let key = (DEDUP_CLASS[p], id);
+                    // A new round: its answer may differ from an earlier round's.
+                    self.answers.remove(&key);
                     assert!(
                         self.in_progress.insert(key),
                         "a request handed out twice while in progress"
@@ -319,7 +369,11 @@ impl Harness {
         let c = &self.config;
         let ep = &self.ep;
         assert!(ep.outstanding_calls() <= c.max_outstanding_calls);
-        assert_eq!(ep.outstanding_calls(), self.calls.len());
+        // Validation probes are calls too, without events.
+        assert!(ep.outstanding_calls() >= self.calls.len());
+        if self.config.limits.validation_probe.is_none() {
+            assert_eq!(ep.outstanding_calls(), self.calls.len());
+        }
         assert!(ep.requests_in_progress() <= c.max_concurrent_requests);
         assert_eq!(ep.requests_in_progress(), self.serving.len());
         assert!(ep.dedup_entries() <= c.dedup_capacity + c.max_concurrent_requests);
@@ -334,17 +388,24 @@ impl Harness {
             }
         }
         let s = ep.stats();
-        assert_eq!(
-            s.calls_started,
-            s.calls_succeeded + s.timeouts + s.calls_cancelled + ep.outstanding_calls() as u64
-        );
-        assert_eq!(
-            s.requests_received,
-            s.responses_sent
-                + s.requests_abandoned
-                + s.unsendable_responses
-                + s.responses_too_large
-                + ep.requests_in_progress() as u64
+        if self.config.limits.validation_probe.is_none() {
+            assert_eq!(
+                s.calls_started,
+                s.calls_succeeded + s.timeouts + s.calls_cancelled + ep.outstanding_calls() as u64
+            );
+        }
+        // Every request handed out ends one way (a released answer was counted held
+        // first, then sent). Drops over the budget also count duplicates answered from
+        // the cache, hence a range rather than an equation.
+        let ended = s.responses_sent - s.answers_released
+            + s.requests_abandoned
+            + s.unsendable_responses
+            + s.responses_too_large
+            + ep.requests_in_progress() as u64;
+        assert!(s.requests_received >= ended, "{s:?}");
+        assert!(
+            s.requests_received <= ended + s.answers_dropped_unvalidated + s.answers_held,
+            "{s:?}"
         );
     }
 }
@@ -366,6 +427,24 @@ fuzz_target!(|input: Input| {
         config.max_response_body = usize::from(m);
     }
     config.decode_limits.max_depth = usize::from(cfg.max_depth % 16);
+    let l = &mut config.limits;
+    l.strict_local = cfg.strict_local;
+    if cfg.requests_per_sec < 128 {
+        l.requests_per_sec = f64::from(cfg.requests_per_sec % 8);
+        l.requests_burst = f64::from(cfg.requests_per_sec % 5);
+    }
+    l.max_requests_per_source = usize::from(cfg.max_requests_per_source % 9);
+    l.amplification_factor = usize::from(cfg.amplification_factor % 5);
+    l.validation_probe = cfg.probe.then(|| ValidationProbe {
+        method: "ping".into(),
+        args: vec![],
+        options: CallOptions {
+            attempt_timeout: Duration::from_millis(200),
+            ..CallOptions::default()
+        },
+    });
+    l.max_held_answers = usize::from(cfg.max_held_answers % 5);
+    l.max_held_bytes = usize::from(cfg.max_held_bytes % 2048);
     let base = Instant::now();
     let mut h = Harness {
         ep: Endpoint::new(config.clone(), cfg.seed),
@@ -380,6 +459,9 @@ fuzz_target!(|input: Input| {
         serving: Vec::new(),
         in_progress: HashSet::new(),
         answers: HashMap::new(),
+        probes: HashMap::new(),
+        bytes_in: HashMap::new(),
+        unvalidated_out: HashMap::new(),
     };
     let n = PEERS.len();
     for op in input.ops.iter().take(256) {
@@ -452,7 +534,8 @@ fuzz_target!(|input: Input| {
                             },
                         );
                     }
-                    Err(_) => assert_eq!(h.calls.len(), h.config.max_outstanding_calls),
+                    // Refused only when full (validation probes take slots too).
+                    Err(_) => assert_eq!(h.ep.outstanding_calls(), h.config.max_outstanding_calls),
                 }
                 h.drain(None);
             }

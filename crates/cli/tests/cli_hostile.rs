@@ -239,3 +239,42 @@ fn no_reference_method_answers_more_than_three_times_what_it_was_sent() {
     eprintln!("reference service: {sent} B sent, {received} B back");
     assert!(received > 0);
 }
+
+#[test]
+fn dht_run_with_strict_local_sends_a_silent_asker_at_most_three_times_its_bytes() {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "dht",
+        "run",
+        "--bind",
+        "127.0.1.1:0",
+        "--timeout",
+        "1",
+        "--strict-local",
+    ]);
+    let mut node = Child::spawn("rpcudp dht run", cmd);
+    let addr = node.wait_listening(START);
+    let sock = bind("127.0.2.1");
+    let mut sent = 0;
+    for n in 0..5u64 {
+        let req = request(
+            n,
+            0x55,
+            "find_node",
+            &[
+                Value::Binary(vec![0xAB; 20]),
+                Value::Binary(vec![n as u8; 20]),
+            ],
+        );
+        sent += sock.send_to(&req, addr).unwrap();
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let (mut received, mut buf) = (0, vec![0u8; 65_536]);
+    while let Ok((len, _)) = sock.recv_from(&mut buf) {
+        received += len;
+    }
+    eprintln!("dht run: 5 find_node from a silent socket: {sent} B in, {received} B out");
+    assert!(received <= 3 * sent, "{received} > 3 × {sent}");
+    assert!(received > 0, "the small answers still come");
+}

@@ -1,5 +1,5 @@
 //! `--metrics ADDR` on `serve` and `dht run`, `rpcudp dht status`, and `--log-format
-//! json`, against shared/spec/cli.md, with a real Prometheus server scraping the CLI.
+//! json`, against docs/cli.md, with a real Prometheus server scraping the CLI.
 
 use rpcudp_testkit::prometheus::{
     http_get, promtool_check_metrics, require_prometheus, Prometheus,

@@ -1,4 +1,4 @@
-//! `rpcudp sim dht` behaves as shared/spec/cli.md says: options, defaults, JSON keys,
+//! `rpcudp sim dht` behaves as docs/cli.md says: options, defaults, JSON keys,
 //! replay by seed, exit codes. Figures are checked for sense, never for speed.
 
 use std::process::{Command, Output};

@@ -61,7 +61,10 @@ pub struct DhtScenario {
     pub rtt_sigma: f64,
     /// Per-datagram stretch of the one-way delay (see [`Delay::LogNormal`]).
     pub jitter: f64,
-    /// Time between two nodes' joins.
+    /// Time between two nodes' joins (default 50 ms). A node inserts a caller only after
+    /// verifying it (`NodeConfig::verify_delay`, 5 s), so joins much faster than that
+    /// meet tables that are still empty: at 10 ms, a lossless 200-node network settled
+    /// with a median of 3 contacts per table.
     pub join_interval: Duration,
     /// Bootstraps a node tries before it counts as not joined.
     pub join_attempts: u32,
@@ -86,7 +89,7 @@ impl Default for DhtScenario {
             rtt: Duration::from_millis(80),
             rtt_sigma: 0.5,
             jitter: 0.2,
-            join_interval: Duration::from_millis(10),
+            join_interval: Duration::from_millis(50),
             join_attempts: 3,
             settle: Duration::from_secs(30),
             op_interval: Duration::from_millis(1),
@@ -187,6 +190,26 @@ pub struct DhtReport {
     pub lost: u64,
     /// Simulator steps taken.
     pub steps: u64,
+    /// Routing-table size of the 10th-percentile node once the network settled (before
+    /// the first store).
+    pub table_p10: usize,
+    /// Median routing-table size once the network settled.
+    pub table_p50: usize,
+    /// Nodes with fewer than k contacts once the network settled.
+    pub small_tables: usize,
+    /// Contacts evicted after failed RPCs while joining and settling.
+    pub evicted_joining: u64,
+    /// Contacts evicted by the nodes alive at the end, over the whole run.
+    pub evicted: u64,
+}
+
+/// The nearest-rank percentile of sorted sizes (0 for none).
+fn percentile(sorted: &[usize], q: f64) -> usize {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }
 
 /// Which round a query belongs to.
@@ -316,6 +339,8 @@ impl<'s> Run<'s> {
         self.alive = self.joined.clone();
         self.alive.sort_unstable();
         let joined = self.joined.len();
+        let tables = self.table_sizes();
+        let evicted_joining = self.evicted();
 
         // 2. Stores, 3. the kill, 4. lookups.
         self.store_round(Round::Before)?;
@@ -359,6 +384,11 @@ impl<'s> Run<'s> {
             datagrams: net.sent,
             lost: net.lost,
             steps: net.steps,
+            table_p10: percentile(&tables, 0.10),
+            table_p50: percentile(&tables, 0.50),
+            small_tables: tables.iter().filter(|&&t| t < s.node.k).count(),
+            evicted_joining,
+            evicted: self.evicted(),
         })
     }
 
@@ -502,6 +532,25 @@ impl<'s> Run<'s> {
         }
         self.drain();
         Ok(())
+    }
+
+    /// Routing-table sizes of the live nodes, smallest first.
+    fn table_sizes(&self) -> Vec<usize> {
+        let mut sizes: Vec<usize> = self
+            .alive
+            .iter()
+            .filter_map(|&id| self.sim.node(id).map(|n| n.table().len()))
+            .collect();
+        sizes.sort_unstable();
+        sizes
+    }
+
+    /// Contacts the live nodes evicted after failed RPCs, so far.
+    fn evicted(&self) -> u64 {
+        self.alive
+            .iter()
+            .filter_map(|&id| self.sim.node(id).map(|n| n.stats().evicted))
+            .sum()
     }
 
     fn drain(&mut self) {

@@ -13,7 +13,8 @@
 //! it moves earlier than the one already queued; a queued deadline that turns out early is
 //! re-queued at the node's real deadline instead of waking it, so the heap holds about one
 //! timer per node plus the datagrams in flight. Per node the simulator keeps one small
-//! fixed-size record (address, queued deadline, life, partition group) and one map entry, nothing on the heap besides `P` itself.
+//! fixed-size record (address, queued deadline, life, partition group) and one map
+//! entry; it allocates nothing per node besides `P` itself.
 //!
 //! Determinism: everything random comes from one RNG seeded with the run's seed, and the
 //! heap breaks ties by insertion order, so the same seed and the same script replay the

@@ -1,4 +1,4 @@
-//! `rpcudp bench` (shared/spec/cli.md): keeps N calls in flight against a server for a
+//! `rpcudp bench` (docs/cli.md): keeps N calls in flight against a server for a
 //! while and reports throughput and latency.
 //!
 //! The load runs in ONE task on ONE connected socket, on a current-thread runtime of its

@@ -49,6 +49,11 @@ pub struct RunArgs {
     /// Python `kademlia`); an expired value is no longer returned.
     #[arg(long, default_value = "604800", value_parser = parse_ttl)]
     pub value_ttl: Duration,
+    /// Apply the per-address limits (per-source rates and shares, contacts per subnet)
+    /// to loopback and private addresses too; address validation and the 3× rule apply
+    /// always.
+    #[arg(long)]
+    pub strict_local: bool,
     /// Also serve Prometheus metrics at `http://ADDR/metrics` and the status at
     /// `/status` (port 0: any free port).
     #[arg(long)]
@@ -124,7 +129,7 @@ async fn run_node(args: RunArgs) -> u8 {
             Err(code) => return code,
         }
     }
-    let config = DhtConfig {
+    let mut config = DhtConfig {
         k: usize::from(args.ksize),
         alpha: usize::from(args.alpha),
         rpc_timeout: args.timeout,
@@ -135,6 +140,7 @@ async fn run_node(args: RunArgs) -> u8 {
         verify_callers: true,
         ..DhtConfig::default()
     };
+    config.node.endpoint.limits.strict_local = args.strict_local;
     let dht = match Dht::start(bind, config).await {
         Ok(d) => d,
         Err(e) => {

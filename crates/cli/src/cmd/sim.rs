@@ -1,4 +1,4 @@
-//! `rpcudp sim dht` (shared/spec/cli.md): a Kademlia network on the simulated network, in
+//! `rpcudp sim dht` (docs/cli.md): a Kademlia network on the simulated network, in
 //! virtual time, with the same node code as `rpcudp dht run`.
 //!
 //! Owns: parsing the options, running [`rpcudp_sim::dht::run_dht`], timing it on the
@@ -134,6 +134,11 @@ fn json(r: &DhtReport, wall_s: f64, peak: Option<u64>) -> serde_json::Value {
         "datagrams": r.datagrams,
         "lost": r.lost,
         "steps": r.steps,
+        "table_p10": r.table_p10,
+        "table_p50": r.table_p50,
+        "small_tables": r.small_tables,
+        "evicted_joining": r.evicted_joining,
+        "evicted": r.evicted,
         "peak_memory_bytes": peak,
         "memory_per_node_bytes": peak.map(|p| p / r.nodes.max(1) as u64),
     })
@@ -150,6 +155,10 @@ fn readable(r: &DhtReport, wall_s: f64, peak: Option<u64>) -> String {
     let mut out = format!(
         "simulated DHT: {} nodes ({} joined), seed {}, {} values per round\n",
         r.nodes, r.joined, r.seed, r.gets
+    );
+    out += &format!(
+        "routing tables once settled: p10 {} contacts, median {}; {} nodes below k; {} contacts evicted while joining\n",
+        r.table_p10, r.table_p50, r.small_tables, r.evicted_joining
     );
     out += &format!("killed {} nodes at once without warning\n", r.killed);
     out += &format!(

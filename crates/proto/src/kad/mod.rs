@@ -1,7 +1,7 @@
 //! Kademlia, sans-IO: ids and the XOR metric, the k-bucket routing table, the iterative
 //! lookup state machine and the record store trait. Interoperable in its choices with
 //! Python `kademlia` 2.2.3 (k = 20, alpha = 3, 160-bit ids); the RPCs' wire shapes are
-//! in [`wire`] (`shared/spec/wire.md` §3).
+//! in [`wire`] (`docs/wire.md` §3).
 //!
 //! Like the rest of this crate, nothing here does I/O or reads a clock:
 //! - [`RoutingTable::insert`] returns [`InsertOutcome::PingOldest`] when a full bucket
@@ -29,6 +29,7 @@ pub use lookup::{Lookup, LookupConfig, LookupState};
 pub use node::{
     CommandError, Event, Node, NodeConfig, NodeStats, QueryId, QueryOutcome, QueryStats, StoreToken,
 };
+pub use node::{MemoryValues, ValueStore};
 pub use routing::{Contact, InsertOutcome, RoutingConfig, RoutingTable};
 pub use rto::{RtoConfig, RttEstimator};
 pub use store::{is_storable, MemoryStore, Record, RecordStore, StoreError};

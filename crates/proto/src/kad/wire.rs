@@ -1,4 +1,4 @@
-//! The DHT's RPC shapes (`shared/spec/wire.md` §3, Python `kademlia` 2.2.3): checked
+//! The DHT's RPC shapes (`docs/wire.md` §3, Python `kademlia` 2.2.3): checked
 //! parsing of what peers send, and the values we send back. Anything that does not fit is
 //! rejected, never a panic.
 //!

@@ -257,8 +257,9 @@ impl Endpoint {
                 // A cached answer obeys the amplification budget like a fresh one, but is
                 // never held: the first copy is (or was) already. It leaves from the
                 // address this copy came to, as the first answer went.
-                if self.limits.offer_answer(key.0, &payload, false) == AnswerVerdict::Send {
+                if self.limits.offer_answer(key.0, &payload, local, false) == AnswerVerdict::Send {
                     self.stats.duplicates_answered += 1;
+                    self.limits.on_sent(key.0, payload.len());
                     self.transmit_from(from, local, payload);
                 } else {
                     self.stats.answers_dropped_unvalidated += 1;
@@ -413,9 +414,10 @@ impl Endpoint {
         local: Option<IpAddr>,
         datagram: Vec<u8>,
     ) {
-        match self.limits.offer_answer(peer, &datagram, true) {
+        match self.limits.offer_answer(peer, &datagram, local, true) {
             AnswerVerdict::Send => {
                 self.stats.responses_sent += 1;
+                self.limits.on_sent(peer, datagram.len());
                 self.transmit_from(peer, local, datagram);
             }
             AnswerVerdict::Drop => {
@@ -450,10 +452,10 @@ impl Endpoint {
         if newly {
             self.stats.addresses_validated += 1;
         }
-        for datagram in released {
+        for (datagram, local) in released {
             self.stats.answers_released += 1;
             self.stats.responses_sent += 1;
-            self.transmit(addr, datagram);
+            self.transmit_from(addr, local, datagram);
         }
     }
 
@@ -466,7 +468,7 @@ impl Endpoint {
 
     /// How many more bytes of answers may go to `addr` now: `None` if it is validated
     /// (no limit), else `amplification_factor` × the bytes received from it, minus the
-    /// bytes already sent to it. A layer above with a big answer checks this and, when
+    /// bytes of answers already sent to it (our own requests do not count). A layer above with a big answer checks this and, when
     /// the answer does not fit, proves the address first (a call it must answer).
     ///
     /// ```
@@ -610,7 +612,6 @@ impl Endpoint {
     fn transmit_from(&mut self, destination: SocketAddr, source: Option<IpAddr>, payload: Vec<u8>) {
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += payload.len() as u64;
-        self.limits.on_sent(canonical(destination), payload.len());
         self.transmits.push_back(Transmit {
             destination,
             source,

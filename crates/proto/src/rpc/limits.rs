@@ -9,7 +9,7 @@
 //!   one subnet handed out and not yet answered, so one source cannot take all of
 //!   `max_concurrent_requests`;
 //! - **anti-amplification** (QUIC's rule, RFC 9000 §8): to an address (IP and port) that
-//!   has not proven it receives there, answers total at most
+//!   has not proven it receives there, answers (fresh and cached) total at most
 //!   [`LimitsConfig::amplification_factor`] (3) times the bytes received from it. An
 //!   address proves it by answering a call this endpoint made (the call's random 160-bit
 //!   message id is what an off-path forger cannot know), or the layer above marks it
@@ -18,7 +18,7 @@
 //!   (bounded) while the endpoint calls the probe method on the address, and sent once
 //!   the probe is answered.
 //!
-//! Every table here is bounded ([`GenMap`]: two generations, the older dropped whole
+//! Every table here is bounded (`GenMap`: two generations, the older dropped whole
 //! when the newer fills), so a flood from many ports or addresses costs a fixed amount of
 //! memory. Forgetting is always the safe direction: a forgotten rate bucket starts full
 //! (as a new source would), a forgotten address budget starts at zero, a forgotten
@@ -32,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use rmpv::Value;
@@ -218,9 +218,13 @@ struct Path {
     sent: u64,
 }
 
+/// A held answer and the local address it must leave from.
+pub(crate) type HeldAnswer = (Vec<u8>, Option<IpAddr>);
+
 #[derive(Debug, Default)]
 struct Held {
-    answers: Vec<Vec<u8>>,
+    /// Answers, each with the local address it must leave from.
+    answers: Vec<HeldAnswer>,
     probe: Option<MessageId>,
 }
 
@@ -281,7 +285,9 @@ impl Limits {
         p.received = p.received.saturating_add(len as u64);
     }
 
-    /// Counts `len` bytes sent to `addr` (requests, probes and answers alike).
+    /// Counts `len` bytes of answers sent to `addr`. Our own requests (calls, probes) are
+    /// not counted: whom to call is the layer above's choice, and a request it sends to an
+    /// address that never answers must not cost that address its answers.
     pub(crate) fn on_sent(&mut self, addr: SocketAddr, len: usize) {
         if self.validated.get(&addr).is_some() {
             return;
@@ -382,7 +388,7 @@ impl Limits {
     }
 
     /// Marks `addr` validated; returns the answers held for it (to send now).
-    pub(crate) fn validate(&mut self, addr: SocketAddr) -> (bool, Vec<Vec<u8>>) {
+    pub(crate) fn validate(&mut self, addr: SocketAddr) -> (bool, Vec<HeldAnswer>) {
         let newly = self.validated.get(&addr).is_none();
         self.validated.entry(addr, || ());
         self.paths.remove(&addr);
@@ -404,6 +410,7 @@ impl Limits {
         &mut self,
         addr: SocketAddr,
         payload: &[u8],
+        source: Option<IpAddr>,
         may_hold: bool,
     ) -> AnswerVerdict {
         match self.budget(addr) {
@@ -425,7 +432,7 @@ impl Limits {
             return AnswerVerdict::Drop;
         }
         let h = self.held.entry(addr).or_default();
-        h.answers.push(payload.to_vec());
+        h.answers.push((payload.to_vec(), source));
         self.held_count += 1;
         self.held_bytes += payload.len();
         AnswerVerdict::Held {
@@ -457,9 +464,9 @@ impl Limits {
         self.probes.remove(id)
     }
 
-    fn uncount(&mut self, answers: &[Vec<u8>]) {
+    fn uncount(&mut self, answers: &[HeldAnswer]) {
         self.held_count -= answers.len();
-        self.held_bytes -= answers.iter().map(Vec::len).sum::<usize>();
+        self.held_bytes -= answers.iter().map(|(a, _)| a.len()).sum::<usize>();
     }
 
     /// Sizes of the tables (for tests of the bounds).

@@ -160,19 +160,12 @@ impl Dht {
             }
         }
         buckets.sort_by_key(|b| std::cmp::Reverse(b.index));
-        let (records, mut record_bytes, oldest_expiry) = {
+        let (records, record_bytes, oldest_expiry) = {
             let view = lock(&self.inner.view);
-            let values: Vec<_> = view.values.values().map(|(v, _)| v.clone()).collect();
-            let oldest = view.values.values().map(|(_, at)| *at).min();
-            (values, 0u64, oldest)
+            let bytes = view.values.values().map(|c| c.bytes).sum::<u64>();
+            let oldest = view.values.values().map(|c| c.expires_at).min();
+            (view.values.len(), bytes, oldest)
         };
-        let mut buf = Vec::new();
-        for value in &records {
-            buf.clear();
-            // Writing to a Vec cannot fail.
-            let _ = rmpv::encode::write_value(&mut buf, value);
-            record_bytes += buf.len() as u64;
-        }
         // A copy's life started one TTL before it expires (the oldest expires first);
         // wall-clock time only here, for the operator.
         let clock = self.inner.clock;
@@ -182,7 +175,7 @@ impl Dht {
             id: self.inner.id,
             contacts: contacts.len(),
             buckets,
-            records: records.len(),
+            records,
             record_bytes,
             oldest_record_unix,
             lookups: self.inner.lookups.snapshot(),

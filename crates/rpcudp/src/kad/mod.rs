@@ -1,5 +1,5 @@
 //! A Kademlia DHT on UDP, interoperable with Python `kademlia` 2.2.3
-//! (`shared/spec/wire.md` §3), persisting to redb: [`Dht`].
+//! (`docs/wire.md` §3), persisting to redb: [`Dht`].
 //!
 //! Owns: running the sans-IO node [`rpcudp_proto::kad::Node`] on a socket (on the generic
 //! [`Driver`], the same loop as the RPC node), turning its
@@ -19,7 +19,11 @@
 //!   held copies (with their expiry) and published values are kept in a redb file; a
 //!   `store` is answered only once its transaction committed, so a kill -9 after the
 //!   acknowledgement loses nothing. A restart reloads them; [`Dht::rejoin`] joins again
-//!   through the saved contacts.
+//!   through the saved contacts. The held copies' values stay in the file: memory holds
+//!   only their index (key, expiry, size, source), and a value is read from the file
+//!   when it is served (`find_value`, hand-over, replication, [`Dht::local_value`]), so
+//!   memory does not grow with the state's size. (Published values, this node's own
+//!   `set`s, are kept in memory.)
 //! - Two nodes must not share an id (the same [`DhtConfig::seed`] gives the same id): a
 //!   node that sees its own id logs it, counts it ([`DhtStats::node`]) and says so in
 //!   [`DhtError::SameId`].
@@ -58,11 +62,13 @@ use crate::driver::{Application, Driver, DriverHandle, DriverStats, Flow};
 use crate::rpc::NodeConfig;
 use metrics_snapshot::LookupCounters;
 pub use metrics_snapshot::{BucketSnapshot, DhtSnapshot, LookupKind, LookupOutcome, LookupStats};
-use persist::{Job, WallClock};
+use persist::{Job, RedbValues, WallClock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rmpv::Value;
-use rpcudp_proto::kad::{self as core, CommandError, Event, QueryId, QueryOutcome, StoreToken};
+use rpcudp_proto::kad::{
+    self as core, CommandError, Event, QueryId, QueryOutcome, StoreToken, ValueStore,
+};
 pub use rpcudp_proto::kad::{is_storable, Contact, NodeId, NodeStats};
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
@@ -106,14 +112,17 @@ pub struct DhtConfig {
     pub max_records: usize,
     /// Seed for the random id (and message ids); `None` draws from the OS. Two nodes
     /// given the same seed get the same id, which Kademlia cannot tell apart: give each
-    /// node its own seed.
+    /// node its own seed. This is the one seed of a DHT node: `node.seed` is read only
+    /// when this is `None`.
     pub seed: Option<u64>,
     /// Whether a node that only called this one is pinged (a few seconds later) before
     /// it enters the routing table, so that one-shot clients that left are never handed
     /// out. Default false: every caller is inserted at once, as Python `kademlia` does.
     pub verify_callers: bool,
     /// The RPC layer's configuration: its endpoint limits (the dialect must stay rpcudp
-    /// for Python `kademlia`), the command queue and the receive buffer.
+    /// for Python `kademlia`), the command queue and the receive buffer. Its call timing
+    /// (`endpoint.default_call`) is not used: the DHT times every RPC itself, from
+    /// [`rpc_timeout`](Self::rpc_timeout) and each contact's measured round trips.
     pub node: NodeConfig,
 }
 
@@ -236,11 +245,55 @@ struct Inner {
 #[derive(Default)]
 struct View {
     contacts: Vec<Contact>,
-    /// The copies held here and when they expire.
-    values: HashMap<NodeId, (Arc<Value>, Instant)>,
+    /// The copies held here: their size, when they expire, and (without a state folder)
+    /// their value.
+    values: HashMap<NodeId, ViewCopy>,
+    /// With a state folder, where [`Dht::local_value`] reads values (until shutdown).
+    disk: Option<RedbValues>,
     stats: DhtStats,
     /// The RPC layer's counters in the RPC node's shape (for [`crate::metrics`]).
     rpc: crate::rpc::NodeStats,
+}
+
+/// A copy as the handle sees it.
+struct ViewCopy {
+    /// `None` with a state folder: the value is read from the file when asked for.
+    value: Option<Arc<Value>>,
+    /// Its size as MessagePack.
+    bytes: u64,
+    expires_at: Instant,
+}
+
+impl View {
+    fn keep(&mut self, key: NodeId, value: Arc<Value>, expires_at: Instant) {
+        let bytes = encoded_len(&value);
+        let value = self.disk.is_none().then_some(value);
+        self.values.insert(
+            key,
+            ViewCopy {
+                value,
+                bytes,
+                expires_at,
+            },
+        );
+    }
+}
+
+fn encoded_len(value: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Counting cannot fail.
+    let _ = rmpv::encode::write_value(&mut count, value);
+    count.0
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -299,6 +352,8 @@ struct Writer {
     clock: WallClock,
     /// Stores handed to the writer and not yet durable, with their value for the view.
     pending: HashMap<StoreToken, (NodeId, Arc<Value>, Instant)>,
+    /// The node's values not in the file yet (see [`persist::Unwritten`]).
+    unwritten: persist::Unwritten,
 }
 
 impl App {
@@ -385,7 +440,7 @@ impl Application<core::Node> for App {
                 }
                 None => {
                     // In memory: kept as soon as the node keeps it.
-                    lock(&self.view).values.insert(key, (value, expires_at));
+                    lock(&self.view).keep(key, value, expires_at);
                     node.store_durable(now, token);
                 }
             },
@@ -394,9 +449,7 @@ impl Application<core::Node> for App {
                 value,
                 expires_at,
             } => {
-                lock(&self.view)
-                    .values
-                    .insert(key, (value.clone(), expires_at));
+                lock(&self.view).keep(key, value.clone(), expires_at);
                 if let Some(w) = &self.writer {
                     let expires_unix_ms = w.clock.to_unix_ms(expires_at);
                     self.job(Job::Copy {
@@ -497,10 +550,12 @@ impl Application<core::Node> for App {
                     any = true;
                     let kept = w.pending.remove(&token);
                     if ok {
-                        if let Some((key, value, expires_at)) = kept {
-                            lock(&self.view).values.insert(key, (value, expires_at));
-                        }
                         node.store_durable(now, token);
+                        if let Some((key, value, expires_at)) = kept {
+                            // Committed before the node kept it: nothing left to write.
+                            persist::written(&w.unwritten, &key, &value);
+                            lock(&self.view).keep(key, value, expires_at);
+                        }
                     } else {
                         node.store_failed(now, token);
                     }
@@ -585,9 +640,21 @@ impl Dht {
             endpoint: config.node.endpoint.clone(),
             ..core::NodeConfig::default()
         };
-        let mut node = core::Node::new(node_config, id, node_seed);
+        let unwritten = persist::Unwritten::default();
+        let disk = loaded
+            .as_ref()
+            .map(|l| RedbValues::new(l.db.clone(), unwritten.clone()));
+        let mut node = match &disk {
+            Some(d) => {
+                core::Node::with_value_store(node_config, id, node_seed, Box::new(d.clone()))
+            }
+            None => core::Node::new(node_config, id, node_seed),
+        };
         let now = tokio::time::Instant::now().into_std();
-        let view = Arc::new(Mutex::new(View::default()));
+        let view = Arc::new(Mutex::new(View {
+            disk,
+            ..View::default()
+        }));
         let lookups = Arc::new(LookupCounters::default());
         let wall = WallClock::at(now);
         let mut saved_contacts = Vec::new();
@@ -596,14 +663,23 @@ impl Dht {
                 let clock = wall;
                 {
                     let mut v = lock(&view);
-                    for (key, value, expires_unix_ms) in loaded.copies {
+                    // Only the index: the values stay in the file.
+                    for (key, expires_unix_ms, bytes) in loaded.copies {
                         let Some(expires_at) = clock.to_instant(expires_unix_ms) else {
                             continue;
                         };
-                        node.load_record(now, key, value, expires_at);
-                        if let Some(v2) = node.local_value(&key, now) {
-                            v.values.insert(key, (v2, expires_at));
+                        if expires_at <= now {
+                            continue;
                         }
+                        node.load_record_index(now, key, expires_at, bytes as usize);
+                        v.values.insert(
+                            key,
+                            ViewCopy {
+                                value: None,
+                                bytes,
+                                expires_at,
+                            },
+                        );
                     }
                 }
                 for (key, value) in loaded.published {
@@ -611,13 +687,14 @@ impl Dht {
                 }
                 saved_contacts = loaded.contacts;
                 let (done_tx, done) = mpsc::unbounded_channel();
-                let (jobs, thread) = persist::spawn_writer(loaded.db, done_tx)?;
+                let (jobs, thread) = persist::spawn_writer(loaded.db, unwritten.clone(), done_tx)?;
                 Some(Writer {
                     jobs,
                     done,
                     thread: Some(thread),
                     clock,
                     pending: HashMap::new(),
+                    unwritten,
                 })
             }
             None => None,
@@ -677,10 +754,16 @@ impl Dht {
 
     /// The value this node itself holds under `key`, without asking the network.
     pub fn local_value(&self, key: &NodeId) -> Option<Value> {
-        lock(&self.inner.view)
-            .values
-            .get(key)
-            .map(|(v, _)| (**v).clone())
+        let disk = {
+            let view = lock(&self.inner.view);
+            let copy = view.values.get(key)?;
+            if let Some(v) = &copy.value {
+                return Some((**v).clone());
+            }
+            view.disk.clone()?
+        };
+        // Read outside the lock: the driver updates the view meanwhile.
+        disk.get(key).map(|v| (*v).clone())
     }
 
     /// How many values this node holds.
@@ -787,6 +870,8 @@ impl Dht {
         let mut task = self.inner.task.lock().await;
         let Some(t) = task.take() else { return };
         let Ok(mut app) = t.await else { return };
+        // The file closes once nobody holds it: the state can be opened again.
+        lock(&self.inner.view).disk = None;
         if let Some(mut w) = app.writer.take() {
             drop(w.jobs);
             if let Some(thread) = w.thread.take() {

@@ -7,15 +7,21 @@
 //! Does not own: when anything is written (the node's events decide) nor what a copy's
 //! lifetime is (the node decides; this only converts).
 //!
+//! The values of the copies are not loaded at start: only their keys and expiries (the
+//! node's index). [`RedbValues`] serves a value from the file when the node asks for one
+//! (a read transaction per get, through a small page cache), so memory does not grow with
+//! the state's size.
+//!
 //! A `store` is acknowledged only after the transaction holding it committed (redb's
 //! default durability: fsync'd), so a kill -9 after the acknowledgement loses nothing.
 
 use super::DhtError;
 use redb::{Database, ReadableTable, TableDefinition};
 use rmpv::Value;
-use rpcudp_proto::kad::{is_storable, Contact, NodeId, StoreToken};
+use rpcudp_proto::kad::{is_storable, Contact, NodeId, StoreToken, ValueStore};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc as tokio_mpsc;
 
@@ -72,13 +78,18 @@ impl WallClock {
     }
 }
 
+/// redb's page cache: small, since the values are read one at a time (its default of
+/// 1 GiB would end up holding the whole state in memory).
+const CACHE_BYTES: usize = 4 << 20;
+
 /// What was found in a state folder when it was opened.
 pub(crate) struct Loaded {
-    pub db: Database,
+    pub db: Arc<Database>,
     pub id: NodeId,
     pub contacts: Vec<Contact>,
-    /// Copies held: key, value, expiry in Unix ms.
-    pub copies: Vec<(NodeId, Value, u64)>,
+    /// Copies held: key, expiry in Unix ms and the value's size as MessagePack (their
+    /// values stay in the file).
+    pub copies: Vec<(NodeId, u64, u64)>,
     pub published: Vec<(NodeId, Value)>,
 }
 
@@ -92,7 +103,9 @@ pub(crate) fn open(dir: &Path, fresh_id: NodeId) -> Result<Loaded, DhtError> {
         ))
     })?;
     let path = dir.join("dht.redb");
-    let db = Database::create(&path)
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(&path)
         .map_err(|e| DhtError::State(format!("cannot open {}: {e}", path.display())))?;
     let txn = db.begin_write().map_err(dht_err)?;
     let id = {
@@ -137,10 +150,10 @@ pub(crate) fn open(dir: &Path, fresh_id: NodeId) -> Result<Loaded, DhtError> {
         .map_err(dht_err)?
     {
         let (k, v) = entry.map_err(dht_err)?;
-        if let (Some(key), Some((expires, value))) =
-            (NodeId::from_slice(k.value()), decode_copy(v.value()))
+        if let (Some(key), Some((expires, size))) =
+            (NodeId::from_slice(k.value()), decode_expiry(v.value()))
         {
-            copies.push((key, value, expires));
+            copies.push((key, expires, size));
         }
     }
     let mut published = Vec::new();
@@ -160,7 +173,7 @@ pub(crate) fn open(dir: &Path, fresh_id: NodeId) -> Result<Loaded, DhtError> {
     }
     drop(read);
     Ok(Loaded {
-        db,
+        db: Arc::new(db),
         id,
         contacts,
         copies,
@@ -195,6 +208,91 @@ fn decode_copy(bytes: &[u8]) -> Option<(u64, Value)> {
     is_storable(&value).then_some((expires, value))
 }
 
+/// The expiry of an encoded copy and its value's size, without decoding the value (a
+/// row whose value does not decode is found out, and skipped, when it is read).
+fn decode_expiry(bytes: &[u8]) -> Option<(u64, u64)> {
+    // `[expires, value]`: a fixarray of two, then the expiry.
+    let (&0x92, mut rest) = bytes.split_first()? else {
+        return None;
+    };
+    let expires = rmpv::decode::read_value(&mut rest).ok()?.as_u64()?;
+    Some((expires, rest.len() as u64))
+}
+
+/// Values the node holds that may not be in the file yet: put by the node, taken out by
+/// the writer once a transaction holding the same value committed (or by the driver
+/// when the node kept a `store` that committed before). Bounded by the writes queued.
+pub(crate) type Unwritten = Arc<Mutex<HashMap<NodeId, Arc<Value>>>>;
+
+fn lock(m: &Mutex<HashMap<NodeId, Arc<Value>>>) -> MutexGuard<'_, HashMap<NodeId, Arc<Value>>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Takes `key` out of `unwritten` if it still holds `value` (a later value stays, its
+/// own write is still coming).
+pub(crate) fn written(unwritten: &Unwritten, key: &NodeId, value: &Arc<Value>) {
+    let mut map = lock(unwritten);
+    if map
+        .get(key)
+        .is_some_and(|v| Arc::ptr_eq(v, value) || **v == **value)
+    {
+        map.remove(key);
+    }
+}
+
+/// The node's [`ValueStore`] with a state folder: values are read from the file, one
+/// read transaction per get; the ones not committed yet are served from
+/// [`Unwritten`]. Writing is the writer thread's (from the node's events), not this.
+#[derive(Clone)]
+pub(crate) struct RedbValues {
+    db: Arc<Database>,
+    unwritten: Unwritten,
+}
+
+impl std::fmt::Debug for RedbValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbValues")
+            .field("unwritten", &lock(&self.unwritten).len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbValues {
+    pub fn new(db: Arc<Database>, unwritten: Unwritten) -> RedbValues {
+        RedbValues { db, unwritten }
+    }
+
+    fn read(&self, key: &NodeId) -> Result<Option<Value>, Box<redb::Error>> {
+        let txn = self.db.begin_read().map_err(boxed)?;
+        let table = txn.open_table(COPIES).map_err(boxed)?;
+        let row = table.get(&key.0[..]).map_err(boxed)?;
+        Ok(row.and_then(|v| decode_copy(v.value()).map(|(_, value)| value)))
+    }
+}
+
+impl ValueStore for RedbValues {
+    fn get(&self, key: &NodeId) -> Option<Arc<Value>> {
+        if let Some(v) = lock(&self.unwritten).get(key) {
+            return Some(v.clone());
+        }
+        match self.read(key) {
+            Ok(v) => v.map(Arc::new),
+            Err(e) => {
+                tracing::warn!("cannot read a value from the DHT state: {e}");
+                None
+            }
+        }
+    }
+
+    fn put(&mut self, key: NodeId, value: Arc<Value>) {
+        lock(&self.unwritten).insert(key, value);
+    }
+
+    fn remove(&mut self, key: &NodeId) {
+        lock(&self.unwritten).remove(key);
+    }
+}
+
 /// One change for the writer thread.
 #[derive(Debug)]
 pub(crate) enum Job {
@@ -227,9 +325,11 @@ const MAX_JOBS_PER_COMMIT: usize = 4096;
 
 /// Starts the writer thread: it takes every queued job, writes them in one
 /// transaction, commits, and then reports each `store`'s token (`true`: durable) on
-/// `done`. It ends when `jobs` is closed and drained, closing the database.
+/// `done`. It ends when `jobs` is closed and drained, dropping its handle on the
+/// database (closed when the node's [`RedbValues`] are dropped too).
 pub(crate) fn spawn_writer(
-    db: Database,
+    db: Arc<Database>,
+    unwritten: Unwritten,
     done: tokio_mpsc::UnboundedSender<(StoreToken, bool)>,
 ) -> std::io::Result<(std::sync::mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
@@ -252,8 +352,12 @@ pub(crate) fn spawn_writer(
                     }
                 };
                 for job in &batch {
-                    if let Job::Store { token, .. } = job {
-                        let _ = done.send((*token, ok));
+                    match job {
+                        Job::Store { token, .. } => {
+                            let _ = done.send((*token, ok));
+                        }
+                        Job::Copy { key, value, .. } if ok => written(&unwritten, key, value),
+                        _ => {}
                     }
                 }
             }
@@ -328,8 +432,58 @@ mod tests {
     }
 
     #[test]
+    fn a_value_is_served_from_memory_until_its_write_commits_then_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = open(dir.path(), NodeId([1; 20])).unwrap();
+        let unwritten = Unwritten::default();
+        let mut store = RedbValues::new(loaded.db.clone(), unwritten.clone());
+        let (done_tx, _done) = tokio_mpsc::unbounded_channel();
+        let (jobs, thread) = spawn_writer(loaded.db, unwritten.clone(), done_tx).unwrap();
+        let key = NodeId([2; 20]);
+        let value = Arc::new(Value::from("held"));
+        store.put(key, value.clone());
+        assert_eq!(store.get(&key), Some(value.clone()), "readable at once");
+        jobs.send(Job::Copy {
+            key,
+            value: value.clone(),
+            expires_unix_ms: u64::MAX / 2,
+        })
+        .unwrap();
+        drop(jobs);
+        thread.join().unwrap();
+        assert!(lock(&unwritten).is_empty(), "forgotten once committed");
+        assert_eq!(
+            store.get(&key).as_deref(),
+            Some(&*value),
+            "now read from the file"
+        );
+        store.remove(&key);
+        assert!(
+            store.get(&key).is_some(),
+            "the file's row goes with Job::Remove"
+        );
+        assert!(store.get(&NodeId([3; 20])).is_none());
+    }
+
+    #[test]
+    fn a_later_value_stays_unwritten_when_an_earlier_write_of_its_key_commits() {
+        let unwritten = Unwritten::default();
+        let key = NodeId([2; 20]);
+        let (old, new) = (Arc::new(Value::from("old")), Arc::new(Value::from("new")));
+        lock(&unwritten).insert(key, new.clone());
+        written(&unwritten, &key, &old);
+        assert_eq!(lock(&unwritten).get(&key), Some(&new));
+        written(&unwritten, &key, &new);
+        assert!(lock(&unwritten).is_empty());
+    }
+
+    #[test]
     fn a_copy_round_trips_through_its_encoding() {
         let bytes = encode_copy(1_700_000_000_123, &Value::from("v"));
+        assert_eq!(
+            decode_expiry(&bytes),
+            Some((1_700_000_000_123, encode(&Value::from("v")).len() as u64))
+        );
         assert_eq!(
             decode_copy(&bytes),
             Some((1_700_000_000_123, Value::from("v")))

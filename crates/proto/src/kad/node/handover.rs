@@ -186,13 +186,13 @@ impl Node {
             };
             let to = job.to;
             if let Some(key) = job.ready.pop_front() {
-                let Some(held) = self.records.get(&key, now) else {
+                let Some(value) = self.records.value(&key, now) else {
                     continue;
                 };
                 let args = [
                     wire::id_value(&self.id),
                     wire::id_value(&key),
-                    (*held.value).clone(),
+                    (*value).clone(),
                 ];
                 if self
                     .send_rpc(

@@ -1,6 +1,6 @@
 //! The whole Kademlia node as a sans-IO state machine: [`Node`].
 //!
-//! Owns: serving the five DHT RPCs as Python `kademlia` 2.2.3 does (`shared/spec/wire.md`
+//! Owns: serving the five DHT RPCs as Python `kademlia` 2.2.3 does (`docs/wire.md`
 //! §3), the queries (`bootstrap`, `set`, `get` and the node's own refresh, republish and
 //! replication lookups), the hand-over of values to newcomers, contact liveness (RTO per
 //! contact, eviction, verification of new contacts) and value lifetimes. It composes the
@@ -106,12 +106,15 @@
 
 mod handover;
 mod query;
+pub(crate) mod quota;
 mod serve;
 
 pub(crate) mod records;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hostile;
 
 use super::rto::{RtoConfig, RttEstimator};
 use super::{is_storable, Contact, InsertOutcome, NodeId, RoutingConfig, RoutingTable};
@@ -122,6 +125,7 @@ use query::{CallKind, Pending, Query};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use records::Records;
+pub use records::{MemoryValues, ValueStore};
 use rmpv::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -177,9 +181,22 @@ pub struct NodeConfig {
     pub replicate_window: Duration,
     /// How long a copy lives. Default one week (as Python `kademlia`'s storage).
     pub value_ttl: Duration,
-    /// Most values held for others; a `store` of a new key beyond it gets no answer.
-    /// Default 100,000.
+    /// Most values held for others; a `store` of a new key beyond it evicts the record
+    /// this node is least responsible for (the farthest key of the source subnet holding
+    /// the most bytes), or gets no answer if no source's record can go. Default 100,000.
     pub max_records: usize,
+    /// Largest value stored (its bytes for `str` / `bin`, plus 5): larger `store`s get no
+    /// answer and `set` refuses them. Default 8192 (a Python peer cannot send more).
+    pub max_value_bytes: usize,
+    /// Most bytes of values held, all together (evicting as for `max_records`). Default
+    /// 64 MiB.
+    pub max_store_bytes: usize,
+    /// Most records one source subnet (IPv4 /24, IPv6 /64) may have stored here; more
+    /// get no answer. Local sources are exempt unless `endpoint.limits.strict_local`.
+    /// Default 5000.
+    pub max_records_per_source: usize,
+    /// Most bytes one source subnet may have stored here. Default 4 MiB.
+    pub max_bytes_per_source: usize,
     /// Consecutive failed RPCs after which a contact is evicted. Default 2: the first
     /// failure makes the contact suspect (not handed out) and pings it once, so one lost
     /// datagram does not cost a live contact, and a dead one goes when that ping fails.
@@ -241,6 +258,10 @@ impl Default for NodeConfig {
             replicate_window: Duration::from_secs(2 * 3600),
             value_ttl: Duration::from_secs(7 * 24 * 3600),
             max_records: 100_000,
+            max_value_bytes: 8192,
+            max_store_bytes: 64 << 20,
+            max_records_per_source: 5000,
+            max_bytes_per_source: 4 << 20,
             max_failures: 2,
             verify_delay: Duration::from_secs(5),
             max_pending_verifications: 256,
@@ -276,6 +297,15 @@ pub enum CommandError {
     /// The value is not one Python `kademlia` stores (int, float, bool, str, bin).
     #[error("values must be int, float, bool, str or bin")]
     NotStorable,
+    /// The value is larger than [`NodeConfig::max_value_bytes`] (its bytes plus 5).
+    /// Remedy: store less per key, or raise the limit on every node.
+    #[error("value of {size} bytes exceeds the limit of {limit}")]
+    ValueTooLarge {
+        /// The value's size as charged.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
     /// The routing table is empty: nowhere to store or search. Remedy: bootstrap first.
     /// `own_id_contacts` counts nodes seen with our own id: if it is not 0, another node
     /// has this node's id (same seed or same saved state); give them different seeds.
@@ -411,6 +441,18 @@ pub struct NodeStats {
     pub handover_stores: u64,
     /// Answers that did not have the expected shape.
     pub malformed_answers: u64,
+    /// `store`s refused: the value is over `max_value_bytes`.
+    pub stores_refused_too_large: u64,
+    /// `store`s refused: their source subnet had its share of the store.
+    pub stores_refused_source_share: u64,
+    /// Records given up to make room for a new store (farthest keys of the largest
+    /// sources first).
+    pub records_evicted: u64,
+    /// New callers not pinged for verification: what they sent did not leave room for
+    /// the ping within 3× (a one-shot client, or a forged source).
+    pub verifications_skipped_budget: u64,
+    /// `find_node` answers cut to fit 3× what an unvalidated asker sent.
+    pub find_node_answers_cut: u64,
     /// Contacts not inserted: their /24 or /64 had its share of the bucket or table.
     pub contacts_refused_subnet: u64,
     /// Known ids heard from a new address: the old address was pinged first.
@@ -496,6 +538,9 @@ pub struct Node {
 /// Round trips measured before the node-wide estimate stands in for unmeasured contacts.
 const MIN_AGGREGATE_SAMPLES: u64 = 8;
 
+/// Size of a verification ping: header 21, `["ping", [id]]` 29.
+const VERIFY_PING_BYTES: usize = 50;
+
 /// Most pings of handed-out contacts in flight at once.
 const MAX_RECHECKS: usize = 16;
 
@@ -519,8 +564,11 @@ impl Node {
             endpoint.limits.validation_probe = Some(crate::rpc::ValidationProbe {
                 method: "ping".into(),
                 args: vec![super::wire::id_value(&id)],
+                // Resent once: a lost probe would otherwise cost the held answer.
                 options: CallOptions {
-                    attempt_timeout: config.rpc_timeout,
+                    attempt_timeout: config.initial_rto.min(config.rpc_timeout),
+                    retries: 1,
+                    backoff: 1.0,
                     ..CallOptions::default()
                 },
             });
@@ -541,7 +589,7 @@ impl Node {
             ep: Endpoint::new(endpoint, seed),
             table: RoutingTable::new(id, routing),
             rng: SmallRng::seed_from_u64(seed ^ 0x6b61_646e_6f64_6521),
-            records: Records::default(),
+            records: Records::new(id),
             calls: HashMap::new(),
             rto_calls: HashMap::new(),
             rto_timers: BinaryHeap::new(),
@@ -565,6 +613,21 @@ impl Node {
             rtt_samples: 0,
             config,
         }
+    }
+
+    /// A node as [`new`](Self::new) that keeps the bytes of the copies it holds in
+    /// `values` (the default is [`MemoryValues`]); memory then holds only the index.
+    /// A durable store is filled again after a restart with
+    /// [`load_record_index`](Self::load_record_index).
+    pub fn with_value_store(
+        config: NodeConfig,
+        id: NodeId,
+        seed: u64,
+        values: Box<dyn ValueStore>,
+    ) -> Node {
+        let mut node = Node::new(config, id, seed);
+        node.records = Records::with_values(id, values);
+        node
     }
 
     /// This node's id.
@@ -599,7 +662,7 @@ impl Node {
 
     /// The value held here under `key` (not expired at `now`), without asking the network.
     pub fn local_value(&self, key: &NodeId, now: Instant) -> Option<Arc<Value>> {
-        self.records.get(key, now).map(|h| h.value.clone())
+        self.records.value(key, now)
     }
 
     /// When the copy held under `key` expires.
@@ -610,6 +673,17 @@ impl Node {
     /// How many copies are held (expired ones not yet removed included).
     pub fn stored_count(&self) -> usize {
         self.records.len()
+    }
+
+    /// Bytes of values held (as charged against [`NodeConfig::max_store_bytes`]).
+    pub fn stored_bytes(&self) -> usize {
+        self.records.quota().total_bytes()
+    }
+
+    /// The most records any one source subnet (/24, /64) has stored here (exempt local
+    /// sources and our own copies not counted).
+    pub fn largest_store_share(&self) -> usize {
+        self.records.quota().largest_share()
     }
 
     /// How many values this node publishes.
@@ -690,6 +764,13 @@ impl Node {
         if !is_storable(&value) {
             return Err(CommandError::NotStorable);
         }
+        let size = quota::value_size(&value);
+        if size > self.config.max_value_bytes {
+            return Err(CommandError::ValueTooLarge {
+                size,
+                limit: self.config.max_value_bytes,
+            });
+        }
         self.no_contacts_check()?;
         self.touch_clock(now);
         let value = Arc::new(value);
@@ -714,8 +795,7 @@ impl Node {
         self.touch_clock(now);
         let local = self
             .records
-            .get(&key, now)
-            .map(|h| h.value.clone())
+            .value(&key, now)
             .or_else(|| self.records.publication(&key).map(|p| p.value.clone()));
         if let Some(v) = local {
             let id = self.fresh_query_id();
@@ -786,7 +866,7 @@ impl Node {
         let Some(s) = self.stores.remove(&token) else {
             return;
         };
-        self.keep_copy(now, s.key, s.value, s.since, s.expires_at);
+        self.keep_copy(now, s.key, s.value, s.since, s.expires_at, s.source);
         self.flush_endpoint(None);
         self.ep.respond(now, s.request, &Value::Boolean(true));
         self.flush_endpoint(s.local);
@@ -816,12 +896,40 @@ impl Node {
         self.records.put(
             key,
             records::Held {
-                value: Arc::new(value),
                 since,
                 expires_at,
+                source: None,
+                size: quota::value_size(&value),
             },
+            Arc::new(value),
             None,
         );
+    }
+
+    /// Reloads the index entry of a copy whose value the node's [`ValueStore`] holds
+    /// already (a durable one, after a restart; no event, the value is not read), with
+    /// the value's size (as MessagePack) for the store's byte quota. One that expired by
+    /// `now` is not loaded.
+    pub fn load_record_index(
+        &mut self,
+        now: Instant,
+        key: NodeId,
+        expires_at: Instant,
+        size: usize,
+    ) {
+        if expires_at <= now {
+            return;
+        }
+        self.touch_clock(now);
+        // As `load_record`: its age is unknown.
+        let since = now.checked_sub(self.config.replicate_window).unwrap_or(now);
+        let held = records::Held {
+            since,
+            expires_at,
+            source: None,
+            size,
+        };
+        self.records.put_index(key, held, None);
     }
 
     /// Reloads a persisted publication after a restart (no event): it is republished
@@ -1138,9 +1246,10 @@ impl Node {
         value: Arc<Value>,
         since: Instant,
         expires_at: Instant,
+        source: Option<crate::subnet::SourceKey>,
     ) -> bool {
-        if let Some(h) = self.records.get(&key, now) {
-            if *h.value == *value {
+        if let Some(held) = self.records.value(&key, now) {
+            if *held == *value {
                 return false;
             }
         }
@@ -1150,10 +1259,12 @@ impl Node {
         self.records.put(
             key,
             records::Held {
-                value,
                 since,
                 expires_at,
+                source,
+                size: quota::value_size(&value),
             },
+            value,
             replicate_at,
         );
         true
@@ -1203,6 +1314,17 @@ impl Node {
             {
                 continue;
             }
+            // Only within what the caller's own bytes allow (3×, less the answers it got):
+            // a forged request costs its source at most that, and a one-shot client that
+            // used its budget on answers is not pinged (nor inserted) at all.
+            if self
+                .ep
+                .amplification_budget(contact.addr)
+                .is_some_and(|b| b < VERIFY_PING_BYTES)
+            {
+                self.stats.verifications_skipped_budget += 1;
+                continue;
+            }
             let args = [super::wire::id_value(&self.id)];
             self.send_rpc(
                 now,
@@ -1238,7 +1360,9 @@ impl Node {
                 self.records.schedule_replication(key, next);
             }
             if age < self.config.replicate_window && held.expires_at > now {
-                self.start_store_query(now, key, held.value, query::Purpose::Replicate);
+                if let Some(value) = self.records.stored_value(&key) {
+                    self.start_store_query(now, key, value, query::Purpose::Replicate);
+                }
             }
         }
         for _ in 0..max {

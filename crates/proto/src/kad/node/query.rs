@@ -59,6 +59,8 @@ pub(crate) struct PendingStore {
     pub value: Arc<Value>,
     pub since: Instant,
     pub expires_at: Instant,
+    /// The storer's subnet, for its share (`None`: exempt).
+    pub source: Option<crate::subnet::SourceKey>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -599,7 +601,7 @@ impl Node {
                     // The publisher's own copy: a new life at each of its publications.
                     let expires_at = now + self.config.value_ttl;
                     self.records.remove(&key);
-                    self.keep_copy(now, key, value.clone(), now, expires_at);
+                    self.keep_copy(now, key, value.clone(), now, expires_at, None);
                     stored_locally = true;
                     if self.config.persistence {
                         self.events.push_back(Event::RecordStored {

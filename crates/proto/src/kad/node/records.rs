@@ -6,27 +6,87 @@
 //! durability (the driver persists on the node's events) nor the decision who gets a
 //! copy (the node's queries and hand-over).
 //!
+//! The value bytes themselves live behind a [`ValueStore`] ([`MemoryValues`] by default;
+//! the `rpcudp` crate's `Dht` puts them in redb with a state folder), so that memory may
+//! hold only this index: key, lifetime, and the heaps.
+//!
 //! Every operation is O(log records); nothing here walks all records. Heaps hold stale
 //! entries (a replaced or removed record leaves its old deadline behind); a popped entry
 //! counts only if it still matches the record, and the heaps are rebuilt when stale
 //! entries outnumber live ones, so memory stays proportional to the records.
 
 use super::super::NodeId;
+use super::quota::Quota;
+use crate::subnet::SourceKey;
 use rmpv::Value;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// One copy held for the network.
+/// Where the node keeps the bytes of the copies it holds, by key: the node keeps only
+/// the index (key and lifetime) itself and asks this store whenever it needs a value
+/// (a `find_value` answer, a hand-over, a replication, a local `get`).
+///
+/// Synchronous and infallible by design: the node decides nothing on a store's answer
+/// beyond "this value" or "none". A durable store is written by the driver from the
+/// node's events ([`Event::StoreRequested`](super::Event::StoreRequested),
+/// [`Event::RecordStored`](super::Event::RecordStored)); `put` only has to make the
+/// value readable from then on (e.g. keep it in memory until the write committed).
+/// `get` is called only for keys the node's index holds, so a store never needs to
+/// know about expiry.
+///
+/// ```
+/// use rpcudp_proto::kad::{MemoryValues, NodeId, ValueStore};
+/// use std::sync::Arc;
+/// let mut store = MemoryValues::default();
+/// let key = NodeId([7; 20]);
+/// store.put(key, Arc::new(rmpv::Value::from("v")));
+/// assert_eq!(store.get(&key).as_deref(), Some(&rmpv::Value::from("v")));
+/// store.remove(&key);
+/// assert!(store.get(&key).is_none());
+/// ```
+pub trait ValueStore: Send + std::fmt::Debug {
+    /// The value under `key`, if the store has it (`None` for a value it cannot read:
+    /// the node then answers as if it held nothing).
+    fn get(&self, key: &NodeId) -> Option<Arc<Value>>;
+    /// Keeps `value` under `key`, replacing any other.
+    fn put(&mut self, key: NodeId, value: Arc<Value>);
+    /// Forgets the value under `key`.
+    fn remove(&mut self, key: &NodeId);
+}
+
+/// The default [`ValueStore`]: every value in memory.
+#[derive(Debug, Default)]
+pub struct MemoryValues(HashMap<NodeId, Arc<Value>>);
+
+impl ValueStore for MemoryValues {
+    fn get(&self, key: &NodeId) -> Option<Arc<Value>> {
+        self.0.get(key).cloned()
+    }
+
+    fn put(&mut self, key: NodeId, value: Arc<Value>) {
+        self.0.insert(key, value);
+    }
+
+    fn remove(&mut self, key: &NodeId) {
+        self.0.remove(key);
+    }
+}
+
+/// One copy held for the network (its value is in the [`ValueStore`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Held {
-    /// Shared, so a hand-over or a replication never copies the value per recipient.
-    pub value: Arc<Value>,
     /// When this copy's life started (see the node's docs, "Value lifetime").
     pub since: Instant,
     pub expires_at: Instant,
+    /// The subnet whose `store` this copy came from (`None`: our own, a lookup's copy,
+    /// reloaded, or an exempt local source): its share in the quota.
+    pub source: Option<SourceKey>,
+    /// The value's size as the quota counts it (`quota::value_size`), kept here so that
+    /// the quota never has to read the value.
+    pub size: usize,
 }
 
 /// A value this node published (its own `set`): republished until the node stops.
@@ -40,13 +100,16 @@ pub(crate) struct Publication {
 
 type Heap = BinaryHeap<Reverse<(Instant, NodeId)>>;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Records {
     held: BTreeMap<NodeId, Held>,
+    values: Box<dyn ValueStore>,
     expiry: Heap,
     replicate: Heap,
     published: BTreeMap<NodeId, Publication>,
     republish: Heap,
+    /// Per-source shares and total bytes of `held` (see `quota`).
+    quota: Quota,
 }
 
 fn pop_due(
@@ -77,6 +140,43 @@ fn compact(heap: &mut Heap, live_count: usize, live: impl Fn(Instant, &NodeId) -
 }
 
 impl Records {
+    /// Empty, with `local` (our id) as the origin of the quota's eviction order, the
+    /// values in memory.
+    pub fn new(local: NodeId) -> Self {
+        Records::with_values(local, Box::<MemoryValues>::default())
+    }
+
+    /// Empty, the values in `values`.
+    pub fn with_values(local: NodeId, values: Box<dyn ValueStore>) -> Records {
+        Records {
+            held: BTreeMap::new(),
+            values,
+            expiry: Heap::new(),
+            replicate: Heap::new(),
+            published: BTreeMap::new(),
+            republish: Heap::new(),
+            quota: Quota::new(local),
+        }
+    }
+
+    /// The store quota (shares, bytes, eviction order).
+    pub fn quota(&self) -> &Quota {
+        &self.quota
+    }
+
+    /// The value of the copy under `key`, if held and not expired at `now` (and the
+    /// store can read it).
+    pub fn value(&self, key: &NodeId, now: Instant) -> Option<Arc<Value>> {
+        self.get(key, now)?;
+        self.values.get(key)
+    }
+
+    /// The value of the copy under `key`, expired or not.
+    pub fn stored_value(&self, key: &NodeId) -> Option<Arc<Value>> {
+        self.held.get(key)?;
+        self.values.get(key)
+    }
+
     pub fn get(&self, key: &NodeId, now: Instant) -> Option<&Held> {
         // Checked here too, not only by the expiry heap: a value is never served at or
         // after its expiry, even between two timeouts.
@@ -101,12 +201,28 @@ impl Records {
     }
 
     /// Inserts or replaces a copy; `replicate_at` is the first holder replication, if any.
-    pub fn put(&mut self, key: NodeId, held: Held, replicate_at: Option<Instant>) {
+    pub fn put(
+        &mut self,
+        key: NodeId,
+        held: Held,
+        value: Arc<Value>,
+        replicate_at: Option<Instant>,
+    ) {
+        self.values.put(key, value);
+        self.put_index(key, held, replicate_at);
+    }
+
+    /// Inserts or replaces a copy's index entry only: its value is in the store already
+    /// (reloaded after a restart).
+    pub fn put_index(&mut self, key: NodeId, held: Held, replicate_at: Option<Instant>) {
         self.expiry.push(Reverse((held.expires_at, key)));
         if let Some(at) = replicate_at {
             self.replicate.push(Reverse((at, key)));
         }
-        self.held.insert(key, held);
+        self.quota.charge(key, held.source, held.size);
+        if let Some(old) = self.held.insert(key, held) {
+            self.quota.release(key, old.source, old.size);
+        }
         let held = &self.held;
         compact(&mut self.expiry, held.len(), |at, k| {
             held.get(k).is_some_and(|h| h.expires_at == at)
@@ -123,7 +239,10 @@ impl Records {
     }
 
     pub fn remove(&mut self, key: &NodeId) -> Option<Held> {
-        self.held.remove(key)
+        let old = self.held.remove(key)?;
+        self.values.remove(key);
+        self.quota.release(*key, old.source, old.size);
+        Some(old)
     }
 
     /// The next expired key (at most one per call; the caller bounds the calls).
@@ -132,7 +251,7 @@ impl Records {
         let (_, key) = pop_due(&mut self.expiry, now, |at, k| {
             held.get(k).is_some_and(|h| h.expires_at == at)
         })?;
-        self.held.remove(&key);
+        self.remove(&key);
         Some(key)
     }
 

@@ -1,4 +1,4 @@
-//! Serving the five DHT methods (`shared/spec/wire.md` §3) the way Python `kademlia`
+//! Serving the five DHT methods (`docs/wire.md` §3) the way Python `kademlia`
 //! 2.2.3 answers them: `stun`, `ping`, `store`, `find_node`, `find_value`.
 //!
 //! Owns: argument checks, the answers' shapes, offering the caller as a contact (through
@@ -7,13 +7,29 @@
 
 use super::super::wire;
 use super::query::PendingStore;
+use super::quota::value_size;
 use super::{Event, Node, StoreToken};
 use crate::kad::{is_storable, Contact, NodeId};
 use crate::rpc::RequestToken;
+use crate::subnet::{is_local, SourceKey};
 use rmpv::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Size of a `find_node` / `find_value` request: header 21, `[method, [id, key]]` 56.
+const FIND_REQUEST_BYTES: usize = 77;
+
+/// Most records evicted to make room for one store (a store far bigger than the records
+/// it would displace is refused rather than emptying the store).
+const MAX_EVICTIONS_PER_STORE: usize = 8;
+
+/// Why a `store` was refused (each counted in its own stat).
+enum Refusal {
+    TooLarge,
+    Share,
+    Full,
+}
 
 impl Node {
     pub(super) fn serve(
@@ -44,7 +60,7 @@ impl Node {
                     (Some(id), Some(key)) => {
                         self.welcome(now, id, from, true);
                         // The answer comes from `serve_store`, now or once durable.
-                        self.serve_store(now, token, local, key, value.clone());
+                        self.serve_store(now, token, from, local, key, value.clone());
                         return;
                     }
                     _ => None,
@@ -66,7 +82,7 @@ impl Node {
                             self.welcome(now, id, from, false);
                         }
                         let held = (method == "find_value")
-                            .then(|| self.records.get(&key, now).map(|h| h.value.clone()))
+                            .then(|| self.records.value(&key, now))
                             .flatten();
                         Some(match held {
                             Some(v) => Value::Map(vec![(Value::from("value"), (*v).clone())]),
@@ -93,6 +109,7 @@ impl Node {
         &mut self,
         now: Instant,
         token: RequestToken,
+        from: SocketAddr,
         local: Option<IpAddr>,
         key: NodeId,
         value: Value,
@@ -102,21 +119,26 @@ impl Node {
             self.ep.abandon(token);
             return;
         }
-        if let Some(h) = self.records.get(&key, now) {
-            if *h.value == value {
-                // Held already (and durable): a replica or republish changes nothing.
-                self.respond(now, token, &Value::Boolean(true), local);
-                return;
+        if self.records.value(&key, now).is_some_and(|v| *v == value) {
+            // Held already (and durable): a replica or republish changes nothing.
+            self.respond(now, token, &Value::Boolean(true), local);
+            return;
+        }
+        let size = value_size(&value);
+        let source = self.store_source(from);
+        if let Err(refusal) = self.admit_store(&key, size, source) {
+            match refusal {
+                Refusal::TooLarge => self.stats.stores_refused_too_large += 1,
+                Refusal::Share => self.stats.stores_refused_source_share += 1,
+                Refusal::Full => self.stats.stores_refused_full += 1,
             }
-        } else if self.records.len() + self.stores.len() >= self.config.max_records {
-            self.stats.stores_refused_full += 1;
             self.ep.abandon(token);
             return;
         }
         let value = Arc::new(value);
         let expires_at = now + self.config.value_ttl;
         if !self.config.persistence {
-            self.keep_copy(now, key, value, now, expires_at);
+            self.keep_copy(now, key, value, now, expires_at, source);
             self.respond(now, token, &Value::Boolean(true), local);
             return;
         }
@@ -131,6 +153,7 @@ impl Node {
                 value: value.clone(),
                 since: now,
                 expires_at,
+                source,
             },
         );
         self.events.push_back(Event::StoreRequested {
@@ -139,6 +162,55 @@ impl Node {
             value,
             expires_at,
         });
+    }
+
+    /// The share a `store` from `from` counts in: its /24 or /64, or none for an exempt
+    /// local address.
+    fn store_source(&self, from: SocketAddr) -> Option<SourceKey> {
+        let strict = self.config.endpoint.limits.strict_local;
+        (strict || !is_local(from.ip())).then(|| SourceKey::of(from.ip()))
+    }
+
+    /// Whether a store of `size` bytes under `key` from `source` fits: the value cap,
+    /// the source's share, then the store's caps, evicting (a bounded number of) the
+    /// records this node is least responsible for to make room. O(log n) per eviction.
+    fn admit_store(
+        &mut self,
+        key: &NodeId,
+        size: usize,
+        source: Option<SourceKey>,
+    ) -> Result<(), Refusal> {
+        if size > self.config.max_value_bytes {
+            return Err(Refusal::TooLarge);
+        }
+        let replacing = self.records.peek(key).is_some();
+        if let Some(s) = source {
+            let (records, bytes) = self.records.quota().use_of(&s);
+            if (!replacing && records >= self.config.max_records_per_source)
+                || bytes + size > self.config.max_bytes_per_source
+            {
+                return Err(Refusal::Share);
+            }
+        }
+        for _ in 0..MAX_EVICTIONS_PER_STORE {
+            let count = self.records.len() + self.stores.len() + usize::from(!replacing);
+            let bytes = self.records.quota().total_bytes() + size;
+            if count <= self.config.max_records && bytes <= self.config.max_store_bytes {
+                return Ok(());
+            }
+            let Some(victim) = self.records.quota().eviction_candidate() else {
+                return Err(Refusal::Full);
+            };
+            if victim == *key {
+                return Err(Refusal::Full);
+            }
+            self.records.remove(&victim);
+            self.stats.records_evicted += 1;
+            if self.config.persistence {
+                self.events.push_back(Event::RecordRemoved { key: victim });
+            }
+        }
+        Err(Refusal::Full)
     }
 
     /// The k nearest contacts to `key` that answered us and are not suspect, leaving out
@@ -182,7 +254,31 @@ impl Node {
                 }
             }
         }
-        Value::Array(list.iter().map(wire::contact_value).collect())
+        // To an asker that has not proven it receives at its address, the answer is cut
+        // to the nearest contacts that fit 3× what it sent (the endpoint would drop a
+        // bigger one, or hold it for a ping round trip): its lookup goes on at once, with
+        // fewer contacts per answer.
+        // At most what one request's bytes allow, even when earlier ones left a surplus:
+        // a resend of the request (after a loss) then allows the cached answer again.
+        let per_request = FIND_REQUEST_BYTES * self.config.endpoint.limits.amplification_factor;
+        let budget = self
+            .ep
+            .amplification_budget(asker)
+            .map(|b| b.min(per_request));
+        let mut used = crate::wire::rpc::HEADER_LEN + 3;
+        let mut out = Vec::with_capacity(list.len());
+        for c in &list {
+            let v = wire::contact_value(c);
+            // id (2 + 20) + ip str (1 + len) + port (≤ 3) + array header (1).
+            let size = 22 + 1 + c.addr.ip().to_string().len() + 3 + 1;
+            if budget.is_some_and(|b| used + size > b) {
+                self.stats.find_node_answers_cut += 1;
+                break;
+            }
+            used += size;
+            out.push(v);
+        }
+        Value::Array(out)
     }
 
     /// A node called us with id `id` from `from`: a known contact moves to most recently

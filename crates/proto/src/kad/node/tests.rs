@@ -1362,3 +1362,68 @@ fn a_bootstrap_whose_own_id_lookup_was_lost_looks_up_again() {
         .all(|e| !matches!(e, Event::QueryFinished { id, .. } if id == q)));
     assert!(std::iter::from_fn(|| node.poll_transmit()).any(|t| t.destination == addr(2)));
 }
+
+/// A [`ValueStore`] the test can look into (and take values out of) behind the node.
+#[derive(Clone, Debug, Default)]
+struct SharedValues(std::sync::Arc<std::sync::Mutex<MemoryValues>>);
+
+impl ValueStore for SharedValues {
+    fn get(&self, key: &NodeId) -> Option<Arc<Value>> {
+        self.0.lock().unwrap().get(key)
+    }
+    fn put(&mut self, key: NodeId, value: Arc<Value>) {
+        self.0.lock().unwrap().put(key, value);
+    }
+    fn remove(&mut self, key: &NodeId) {
+        self.0.lock().unwrap().remove(key);
+    }
+}
+
+#[test]
+fn a_node_keeps_its_values_in_its_value_store_and_reads_them_from_there() {
+    let now = start();
+    let me = addr(0);
+    let values = SharedValues::default();
+    let mut node = Node::with_value_store(quiet_config(), id_of(0), 1, Box::new(values.clone()));
+    let mut peer = Peer::new(addr(1));
+    let peer_id = id_of(1);
+    let k = key(7);
+    let ok = peer.ask(
+        &mut node,
+        me,
+        now,
+        "store",
+        &[bin(&peer_id), bin(&k), "v".into()],
+    );
+    assert_eq!(ok, Some(Value::Boolean(true)));
+    assert_eq!(
+        values.get(&k).as_deref(),
+        Some(&Value::from("v")),
+        "put in the store"
+    );
+    let found = peer.ask(&mut node, me, now, "find_value", &[bin(&peer_id), bin(&k)]);
+    assert_eq!(found, Some(Value::Map(vec![("value".into(), "v".into())])));
+
+    // Taken out of the store behind the node's back: the node answers as if it held
+    // nothing (its index alone is no value), and local reads agree.
+    values.0.lock().unwrap().remove(&k);
+    let found = peer.ask(&mut node, me, now, "find_value", &[bin(&peer_id), bin(&k)]);
+    assert!(matches!(found, Some(Value::Array(_))), "{found:?}");
+    assert!(node.local_value(&k, now).is_none());
+    assert_eq!(
+        node.stored_count(),
+        1,
+        "the index still lists it until it expires"
+    );
+
+    // Reloaded by index only (as after a restart on a durable store): served from it.
+    let k2 = key(9);
+    values.0.lock().unwrap().put(k2, Arc::new(Value::from("w")));
+    node.load_record_index(now, k2, now + Duration::from_secs(60), 6);
+    assert_eq!(
+        node.local_value(&k2, now).as_deref(),
+        Some(&Value::from("w"))
+    );
+    let found = peer.ask(&mut node, me, now, "find_value", &[bin(&peer_id), bin(&k2)]);
+    assert_eq!(found, Some(Value::Map(vec![("value".into(), "w".into())])));
+}

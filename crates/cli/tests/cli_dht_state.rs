@@ -1,0 +1,126 @@
+//! `rpcudp dht run --state` with a large state: the values stay in the redb file and are
+//! served from it; the node's memory holds only their index.
+
+use rpcudp_testkit::Child;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rpcudp");
+const START: Duration = Duration::from_secs(60);
+
+/// The copies table as `dht run --state` keeps it: key (20 bytes) → MessagePack
+/// `[expires_at_unix_ms, value]`. Written here directly, as a state from before the
+/// 8 KiB value cap would hold such values (`set` refuses them now).
+const COPIES: redb::TableDefinition<'_, &[u8], &[u8]> = redb::TableDefinition::new("copies");
+
+const VALUES: usize = 2_000;
+const VALUE_BYTES: usize = 60_000;
+
+/// The value stored under key `k{i}`: distinct per key, so a wrong row would show.
+fn value_of(i: usize) -> String {
+    let unit = format!("{i:05}-");
+    unit.repeat(VALUE_BYTES / unit.len() + 1)[..VALUE_BYTES].to_string()
+}
+
+fn write_state(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let db = redb::Database::create(dir.join("dht.redb")).unwrap();
+    let expires = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 24 * 3600 * 1000;
+    let txn = db.begin_write().unwrap();
+    {
+        let mut copies = txn.open_table(COPIES).unwrap();
+        let mut row = Vec::new();
+        for i in 0..VALUES {
+            let key = rpcudp::kad::key_digest(format!("k{i}"));
+            row.clear();
+            let copy = rmpv::Value::Array(vec![
+                rmpv::Value::from(expires),
+                rmpv::Value::from(value_of(i)),
+            ]);
+            rmpv::encode::write_value(&mut row, &copy).unwrap();
+            copies.insert(&key.0[..], row.as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+}
+
+/// The peak resident set of process `pid` in KiB (`VmHWM`).
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+fn get(through: SocketAddr, key: &str) -> (i32, Vec<String>, String) {
+    let mut cmd = Command::new(BIN);
+    let through = through.to_string();
+    cmd.args(["dht", "get", "--bootstrap", &through, key, "--timeout", "2"]);
+    let mut child = Child::spawn("rpcudp dht get", cmd);
+    let status = child
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("get {key} did not finish; stderr: {}", child.stderr()));
+    // The reader threads may lag the exit by a moment.
+    std::thread::sleep(Duration::from_millis(50));
+    (
+        status.code().unwrap_or(-1),
+        child.lines_so_far(),
+        child.stderr(),
+    )
+}
+
+#[test]
+fn a_node_restarted_on_a_large_state_serves_its_values_without_loading_them_into_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    write_state(&state);
+    let state_bytes = std::fs::metadata(state.join("dht.redb")).unwrap().len();
+    assert!(state_bytes > (VALUES * VALUE_BYTES) as u64, "{state_bytes}");
+
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "dht",
+        "run",
+        "--bind",
+        "127.0.0.1:0",
+        "--timeout",
+        "2",
+        "--state",
+    ]);
+    cmd.arg(&state);
+    let mut node = Child::spawn("rpcudp dht run --state", cmd);
+    let addr = node.wait_listening(START);
+    let hwm = vm_hwm_kib(node.id());
+    eprintln!(
+        "state {} MB; VmHWM after start {} MB",
+        state_bytes >> 20,
+        hwm >> 10
+    );
+    assert!(
+        hwm < 60 * 1024,
+        "VmHWM {hwm} KiB after start on a {state_bytes}-byte state: values were loaded"
+    );
+
+    for i in [0, 1_234, VALUES - 1] {
+        let (code, stdout, stderr) = get(addr, &format!("k{i}"));
+        assert_eq!(code, 0, "get k{i}: {stderr}");
+        assert_eq!(stdout.len(), 1, "one line: the value");
+        assert!(stdout[0] == value_of(i), "k{i}: the value byte-exact");
+    }
+    let hwm_after = vm_hwm_kib(node.id());
+    eprintln!("VmHWM after 3 gets {} MB", hwm_after >> 10);
+    assert!(
+        hwm_after < 60 * 1024,
+        "VmHWM {hwm_after} KiB after the gets"
+    );
+    let (code, stdout, _) = get(addr, "not-stored");
+    assert_eq!(code, 1, "a key not in the state is not found: {stdout:?}");
+}
