@@ -94,7 +94,13 @@ impl Default for DhtScenario {
             settle: Duration::from_secs(30),
             op_interval: Duration::from_millis(1),
             round_limit: Duration::from_secs(600),
-            node: NodeConfig::default(),
+            // As the tokio `Dht` runs it: a node looking up its own id (joining) is
+            // inserted at once, so a network learns its newcomers during the joins
+            // (without it, on main 7449475, a loss-free 200-node run missed 2 of 50 values).
+            node: NodeConfig {
+                insert_joining: true,
+                ..NodeConfig::default()
+            },
         }
     }
 }

@@ -247,7 +247,9 @@ impl RoutingTable {
 
     /// Whether no contact is stored.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        // From the far end: bucket 159 (half the id space) is the one nearly always
+        // filled, so this is O(1) in practice (the node asks on every `poll_timeout`).
+        self.buckets.iter().rev().all(|b| b.entries.is_empty())
     }
 
     /// Every stored contact, nearest buckets first.
@@ -542,21 +544,41 @@ impl RoutingTable {
         self.closest_where(target, count, |e| e.verified && keep(&e.contact))
     }
 
+    /// Walks the buckets in order of their distance to `target` and sorts only the
+    /// buckets it takes from, so the cost is O(k log k + buckets), not O(table): this
+    /// runs for every `find_node` answered and every replication decision.
     fn closest_where(
         &self,
         target: &NodeId,
         count: usize,
         keep: impl Fn(&Entry) -> bool,
     ) -> Vec<Contact> {
-        let mut all: Vec<(Distance, Contact)> = self
-            .buckets
-            .iter()
-            .flat_map(|b| b.entries.iter())
-            .filter(|e| keep(e))
-            .map(|e| (e.contact.id.distance(target), e.contact))
-            .collect();
-        all.sort_unstable_by_key(|a| a.0);
-        all.into_iter().take(count).map(|(_, c)| c).collect()
+        let mut out = Vec::with_capacity(count.min(self.config.k * 2));
+        if count == 0 {
+            return out;
+        }
+        let mut scratch: Vec<(Distance, Contact)> = Vec::with_capacity(self.config.k);
+        for b in bucket_order(&self.local.distance(target)) {
+            let bucket = &self.buckets[b];
+            if bucket.entries.is_empty() {
+                continue;
+            }
+            scratch.clear();
+            scratch.extend(
+                bucket
+                    .entries
+                    .iter()
+                    .filter(|e| keep(e))
+                    .map(|e| (e.contact.id.distance(target), e.contact)),
+            );
+            scratch.sort_unstable_by_key(|a| a.0);
+            let room = count - out.len();
+            out.extend(scratch.iter().take(room).map(|&(_, c)| c));
+            if out.len() == count {
+                break;
+            }
+        }
+        out
     }
 
     /// Whether a newly seen node should be handed the value under `key` (the paper's
@@ -596,6 +618,27 @@ impl RoutingTable {
             .map(|(i, _)| i)
             .collect()
     }
+}
+
+/// The bucket indexes in order of their contacts' distance to a target at distance `d`
+/// from the local id, nearest first. A contact in bucket `j` is at distance `d ^ c` from
+/// the target, where `c` (its distance to us) has its top bit at `j`. With `i` the top
+/// bit of `d`: bucket `i`'s contacts are below `2^i`; every bucket `j < i` lies in
+/// `[2^i, 2^(i+1))`, and among those bucket `j` comes before all lower buckets when bit
+/// `j` of `d` is set (there `d ^ c` clears it) and after them when it is clear; every
+/// bucket `j > i` lies in `[2^j, 2^(j+1))`, so those follow in increasing order. Every
+/// bucket's contacts are thus all nearer than the next bucket's: sorting within one
+/// bucket is enough.
+fn bucket_order(d: &Distance) -> impl Iterator<Item = usize> + '_ {
+    let bits = ID_LEN * 8;
+    let bit = move |j: usize| d.0[ID_LEN - 1 - j / 8] >> (j % 8) & 1 == 1;
+    let top = d.bucket_index();
+    let below = top.unwrap_or(0);
+    let first = top.into_iter();
+    let set_below = (0..below).rev().filter(move |&j| bit(j));
+    let clear_below = (0..below).filter(move |&j| !bit(j));
+    let above = top.map_or(0, |i| i + 1)..bits;
+    first.chain(set_below).chain(clear_below).chain(above)
 }
 
 #[cfg(test)]

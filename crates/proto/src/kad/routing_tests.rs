@@ -258,3 +258,50 @@ fn a_promoted_replacement_still_obeys_the_subnet_limits() {
     }
     assert_eq!(t.max_contacts_per_subnet(), 0);
 }
+
+#[test]
+fn closest_walking_buckets_outward_returns_exactly_what_a_full_sort_returns() {
+    let mut rng = SmallRng::seed_from_u64(99);
+    let now = t0();
+    for round in 0..8u16 {
+        let local = NodeId::from_bytes(rng.random());
+        let mut t = RoutingTable::new(local, RoutingConfig::default());
+        // Contacts spread over many buckets (near ones too), up to full buckets.
+        for i in 0..1500u16 {
+            let id = if i % 3 == 0 {
+                NodeId::from_bytes(rng.random())
+            } else {
+                local.random_at_prefix(rng.random_range(0..40), &mut rng)
+            };
+            let addr = SocketAddr::from(([127, 0, 0, 1], 1000 + i));
+            if rng.random_bool(0.7) {
+                t.insert_verified(Contact::new(id, addr), now);
+            } else {
+                t.insert(Contact::new(id, addr), now);
+            }
+        }
+        let all = t.contacts();
+        assert!(all.len() > 200, "round {round}: table has {}", all.len());
+        for q in 0..30 {
+            let target = match q {
+                0 => local,
+                1..=10 => local.random_at_prefix(rng.random_range(0..160), &mut rng),
+                _ => NodeId::from_bytes(rng.random()),
+            };
+            for count in [0, 1, 3, 20, 25, 5000] {
+                let mut want = all.clone();
+                want.sort_by_key(|c| c.id.distance(&target));
+                want.truncate(count);
+                assert_eq!(t.closest(&target, count), want, "round {round}, query {q}");
+                let mut want_v: Vec<Contact> = all
+                    .iter()
+                    .copied()
+                    .filter(|c| t.is_verified(&c.id))
+                    .collect();
+                want_v.sort_by_key(|c| c.id.distance(&target));
+                want_v.truncate(count);
+                assert_eq!(t.closest_verified(&target, count), want_v);
+            }
+        }
+    }
+}
