@@ -1,0 +1,340 @@
+//! The node's public vocabulary: its configuration ([`NodeConfig`]), the names of its
+//! commands' results ([`QueryId`], [`StoreToken`], [`QueryOutcome`], [`CommandError`]),
+//! what it asks of its driver ([`Event`]) and its counters ([`NodeStats`]).
+//!
+//! Only plain data lives here; what the node does with it is in [`super`].
+
+use super::super::{Contact, NodeId};
+use crate::rpc::EndpointConfig;
+use rmpv::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How a [`Node`](super::Node) behaves. Plain fields with [`Default`]; change what you need with
+/// struct update syntax.
+///
+/// ```
+/// use rpcudp_proto::kad::NodeConfig;
+/// use std::time::Duration;
+/// let config = NodeConfig { rpc_timeout: Duration::from_secs(1), ..NodeConfig::default() };
+/// assert_eq!(config.k, 20);
+/// ```
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Contacts per bucket and nodes a value is stored on (k). Default 20.
+    pub k: usize,
+    /// RPCs in flight per lookup (alpha). Default 3.
+    pub alpha: usize,
+    /// The longest any RPC waits for its answer, and the RTO's ceiling. Default 5 s.
+    pub rpc_timeout: Duration,
+    /// The RTO's floor. Default 100 ms (see [`RtoConfig::min`](crate::kad::RtoConfig::min)).
+    pub min_rto: Duration,
+    /// The RTO of a contact never measured (capped at `rpc_timeout`). Default 1 s.
+    pub initial_rto: Duration,
+    /// Whether lookup, store and liveness RPCs resend their datagram once, at the
+    /// contact's RTO (the wait then goes on to `rpc_timeout`). Default true: under loss a
+    /// lost datagram costs one RTO instead of the answer. Python peers answer a resend
+    /// like a new request (harmless for these idempotent RPCs).
+    pub resend_at_rto: bool,
+    /// Resends of each bootstrap ping (same datagram) before the address counts as not
+    /// answering, within `rpc_timeout`. Default 2 (sent at 0 s, 1 s and 3 s by default).
+    pub bootstrap_retries: u32,
+    /// Lookup, store and liveness RPCs give up after this many of the contact's RTOs
+    /// (never past `rpc_timeout`; at least 2, as they resend at one RTO); 0 waits the
+    /// whole `rpc_timeout`. Default 0: with 4, on the simulator with peers that hold big
+    /// answers until the asker's address is validated (issue 10's anti-amplification),
+    /// late answers were lost and a loss-free 200-node network acknowledged sets on 12
+    /// nodes of 20 instead of 20.
+    pub rto_wait_factor: u32,
+    /// A bucket with no lookup for this long is refreshed by a lookup of a random id in
+    /// it. Default one hour (as Python `kademlia`); `None` turns refreshing off.
+    pub refresh_interval: Option<Duration>,
+    /// How often the publisher stores its values again. Default one hour.
+    pub republish_interval: Duration,
+    /// How often a holder replicates a copy while it is young. Default one hour.
+    pub replicate_interval: Duration,
+    /// Holders replicate a copy only while its age is below this. Default two hours (so
+    /// once, at one hour). See the [module docs](super), "Value lifetime".
+    pub replicate_window: Duration,
+    /// How long a copy lives. Default one week (as Python `kademlia`'s storage).
+    pub value_ttl: Duration,
+    /// Most values held for others; a `store` of a new key beyond it evicts the record
+    /// this node is least responsible for (the farthest key of the source subnet holding
+    /// the most bytes), or gets no answer if no source's record can go. Default 100,000.
+    pub max_records: usize,
+    /// Largest value stored (its bytes for `str` / `bin`, plus 5): larger `store`s get no
+    /// answer and `set` refuses them. Default 8192 (a Python peer cannot send more).
+    pub max_value_bytes: usize,
+    /// Most bytes of values held, all together (evicting as for `max_records`). Default
+    /// 64 MiB.
+    pub max_store_bytes: usize,
+    /// Most records one source subnet (IPv4 /24, IPv6 /64) may have stored here; more
+    /// get no answer. Local sources are exempt unless `endpoint.limits.strict_local`.
+    /// Default 5000.
+    pub max_records_per_source: usize,
+    /// Most bytes one source subnet may have stored here. Default 4 MiB.
+    pub max_bytes_per_source: usize,
+    /// Consecutive failed RPCs after which a contact is evicted. Default 2: the first
+    /// failure makes the contact suspect (not handed out) and pings it once, so one lost
+    /// datagram does not cost a live contact, and a dead one goes when that ping fails.
+    /// 1 is Python's rule (evict at the first failed RPC).
+    pub max_failures: u32,
+    /// How long after a node first calls us it is pinged, to be inserted if it answers.
+    /// Default 5 s (longer than a one-shot client lives).
+    pub verify_delay: Duration,
+    /// Most nodes waiting for that ping; more are not remembered. Default 256.
+    pub max_pending_verifications: usize,
+    /// A contact handed out by `find_node` that was not heard from for this long is
+    /// pinged. Default 60 s.
+    pub recheck_after: Duration,
+    /// Newcomers whose hand-over is queued at once; more get none (counted). Default 16.
+    pub handover_jobs: usize,
+    /// Keys examined per hand-over step. Default 8.
+    pub handover_keys_per_step: usize,
+    /// Hand-over stores in flight at once, all newcomers together. Default 4.
+    pub handover_in_flight: usize,
+    /// Refresh, republish and replication lookups running at once. Default 8.
+    pub max_maintenance_queries: usize,
+    /// Deadlines (RTO timers, expiries, replications, verifications) handled per
+    /// `handle_timeout`; the rest come at the next, which `poll_timeout` asks for at once.
+    /// Default 64.
+    pub max_due_per_timeout: usize,
+    /// Whether the driver persists: `store` waits for [`Node::store_durable`](super::Node::store_durable), and the
+    /// persistence events come. Default true; a simulator turns it off.
+    pub persistence: bool,
+    /// The RPC endpoint's limits (the dialect must stay rpcudp for Python `kademlia`).
+    pub endpoint: EndpointConfig,
+    /// Whether a node that only called us is verified (pinged after
+    /// [`verify_delay`](Self::verify_delay)) before it is inserted. Default true. `false`
+    /// inserts every caller at once, as Python `kademlia` does (its one-shot clients then
+    /// stay in tables until an RPC to them fails).
+    pub verify_callers: bool,
+    /// With [`verify_callers`](Self::verify_callers): whether a caller that looks up its
+    /// own id with `find_node` (how a node joins) is inserted (and pinged) at once
+    /// instead of after `verify_delay`, so that a network learns a joining node at once.
+    /// One-shot clients that join that way (Python's, or ones using
+    /// [`bootstrap`](super::Node::bootstrap)) are then inserted too; ours use
+    /// [`introduce`](super::Node::introduce) and are not. Default false.
+    pub insert_joining: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            k: 20,
+            alpha: 3,
+            rpc_timeout: Duration::from_secs(5),
+            min_rto: Duration::from_millis(100),
+            initial_rto: Duration::from_secs(1),
+            resend_at_rto: true,
+            bootstrap_retries: 2,
+            rto_wait_factor: 0,
+            refresh_interval: Some(Duration::from_secs(3600)),
+            republish_interval: Duration::from_secs(3600),
+            replicate_interval: Duration::from_secs(3600),
+            replicate_window: Duration::from_secs(2 * 3600),
+            value_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_records: 100_000,
+            max_value_bytes: 8192,
+            max_store_bytes: 64 << 20,
+            max_records_per_source: 5000,
+            max_bytes_per_source: 4 << 20,
+            max_failures: 2,
+            verify_delay: Duration::from_secs(5),
+            max_pending_verifications: 256,
+            recheck_after: Duration::from_secs(60),
+            handover_jobs: 16,
+            handover_keys_per_step: 8,
+            handover_in_flight: 4,
+            max_maintenance_queries: 8,
+            max_due_per_timeout: 64,
+            persistence: true,
+            endpoint: EndpointConfig::default(),
+            verify_callers: true,
+            insert_joining: false,
+        }
+    }
+}
+
+/// Names one `bootstrap` / `set` / `get`, in its [`Event::QueryFinished`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryId(pub u64);
+
+/// Names one [`Event::StoreRequested`] in [`Node::store_durable`](super::Node::store_durable) / [`Node::store_failed`](super::Node::store_failed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreToken(pub u64);
+
+/// Why a command was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The node was stopped ([`Node::stop`](super::Node::stop)).
+    #[error("the node is shut down")]
+    ShutDown,
+    /// The value is not one Python `kademlia` stores (int, float, bool, str, bin).
+    #[error("values must be int, float, bool, str or bin")]
+    NotStorable,
+    /// The value is larger than [`NodeConfig::max_value_bytes`] (its bytes plus 5).
+    /// Remedy: store less per key, or raise the limit on every node.
+    #[error("value of {size} bytes exceeds the limit of {limit}")]
+    ValueTooLarge {
+        /// The value's size as charged.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The routing table is empty: nowhere to store or search. Remedy: bootstrap first.
+    /// `own_id_contacts` counts nodes seen with our own id: if it is not 0, another node
+    /// has this node's id (same seed or same saved state); give them different seeds.
+    #[error("no known node: bootstrap first{}", if *own_id_contacts > 0 { format!(" ({own_id_contacts} contacts had our own id: same seed?)") } else { String::new() })]
+    NoContacts {
+        /// Contacts seen with our own id (never inserted).
+        own_id_contacts: u64,
+    },
+}
+
+/// What a finished query found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueryOutcome {
+    /// `bootstrap`: how many of the given addresses answered, and the nearest contacts
+    /// the lookup of our own id found.
+    Bootstrap {
+        /// Addresses that answered the ping.
+        answered: usize,
+        /// The k nearest nodes to our id that answered.
+        contacts: Vec<Contact>,
+    },
+    /// `set`: how many other nodes acknowledged the store (within about one RTO after
+    /// the live ones answered), and whether this node keeps a copy too.
+    Set {
+        /// Acknowledgements.
+        acknowledged: usize,
+        /// Whether this node is among the nearest and keeps a copy.
+        stored_locally: bool,
+    },
+    /// `get`: the value, or `None` if no node asked had it.
+    Get {
+        /// The value found.
+        value: Option<Value>,
+    },
+}
+
+/// What a query cost (for the simulator's report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueryStats {
+    /// Lookup hops: the largest depth (1 = a contact of our own table) of a node that
+    /// answered among the nearest, or of the node that returned the value. 0 if answered
+    /// locally.
+    pub hops: u32,
+    /// RPCs sent for the query (pings, `find_*`, `store`s).
+    pub messages: u32,
+    /// When the command was given.
+    pub started: Instant,
+    /// When it finished.
+    pub finished: Instant,
+}
+
+/// Something the driver must act on. See the [module docs](super), "The driver's duties".
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A command's query ended.
+    QueryFinished {
+        /// The command's id.
+        id: QueryId,
+        /// What it found, or `Err(ShutDown)` if the node stopped first.
+        result: Result<QueryOutcome, CommandError>,
+        /// Hops and messages.
+        stats: QueryStats,
+    },
+    /// A peer asked to store `value` under `key`: make it durable, then
+    /// [`Node::store_durable`](super::Node::store_durable) (or [`Node::store_failed`](super::Node::store_failed)).
+    StoreRequested {
+        /// Names it in `store_durable` / `store_failed`.
+        token: StoreToken,
+        /// The key.
+        key: NodeId,
+        /// The value (shared with the node).
+        value: Arc<Value>,
+        /// When the copy expires (persist it, to reload with [`Node::load_record`](super::Node::load_record)).
+        expires_at: Instant,
+    },
+    /// A copy held here was written without a peer waiting (this node's own `set`).
+    RecordStored {
+        /// The key.
+        key: NodeId,
+        /// The value.
+        value: Arc<Value>,
+        /// When it expires.
+        expires_at: Instant,
+    },
+    /// A copy held here is gone (expired): delete it from durable storage.
+    RecordRemoved {
+        /// The key.
+        key: NodeId,
+    },
+    /// This node published `value` (its `set`): persist, reload with
+    /// [`Node::load_publication`](super::Node::load_publication) to keep republishing it after a restart.
+    Published {
+        /// The key.
+        key: NodeId,
+        /// The value.
+        value: Arc<Value>,
+    },
+    /// A contact entered the routing table (or changed address).
+    ContactAdded(Contact),
+    /// A contact left the routing table.
+    ContactRemoved(NodeId),
+    /// A node at `addr` answered or called with our own id. Never inserted.
+    OwnIdSeen {
+        /// Where it was.
+        addr: SocketAddr,
+    },
+}
+
+/// Counters of what the node did, dropped or refused (all monotonic).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Requests with the wrong arguments or an unknown method (abandoned: no answer).
+    pub bad_requests: u64,
+    /// Requests that arrived after `stop`.
+    pub requests_after_stop: u64,
+    /// Nodes seen with our own id.
+    pub own_id_contacts: u64,
+    /// `store`s refused: the store was full.
+    pub stores_refused_full: u64,
+    /// `store`s refused: the value is not int, float, bool, str or bin.
+    pub stores_refused_not_storable: u64,
+    /// `store`s the driver reported failed.
+    pub stores_failed: u64,
+    /// Copies expired and removed.
+    pub expired: u64,
+    /// Contacts evicted after failed RPCs.
+    pub evicted: u64,
+    /// New callers not remembered for verification (queue full).
+    pub verifications_dropped: u64,
+    /// Newcomers that got no hand-over (too many jobs queued).
+    pub handover_jobs_dropped: u64,
+    /// Values handed over to newcomers.
+    pub handover_stores: u64,
+    /// Answers that did not have the expected shape.
+    pub malformed_answers: u64,
+    /// `store`s refused: the value is over `max_value_bytes`.
+    pub stores_refused_too_large: u64,
+    /// `store`s refused: their source subnet had its share of the store.
+    pub stores_refused_source_share: u64,
+    /// Records given up to make room for a new store (farthest keys of the largest
+    /// sources first).
+    pub records_evicted: u64,
+    /// New callers not pinged for verification: what they sent did not leave room for
+    /// the ping within 3× (a one-shot client, or a forged source).
+    pub verifications_skipped_budget: u64,
+    /// `find_node` answers cut to fit 3× what an unvalidated asker sent.
+    pub find_node_answers_cut: u64,
+    /// Contacts not inserted: their /24 or /64 had its share of the bucket or table.
+    pub contacts_refused_subnet: u64,
+    /// Known ids heard from a new address: the old address was pinged first.
+    pub address_checks: u64,
+    /// Contacts moved to a new address because the old one did not answer the check.
+    pub contacts_moved: u64,
+}
