@@ -370,8 +370,8 @@ impl Node {
     }
 
     /// The current RTO of the contact at `addr`. A contact never measured gets this
-    /// node's estimate over all the round trips it measured (SRTT and RTTVAR of every
-    /// sample, so a spread of contacts makes it conservative), never above the initial
+    /// node's estimate over all the round trips it measured (SRTT + 2·RTTVAR of every
+    /// sample: see [`RttEstimator::pooled_rto`]), never above the initial
     /// RTO (1 s by default), and that initial RTO until a few round trips were measured.
     /// (In a large network most lookup candidates were never measured by the asker; 1 s
     /// for each dead one would make lookups seconds long.)
@@ -822,7 +822,7 @@ pub(crate) fn rto_from(
         Some(p) => p.rtt.rto(config),
         None if samples >= MIN_AGGREGATE_SAMPLES => {
             let initial = config.initial.min(config.max);
-            all.rto(config).min(initial)
+            all.pooled_rto(config).min(initial)
         }
         None => RttEstimator::default().rto(config),
     }
