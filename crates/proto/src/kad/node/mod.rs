@@ -68,8 +68,9 @@
 //! [`NodeConfig::min_rto`], ceiling [`NodeConfig::rpc_timeout`]). A contact never
 //! measured gets this node's estimate over all its measured round trips, at most
 //! [`NodeConfig::initial_rto`] (1 s), and 1 s until a few were measured. A lookup stops
-//! waiting for a contact after its RTO and asks the next candidate (a late answer still
-//! counts); the RPC resends its datagram once at the RTO and waits up to `rpc_timeout`
+//! waiting for a contact after its RTO, or the wait for an unmeasured contact if that is
+//! shorter, and asks the next candidate (a late answer still counts); the RPC resends
+//! its datagram once at the RTO and waits up to `rpc_timeout`
 //! (or [`NodeConfig::rto_wait_factor`] RTOs, if set). A `set` finishes
 //! when its stores were answered or their RTO passed: about one RTO after the live
 //! replicas answered. Only answers that came before a resend are
@@ -714,7 +715,12 @@ impl Node {
         let seq = self.next_seq;
         self.next_seq += 1;
         if rto_timer {
-            self.rto_timers.push(Reverse((now + rto, seq)));
+            let wait = if matches!(kind, CallKind::Find(_)) {
+                lookup_wait_from(&self.peers, &self.rto, &self.rtt_all, self.rtt_samples, &to)
+            } else {
+                rto
+            };
+            self.rto_timers.push(Reverse((now + wait, seq)));
             self.rto_calls.insert(seq, call);
         }
         self.calls.insert(
@@ -811,6 +817,29 @@ impl Node {
 }
 
 /// [`Node::rto_of`] on the node's parts (usable while a query is borrowed).
+/// How long a lookup waits for the contact at `addr` before it asks the next candidate
+/// (the call itself still resends at the contact's own RTO and takes a late answer): its
+/// RTO, but never longer than the wait for a contact never measured
+/// ([`RttEstimator::pooled_rto`]) once the pool stands. Why: a contact measured slower
+/// than the rest, or measured once (RTTVAR is then half the sample, so its RTO is three
+/// round trips), would otherwise hold one of the lookup's alpha slots for up to a second;
+/// dead, it costs all of that. On `rpcudp sim dht --nodes 10000` this took the lookups'
+/// p99 from 837 to 745 ms (seed 1) and 809 to 795 ms (seed 2), for 3-7% more messages.
+pub(crate) fn lookup_wait_from(
+    peers: &HashMap<SocketAddr, PeerInfo>,
+    config: &RtoConfig,
+    all: &RttEstimator,
+    samples: u64,
+    addr: &SocketAddr,
+) -> Duration {
+    let rto = rto_from(peers, config, all, samples, addr);
+    if samples >= MIN_AGGREGATE_SAMPLES {
+        rto.min(all.pooled_rto(config).min(config.initial.min(config.max)))
+    } else {
+        rto
+    }
+}
+
 pub(crate) fn rto_from(
     peers: &HashMap<SocketAddr, PeerInfo>,
     config: &RtoConfig,
