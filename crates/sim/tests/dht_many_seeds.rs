@@ -113,8 +113,8 @@ fn a_churned_lossy_network_of_500_nodes_ends_every_query_and_finds_most_values()
 
 /// Issue 9's targets on the same scenario: every value found before and after the kill,
 /// lookup p99 within 1 s, mean hops within log2(N)/2 + 2, on every seed. Measured on
-/// seeds 0-19 (helper `simperf`, 575aee7): 40/40 found in both rounds on every seed,
-/// p99 372-797 ms, 1.61-1.91 hops, all 500 joined. 6 seeds by default, as the floor
+/// seeds 0-19 (helper `simperf`, aa0c880, release): 40/40 found in both rounds on every
+/// seed, p99 437-953 ms, 1.62-2.00 hops, all 500 joined. 6 seeds by default, as the floor
 /// above; soak with `SIM_SEEDS=20` or more.
 #[test]
 fn issue_9_targets_on_a_churned_lossy_network_of_500_nodes() {
