@@ -304,7 +304,7 @@ fn one_subnet_cannot_take_more_than_its_share_of_handler_slots() {
     b.respond(now, token, &Value::from("pong"));
     assert_eq!(drain(&mut b).len(), 1);
     // When one of the attacker's requests ends, the subnet may use its slot again.
-    b.abandon(held[0].0);
+    b.abandon(now, held[0].0);
     assert_eq!(b.requests_in_progress_from(held[0].1), 63);
     b.handle_datagram(now, held[0].1, &request(5000, "sleep", &[]));
     assert_eq!(tokens(&mut b).len(), 1);
@@ -414,7 +414,7 @@ fn per_source_tables_stay_bounded_under_a_flood_from_many_addresses() {
         };
         b.handle_datagram(now, from, &d);
         if let Some(Event::Request { token, .. }) = b.poll_event() {
-            b.abandon(token);
+            b.abandon(now, token);
         }
         let t = b.limit_tables();
         assert!(t.sources <= 1000 && t.unvalidated <= 2000, "{t:?}");
