@@ -289,6 +289,9 @@ impl Endpoint {
         let token = RequestToken(self.next_token);
         self.next_token += 1;
         self.serving.insert(token, (key, hash, local, now));
+        // An answer of an earlier round (its entry expired or was evicted) may still be
+        // held for the probe: it must not follow this round's answer.
+        self.stats.held_answers_dropped += self.limits.drop_held_round(key.0, &id) as u64;
         self.dedup.start(hash, key);
         self.stats.requests_received += 1;
         self.events.push_back(Event::Request {
