@@ -757,7 +757,7 @@ fn forged_pings_carrying_30_honest_ids_from_one_port_re_point_none_of_them() {
 
 #[test]
 fn chosen_ids_from_3200_ports_of_one_ip_get_at_most_10_fake_contacts_handed_out() {
-    let (honest, v) = joined(12, 80, 8.0);
+    let (honest, v) = joined(12, 100, 8.0);
     let before = v.usage();
     // 3,200 chosen ids on 3,200 ports of 127.0.2.1, each answering the node's
     // verification ping with its id; pings paced at about 1,000 a second.
