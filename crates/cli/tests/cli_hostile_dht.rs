@@ -878,3 +878,287 @@ fn a_flood_of_100000_stores_from_one_sender_leaves_room_for_a_legitimate_store()
     assert!(acked > 0);
     assert!(took < Duration::from_secs(20));
 }
+
+/// Whether a `find_value` answer carries a value (a `{"value": …}` map), not contacts.
+fn found(answer: &Value) -> Option<&Value> {
+    answer
+        .as_map()?
+        .iter()
+        .find_map(|(k, v)| (k.as_str() == Some("value")).then_some(v))
+}
+
+#[test]
+fn a_full_store_gives_up_the_flooders_farthest_keys_and_takes_a_legitimate_store() {
+    const CAP: usize = 200;
+    let v = Victim::start(&["--max-records", &CAP.to_string()]);
+    let before = v.usage();
+    // 300 stores of distinct keys from one /24, well within its share (5,000) and its
+    // request rate: the store's own cap is what fills.
+    let flood: Vec<(NodeId, Value)> = (0..300u32)
+        .map(|n| (id_of(&format!("flood-{n}")), Value::from(n)))
+        .collect();
+    let start = Instant::now();
+    let acked = store_all("127.0.2.1", v.addr, id_of("flooder"), &flood);
+    let records_after_flood = v.metric("rpcudp_dht_records");
+    // A store from another /24 once the store is full.
+    let mine = (id_of("mine"), Value::from("mine"));
+    let accepted = store_all(
+        "127.0.3.1",
+        v.addr,
+        id_of("honest"),
+        std::slice::from_ref(&mine),
+    );
+
+    // What the eviction order leaves: each store of a new key into a full store gives up
+    // the farthest key (from the node's id) of the source holding the most bytes, here
+    // always the flooder's, the legitimate store's included.
+    let mut held: Vec<NodeId> = Vec::new();
+    for (key, _) in flood.iter().chain([&mine]) {
+        if held.len() == CAP {
+            let far = (0..held.len())
+                .max_by_key(|&i| v.id.distance(&held[i]))
+                .unwrap();
+            held.swap_remove(far);
+        }
+        held.push(*key);
+    }
+    let mut by_distance: Vec<&(NodeId, Value)> = flood.iter().collect();
+    by_distance.sort_by_key(|(k, _)| v.id.distance(k));
+    let kept: Vec<&(NodeId, Value)> = by_distance
+        .iter()
+        .copied()
+        .filter(|(k, _)| held.contains(k))
+        .collect();
+    let gone: Vec<&(NodeId, Value)> = by_distance
+        .iter()
+        .copied()
+        .filter(|(k, _)| !held.contains(k))
+        .collect();
+    assert_eq!((kept.len(), gone.len()), (CAP - 1, 300 - CAP + 1));
+
+    // Asked by a peer on another /24 that answers the node's validation ping: the
+    // legitimate value, the flooder's 5 nearest and 5 of its farthest kept keys are
+    // served; its 5 farthest keys and 5 of its nearest evicted ones are not.
+    let asker = Peers::new(&[("127.0.5.1".into(), Some(id_of("asker")))]);
+    let mut n = 0u64;
+    let mut ask = |key: &NodeId| {
+        n += 1;
+        let args = [id_value(&id_of("asker")), id_value(key)];
+        asker
+            .call(0, v.addr, n, ("find_value", &args), Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("no find_value answer for {key}"))
+    };
+    let legit = ask(&mine.0);
+    let served_kept: Vec<bool> = kept[..5]
+        .iter()
+        .chain(&kept[kept.len() - 5..])
+        .map(|(k, val)| found(&ask(k)) == Some(val))
+        .collect();
+    let served_gone: Vec<bool> = gone[..5]
+        .iter()
+        .chain(&gone[gone.len() - 5..])
+        .map(|(k, _)| found(&ask(k)).is_some())
+        .collect();
+    let took = start.elapsed();
+    let after = v.usage();
+    let records = v.metric("rpcudp_dht_records");
+    let evicted = v.metric("rpcudp_dht_records_evicted_total");
+    let refused_full = v.metric(r#"rpcudp_dht_stores_refused_total{reason="full"}"#);
+    eprintln!(
+        "a store capped at {CAP} records (--max-records), 300 stores from 127.0.2.0/24: {acked} \
+         acknowledged, {records_after_flood} records held; a store from 127.0.3.0/24 then: {}; \
+         {evicted} records evicted, {refused_full} refused for a full store, {records} held; \
+         the flooder's nearest and farthest kept keys served {:?}, its evicted keys served \
+         {:?} (the eviction order predicts all and none); took {took:?}",
+        if accepted == 1 { "accepted" } else { "refused" },
+        served_kept,
+        served_gone
+    );
+    report("  full store", before, after);
+    assert_eq!(acked, 300, "each new key evicts the flooder's farthest");
+    assert_eq!(records_after_flood, CAP as f64);
+    assert_eq!(accepted, 1, "the legitimate store is accepted");
+    assert_eq!(found(&legit), Some(&mine.1), "and found: {legit:?}");
+    assert!(served_kept.iter().all(|&s| s), "kept keys: {served_kept:?}");
+    assert!(
+        !served_gone.iter().any(|&s| s),
+        "evicted keys: {served_gone:?}"
+    );
+    assert_eq!(records, CAP as f64);
+    assert_eq!(evicted, (300 - CAP + 1) as f64);
+    assert_eq!(refused_full, 0.0);
+    assert!(took < Duration::from_secs(20), "{took:?}");
+}
+
+#[test]
+fn a_store_of_a_65_kb_value_is_refused_counted_and_not_served_and_another_24_is_answered() {
+    let v = Victim::start(&[]);
+    let before = v.usage();
+    let storer = Peers::new(&[("127.0.2.1".into(), Some(id_of("big-storer")))]);
+    let big = |i: u8| {
+        let args = [
+            id_value(&id_of("big-storer")),
+            id_value(&id_of(&format!("big-{i}"))),
+            Value::Binary(vec![i; 65_000]),
+        ];
+        request(u64::from(i), 0x66, "store", &args)
+    };
+    // One datagram each, as big as loopback carries (65,507 B of IPv4 payload at most).
+    assert!(
+        (65_000..=65_507).contains(&big(0).len()),
+        "{}",
+        big(0).len()
+    );
+    let start = Instant::now();
+    let client = honest_pings(&v, Duration::from_millis(5));
+    for i in 0..20u8 {
+        storer.send(0, v.addr, &big(i));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The same sender's store of a value at the cap is taken: the size is the refusal.
+    let at_cap = storer.call(
+        0,
+        v.addr,
+        100,
+        (
+            "store",
+            &[
+                id_value(&id_of("big-storer")),
+                id_value(&id_of("at-cap")),
+                value_8k(0xCC),
+            ],
+        ),
+        Duration::from_secs(3),
+    );
+    let answered = client.join().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let acks = storer.book.lock().unwrap().answers[0].len();
+    let too_large = v.metric(r#"rpcudp_dht_stores_refused_total{reason="too_large"}"#);
+    let records = v.metric("rpcudp_dht_records");
+    let (sent, out) = storer.bytes(0);
+    // Asked from another /24 (answering the validation ping): not served.
+    let asker = Peers::new(&[("127.0.5.1".into(), Some(id_of("asker")))]);
+    let served = (0..20u8)
+        .step_by(5)
+        .filter(|&i| {
+            let args = [
+                id_value(&id_of("asker")),
+                id_value(&id_of(&format!("big-{i}"))),
+            ];
+            let answer = asker
+                .call(
+                    0,
+                    v.addr,
+                    u64::from(i),
+                    ("find_value", &args),
+                    Duration::from_secs(3),
+                )
+                .expect("a find_value answer");
+            found(&answer).is_some()
+        })
+        .count();
+    let took = start.elapsed();
+    let after = v.usage();
+    eprintln!(
+        "20 stores of 65,000-byte values from 127.0.2.0/24 ({} B datagrams): {} acknowledged, \
+         {too_large} counted too large, {records} records held, {served} of 4 served by \
+         find_value; a store of 8,192 B (the cap) from the same socket: {at_cap:?}; {sent} B \
+         in, {out} B out; honest client {answered}/200 within {WITHIN:?}; took {took:?}",
+        big(0).len(),
+        acks - 1,
+    );
+    report("  65 KB stores", before, after);
+    assert_eq!(
+        at_cap,
+        Some(Value::Boolean(true)),
+        "a value at the cap is stored"
+    );
+    assert_eq!(acks, 1, "only the store at the cap is acknowledged");
+    assert_eq!(too_large, 20.0);
+    assert_eq!(records, 1.0);
+    assert_eq!(served, 0);
+    assert!(answered >= 190, "only {answered}/200 honest calls answered");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+}
+
+#[test]
+fn bad_store_caps_exit_2_naming_the_option() {
+    for (option, value) in [
+        ("--max-records", "0"),
+        ("--max-store-bytes", "-1"),
+        ("--max-records-per-source", "many"),
+        ("--max-bytes-per-source", "1.5"),
+        ("--max-value-bytes", "65000"),
+        ("--max-value-bytes", "5"),
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["dht", "run", "--bind", "127.0.1.1:0", option, value]);
+        let mut child = Child::spawn("rpcudp dht run", cmd);
+        // (Bounded: a value wrongly taken would start a node, killed on drop.)
+        let status = child.wait_output(Duration::from_secs(10));
+        let err = child.stderr();
+        assert_eq!(
+            status.map(|(s, _)| s.code()),
+            Some(Some(2)),
+            "{option} {value}: {err}"
+        );
+        assert!(err.contains(option), "{option} {value}: {err}");
+        assert!(
+            err.contains(&format!("'{value}'")),
+            "{option} {value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_store_caps_given_to_dht_run_are_the_ones_it_enforces() {
+    let v = Victim::start(&[
+        "--max-records-per-source",
+        "3",
+        "--max-bytes-per-source",
+        "2000",
+        "--max-value-bytes",
+        "1000",
+        "--max-store-bytes",
+        "3000",
+    ]);
+    let items = |tag: &str, sizes: &[usize]| -> Vec<(NodeId, Value)> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (id_of(&format!("{tag}-{i}")), Value::Binary(vec![7; n])))
+            .collect()
+    };
+    let sender = id_of("storer");
+    // 5 records from one /24: its share is 3.
+    let ints: Vec<(NodeId, Value)> = (0..5u32)
+        .map(|n| (id_of(&format!("int-{n}")), Value::from(n)))
+        .collect();
+    let by_records = store_all("127.0.2.1", v.addr, sender, &ints);
+    // 1,205 B is over the value cap; two of 905 B fit the /24's 2,000 B, a third not.
+    let by_bytes = store_all(
+        "127.0.3.1",
+        v.addr,
+        sender,
+        &items("b", &[1200, 900, 900, 900]),
+    );
+    // Two more of 905 B from a third /24: the second passes the store's 3,000 B only
+    // by evicting one record of the /24 holding the most bytes (127.0.3.0/24).
+    let evicting = store_all("127.0.4.1", v.addr, sender, &items("c", &[900, 900]));
+    let metric = |reason: &str| {
+        v.metric(&format!(
+            "rpcudp_dht_stores_refused_total{{reason=\"{reason}\"}}"
+        ))
+    };
+    let (too_large, share, full) = (metric("too_large"), metric("source_share"), metric("full"));
+    let records = v.metric("rpcudp_dht_records");
+    let evicted = v.metric("rpcudp_dht_records_evicted_total");
+    eprintln!(
+        "caps 3 records / 2000 B per /24, 1000 B per value, 3000 B in all: {by_records}/5, \
+         {by_bytes}/4, {evicting}/2 acknowledged; refused {too_large} too large, {share} for \
+         the share, {full} full; {evicted} evicted, {records} held"
+    );
+    assert_eq!((by_records, by_bytes, evicting), (3, 2, 2));
+    assert_eq!((too_large, share, full), (1.0, 3.0, 0.0));
+    assert_eq!((evicted, records), (1.0, 6.0));
+}

@@ -58,6 +58,59 @@ pub struct RunArgs {
     /// `/status` (port 0: any free port).
     #[arg(long)]
     pub metrics: Option<HostPort>,
+    /// Store caps: `--max-records`, `--max-store-bytes`, `--max-records-per-source`,
+    /// `--max-bytes-per-source`, `--max-value-bytes`.
+    #[command(flatten)]
+    pub caps: StoreCaps,
+}
+
+/// The store's caps on `rpcudp dht run` (SECURITY.md, "Kademlia node"), each defaulting
+/// to the library's ([`DhtConfig::default`]).
+#[derive(clap::Args, Debug)]
+pub struct StoreCaps {
+    /// Most values stored for others; a store of a new key beyond it gives up the
+    /// farthest key of the source subnet holding the most bytes.
+    #[arg(long, value_name = "N", default_value_t = DhtConfig::default().max_records,
+          value_parser = positive, allow_negative_numbers = true)]
+    pub max_records: usize,
+    /// Most bytes of values stored for others, all together (evicting as above).
+    #[arg(long, value_name = "BYTES", default_value_t = DhtConfig::default().max_store_bytes,
+          value_parser = positive, allow_negative_numbers = true)]
+    pub max_store_bytes: usize,
+    /// Most values one source subnet (IPv4 /24, IPv6 /64) may have stored here
+    /// (loopback and private sources are exempt unless `--strict-local`).
+    #[arg(long, value_name = "N",
+          default_value_t = DhtConfig::default().max_records_per_source,
+          value_parser = positive, allow_negative_numbers = true)]
+    pub max_records_per_source: usize,
+    /// Most bytes of values one source subnet may have stored here.
+    #[arg(long, value_name = "BYTES",
+          default_value_t = DhtConfig::default().max_bytes_per_source,
+          value_parser = positive, allow_negative_numbers = true)]
+    pub max_bytes_per_source: usize,
+    /// Largest value stored (the bytes of a str or bin, plus 5; 9 for a number or bool):
+    /// 6 to 8192, the largest the peers can send.
+    #[arg(long, value_name = "BYTES", default_value_t = DhtConfig::default().max_value_bytes,
+          value_parser = value_cap, allow_negative_numbers = true)]
+    pub max_value_bytes: usize,
+}
+
+/// A count or size of at least 1, written as a plain integer.
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{text}' is not a whole number of at least 1")),
+    }
+}
+
+/// A value-size cap: 6 (an empty str or bin, as charged) to 8192 (the largest request
+/// body a peer sends).
+fn value_cap(text: &str) -> Result<usize, String> {
+    let max = DhtConfig::default().max_value_bytes;
+    match text.parse::<usize>() {
+        Ok(n) if (6..=max).contains(&n) => Ok(n),
+        _ => Err(format!("'{text}' is not a whole number from 6 to {max}")),
+    }
 }
 
 /// Arguments of `rpcudp dht set`.
@@ -138,6 +191,11 @@ async fn run_node(args: RunArgs) -> u8 {
         // A long-running node inserts a caller only once it answered a ping: one-shot
         // `dht set`/`dht get` clients are gone by then and never handed out (issue 9 §4).
         verify_callers: true,
+        max_records: args.caps.max_records,
+        max_store_bytes: args.caps.max_store_bytes,
+        max_records_per_source: args.caps.max_records_per_source,
+        max_bytes_per_source: args.caps.max_bytes_per_source,
+        max_value_bytes: args.caps.max_value_bytes,
         ..DhtConfig::default()
     };
     config.node.endpoint.limits.strict_local = args.strict_local;

@@ -29,9 +29,13 @@
 //!   [`DhtError::SameId`].
 //!
 //! What it does not do (like Python `kademlia`): anyone may overwrite a key (no
-//! signatures); a known id heard from a new address takes that address. A full store
-//! ([`DhtConfig::max_records`]) refuses new keys: such a `store` gets no answer, so the
-//! caller counts it as not stored.
+//! signatures).
+//!
+//! A full store ([`DhtConfig::max_records`], [`DhtConfig::max_store_bytes`]) gives up
+//! the records it is least responsible for (the farthest keys of the source subnet
+//! holding the most bytes) to take a new key. A `store` it refuses (a value over
+//! [`DhtConfig::max_value_bytes`], a subnet over its share, nothing it may evict) gets
+//! no answer, so the caller counts it as not stored.
 //!
 //! ```
 //! use rpcudp::kad::{Dht, DhtConfig};
@@ -108,8 +112,26 @@ pub struct DhtConfig {
     /// random one (saved there for next time); `Some` overrides a saved id for this run
     /// without replacing it.
     pub node_id: Option<NodeId>,
-    /// Most values this node stores for others. Default 100,000.
+    /// Most values this node stores for others; a `store` of a new key beyond it evicts
+    /// the record this node is least responsible for (the farthest key of the source
+    /// subnet holding the most bytes), or gets no answer if none can go. Default 100,000.
     pub max_records: usize,
+    /// Most bytes of values stored for others, all together (evicting as for
+    /// [`max_records`](Self::max_records)). Default 64 MiB.
+    pub max_store_bytes: usize,
+    /// Most records one source subnet (IPv4 /24, IPv6 /64) may have stored here; more get
+    /// no answer. Loopback and private sources are exempt unless
+    /// `node.endpoint.limits.strict_local`. Default 5000.
+    pub max_records_per_source: usize,
+    /// Most bytes of values one source subnet may have stored here. Default 4 MiB.
+    pub max_bytes_per_source: usize,
+    /// Largest value stored (its bytes for `str` / `bin`, plus 5; 9 for numbers and
+    /// booleans): larger `store`s get no answer and [`Dht::set`] refuses them. Default
+    /// 8192, which is also the most used (a larger limit counts as the dialect's largest
+    /// request body, `Dialect::max_body`): the Python peers send request bodies of at most
+    /// that, and so does this crate, so a larger value could only come from some other
+    /// implementation, and serving it would cost big answers.
+    pub max_value_bytes: usize,
     /// Seed for the random id (and message ids); `None` draws from the OS. Two nodes
     /// given the same seed get the same id, which Kademlia cannot tell apart: give each
     /// node its own seed. This is the one seed of a DHT node: `node.seed` is read only
@@ -138,6 +160,10 @@ impl Default for DhtConfig {
             state_dir: None,
             node_id: None,
             max_records: 100_000,
+            max_store_bytes: 64 << 20,
+            max_records_per_source: 5000,
+            max_bytes_per_source: 4 << 20,
+            max_value_bytes: 8192,
             seed: None,
             verify_callers: false,
             node: NodeConfig::default(),
@@ -632,6 +658,12 @@ impl Dht {
             replicate_window: (interval * 2).max(core::NodeConfig::default().replicate_window),
             value_ttl: config.value_ttl,
             max_records: config.max_records,
+            max_store_bytes: config.max_store_bytes,
+            max_records_per_source: config.max_records_per_source,
+            max_bytes_per_source: config.max_bytes_per_source,
+            max_value_bytes: config
+                .max_value_bytes
+                .min(config.node.endpoint.dialect.max_body()),
             verify_callers: config.verify_callers,
             // A node joining (its own-id lookup) is learned at once; our one-shot
             // clients (`Dht::introduce`) never look up their own id.

@@ -160,6 +160,7 @@ impl Metrics {
         }
         if let Some(dht) = &self.dht {
             dht_families(&mut f, &dht.metrics_snapshot());
+            dht_store_families(&mut f, &dht.stats().node);
         }
         if let Some(lt) = &self.lt {
             let (s, live) = lt();
@@ -431,6 +432,42 @@ fn dht_families(f: &mut Families, s: &DhtSnapshot) {
         "rpcudp_dht_lookup_duration_seconds",
         "How long iterative lookups took.",
         &s.lookups.duration,
+    );
+}
+
+/// Why `store`s were refused: `(reason label, count)`, every counted refusal of a DHT
+/// node's store (see [`crate::kad::NodeStats`]). A new refusal counter gets its row here,
+/// and with it a `reason` of `rpcudp_dht_stores_refused_total`.
+pub fn store_refusals(s: &crate::kad::NodeStats) -> Vec<(&'static str, u64)> {
+    vec![
+        ("full", s.stores_refused_full),
+        ("too_large", s.stores_refused_too_large),
+        ("source_share", s.stores_refused_source_share),
+        ("not_storable", s.stores_refused_not_storable),
+        ("failed", s.stores_failed),
+    ]
+}
+
+fn dht_store_families(f: &mut Families, s: &crate::kad::NodeStats) {
+    let refusals = store_refusals(s);
+    let labels: Vec<[(&str, &str); 1]> = refusals.iter().map(|(r, _)| [("reason", *r)]).collect();
+    let samples: Vec<(&[(&str, &str)], u64)> = labels
+        .iter()
+        .zip(&refusals)
+        .map(|(l, (_, n))| (&l[..], *n))
+        .collect();
+    f.counters(
+        "rpcudp_dht_stores_refused_total",
+        "Stores not acknowledged, by reason: the store full with nothing to evict, a \
+         value over the size cap, the source subnet over its share, a value kind Python \
+         kademlia does not store, or the state file failing to save it.",
+        &samples,
+    );
+    f.counter(
+        "rpcudp_dht_records_evicted_total",
+        "Records given up to make room for a new store (the farthest keys of the source \
+         subnet holding the most bytes first).",
+        s.records_evicted,
     );
 }
 
