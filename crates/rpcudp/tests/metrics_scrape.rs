@@ -367,3 +367,63 @@ async fn a_dht_node_reports_its_buckets_records_and_lookups() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_dht_node_counts_requests_of_the_wrong_shape_in_its_metrics_and_status() {
+    const BAD: u64 = 3;
+    let dht = Dht::start(
+        local(),
+        DhtConfig {
+            seed: Some(751),
+            ..DhtConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let raw = tokio::net::UdpSocket::bind(local()).await.unwrap();
+    for i in 0..BAD {
+        // A ping must carry the caller's 20-byte id; a str is the wrong shape.
+        let mut d = Vec::new();
+        encode_request(
+            Dialect::Rpcudp,
+            &MessageId([i as u8 + 1; 20]),
+            "ping",
+            &[Value::from("not an id")],
+            &mut d,
+        );
+        raw.send_to(&d, dht.local_addr()).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dht.stats().node.bad_requests < BAD {
+        assert!(Instant::now() < deadline, "node saw {:?}", dht.stats().node);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let metrics = Metrics::new().with_dht(&dht);
+    let text = metrics.render();
+    assert_eq!(
+        sample_line(&text, r#"rpcudp_dht_dropped_total{reason="bad_request"}"#),
+        Some(BAD as f64)
+    );
+    assert_eq!(
+        sample_line(&text, r#"rpcudp_dht_dropped_total{reason="own_id"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample_line(&text, "rpcudp_dht_contacts_evicted_total"),
+        Some(0.0)
+    );
+    let status = metrics.status();
+    assert!(
+        status
+            .top_drop_reasons
+            .iter()
+            .any(|d| d.reason == "dht_bad_request" && d.count == BAD),
+        "{:?}",
+        status.top_drop_reasons
+    );
+    if require_prometheus("a_dht_node_counts_requests_of_the_wrong_shape_in_its_metrics_and_status")
+    {
+        promtool_check_metrics(&text).unwrap();
+    }
+    dht.shutdown().await;
+}

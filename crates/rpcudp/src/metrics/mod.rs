@@ -194,6 +194,25 @@ impl Metrics {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(dht) = &self.dht {
+            let node = dht.stats().node;
+            let dht_drops = store_refusals(&node)
+                .into_iter()
+                .map(|(r, n)| (r, "store_", n));
+            let dht_drops = dht_drops.chain(
+                dht_drop_reasons(&node)
+                    .into_iter()
+                    .map(|(r, n)| (r, "dht_", n)),
+            );
+            top.extend(
+                dht_drops
+                    .filter(|(_, _, n)| *n > 0)
+                    .map(|(r, prefix, count)| DropCount {
+                        reason: format!("{prefix}{r}"),
+                        count,
+                    }),
+            );
+        }
         top.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
         top.truncate(5);
         let snapshot = self.dht.as_ref().map(Dht::metrics_snapshot);
@@ -448,21 +467,95 @@ pub fn store_refusals(s: &crate::kad::NodeStats) -> Vec<(&'static str, u64)> {
     ]
 }
 
-fn dht_store_families(f: &mut Families, s: &crate::kad::NodeStats) {
-    let refusals = store_refusals(s);
-    let labels: Vec<[(&str, &str); 1]> = refusals.iter().map(|(r, _)| [("reason", *r)]).collect();
+/// What a DHT node dropped or refused, other than stores: `(reason label, count)`, every
+/// such counter of [`crate::kad::NodeStats`]. A new drop counter gets its row here, and
+/// with it a `reason` of `rpcudp_dht_dropped_total`.
+///
+/// ```
+/// let mut stats = rpcudp::kad::NodeStats::default();
+/// stats.bad_requests = 2;
+/// let reasons = rpcudp::metrics::dht_drop_reasons(&stats);
+/// assert!(reasons.contains(&("bad_request", 2)));
+/// ```
+pub fn dht_drop_reasons(s: &crate::kad::NodeStats) -> Vec<(&'static str, u64)> {
+    vec![
+        ("bad_request", s.bad_requests),
+        ("after_stop", s.requests_after_stop),
+        ("own_id", s.own_id_contacts),
+        ("malformed_answer", s.malformed_answers),
+        ("verification_queue_full", s.verifications_dropped),
+        ("verification_over_budget", s.verifications_skipped_budget),
+        ("handover_queue_full", s.handover_jobs_dropped),
+        ("subnet_limit", s.contacts_refused_subnet),
+    ]
+}
+
+/// One counter per labelled row, as one family.
+fn labelled_counters(f: &mut Families, name: &str, help: &str, label: &str, rows: &[(&str, u64)]) {
+    let labels: Vec<[(&str, &str); 1]> = rows.iter().map(|(r, _)| [(label, *r)]).collect();
     let samples: Vec<(&[(&str, &str)], u64)> = labels
         .iter()
-        .zip(&refusals)
+        .zip(rows)
         .map(|(l, (_, n))| (&l[..], *n))
         .collect();
-    f.counters(
+    f.counters(name, help, &samples);
+}
+
+fn dht_store_families(f: &mut Families, s: &crate::kad::NodeStats) {
+    labelled_counters(
+        f,
         "rpcudp_dht_stores_refused_total",
         "Stores not acknowledged, by reason: the store full with nothing to evict, a \
          value over the size cap, the source subnet over its share, a value kind Python \
          kademlia does not store, or the state file failing to save it.",
-        &samples,
+        "reason",
+        &store_refusals(s),
     );
+    labelled_counters(
+        f,
+        "rpcudp_dht_dropped_total",
+        "Kademlia requests, answers and contacts dropped, by reason: a request of the \
+         wrong shape or after stop, our own id, an answer of the wrong shape, a caller not \
+         verified (queue full, or no room within 3x its bytes), a newcomer given no \
+         hand-over (queue full), a contact over its subnet's share of a bucket or table.",
+        "reason",
+        &dht_drop_reasons(s),
+    );
+    let events: [(&str, &str, u64); 6] = [
+        (
+            "rpcudp_dht_contacts_evicted_total",
+            "Contacts evicted after failed RPCs.",
+            s.evicted,
+        ),
+        (
+            "rpcudp_dht_records_expired_total",
+            "Values expired and removed.",
+            s.expired,
+        ),
+        (
+            "rpcudp_dht_handover_stores_total",
+            "Values handed over to newcomers.",
+            s.handover_stores,
+        ),
+        (
+            "rpcudp_dht_address_checks_total",
+            "Known ids heard from a new address (the old address pinged first).",
+            s.address_checks,
+        ),
+        (
+            "rpcudp_dht_contacts_moved_total",
+            "Contacts moved to a new address after the old one failed its check.",
+            s.contacts_moved,
+        ),
+        (
+            "rpcudp_dht_find_node_answers_cut_total",
+            "find_node answers cut to fit 3x what an unvalidated asker sent.",
+            s.find_node_answers_cut,
+        ),
+    ];
+    for (name, help, n) in events {
+        f.counter(name, help, n);
+    }
     f.counter(
         "rpcudp_dht_records_evicted_total",
         "Records given up to make room for a new store (the farthest keys of the source \
