@@ -16,6 +16,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Times a `get` or `set` whose lookup heard from nobody is run again (each within
+/// `rpc_timeout`): at 20% loss each way an RPC's three sends are all lost 5% of the time.
+const COMMAND_RELOOKUPS: u32 = 2;
+
 /// What an outstanding RPC is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CallKind {
@@ -252,8 +256,8 @@ impl Node {
             CallKind::BootstrapPing(q) => {
                 let id = answer.as_ref().and_then(wire::parse_id);
                 match id {
-                    // Resent pings give no round-trip sample (Karn's rule).
-                    Some(id) => self.contact_answered(now, Contact::new(id, p.to), None),
+                    // Only an answer before any resend is a sample (Karn's rule).
+                    Some(id) => self.contact_answered(now, Contact::new(id, p.to), sample),
                     None => {
                         if answer.is_some() {
                             self.stats.malformed_answers += 1;
@@ -532,16 +536,25 @@ impl Node {
                         LookupState::Finished => {
                             let closest = lookup.closest();
                             let hops = lookup.hops();
+                            let relookups = match query.purpose {
+                                Purpose::Bootstrap => self.config.bootstrap_retries,
+                                // A one-shot client knows one node: if all its resends
+                                // were lost, the get or set would end with nobody asked.
+                                Purpose::Get | Purpose::Set => {
+                                    self.config.bootstrap_retries.min(COMMAND_RELOOKUPS)
+                                }
+                                _ => 0,
+                            };
                             if closest.is_empty()
-                                && query.purpose == Purpose::Bootstrap
-                                && query.relookups < self.config.bootstrap_retries
+                                && query.relookups < relookups
                                 && !self.table.is_empty()
                             {
-                                // The lookup of our own id found nobody (its datagrams
-                                // were lost): a node left knowing only its bootstrap
-                                // address is one lost datagram away from knowing no one.
+                                // The lookup found nobody (its datagrams were lost): a
+                                // node left knowing only its bootstrap address is one
+                                // lost datagram away from knowing no one.
                                 query.relookups += 1;
-                                let lookup = self.new_lookup(now, self.id);
+                                let key = query.key;
+                                let lookup = self.new_lookup(now, key);
                                 if let Some(query) = self.queries.get_mut(&q) {
                                     query.phase = Phase::Lookup(lookup);
                                 }
