@@ -223,8 +223,8 @@ const DHT_TIMEOUT: &str = "0.5";
 /// set is acknowledged and at least 99 of 100 gets find the right value. What makes it
 /// survive (`kad::Node`): a join resends its bootstrap ping 6 times within the timeout
 /// (7 sends all lost: 0.08%), lookup and store RPCs resend at the RTO (at most a quarter
-/// of the timeout) and twice more, a set waits one resend longer for its stores'
-/// acknowledgements, and a get or set whose lookup heard from nobody runs it again
+/// of the timeout) and twice more, a set with no acknowledgement at its stores' RTO waits
+/// on for the resends' answers, and a get or set whose lookup heard from nobody runs it again
 /// (twice at most). Before (main at 0256b71, one resend only when the RTO was under the
 /// timeout, so none at 0.5 s): 12/20 sets, 35/100 gets.
 #[test]

@@ -73,8 +73,9 @@
 //! twice more, each wait doubling, and waits up to `rpc_timeout` (or
 //! [`NodeConfig::rto_wait_factor`] RTOs, if set). A bootstrap ping is resent
 //! [`NodeConfig::bootstrap_retries`] times within `rpc_timeout`. A `set` finishes
-//! when its stores were answered or their RTO plus one resend passed: about one RTO
-//! after the live replicas answered. Only answers that came before a resend are
+//! when its stores were answered or their RTO passed: about one RTO after the live
+//! replicas answered; while none acknowledged, it waits on for the resends' answers
+//! (to `rpc_timeout`), so that heavy loss does not end it with nothing stored. Only answers that came before a resend are
 //! round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
 //! datagram, which a Python peer answers again.
 //!
@@ -748,13 +749,7 @@ impl Node {
         let seq = self.next_seq;
         self.next_seq += 1;
         if rto_timer {
-            // A set stops waiting for a store one resend later than a lookup does for a
-            // find: under loss, the acknowledgement of the resent store still counts.
-            let wait = match (kind, resend_at) {
-                (CallKind::Store(_), Some(at)) => rto + at.saturating_duration_since(now),
-                _ => rto,
-            };
-            self.rto_timers.push(Reverse((now + wait, seq)));
+            self.rto_timers.push(Reverse((now + rto, seq)));
             self.rto_calls.insert(seq, call);
         }
         self.calls.insert(

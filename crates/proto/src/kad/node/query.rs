@@ -97,8 +97,13 @@ pub(crate) enum Phase {
     },
     Lookup(Box<Lookup>),
     Store {
-        /// Stores not yet answered whose RTO has not passed.
+        /// Stores not yet answered whose RTO has not passed (or has, while none was
+        /// acknowledged: see `overdue`).
         waiting: HashMap<CallId, NodeId>,
+        /// Stores past their RTO kept waiting because nothing was acknowledged yet: under
+        /// heavy loss the acknowledgement of a resend is all the set may get. Dropped
+        /// from `waiting` at the first acknowledgement.
+        overdue: Vec<CallId>,
         acks: usize,
         stored_locally: bool,
         hops: u32,
@@ -313,11 +318,20 @@ impl Node {
                     (false, _) => self.contact_failed(now, p.id, p.to),
                     _ => {}
                 }
-                if let Some(Phase::Store { waiting, acks, .. }) =
-                    self.queries.get_mut(&q).map(|q| &mut q.phase)
+                if let Some(Phase::Store {
+                    waiting,
+                    overdue,
+                    acks,
+                    ..
+                }) = self.queries.get_mut(&q).map(|q| &mut q.phase)
                 {
                     if waiting.remove(&call).is_some() && acked {
                         *acks += 1;
+                    }
+                    if *acks > 0 {
+                        for c in overdue.drain(..) {
+                            waiting.remove(&c);
+                        }
                     }
                 }
                 self.drive(now, q);
@@ -462,10 +476,18 @@ impl Node {
         match p.kind {
             CallKind::Find(q) => self.drive(now, q),
             CallKind::Store(q) => {
-                if let Some(Phase::Store { waiting, .. }) =
-                    self.queries.get_mut(&q).map(|q| &mut q.phase)
+                if let Some(Phase::Store {
+                    waiting,
+                    overdue,
+                    acks,
+                    ..
+                }) = self.queries.get_mut(&q).map(|q| &mut q.phase)
                 {
-                    waiting.remove(&call);
+                    if *acks > 0 {
+                        waiting.remove(&call);
+                    } else if waiting.contains_key(&call) {
+                        overdue.push(call);
+                    }
                 }
                 self.drive(now, q);
             }
@@ -569,6 +591,7 @@ impl Node {
                     acks,
                     stored_locally,
                     hops,
+                    ..
                 } => {
                     if waiting.is_empty() {
                         let outcome = QueryOutcome::Set {
@@ -643,6 +666,7 @@ impl Node {
                     query.messages += sent;
                     query.phase = Phase::Store {
                         waiting,
+                        overdue: Vec::new(),
                         acks: 0,
                         stored_locally,
                         hops,
