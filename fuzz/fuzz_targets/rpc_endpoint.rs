@@ -19,7 +19,8 @@
 //! - a request is handed to the application at most once while in progress; a duplicate
 //!   answered from the cache gets the very bytes of the first answer;
 //! - every request sent is one of a live call's, to its peer, byte-identical on resends;
-//! - after `handle_timeout(now)`, `poll_timeout` is later than `now` (no busy loop);
+//! - after `handle_timeout(now)`, `poll_timeout` is later than `now` (no busy loop), and
+//!   it is never behind the time last given (every deadline counts from a given `now`);
 //! - the counters add up (started = succeeded + timed out + cancelled + in flight;
 //!   received = answered + abandoned + unsendable + too large + in progress).
 #![no_main]
@@ -223,10 +224,12 @@ impl Harness {
         for _ in 0..100_000 {
             match self.ep.poll_timeout() {
                 Some(at) if at <= target => {
-                    // A deadline can be in the past: `abandon` takes no `now` and stamps
-                    // the cache entry with the latest time the endpoint saw, which may be
-                    // long ago (see findings/README.md). Handle it now; time never goes back.
-                    self.now = at.max(self.now);
+                    // Every deadline is set from a `now` the endpoint was given, and each
+                    // past one was handled by the last `handle_timeout`: none is behind
+                    // us. (`abandon` used to take no `now` and could stamp a cache entry
+                    // long in the past: fuzz/README.md, finding 2.)
+                    assert!(at >= self.now, "poll_timeout in the past");
+                    self.now = at;
                     self.timeout();
                 }
                 _ => {
@@ -563,7 +566,7 @@ fuzz_target!(|input: Input| {
                 }
                 let (token, key) = h.serving.remove(usize::from(*nth) % h.serving.len());
                 h.in_progress.remove(&key);
-                h.ep.abandon(token);
+                h.ep.abandon(h.now, token);
                 h.drain(None);
             }
             Op::Cancel { nth } => {

@@ -1,19 +1,15 @@
 //! `rpcudp dht run --state` with a large state: the values stay in the redb file and are
 //! served from it; the node's memory holds only their index.
 
+use rpcudp_testkit::hostile::{vm_hwm_kib, write_dht_copies};
 use rpcudp_testkit::Child;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rpcudp");
 const START: Duration = Duration::from_secs(60);
-
-/// The copies table as `dht run --state` keeps it: key (20 bytes) → MessagePack
-/// `[expires_at_unix_ms, value]`. Written here directly, as a state from before the
-/// 8 KiB value cap would hold such values (`set` refuses them now).
-const COPIES: redb::TableDefinition<'_, &[u8], &[u8]> = redb::TableDefinition::new("copies");
 
 const VALUES: usize = 2_000;
 const VALUE_BYTES: usize = 60_000;
@@ -24,40 +20,14 @@ fn value_of(i: usize) -> String {
     unit.repeat(VALUE_BYTES / unit.len() + 1)[..VALUE_BYTES].to_string()
 }
 
+/// The state: `VALUES` copies of `VALUE_BYTES`, written directly, as a state from
+/// before the 8 KiB value cap would hold such values (`set` refuses them now).
 fn write_state(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let db = redb::Database::create(dir.join("dht.redb")).unwrap();
-    let expires = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-        + 24 * 3600 * 1000;
-    let txn = db.begin_write().unwrap();
-    {
-        let mut copies = txn.open_table(COPIES).unwrap();
-        let mut row = Vec::new();
-        for i in 0..VALUES {
-            let key = rpcudp::kad::key_digest(format!("k{i}"));
-            row.clear();
-            let copy = rmpv::Value::Array(vec![
-                rmpv::Value::from(expires),
-                rmpv::Value::from(value_of(i)),
-            ]);
-            rmpv::encode::write_value(&mut row, &copy).unwrap();
-            copies.insert(&key.0[..], row.as_slice()).unwrap();
-        }
-    }
-    txn.commit().unwrap();
-}
-
-/// The peak resident set of process `pid` in KiB (`VmHWM`).
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
+    let copies = (0..VALUES).map(|i| {
+        let key = rpcudp::kad::key_digest(format!("k{i}"));
+        (key.0, rmpv::Value::from(value_of(i)))
+    });
+    write_dht_copies(dir, copies, Duration::from_secs(24 * 3600));
 }
 
 fn get(through: SocketAddr, key: &str) -> (i32, Vec<String>, String) {

@@ -8,9 +8,7 @@
 //! (VmHWM from /proc). The figures are printed (`--nocapture`) for SECURITY.md.
 
 use rmpv::Value;
-use rpcudp_proto::wire::rpc::{
-    decode_packet, encode_request, DecodeLimits, Dialect, MessageId, Packet,
-};
+use rpcudp_testkit::hostile::{bind, request, vm_hwm_kib};
 use rpcudp_testkit::Child;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
@@ -33,61 +31,18 @@ fn serve(bind: &str, strict: bool) -> (Child, SocketAddr) {
     (child, addr)
 }
 
-fn request(n: u64, tag: u8, method: &str, args: &[Value]) -> Vec<u8> {
-    let mut id = [tag; 20];
-    id[..8].copy_from_slice(&n.to_be_bytes());
-    let mut out = Vec::new();
-    encode_request(Dialect::Rpcudp, &MessageId(id), method, args, &mut out);
-    out
-}
-
-fn bind(ip: &str) -> UdpSocket {
-    UdpSocket::bind(format!("{ip}:0")).unwrap_or_else(|e| panic!("bind {ip}: {e}"))
-}
-
-/// Peak resident memory of `pid` in KiB (VmHWM).
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM line")
-}
-
 /// `HONEST_CALLS` pings, one after another with `pause` between them, from a socket on
-/// `ip`: how many were answered within `WITHIN`.
+/// `ip`: how many were answered `pong` within `WITHIN`.
 fn honest_client(ip: &str, server: SocketAddr, pause: Duration) -> u32 {
-    let sock = bind(ip);
-    let mut answered = 0;
-    let mut buf = [0u8; 2048];
-    for n in 0..u64::from(HONEST_CALLS) {
-        std::thread::sleep(pause);
-        let req = request(n, 0x11, "ping", &[]);
-        let want = MessageId(req[1..21].try_into().unwrap());
-        sock.send_to(&req, server).unwrap();
-        let sent = Instant::now();
-        loop {
-            let left = WITHIN.saturating_sub(sent.elapsed());
-            if left.is_zero() {
-                break;
-            }
-            sock.set_read_timeout(Some(left)).unwrap();
-            let Ok((len, from)) = sock.recv_from(&mut buf) else {
-                break;
-            };
-            let ok = from == server
-                && matches!(
-                    decode_packet(Dialect::Rpcudp, &buf[..len], &DecodeLimits::default()),
-                    Ok(Packet::Response { id, value }) if id == want && value == Value::from("pong")
-                );
-            if ok {
-                answered += 1;
-                break;
-            }
-        }
-    }
-    answered
+    rpcudp_testkit::hostile::honest_client(
+        ip,
+        server,
+        HONEST_CALLS,
+        pause,
+        WITHIN,
+        ("ping", &[]),
+        |v| *v == Value::from("pong"),
+    )
 }
 
 /// Whether a ping from a fresh socket on `ip` is answered within a second.
@@ -238,43 +193,4 @@ fn no_reference_method_answers_more_than_three_times_what_it_was_sent() {
     }
     eprintln!("reference service: {sent} B sent, {received} B back");
     assert!(received > 0);
-}
-
-#[test]
-fn dht_run_with_strict_local_sends_a_silent_asker_at_most_three_times_its_bytes() {
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "dht",
-        "run",
-        "--bind",
-        "127.0.1.1:0",
-        "--timeout",
-        "1",
-        "--strict-local",
-    ]);
-    let mut node = Child::spawn("rpcudp dht run", cmd);
-    let addr = node.wait_listening(START);
-    let sock = bind("127.0.2.1");
-    let mut sent = 0;
-    for n in 0..5u64 {
-        let req = request(
-            n,
-            0x55,
-            "find_node",
-            &[
-                Value::Binary(vec![0xAB; 20]),
-                Value::Binary(vec![n as u8; 20]),
-            ],
-        );
-        sent += sock.send_to(&req, addr).unwrap();
-    }
-    sock.set_read_timeout(Some(Duration::from_millis(1500)))
-        .unwrap();
-    let (mut received, mut buf) = (0, vec![0u8; 65_536]);
-    while let Ok((len, _)) = sock.recv_from(&mut buf) {
-        received += len;
-    }
-    eprintln!("dht run: 5 find_node from a silent socket: {sent} B in, {received} B out");
-    assert!(received <= 3 * sent, "{received} > 3 × {sent}");
-    assert!(received > 0, "the small answers still come");
 }

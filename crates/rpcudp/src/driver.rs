@@ -49,7 +49,7 @@
 //!         if let Event::Request { token, method, .. } = event {
 //!             match method.as_str() {
 //!                 "ping" => core.respond(now, token, &Value::from("pong")),
-//!                 _ => core.abandon(token),
+//!                 _ => core.abandon(now, token),
 //!             }
 //!         }
 //!     }

@@ -162,7 +162,7 @@ impl Application<Endpoint> for Counting {
                 self.pings += 1;
                 core.respond(now, token, &Value::from(self.pings));
             } else {
-                core.abandon(token);
+                core.abandon(now, token);
             }
         }
     }

@@ -341,7 +341,7 @@ impl<'c> Workload<'c> {
             Action::Answer { node, token, value } => {
                 self.sim.command(node, |ep, now| match value {
                     Some(v) => ep.respond(now, token, &v),
-                    None => ep.abandon(token),
+                    None => ep.abandon(now, token),
                 });
             }
             Action::Start { node, k } => {

@@ -7,11 +7,14 @@
 //! - [`Netns`]: a network namespace that is deleted on drop, [`netns_available`], and
 //!   [`require_netns`] (skip with a reason, or fail as root where it must work);
 //! - [`rpcudp_bin`]: the path of the built `rpcudp` binary;
-//! - [`prometheus`]: a real Prometheus server, `promtool`, a bounded HTTP GET.
+//! - [`prometheus`]: a real Prometheus server, `promtool`, a bounded HTTP GET;
+//! - [`hostile`]: raw sockets crafting RPC datagrams, a timed honest client, peak memory
+//!   and CPU time from `/proc`, a DHT state file written directly.
 //!
 //! Everything here bounds its waits in time, so a broken peer fails a test instead of
 //! hanging it.
 
+pub mod hostile;
 pub mod prometheus;
 
 use std::io::{BufRead, BufReader};

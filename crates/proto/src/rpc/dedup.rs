@@ -225,16 +225,6 @@ impl DedupCache {
         true
     }
 
-    /// Drops an in-progress entry (done entries leave through the FIFO only).
-    pub(crate) fn forget(&mut self, hash: u64, key: &Key) {
-        let found = self.table.find_entry(hash, |s| {
-            s.hash == hash && s.key == *key && matches!(s.entry, Entry::InProgress)
-        });
-        if let Ok(o) = found {
-            o.remove();
-        }
-    }
-
     /// Entries in the cache, in progress and done.
     pub(crate) fn len(&self) -> usize {
         self.table.len()

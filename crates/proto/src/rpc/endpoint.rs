@@ -41,8 +41,8 @@ use crate::wire::value::check_sendable;
 /// not go backwards between calls; every method is cheap and never blocks.
 ///
 /// A request becomes an [`Event::Request`]; the application runs the handler wherever it
-/// likes and answers later with `respond(token, value)`, or `abandon(token)` to send no
-/// answer. Each token must be answered once; the endpoint keeps at most
+/// likes and answers later with `respond(now, token, value)`, or `abandon(now, token)` to
+/// send no answer. Each token must be answered once; the endpoint keeps at most
 /// `max_concurrent_requests` unanswered and drops the excess, so a token never answered
 /// holds its slot for good (a driver bounds its handlers' run time, then abandons).
 ///
@@ -94,8 +94,6 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
-    /// The latest `now` seen, for `abandon`, which takes none.
-    last_now: Option<Instant>,
     /// Per-source rates and shares, address validation (see `limits`).
     limits: Limits,
 }
@@ -123,7 +121,6 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
-            last_now: None,
         }
     }
 
@@ -233,7 +230,7 @@ impl Endpoint {
             Packet::Request { id, method, args } => {
                 self.on_request(now, from, local, id, method, args)
             }
-            Packet::Response { id, value } => self.on_response(now, from, id, value),
+            Packet::Response { id, value } => self.on_response(from, id, value),
         }
     }
 
@@ -292,6 +289,9 @@ impl Endpoint {
         let token = RequestToken(self.next_token);
         self.next_token += 1;
         self.serving.insert(token, (key, hash, local, now));
+        // An answer of an earlier round (its entry expired or was evicted) may still be
+        // held for the probe: it must not follow this round's answer.
+        self.stats.held_answers_dropped += self.limits.drop_held_round(key.0, &id) as u64;
         self.dedup.start(hash, key);
         self.stats.requests_received += 1;
         self.events.push_back(Event::Request {
@@ -302,7 +302,7 @@ impl Endpoint {
         });
     }
 
-    fn on_response(&mut self, now: Instant, from: SocketAddr, id: MessageId, value: Value) {
+    fn on_response(&mut self, from: SocketAddr, id: MessageId, value: Value) {
         // One lookup for the usual case; a response from the wrong address (rare) puts
         // the call back untouched.
         match self.calls.remove(&id) {
@@ -320,7 +320,6 @@ impl Endpoint {
                 self.stats.calls_succeeded += 1;
                 // The answer carried our random message id: `from` receives there.
                 self.validate(from);
-                self.last_now = Some(now);
                 if self.limits.take_probe(&id).is_some() {
                     return; // our own probe: nobody waits for an event
                 }
@@ -506,24 +505,17 @@ impl Endpoint {
 
     /// Gives up the request `token` without answering, as the Python peers do when the
     /// method is unknown or the handler fails: the caller times out, and duplicates of the
-    /// request are dropped rather than handled again.
-    pub fn abandon(&mut self, token: RequestToken) {
+    /// request are dropped rather than handled again, for `dedup_lifetime` from `now`.
+    pub fn abandon(&mut self, now: Instant, token: RequestToken) {
         let Some((key, hash, _local, arrived)) = self.serving.remove(&token) else {
             return;
         };
         self.stats.requests_abandoned += 1;
-        if let Some(now) = self.last_now {
-            self.stats
-                .handler_latency
-                .record(now.saturating_duration_since(arrived));
-        }
+        self.stats
+            .handler_latency
+            .record(now.saturating_duration_since(arrived));
         self.limits.end_request(key.0);
-        // `abandon` takes no `now`: the entry's lifetime starts at the latest time seen,
-        // which exists, since the request arrived through `handle_datagram`.
-        match self.last_now {
-            Some(now) => self.finish(now, hash, key, None),
-            None => self.dedup.forget(hash, &key),
-        }
+        self.finish(now, hash, key, None);
     }
 
     /// Withdraws a call the caller no longer waits for: no event will come for it, and a
@@ -622,11 +614,9 @@ impl Endpoint {
     fn finish(&mut self, now: Instant, hash: u64, key: Key, answer: Option<Answer>) {
         let removed = self.dedup.finish(now, hash, key, answer);
         self.count_removed(removed);
-        self.last_now = Some(now);
     }
 
     fn expire_dedup(&mut self, now: Instant) {
-        self.last_now = Some(now);
         let removed = self.dedup.expire(now);
         self.count_removed(removed);
     }

@@ -459,6 +459,21 @@ impl Limits {
         }
     }
 
+    /// A new round of request `id` from `addr` starts (its duplicate entry was gone):
+    /// drops the answers of earlier rounds still held for it, so that they never follow
+    /// the new round's answer; how many. At most 8 are held per address.
+    pub(crate) fn drop_held_round(&mut self, addr: SocketAddr, id: &MessageId) -> usize {
+        let Some(h) = self.held.get_mut(&addr) else {
+            return 0;
+        };
+        let (stale, kept): (Vec<HeldAnswer>, Vec<HeldAnswer>) = std::mem::take(&mut h.answers)
+            .into_iter()
+            .partition(|(a, _)| a.get(1..1 + id.0.len()) == Some(&id.0[..]));
+        h.answers = kept;
+        self.uncount(&stale);
+        stale.len()
+    }
+
     /// If `id` is a probe, forgets it and returns the address it probed.
     pub(crate) fn take_probe(&mut self, id: &MessageId) -> Option<SocketAddr> {
         self.probes.remove(id)

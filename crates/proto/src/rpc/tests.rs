@@ -511,7 +511,7 @@ fn duplicate_of_an_abandoned_request_is_dropped_without_running_the_handler_agai
     let req = drain(&mut p.a).remove(0);
     p.b.handle_datagram(p.now, a_addr(), &req.payload);
     let (token, _, _) = p.b_request();
-    p.b.abandon(token);
+    p.b.abandon(p.now, token);
     assert!(drain(&mut p.b).is_empty(), "abandon sends nothing");
     p.b.handle_datagram(p.now, a_addr(), &req.payload);
     assert!(events(&mut p.b).is_empty());
@@ -519,6 +519,44 @@ fn duplicate_of_an_abandoned_request_is_dropped_without_running_the_handler_agai
     assert_eq!(p.b.stats().duplicates_abandoned, 1);
     assert_eq!(p.b.stats().requests_abandoned, 1);
     assert_eq!(p.b.requests_in_progress(), 0);
+}
+
+#[test]
+fn a_resend_of_a_request_abandoned_after_a_long_handler_on_an_idle_endpoint_is_still_dropped() {
+    // The fuzz finding (fuzz/README.md): a request at t0, nothing else for 38 s, then
+    // `abandon`. The duplicate entry's lifetime (12 s here) must start at the abandon,
+    // not at the last time the endpoint saw before it.
+    let b = EndpointConfig {
+        dedup_lifetime: Duration::from_secs(12),
+        ..EndpointConfig::default()
+    };
+    let mut p = Pair::with(EndpointConfig::default(), b);
+    p.call("nosuch", &[], opts(60, 0));
+    let req = drain(&mut p.a).remove(0);
+    p.b.handle_datagram(p.now, a_addr(), &req.payload);
+    let (token, _, _) = p.b_request();
+    let abandoned_at = p.at(38.0);
+    p.b.abandon(abandoned_at, token);
+    assert!(drain(&mut p.b).is_empty(), "abandon sends nothing");
+    let next =
+        p.b.poll_timeout()
+            .expect("the duplicate entry has a deadline");
+    assert!(
+        next >= abandoned_at + Duration::from_secs(12),
+        "the entry expires 12 s after the abandon, not {:?} after t0",
+        next - p.start
+    );
+    p.now = abandoned_at + Duration::from_millis(1);
+    p.b.handle_datagram(p.now, a_addr(), &req.payload);
+    assert!(
+        events(&mut p.b).is_empty(),
+        "the resend is not handed out again"
+    );
+    assert_eq!(p.b.stats().duplicates_abandoned, 1);
+    assert_eq!(p.b.stats().handler_latency.sum_micros, 38_000_000);
+    // Once the lifetime is over, the entry goes (a late resend is a new request again).
+    p.advance_to(abandoned_at + Duration::from_secs(13));
+    assert_eq!(p.b.stats().dedup_expired, 1);
 }
 
 #[test]
@@ -820,7 +858,7 @@ fn respond_twice_or_with_an_unknown_token_sends_one_answer() {
     let (token, _, _) = p.b_request();
     p.b.respond(p.now, token, &Value::from(1));
     p.b.respond(p.now, token, &Value::from(2));
-    p.b.abandon(token);
+    p.b.abandon(p.now, token);
     p.b.respond(p.now, RequestToken(999), &Value::from(3));
     assert_eq!(drain(&mut p.b).len(), 1);
     assert_eq!(p.b.stats().requests_abandoned, 0);
@@ -1154,7 +1192,7 @@ proptest! {
                 }
                 Op::Answer(i) | Op::Abandon(i) if !pending.is_empty() => {
                     let t = pending.remove(i.index(pending.len()));
-                    if matches!(op, Op::Answer(_)) { p.b.respond(p.now, t, &Value::from("ok")) } else { p.b.abandon(t) }
+                    if matches!(op, Op::Answer(_)) { p.b.respond(p.now, t, &Value::from("ok")) } else { p.b.abandon(p.now, t) }
                 }
                 Op::Cancel(i) if !calls.is_empty() => {
                     let c = calls[i.index(calls.len())];
@@ -1176,7 +1214,7 @@ proptest! {
             for e in events(&mut p.b) {
                 match e {
                     Event::Request { token, method, .. } if method == "echo" => pending.push(token),
-                    Event::Request { token, .. } => p.b.abandon(token),
+                    Event::Request { token, .. } => p.b.abandon(p.now, token),
                     other => prop_assert!(false, "B made no calls: {other:?}"),
                 }
             }

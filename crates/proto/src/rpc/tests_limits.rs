@@ -259,6 +259,65 @@ fn a_held_answer_is_dropped_when_the_probe_gets_no_answer() {
 }
 
 #[test]
+fn a_held_answer_of_a_forgotten_round_is_not_sent_after_the_next_rounds_answer() {
+    // The fuzz finding (fuzz/README.md): round 1's answer is held for the probe; the
+    // duplicate entry expires meanwhile; a resend of the request is a new round, answered
+    // at once. When the probe is answered, only the new round's answer may have gone.
+    let config = EndpointConfig {
+        dedup_lifetime: Duration::from_millis(500),
+        limits: LimitsConfig {
+            validation_probe: Some(ValidationProbe {
+                method: "ping".into(),
+                args: vec![Value::from(42)],
+                options: CallOptions {
+                    attempt_timeout: Duration::from_secs(5),
+                    ..CallOptions::default()
+                },
+            }),
+            ..LimitsConfig::default()
+        },
+        ..EndpointConfig::default()
+    };
+    let now = t0();
+    let mut b = Endpoint::new(config, 2);
+    let peer = addr("203.0.113.5:4000");
+    let req = request(1, "find_value", &[]);
+    b.handle_datagram(now, peer, &req);
+    let [(token, _)] = tokens(&mut b)[..] else {
+        panic!()
+    };
+    b.respond(now, token, &Value::Binary(vec![1; 8000]));
+    let probe = drain(&mut b).remove(0);
+    assert_eq!(b.stats().answers_held, 1);
+
+    let later = now + Duration::from_millis(600);
+    b.handle_timeout(later);
+    b.handle_datagram(later, peer, &req);
+    let [(token, _)] = tokens(&mut b)[..] else {
+        panic!("the resend is a new round")
+    };
+    b.respond(later, token, &Value::from("small"));
+    let second = drain(&mut b);
+    assert_eq!(
+        second.len(),
+        1,
+        "the new round's small answer fits the budget"
+    );
+
+    let mut pong = Vec::new();
+    let id = MessageId(probe.payload[1..21].try_into().unwrap());
+    encode_response(Dialect::Rpcudp, &id, &Value::from(42), &mut pong);
+    b.handle_datagram(later, peer, &pong);
+    assert!(
+        drain(&mut b).is_empty(),
+        "round 1's held answer went after round 2's"
+    );
+    assert_eq!(b.stats().held_answers_dropped, 1);
+    assert_eq!(b.limit_tables().held_answers, 0);
+    assert_eq!(b.limit_tables().held_bytes, 0);
+}
+
+#[test]
 fn held_answers_are_bounded_in_count_and_bytes() {
     let mut config = with_probe();
     config.limits.max_held_answers = 5;
@@ -304,7 +363,7 @@ fn one_subnet_cannot_take_more_than_its_share_of_handler_slots() {
     b.respond(now, token, &Value::from("pong"));
     assert_eq!(drain(&mut b).len(), 1);
     // When one of the attacker's requests ends, the subnet may use its slot again.
-    b.abandon(held[0].0);
+    b.abandon(now, held[0].0);
     assert_eq!(b.requests_in_progress_from(held[0].1), 63);
     b.handle_datagram(now, held[0].1, &request(5000, "sleep", &[]));
     assert_eq!(tokens(&mut b).len(), 1);
@@ -414,7 +473,7 @@ fn per_source_tables_stay_bounded_under_a_flood_from_many_addresses() {
         };
         b.handle_datagram(now, from, &d);
         if let Some(Event::Request { token, .. }) = b.poll_event() {
-            b.abandon(token);
+            b.abandon(now, token);
         }
         let t = b.limit_tables();
         assert!(t.sources <= 1000 && t.unvalidated <= 2000, "{t:?}");

@@ -174,14 +174,14 @@ impl NodeApp {
     ) {
         if !matches!(self.phase, Phase::Running) {
             // Shutting down: nobody will answer requests that arrive now.
-            core.abandon(token);
+            core.abandon(now, token);
             return;
         }
         let Some(handler) = self.handlers.get(&method) else {
             // As the Python peers: an unknown method gets no answer at all.
             self.counters.unknown_methods += 1;
             tracing::debug!("{from} called unknown method {method:?}; no answer");
-            core.abandon(token);
+            core.abandon(now, token);
             return;
         };
         // Polled once right here: a handler that needs no waiting (most do) answers
@@ -209,7 +209,7 @@ impl NodeApp {
                     "handler {method:?} panicked: {}",
                     panic_message(payload.as_ref())
                 );
-                core.abandon(token);
+                core.abandon(now, token);
             }
         }
     }
@@ -228,7 +228,7 @@ impl NodeApp {
             Err(e) => {
                 self.counters.handler_failures += 1;
                 tracing::debug!("handler {method:?} failed, no answer: {e}");
-                core.abandon(token);
+                core.abandon(now, token);
             }
         }
     }
@@ -251,7 +251,7 @@ impl NodeApp {
             Err(e) => {
                 self.counters.handler_panics += 1;
                 tracing::warn!("handler {method:?} panicked or was cancelled: {e}");
-                core.abandon(token);
+                core.abandon(now, token);
             }
         }
     }
@@ -372,12 +372,12 @@ impl Application<Endpoint> for NodeApp {
         s.dedup_bytes = core.dedup_bytes();
     }
 
-    fn on_stop(&mut self, core: &mut Endpoint, _now: Instant) {
+    fn on_stop(&mut self, core: &mut Endpoint, now: Instant) {
         self.phase = Phase::Stopped;
         self.fail_calls(core);
         // Handlers that outlived the grace (or the handles) are dropped unanswered.
         for (_, (token, _)) in self.tasks.drain() {
-            core.abandon(token);
+            core.abandon(now, token);
         }
         self.running.abort_all();
     }

@@ -181,7 +181,7 @@ impl Application<Endpoint> for Load<'_> {
             }
             // A bench client serves nothing; the server is not expected to call it.
             Event::Request { token, .. } => {
-                ep.abandon(token);
+                ep.abandon(now, token);
                 false
             }
         };

@@ -41,7 +41,7 @@ impl Application<Endpoint> for PingEcho {
             match method.as_str() {
                 "ping" if args.is_empty() => ep.respond(now, token, &self.pong),
                 "echo" => ep.respond(now, token, &Value::Array(args)),
-                _ => ep.abandon(token),
+                _ => ep.abandon(now, token),
             }
         }
     }

@@ -547,7 +547,7 @@ impl Node {
             }
         }
         for (_, s) in self.stores.drain() {
-            self.ep.abandon(s.request);
+            self.ep.abandon(now, s.request);
         }
         for (call, _) in self.calls.drain() {
             self.ep.cancel(call);
@@ -578,7 +578,7 @@ impl Node {
     pub fn store_failed(&mut self, now: Instant, token: StoreToken) {
         if let Some(s) = self.stores.remove(&token) {
             self.stats.stores_failed += 1;
-            self.ep.abandon(s.request);
+            self.ep.abandon(now, s.request);
         }
         self.after_input(now, None);
     }

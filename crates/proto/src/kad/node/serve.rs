@@ -43,7 +43,7 @@ impl Node {
     ) {
         if self.stopped {
             self.stats.requests_after_stop += 1;
-            self.ep.abandon(token);
+            self.ep.abandon(now, token);
             return;
         }
         let answer = match (method, args.as_slice()) {
@@ -100,7 +100,7 @@ impl Node {
                 // Unknown method or wrong arguments: the Python peer raises and sends
                 // nothing, so the caller times out.
                 self.stats.bad_requests += 1;
-                self.ep.abandon(token);
+                self.ep.abandon(now, token);
             }
         }
     }
@@ -116,7 +116,7 @@ impl Node {
     ) {
         if !is_storable(&value) {
             self.stats.stores_refused_not_storable += 1;
-            self.ep.abandon(token);
+            self.ep.abandon(now, token);
             return;
         }
         if self.records.value(&key, now).is_some_and(|v| *v == value) {
@@ -132,7 +132,7 @@ impl Node {
                 Refusal::Share => self.stats.stores_refused_source_share += 1,
                 Refusal::Full => self.stats.stores_refused_full += 1,
             }
-            self.ep.abandon(token);
+            self.ep.abandon(now, token);
             return;
         }
         let value = Arc::new(value);
