@@ -222,8 +222,8 @@ const DHT_TIMEOUT: &str = "0.5";
 /// Five nodes and one-shot clients, all with `--timeout 0.5`, 20% loss each way: at least
 /// 99% of 20 sets and 100 gets together succeed, 99 of the 100 gets with the right value
 /// (measured: 20/20 and 99-100/100 in each of 15 runs, one run 19/20 sets). What makes it
-/// survive (`kad::Node`): a join resends its bootstrap ping 8 times within the timeout
-/// (9 sends all lost: 0.01%), lookup and store RPCs resend at the RTO (at most a quarter
+/// survive (`kad::Node`): a join resends its bootstrap ping 6 times within the timeout
+/// (7 sends all lost: 0.08%), lookup and store RPCs resend at the RTO (at most a quarter
 /// of the timeout) and twice more, a set with no acknowledgement at its stores' RTO waits
 /// on for the resends' answers, and a get or set whose lookup heard from nobody runs it again
 /// (twice at most). Before (main at 0256b71, one resend only when the RTO was under the

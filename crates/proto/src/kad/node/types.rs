@@ -41,12 +41,12 @@ pub struct NodeConfig {
     /// Resends of each bootstrap ping (same datagram) before the address counts as not
     /// answering, all within `rpc_timeout`: each wait is 1.5× the previous one, the
     /// first `rpc_timeout` / (1 + 1.5 + … + 1.5^retries), at most the initial RTO.
-    /// Default 8 (with the default 5 s: sent at about 0, 0.07, 0.17, 0.32, 0.54, 0.88,
-    /// 1.4, 2.1 and 3.2 s), so a join survives 20% loss each way (a round trip lost 36%
-    /// of the time) 99.99% of the time, also with a short `--timeout` (a resend waits at
-    /// least 10 ms). A resend to a peer farther than the first wait is a duplicate it
-    /// answers again: a few 50-byte datagrams per join. Also how often a bootstrap's lookup of its own id that found
-    /// nobody is run again.
+    /// Default 6 (with the default 5 s: sent at about 0, 0.16, 0.39, 0.74, 1.3, 2.0 and
+    /// 3.2 s), so a join survives 20% loss each way (a round trip lost 36% of the time)
+    /// 99.9% of the time, also with a short `--timeout` (a resend waits at least 10 ms).
+    /// (8 was tried: `cli_loss`'s DHT test then failed 2 runs of 5, against none of
+    /// about 20 with 6; not diagnosed.) Also how often a bootstrap's lookup of its own id
+    /// that found nobody is run again.
     pub bootstrap_retries: u32,
     /// Lookup, store and liveness RPCs give up after this many of the contact's RTOs
     /// (never past `rpc_timeout`; at least 2, as they resend at one RTO); 0 waits the
@@ -136,7 +136,7 @@ impl Default for NodeConfig {
             min_rto: Duration::from_millis(100),
             initial_rto: Duration::from_secs(1),
             resend_at_rto: true,
-            bootstrap_retries: 8,
+            bootstrap_retries: 6,
             rto_wait_factor: 0,
             refresh_interval: Some(Duration::from_secs(3600)),
             republish_interval: Duration::from_secs(3600),
