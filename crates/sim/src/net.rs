@@ -206,10 +206,26 @@ enum Kind {
     },
 }
 
+/// A delivery waiting in the heap: kept out of the heap's entries (in [`Sim`]'s
+/// `deliveries`), so that an entry is 32 bytes and sifting moves little memory.
+struct Delivery {
+    to: u32,
+    from: SocketAddr,
+    payload: Vec<u8>,
+}
+
+/// What a heap entry stands for: a node's deadline, or a delivery by its slot.
+#[derive(Clone, Copy)]
+enum Queued {
+    Timer { node: u32, life: u32 },
+    Deliver { slot: u32 },
+}
+
 struct Entry {
-    at: Duration,
+    /// Virtual nanoseconds since the origin.
+    at: u64,
     seq: u64,
-    kind: Kind,
+    what: Queued,
 }
 
 impl PartialEq for Entry {
@@ -228,6 +244,11 @@ impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
         (other.at, other.seq).cmp(&(self.at, self.seq))
     }
+}
+
+/// Virtual time as the heap keeps it (nanoseconds; 584 years is far enough).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Mixes a seed with a stream number into an independent one (SplitMix64's finaliser).
@@ -266,6 +287,9 @@ pub struct Sim<P: Protocol> {
     nodes: Vec<Slot<P>>,
     by_addr: HashMap<SocketAddr, u32>,
     heap: BinaryHeap<Entry>,
+    /// The payloads of the queued deliveries, by slot (see [`Delivery`]), and free slots.
+    deliveries: Vec<Option<Delivery>>,
+    free: Vec<u32>,
     seq: u64,
     rng: SmallRng,
     config: NetConfig,
@@ -288,6 +312,8 @@ impl<P: Protocol> Sim<P> {
             nodes: Vec::new(),
             by_addr: HashMap::new(),
             heap: BinaryHeap::new(),
+            deliveries: Vec::new(),
+            free: Vec::new(),
             seq: 0,
             rng: SmallRng::seed_from_u64(sub_seed(seed, 0x5EED)),
             config,
@@ -483,7 +509,7 @@ impl<P: Protocol> Sim<P> {
     /// When the next queued thing happens, if anything is queued (possibly a stale
     /// timer, which costs a step and nothing else).
     pub fn next_at(&self) -> Option<Duration> {
-        self.heap.peek().map(|e| e.at)
+        self.heap.peek().map(|e| Duration::from_nanos(e.at))
     }
 
     /// Processes the earliest queued thing, advancing time to it. `false` when nothing
@@ -492,12 +518,19 @@ impl<P: Protocol> Sim<P> {
         let Some(entry) = self.heap.pop() else {
             return false;
         };
-        debug_assert!(entry.at >= self.now, "time went backwards");
-        self.now = self.now.max(entry.at);
+        let at = Duration::from_nanos(entry.at);
+        debug_assert!(at >= self.now, "time went backwards");
+        self.now = self.now.max(at);
         self.stats.steps += 1;
-        match entry.kind {
-            Kind::Timer { node, life } => self.wake(node, life, entry.at),
-            Kind::Deliver { to, from, payload } => {
+        match entry.what {
+            Queued::Timer { node, life } => self.wake(node, life, at),
+            Queued::Deliver { slot } => {
+                let Some(Delivery { to, from, payload }) = self.deliveries[slot as usize].take()
+                else {
+                    debug_assert!(false, "a delivery slot queued twice");
+                    return true;
+                };
+                self.free.push(slot);
                 let slot = &mut self.nodes[to as usize];
                 let local = Some(slot.addr.ip());
                 match slot.proto.as_mut() {
@@ -556,10 +589,27 @@ impl<P: Protocol> Sim<P> {
 
     fn push(&mut self, at: Duration, kind: Kind) {
         self.seq += 1;
+        let what = match kind {
+            Kind::Timer { node, life } => Queued::Timer { node, life },
+            Kind::Deliver { to, from, payload } => {
+                let d = Some(Delivery { to, from, payload });
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.deliveries[slot as usize] = d;
+                        slot
+                    }
+                    None => {
+                        self.deliveries.push(d);
+                        u32::try_from(self.deliveries.len() - 1).expect("2^32 in flight")
+                    }
+                };
+                Queued::Deliver { slot }
+            }
+        };
         self.heap.push(Entry {
-            at,
+            at: nanos(at),
             seq: self.seq,
-            kind,
+            what,
         });
     }
 

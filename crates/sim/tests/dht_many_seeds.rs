@@ -60,8 +60,8 @@ fn churned_lossy_500() -> DhtScenario {
 
 /// What the node achieves on this scenario on every seed, with margin (measured on seeds
 /// 0-19 with kad::Node 06cc5c1: 70-97% found per round, p99 2.4-9.9 s, at most 1 node
-/// of 500 not joined, at least 36 of 40 stores acknowledged): a regression floor, not
-/// the goal. The goal is [`issue_9_targets_on_a_churned_lossy_network_of_500_nodes`].
+/// of 500 not joined, at least 36 of 40 stores acknowledged): a regression floor. The
+/// issue's targets are [`issue_9_targets_on_a_churned_lossy_network_of_500_nodes`].
 /// 6 seeds by default to keep CI time down (about 7 s of CPU each in debug); soak with
 /// `SIM_SEEDS=20` or more.
 #[test]
@@ -112,14 +112,15 @@ fn a_churned_lossy_network_of_500_nodes_ends_every_query_and_finds_most_values()
 }
 
 /// Issue 9's targets on the same scenario: every value found before and after the kill,
-/// lookup p99 within 1 s, mean hops within log2(N)/2 + 2, on every seed. Today's node
-/// misses them (see BENCHMARKS.md, "Kademlia on the simulator"); run with `--ignored`.
+/// lookup p99 within 1 s, mean hops within log2(N)/2 + 2, on every seed. Measured on
+/// seeds 0-19 (helper `simperf`, aa0c880, release): 40/40 found in both rounds on every
+/// seed, p99 437-953 ms, 1.62-2.00 hops, all 500 joined. 6 seeds by default, as the floor
+/// above; soak with `SIM_SEEDS=20` or more.
 #[test]
-#[ignore = "issue 9's targets, not met yet: kad::Node misses values and has multi-second p99 lookups under 5% loss (BENCHMARKS.md)"]
 fn issue_9_targets_on_a_churned_lossy_network_of_500_nodes() {
     let scenario = churned_lossy_500();
     let hops_bound = (scenario.nodes as f64).log2() / 2.0 + 2.0;
-    run_all(&scenario, 20, |r| {
+    run_all(&scenario, 6, |r| {
         let mut problems = Vec::new();
         if r.found < r.gets || r.found_new < r.gets {
             problems.push(format!(

@@ -71,6 +71,36 @@ impl RttEstimator {
         }
     }
 
+    /// The wait for a contact never measured, from an estimate pooled over all contacts:
+    /// `SRTT + 2·RTTVAR` clamped to `[min, max]` (`min(initial, max)` before any sample).
+    ///
+    /// Why not [`rto`](Self::rto)'s `4·RTTVAR`: pooled, RTTVAR measures how much the
+    /// contacts differ from one another as well as how much one path varies, so 4 of it
+    /// waits past nearly every contact's round trip, and a dead contact costs all of that.
+    /// The wait only decides when a lookup asks the next candidate and when the one resend
+    /// goes (a late answer still counts). On `rpcudp sim dht --nodes 10000` (25% killed,
+    /// 5% loss, round trips log-normal around 80 ms), 2 instead of 4 took the lookups' p99
+    /// from 994 to 837 ms (seed 1) and 900 to 809 ms (seed 2), for 4-6% more messages.
+    ///
+    /// ```
+    /// use rpcudp_proto::kad::{RtoConfig, RttEstimator};
+    /// use std::time::Duration;
+    ///
+    /// let config = RtoConfig::default();
+    /// let mut pooled = RttEstimator::default();
+    /// assert_eq!(pooled.pooled_rto(&config), Duration::from_secs(1));
+    /// pooled.sample(Duration::from_millis(80));
+    /// // SRTT = 80 ms, RTTVAR = 40 ms: 80 + 2·40.
+    /// assert_eq!(pooled.pooled_rto(&config), Duration::from_millis(160));
+    /// ```
+    pub fn pooled_rto(&self, config: &RtoConfig) -> Duration {
+        let max = config.max.max(Duration::from_millis(1));
+        match self.srtt {
+            None => config.initial.min(max),
+            Some(srtt) => (srtt + self.rttvar * 2).clamp(config.min.min(max), max),
+        }
+    }
+
     /// The smoothed round trip, if any sample was taken.
     pub fn srtt(&self) -> Option<Duration> {
         self.srtt

@@ -531,9 +531,10 @@ impl Node {
                 Phase::Lookup(lookup) => {
                     let (peers, rto, all, n) =
                         (&self.peers, &self.rto, &self.rtt_all, self.rtt_samples);
-                    // The same RTO as the call's timer (`send_rpc`), which wakes us then.
-                    let state =
-                        lookup.next_with(now, |c| super::rto_from(peers, rto, all, n, &c.addr));
+                    // The same wait as the call's timer (`send_rpc`), which wakes us then.
+                    let state = lookup.next_with(now, |c| {
+                        super::lookup_wait_from(peers, rto, all, n, &c.addr)
+                    });
                     match state {
                         LookupState::Contact(c) => {
                             let method = if query.purpose == Purpose::Get {

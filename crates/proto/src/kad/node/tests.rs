@@ -1427,3 +1427,49 @@ fn a_node_keeps_its_values_in_its_value_store_and_reads_them_from_there() {
     let found = peer.ask(&mut node, me, now, "find_value", &[bin(&peer_id), bin(&k2)]);
     assert_eq!(found, Some(Value::Map(vec![("value".into(), "w".into())])));
 }
+
+#[test]
+fn a_lookup_waits_for_a_slow_or_once_measured_contact_no_longer_than_for_an_unmeasured_one() {
+    let config = RtoConfig::default();
+    let mut pool = RttEstimator::default();
+    for i in 0..20 {
+        pool.sample(ms(if i % 2 == 0 { 60 } else { 120 }));
+    }
+    let pooled = pool.pooled_rto(&config);
+    let mut peers = HashMap::new();
+    // Measured once at 300 ms: RTO 300 + 4·150 = 900 ms.
+    let mut slow = PeerInfo::default();
+    slow.rtt.sample(ms(300));
+    peers.insert(addr(1), slow);
+    let mut fast = PeerInfo::default();
+    for _ in 0..20 {
+        fast.rtt.sample(ms(20));
+    }
+    peers.insert(addr(2), fast);
+    let rto = |a| rto_from(&peers, &config, &pool, 20, &a);
+    let wait = |a| lookup_wait_from(&peers, &config, &pool, 20, &a);
+    assert_eq!(
+        rto(addr(1)),
+        ms(900),
+        "the call still resends at its own RTO"
+    );
+    assert!(pooled < ms(900), "{pooled:?}");
+    assert_eq!(
+        wait(addr(1)),
+        pooled,
+        "the lookup moves on after the pooled wait"
+    );
+    assert!(rto(addr(2)) < pooled, "{:?}", rto(addr(2)));
+    assert_eq!(
+        wait(addr(2)),
+        rto(addr(2)),
+        "a fast contact's own RTO stands"
+    );
+    assert_eq!(wait(addr(9)), pooled, "never measured: the pooled wait");
+    // Before the pool stands (under MIN_AGGREGATE_SAMPLES, 2), every wait is the
+    // contact's RTO.
+    assert_eq!(
+        lookup_wait_from(&peers, &config, &pool, MIN_AGGREGATE_SAMPLES - 1, &addr(1)),
+        ms(900)
+    );
+}
