@@ -219,12 +219,16 @@ fn dht_args(op: &str, via: SocketAddr, key: &str, value: Option<&str>) -> Vec<St
 /// Per-RPC timeout of the DHT nodes and clients, in seconds.
 const DHT_TIMEOUT: &str = "0.5";
 
-/// Measured on main at 4c77574 (DHT RPCs without resends): 7/20 sets acknowledged and
-/// 12/100 gets found; with 3 resends per RPC, 17/20 and 74/100. On h-dht at 542132b (the
-/// `Dht` on `kad::Node`): 7/20 and 16/100. Un-ignore once the DHT resends lost RPCs
-/// (`kad::Node` calls with `retries: 0`) and a join survives a lost ping.
+/// Five nodes and one-shot clients, all with `--timeout 0.5`, 20% loss each way: at least
+/// 99% of 20 sets and 100 gets together succeed, 99 of the 100 gets with the right value
+/// (measured: 20/20 and 99-100/100 in each of 15 runs, one run 19/20 sets). What makes it
+/// survive (`kad::Node`): a join resends its bootstrap ping 6 times within the timeout
+/// (7 sends all lost: 0.08%), lookup and store RPCs resend at the RTO (at most a quarter
+/// of the timeout) and twice more, a set with no acknowledgement at its stores' RTO waits
+/// on for the resends' answers, and a get or set whose lookup heard from nobody runs it again
+/// (twice at most). Before (main at 0256b71, one resend only when the RTO was under the
+/// timeout, so none at 0.5 s): 12/20 sets, 35/100 gets.
 #[test]
-#[ignore = "the DHT does not survive 20% loss yet (7/20 sets, 12/100 gets on main): its RPCs never resend"]
 fn dht_gets_find_what_was_set_at_20_percent_loss() {
     let test = "dht_gets_find_what_was_set_at_20_percent_loss";
     let Some(ns) = loss_netns(test) else { return };
@@ -327,9 +331,12 @@ fn dht_gets_find_what_was_set_at_20_percent_loss() {
         dropped > 0,
         "no datagram was dropped: the loss rule did not apply"
     );
+    // Issue 10: at least 99% of the operations succeed (sets and gets together: one of
+    // the 120 may fail), and at least 99% of the gets.
     assert!(
-        stored * 100 >= KEYS * 99,
-        "only {stored} of {KEYS} sets acknowledged"
+        (stored + found) * 100 >= (KEYS + gets_n) * 99,
+        "only {stored} of {KEYS} sets acknowledged and {found} of {gets_n} gets found: \
+         {failures:#?}"
     );
     assert!(
         found * 100 >= gets_n * 99,

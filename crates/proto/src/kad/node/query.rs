@@ -16,6 +16,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Times a `get` or `set` whose lookup heard from nobody is run again (each within
+/// `rpc_timeout`): at 20% loss each way an RPC's three sends are all lost 5% of the time.
+const COMMAND_RELOOKUPS: u32 = 2;
+
 /// What an outstanding RPC is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CallKind {
@@ -93,8 +97,13 @@ pub(crate) enum Phase {
     },
     Lookup(Box<Lookup>),
     Store {
-        /// Stores not yet answered whose RTO has not passed.
+        /// Stores not yet answered whose RTO has not passed (or has, while none was
+        /// acknowledged: see `overdue`).
         waiting: HashMap<CallId, NodeId>,
+        /// Stores past their RTO kept waiting because nothing was acknowledged yet: under
+        /// heavy loss the acknowledgement of a resend is all the set may get. Dropped
+        /// from `waiting` at the first acknowledgement.
+        overdue: Vec<CallId>,
         acks: usize,
         stored_locally: bool,
         hops: u32,
@@ -252,8 +261,8 @@ impl Node {
             CallKind::BootstrapPing(q) => {
                 let id = answer.as_ref().and_then(wire::parse_id);
                 match id {
-                    // Resent pings give no round-trip sample (Karn's rule).
-                    Some(id) => self.contact_answered(now, Contact::new(id, p.to), None),
+                    // Only an answer before any resend is a sample (Karn's rule).
+                    Some(id) => self.contact_answered(now, Contact::new(id, p.to), sample),
                     None => {
                         if answer.is_some() {
                             self.stats.malformed_answers += 1;
@@ -309,11 +318,20 @@ impl Node {
                     (false, _) => self.contact_failed(now, p.id, p.to),
                     _ => {}
                 }
-                if let Some(Phase::Store { waiting, acks, .. }) =
-                    self.queries.get_mut(&q).map(|q| &mut q.phase)
+                if let Some(Phase::Store {
+                    waiting,
+                    overdue,
+                    acks,
+                    ..
+                }) = self.queries.get_mut(&q).map(|q| &mut q.phase)
                 {
                     if waiting.remove(&call).is_some() && acked {
                         *acks += 1;
+                    }
+                    if *acks > 0 {
+                        for c in overdue.drain(..) {
+                            waiting.remove(&c);
+                        }
                     }
                 }
                 self.drive(now, q);
@@ -458,10 +476,18 @@ impl Node {
         match p.kind {
             CallKind::Find(q) => self.drive(now, q),
             CallKind::Store(q) => {
-                if let Some(Phase::Store { waiting, .. }) =
-                    self.queries.get_mut(&q).map(|q| &mut q.phase)
+                if let Some(Phase::Store {
+                    waiting,
+                    overdue,
+                    acks,
+                    ..
+                }) = self.queries.get_mut(&q).map(|q| &mut q.phase)
                 {
-                    waiting.remove(&call);
+                    if *acks > 0 {
+                        waiting.remove(&call);
+                    } else if waiting.contains_key(&call) {
+                        overdue.push(call);
+                    }
                 }
                 self.drive(now, q);
             }
@@ -533,16 +559,25 @@ impl Node {
                         LookupState::Finished => {
                             let closest = lookup.closest();
                             let hops = lookup.hops();
+                            let relookups = match query.purpose {
+                                Purpose::Bootstrap => self.config.bootstrap_retries,
+                                // A one-shot client knows one node: if all its resends
+                                // were lost, the get or set would end with nobody asked.
+                                Purpose::Get | Purpose::Set => {
+                                    self.config.bootstrap_retries.min(COMMAND_RELOOKUPS)
+                                }
+                                _ => 0,
+                            };
                             if closest.is_empty()
-                                && query.purpose == Purpose::Bootstrap
-                                && query.relookups < self.config.bootstrap_retries
+                                && query.relookups < relookups
                                 && !self.table.is_empty()
                             {
-                                // The lookup of our own id found nobody (its datagrams
-                                // were lost): a node left knowing only its bootstrap
-                                // address is one lost datagram away from knowing no one.
+                                // The lookup found nobody (its datagrams were lost): a
+                                // node left knowing only its bootstrap address is one
+                                // lost datagram away from knowing no one.
                                 query.relookups += 1;
-                                let lookup = self.new_lookup(now, self.id);
+                                let key = query.key;
+                                let lookup = self.new_lookup(now, key);
                                 if let Some(query) = self.queries.get_mut(&q) {
                                     query.phase = Phase::Lookup(lookup);
                                 }
@@ -557,6 +592,7 @@ impl Node {
                     acks,
                     stored_locally,
                     hops,
+                    ..
                 } => {
                     if waiting.is_empty() {
                         let outcome = QueryOutcome::Set {
@@ -631,6 +667,7 @@ impl Node {
                     query.messages += sent;
                     query.phase = Phase::Store {
                         waiting,
+                        overdue: Vec::new(),
                         acks: 0,
                         stored_locally,
                         hops,

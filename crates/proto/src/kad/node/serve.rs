@@ -265,19 +265,56 @@ impl Node {
             .ep
             .amplification_budget(asker)
             .map(|b| b.min(per_request));
-        let mut used = crate::wire::rpc::HEADER_LEN + 3;
-        let mut out = Vec::with_capacity(list.len());
-        for c in &list {
-            if let Some(b) = budget {
-                // id (2 + 20) + ip str (1 + len) + port (≤ 3) + array header (1).
-                let size = 22 + 1 + ip_text_len(c.addr.ip()) + 3 + 1;
-                if used + size > b {
-                    self.stats.find_node_answers_cut += 1;
-                    break;
-                }
-                used += size;
+        let Some(b) = budget else {
+            // Validated: the whole list, no sizes to reckon.
+            return Value::Array(list.iter().map(wire::contact_value).collect());
+        };
+        // id (2 + 20) + ip str (1 + len) + port (≤ 3) + array header (1).
+        let sizes: Vec<usize> = list
+            .iter()
+            .map(|c| 22 + 1 + ip_text_len(c.addr.ip()) + 3 + 1)
+            .collect();
+        let header = crate::wire::rpc::HEADER_LEN + 3;
+        let mut fit = 0;
+        let mut used = header;
+        for size in &sizes {
+            if used + size > b {
+                break;
             }
-            out.push(wire::contact_value(c));
+            used += size;
+            fit += 1;
+        }
+        let chosen: Vec<usize> = if fit < list.len() {
+            self.stats.find_node_answers_cut += 1;
+            // Three quarters of the room go to the nearest, the rest to a random sample
+            // of the others: were every cut answer the same nearest few, an unvalidated
+            // asker (a one-shot client) would only ever learn those few, its lookup
+            // would run out of candidates after about six, and its `set` would store on
+            // six nodes instead of k (58 of 100 one-shot sets on 60 nodes reached fewer
+            // than 20, the least 6; with this, 21, the least 13). Half and half did
+            // better there (2, the least 19) but cost the 10,000-node simulation 4% on
+            // its lookup p99 (1058 ms against 1016) and 0.1 hops per lookup.
+            let near = fit - fit / 4;
+            let rest = list.len() - near;
+            let mut picks: Vec<usize> = (0..near).collect();
+            picks.extend(
+                rand::seq::index::sample(&mut self.rng, rest, (fit - near).min(rest))
+                    .into_iter()
+                    .map(|i| i + near),
+            );
+            picks.sort_unstable();
+            picks
+        } else {
+            (0..list.len()).collect()
+        };
+        let mut used = header;
+        let mut out = Vec::with_capacity(chosen.len());
+        for i in chosen {
+            if used + sizes[i] > b {
+                continue;
+            }
+            used += sizes[i];
+            out.push(wire::contact_value(&list[i]));
         }
         Value::Array(out)
     }

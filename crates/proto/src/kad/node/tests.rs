@@ -1466,9 +1466,10 @@ fn a_lookup_waits_for_a_slow_or_once_measured_contact_no_longer_than_for_an_unme
         "a fast contact's own RTO stands"
     );
     assert_eq!(wait(addr(9)), pooled, "never measured: the pooled wait");
-    // Before the pool stands (a few samples), every wait is the contact's RTO.
+    // Before the pool stands (under MIN_AGGREGATE_SAMPLES, 2), every wait is the
+    // contact's RTO.
     assert_eq!(
-        lookup_wait_from(&peers, &config, &pool, 3, &addr(1)),
+        lookup_wait_from(&peers, &config, &pool, MIN_AGGREGATE_SAMPLES - 1, &addr(1)),
         ms(900)
     );
 }

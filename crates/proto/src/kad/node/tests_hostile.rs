@@ -540,3 +540,52 @@ fn pings_from_never_seen_ids_at_a_node_holding_100k_values_cost_bounded_work() {
     assert!(sent <= 400 + 16, "{sent}");
     assert_eq!(v.stats().handover_stores, 0);
 }
+
+#[test]
+fn cut_find_node_answers_name_the_nearest_and_a_sample_of_the_others() {
+    let mut w = World::new();
+    w.honest(20);
+    let target = NodeId::from_bytes([0x10; 20]);
+    let nearest: Vec<NodeId> = w
+        .victim()
+        .table()
+        .closest(&target, 20)
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(nearest.len() >= 15, "the victim knows {}", nearest.len());
+    let mut named = HashSet::new();
+    let mut most = 0;
+    for i in 0..8u8 {
+        let from: SocketAddr = format!("203.0.113.{}:1", 10 + i).parse().unwrap();
+        let asker = NodeId::from_bytes([0x60 + i; 20]);
+        w.raw_send(from, "find_node", &[bin(&asker), bin(&target)]);
+        w.run_for(Duration::from_secs(1));
+        let raw = &w.raws[&from];
+        assert!(raw.bytes_to <= 3 * raw.bytes_from, "asker {i}: over 3×");
+        let Some(wire::FindAnswer::Contacts(cs)) =
+            wire::parse_find_answer(raw.answers[0].clone(), 20)
+        else {
+            panic!("asker {i}: not a contact list: {:?}", raw.answers);
+        };
+        assert!(cs.len() < nearest.len(), "asker {i}: answer not cut");
+        // The nearest is always named; every contact named is among the k nearest.
+        assert_eq!(cs[0].id, nearest[0], "asker {i}");
+        for c in &cs {
+            assert!(
+                nearest.contains(&c.id),
+                "asker {i}: {c:?} is not among the nearest"
+            );
+            named.insert(c.id);
+        }
+        most = most.max(cs.len());
+    }
+    eprintln!(
+        "8 cut answers of at most {most} contacts named {} of the {} nearest",
+        named.len(),
+        nearest.len()
+    );
+    // Askers of the same key learn different contacts: a lookup is not stuck with the
+    // nearest few.
+    assert!(named.len() >= most + 4, "only {} named", named.len());
+}
