@@ -20,6 +20,12 @@ pub struct LookupConfig {
     /// Most candidates remembered (nearest kept), so hostile answers cannot grow a
     /// lookup without bound. Default 1000.
     pub max_candidates: usize,
+    /// How many RPCs may be in flight once the lookup has converged (the alpha nearest
+    /// candidates still in the running all answered): the rest of the k nearest are then
+    /// asked together rather than alpha at a time, as Kademlia's last round does. A
+    /// lookup that must hear from all k (a `set`'s) saves its last rounds; one that ends
+    /// at the first value found gains nothing from it. Default 0: never more than alpha.
+    pub final_alpha: usize,
 }
 
 impl Default for LookupConfig {
@@ -29,6 +35,7 @@ impl Default for LookupConfig {
             alpha: 3,
             peer_timeout: Duration::from_secs(5),
             max_candidates: 1000,
+            final_alpha: 0,
         }
     }
 }
@@ -176,6 +183,11 @@ impl Lookup {
             .values()
             .filter(|p| matches!(p.state, PeerState::Waiting(_)))
             .count();
+        let limit = if self.config.final_alpha > self.config.alpha && self.converged() {
+            self.config.final_alpha
+        } else {
+            self.config.alpha
+        };
         let mut slots = 0;
         let mut earliest: Option<Instant> = None;
         let mut contact = None;
@@ -187,7 +199,7 @@ impl Lookup {
                     earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
                 }
                 PeerState::NotContacted => {
-                    if in_flight < self.config.alpha {
+                    if in_flight < limit {
                         peer.state = PeerState::Waiting(now + timeout(&peer.contact));
                         contact = Some(peer.contact);
                     }
@@ -228,6 +240,16 @@ impl Lookup {
             })
             .min();
         LookupState::Waiting(deadline)
+    }
+
+    /// Whether the alpha nearest candidates not known to have failed (nor past their
+    /// wait) all answered: no closer node is waiting to be asked (libp2p's "stalled").
+    fn converged(&self) -> bool {
+        self.peers
+            .values()
+            .filter(|p| !matches!(p.state, PeerState::Failed | PeerState::Unresponsive))
+            .take(self.config.alpha)
+            .all(|p| p.state == PeerState::Succeeded)
     }
 
     fn state_of(&mut self, id: &NodeId) -> Option<&mut PeerState> {

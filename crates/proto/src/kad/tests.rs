@@ -386,6 +386,35 @@ fn lookup_keeps_at_most_alpha_requests_in_flight() {
 }
 
 #[test]
+fn a_converged_lookup_asks_the_rest_of_the_k_nearest_at_once_with_final_alpha() {
+    let net = Net::new(50, 2);
+    let target = id_with(1, 2);
+    let c = LookupConfig {
+        final_alpha: 20,
+        ..config(20, 3)
+    };
+    let mut lookup = Lookup::new(target, None, net.nodes.clone(), c);
+    let now = t0();
+    let nearest = net.answer(&target, 20);
+    for expected in &nearest[..3] {
+        assert_eq!(lookup.next(now), LookupState::Contact(*expected));
+    }
+    // Not converged while the nearest three have not all answered: alpha holds.
+    lookup.on_success(&nearest[0].id, []);
+    lookup.on_success(&nearest[1].id, []);
+    assert_eq!(lookup.next(now), LookupState::Contact(nearest[3]));
+    assert_eq!(lookup.next(now), LookupState::Contact(nearest[4]));
+    assert!(matches!(lookup.next(now), LookupState::Waiting(_)));
+    // The nearest three answered: the other 15 of the 20 go out together.
+    lookup.on_success(&nearest[2].id, []);
+    let mut asked = Vec::new();
+    while let LookupState::Contact(c) = lookup.next(now) {
+        asked.push(c);
+    }
+    assert_eq!(asked, nearest[5..].to_vec());
+}
+
+#[test]
 fn lookup_asks_nearest_candidates_first() {
     let net = Net::new(30, 3);
     let target = id_with(0xaa, 0);

@@ -73,9 +73,10 @@
 //! its datagram at the RTO (at most `rpc_timeout` / 4) and twice more, each wait
 //! doubling, and waits up to `rpc_timeout` (or [`NodeConfig::rto_wait_factor`] RTOs, if
 //! set). A bootstrap ping is resent [`NodeConfig::bootstrap_retries`] times within
-//! `rpc_timeout`. A `set` finishes
-//! when its stores were answered or their RTO passed: about one RTO after the live
-//! replicas answered; while none acknowledged, it waits on for the resends' answers
+//! `rpc_timeout`. A `set`'s lookup, once
+//! converged, asks the rest of the k nearest at once, and the `set` finishes when its
+//! stores were answered or their wait passed (as a lookup's: the RTO, at most the pooled
+//! estimate): about one RTO after the live replicas answered; while none acknowledged, it waits on for the resends' answers
 //! (to `rpc_timeout`), so that heavy loss does not end it with nothing stored. Only answers that came before a resend are
 //! round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
 //! datagram, which a Python peer answers again.
@@ -755,7 +756,12 @@ impl Node {
         let seq = self.next_seq;
         self.next_seq += 1;
         if rto_timer {
-            let wait = if matches!(kind, CallKind::Find(_)) {
+            // A store waits as a lookup does: its replicas answered the lookup a moment
+            // ago, so a store unanswered past the pooled estimate was most likely lost
+            // (its resend goes on and a late acknowledgement still stores), and a
+            // contact measured once (whose RTO is three round trips) must not hold the
+            // set (issue 9 §4, simulator: up to 800 ms after the last acknowledgement).
+            let wait = if matches!(kind, CallKind::Find(_) | CallKind::Store(_)) {
                 lookup_wait_from(&self.peers, &self.rto, &self.rtt_all, self.rtt_samples, &to)
             } else {
                 rto

@@ -153,7 +153,7 @@ impl Node {
         id
     }
 
-    fn new_lookup(&mut self, now: Instant, target: NodeId) -> Box<Lookup> {
+    fn new_lookup(&mut self, now: Instant, target: NodeId, purpose: Purpose) -> Box<Lookup> {
         let k = self.config.k;
         self.table.touch(&target, now);
         let seeds = {
@@ -173,6 +173,11 @@ impl Node {
             k,
             alpha: self.config.alpha,
             peer_timeout: self.config.rpc_timeout,
+            // A set stores on the k nearest that answered, so its lookup must hear from
+            // all of them: once converged it asks the rest of them at once instead of
+            // alpha at a time (issue 9 §4, simulator: a one-shot set's lookup was 5-9
+            // rounds of alpha, most of the set's time).
+            final_alpha: if purpose == Purpose::Set { k } else { 0 },
             ..LookupConfig::default()
         };
         Box::new(Lookup::new(target, Some(self.id), seeds, config))
@@ -221,14 +226,14 @@ impl Node {
     }
 
     pub(super) fn start_get(&mut self, now: Instant, key: NodeId) -> QueryId {
-        let lookup = self.new_lookup(now, key);
+        let lookup = self.new_lookup(now, key, Purpose::Get);
         let q = self.new_query(now, Purpose::Get, key, None, Phase::Lookup(lookup));
         self.drive(now, q);
         q
     }
 
     pub(super) fn start_refresh(&mut self, now: Instant, target: NodeId) -> QueryId {
-        let lookup = self.new_lookup(now, target);
+        let lookup = self.new_lookup(now, target, Purpose::Refresh);
         let q = self.new_query(now, Purpose::Refresh, target, None, Phase::Lookup(lookup));
         self.drive(now, q);
         q
@@ -242,7 +247,7 @@ impl Node {
         value: Arc<Value>,
         purpose: Purpose,
     ) -> QueryId {
-        let lookup = self.new_lookup(now, key);
+        let lookup = self.new_lookup(now, key, purpose);
         let q = self.new_query(now, purpose, key, Some(value), Phase::Lookup(lookup));
         self.drive(now, q);
         q
@@ -523,7 +528,7 @@ impl Node {
                         );
                         return;
                     }
-                    let lookup = self.new_lookup(now, self.id);
+                    let lookup = self.new_lookup(now, self.id, Purpose::Bootstrap);
                     if let Some(query) = self.queries.get_mut(&q) {
                         query.phase = Phase::Lookup(lookup);
                     }
@@ -576,8 +581,8 @@ impl Node {
                                 // node left knowing only its bootstrap address is one
                                 // lost datagram away from knowing no one.
                                 query.relookups += 1;
-                                let key = query.key;
-                                let lookup = self.new_lookup(now, key);
+                                let (key, purpose) = (query.key, query.purpose);
+                                let lookup = self.new_lookup(now, key, purpose);
                                 if let Some(query) = self.queries.get_mut(&q) {
                                     query.phase = Phase::Lookup(lookup);
                                 }
