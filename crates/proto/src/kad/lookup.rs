@@ -26,6 +26,13 @@ pub struct LookupConfig {
     /// lookup that must hear from all k (a `set`'s) saves its last rounds; one that ends
     /// at the first value found gains nothing from it. Default 0: never more than alpha.
     pub final_alpha: usize,
+    /// How many more of a contact's waits the lookup gives its late answer before it
+    /// ends with fewer than k answers: a contact past its wait has usually lost a
+    /// datagram (its call resends at the wait) or is slow, and its answer may hold the
+    /// value or the nearest nodes, which a lookup that ends at once never sees (issue 9
+    /// §4: one-shot gets missing values, sets storing on a few nodes). The caller wakes
+    /// the lookup then (`next` says when). Default 0: it ends at once.
+    pub late_grace: u32,
 }
 
 impl Default for LookupConfig {
@@ -36,6 +43,7 @@ impl Default for LookupConfig {
             peer_timeout: Duration::from_secs(5),
             max_candidates: 1000,
             final_alpha: 0,
+            late_grace: 0,
         }
     }
 }
@@ -55,9 +63,11 @@ pub enum LookupState {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum PeerState {
     NotContacted,
-    Waiting(Instant),
-    /// Timed out in the lookup's eyes; a late answer is still taken.
-    Unresponsive,
+    /// Contacted, until this instant, after a wait this long.
+    Waiting(Instant, Duration),
+    /// Timed out in the lookup's eyes; a late answer is still taken, and awaited until
+    /// this instant (`late_grace`) before the lookup ends short of k answers.
+    Unresponsive(Instant),
     Succeeded,
     Failed,
 }
@@ -172,16 +182,17 @@ impl Lookup {
             return LookupState::Finished;
         }
         for peer in self.peers.values_mut() {
-            if let PeerState::Waiting(deadline) = peer.state {
+            if let PeerState::Waiting(deadline, waited) = peer.state {
                 if now >= deadline {
-                    peer.state = PeerState::Unresponsive;
+                    let grace = waited.saturating_mul(self.config.late_grace);
+                    peer.state = PeerState::Unresponsive(deadline + grace);
                 }
             }
         }
         let in_flight = self
             .peers
             .values()
-            .filter(|p| matches!(p.state, PeerState::Waiting(_)))
+            .filter(|p| matches!(p.state, PeerState::Waiting(..)))
             .count();
         let limit = if self.config.final_alpha > self.config.alpha && self.converged() {
             self.config.final_alpha
@@ -194,18 +205,19 @@ impl Lookup {
         for peer in self.peers.values_mut() {
             match peer.state {
                 PeerState::Succeeded => slots += 1,
-                PeerState::Waiting(deadline) => {
+                PeerState::Waiting(deadline, _) => {
                     slots += 1;
                     earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
                 }
                 PeerState::NotContacted => {
                     if in_flight < limit {
-                        peer.state = PeerState::Waiting(now + timeout(&peer.contact));
+                        let wait = timeout(&peer.contact);
+                        peer.state = PeerState::Waiting(now + wait, wait);
                         contact = Some(peer.contact);
                     }
                     break;
                 }
-                PeerState::Unresponsive | PeerState::Failed => {}
+                PeerState::Unresponsive(_) | PeerState::Failed => {}
             }
             if slots >= self.config.k {
                 break;
@@ -222,9 +234,22 @@ impl Lookup {
             let late = self
                 .peers
                 .values()
-                .any(|p| p.state == PeerState::Unresponsive);
+                .any(|p| matches!(p.state, PeerState::Unresponsive(_)));
             if nothing_yet && late {
                 return LookupState::Waiting(None);
+            }
+            if slots < self.config.k {
+                let grace = self
+                    .peers
+                    .values()
+                    .filter_map(|p| match p.state {
+                        PeerState::Unresponsive(until) if until > now => Some(until),
+                        _ => None,
+                    })
+                    .min();
+                if grace.is_some() {
+                    return LookupState::Waiting(grace);
+                }
             }
             self.finished = true;
             return LookupState::Finished;
@@ -235,7 +260,7 @@ impl Lookup {
             .peers
             .values()
             .filter_map(|p| match p.state {
-                PeerState::Waiting(d) => Some(d),
+                PeerState::Waiting(d, _) => Some(d),
                 _ => None,
             })
             .min();
@@ -247,7 +272,7 @@ impl Lookup {
     fn converged(&self) -> bool {
         self.peers
             .values()
-            .filter(|p| !matches!(p.state, PeerState::Failed | PeerState::Unresponsive))
+            .filter(|p| !matches!(p.state, PeerState::Failed | PeerState::Unresponsive(_)))
             .take(self.config.alpha)
             .all(|p| p.state == PeerState::Succeeded)
     }
@@ -268,7 +293,9 @@ impl Lookup {
             return false;
         };
         match peer.state {
-            PeerState::Waiting(_) | PeerState::Unresponsive => peer.state = PeerState::Succeeded,
+            PeerState::Waiting(..) | PeerState::Unresponsive(_) => {
+                peer.state = PeerState::Succeeded
+            }
             _ => return false,
         }
         let (k, depth) = (self.config.k, peer.depth + 1);
@@ -291,7 +318,7 @@ impl Lookup {
         let d = id.distance(&self.target);
         self.peers
             .get(&d)
-            .is_some_and(|p| p.contact.id == *id && matches!(p.state, PeerState::Waiting(_)))
+            .is_some_and(|p| p.contact.id == *id && matches!(p.state, PeerState::Waiting(..)))
     }
 
     /// The hops of the lookup: the largest depth among the nodes in
@@ -309,7 +336,7 @@ impl Lookup {
     /// `id` did not answer (or answered nonsense).
     pub fn on_failure(&mut self, id: &NodeId) {
         if let Some(state) = self.state_of(id) {
-            if matches!(*state, PeerState::Waiting(_) | PeerState::Unresponsive) {
+            if matches!(*state, PeerState::Waiting(..) | PeerState::Unresponsive(_)) {
                 *state = PeerState::Failed;
             }
         }

@@ -472,6 +472,35 @@ fn silent_peer_times_out_by_hand_driven_time_and_a_late_answer_still_counts() {
 }
 
 #[test]
+fn a_lookup_short_of_k_answers_awaits_a_late_answer_for_its_grace_then_ends() {
+    let a = contact(0x10, 1);
+    let b = contact(0x20, 1);
+    let c = LookupConfig {
+        late_grace: 2,
+        ..config(20, 1)
+    };
+    let t0 = t0();
+    let wait = Duration::from_secs(5);
+    for answers in [true, false] {
+        let mut lookup = Lookup::new(zero(), None, [a, b], c.clone());
+        assert_eq!(lookup.next(t0), LookupState::Contact(a));
+        assert_eq!(lookup.next(t0 + wait), LookupState::Contact(b));
+        lookup.on_success(&b.id, []);
+        // Nothing left to ask, one answer of k: it waits two more of `a`'s waits.
+        let grace = t0 + wait * 3;
+        assert_eq!(lookup.next(t0 + wait), LookupState::Waiting(Some(grace)));
+        if answers {
+            assert!(lookup.on_success(&a.id, []));
+            assert_eq!(lookup.next(t0 + wait * 2), LookupState::Finished);
+            assert_eq!(lookup.closest(), vec![a, b]);
+        } else {
+            assert_eq!(lookup.next(grace), LookupState::Finished);
+            assert_eq!(lookup.closest(), vec![b]);
+        }
+    }
+}
+
+#[test]
 fn answers_from_strangers_and_repeated_answers_are_ignored() {
     let a = contact(0x10, 1);
     let stranger = contact(0x01, 1);

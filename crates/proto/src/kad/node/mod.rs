@@ -76,7 +76,10 @@
 //! `rpc_timeout`. A `set`'s lookup, once
 //! converged, asks the rest of the k nearest at once, and the `set` finishes when its
 //! stores were answered or their wait passed (as a lookup's: the RTO, at most the pooled
-//! estimate): about one RTO after the live replicas answered; while none acknowledged, it waits on for the resends' answers
+//! estimate): about one RTO after the live replicas answered. A `get`'s lookup that
+//! would end short of k answers first gives each contact past its wait two more of
+//! those waits to answer late ([`LookupConfig::late_grace`](super::LookupConfig)): the
+//! resend of a lost datagram, or a slow holder, may carry the value; while none acknowledged, it waits on for the resends' answers
 //! (to `rpc_timeout`), so that heavy loss does not end it with nothing stored. Only answers that came before a resend are
 //! round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
 //! datagram, which a Python peer answers again.
@@ -229,6 +232,11 @@ pub struct Node {
 /// it sends its second round of `find`s; with more, every dead contact of that round
 /// cost it the initial 1 s instead of a few round trips (issue 9 §4's tail).
 const MIN_AGGREGATE_SAMPLES: u64 = 2;
+
+/// How many more of its wait a `get`'s or `set`'s lookup gives a contact's late answer
+/// before it ends short of k answers (`LookupConfig::late_grace`): the call resends at
+/// the wait, so an answer to the resend comes about one wait and a round trip later.
+const LATE_GRACE: u32 = 2;
 
 /// Size of a verification ping: header 21, `["ping", [id]]` 29.
 const VERIFY_PING_BYTES: usize = 50;
@@ -768,6 +776,15 @@ impl Node {
             };
             self.rto_timers.push(Reverse((now + wait, seq)));
             self.rto_calls.insert(seq, call);
+            if matches!(kind, CallKind::Find(_)) {
+                // Wakes the lookup when its grace for this call's late answer ends
+                // (`LATE_GRACE`); a timer of a call already ended does nothing.
+                let grace = self.next_seq;
+                self.next_seq += 1;
+                let at = now + wait + wait.saturating_mul(LATE_GRACE);
+                self.rto_timers.push(Reverse((at, grace)));
+                self.rto_calls.insert(grace, call);
+            }
         }
         self.calls.insert(
             call,

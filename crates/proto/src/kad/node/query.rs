@@ -178,6 +178,11 @@ impl Node {
             // alpha at a time (issue 9 §4, simulator: a one-shot set's lookup was 5-9
             // rounds of alpha, most of the set's time).
             final_alpha: if purpose == Purpose::Set { k } else { 0 },
+            late_grace: if purpose == Purpose::Get {
+                super::LATE_GRACE
+            } else {
+                0
+            },
             ..LookupConfig::default()
         };
         Box::new(Lookup::new(target, Some(self.id), seeds, config))
