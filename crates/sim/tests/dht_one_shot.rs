@@ -6,12 +6,13 @@
 //!
 //! What it asserts (issue 9's figures where they hold; the gaps are said at each
 //! assertion):
-//! - gets through one-shot clients find at least 99% of the values that exist (a set
+//! - gets through one-shot clients find at least 99.5% of the values that exist (a set
 //!   some node acknowledged) at every stage (before the kill, right after it, and in two
-//!   windows from `recheck_after + rpc_timeout` after it), 99.5% overall (issue 9: 99.9%);
-//! - a one-shot set after the kill (join and set) has p50 at most 2.5 s and p99 at most
-//!   7 s at 80 ms median round trips (issue 9's p99 of 2 s is for loopback, where
-//!   `cli_dht_churn` asserts it);
+//!   windows from `recheck_after + rpc_timeout` after it), 99.85% overall (issue 9:
+//!   99.9%, met by seeds 1-3 and 5, not by seed 4: see the assertion);
+//! - a one-shot set after the kill (join and set) has p50 at most 1.5 s and p99 at most
+//!   3.5 s at 80 ms median round trips (issue 9's p99 of 2 s is met on loopback, where
+//!   `cli_dht_churn` asserts it, not here: see the assertion);
 //! - a contact that is gone stops being handed out: a tap decodes every `find_*` answer
 //!   on the network and counts those naming a killed node or a vanished client, from 65 s
 //!   after the kill (`recheck_after + rpc_timeout`: a contact not heard from for
@@ -493,10 +494,11 @@ fn run(seed: u64) {
         second - killed_at,
     );
     assert!(clients >= 1400, "seed {seed}: only {clients} clients");
-    // Issue 9 asks 99.9%. Not met yet (open work): seeds 1-5 missed 0-3 of 400 gets at
-    // some stage (a one-shot client's lookup meets dead contacts that no live node
-    // suspects yet, mostly right after the kill), 1397-1400 of 1400 overall. Asserted:
-    // 99% at every stage, 99.5% overall.
+    // Issue 9 asks 99.9%. Seeds 1-5 found 1400 of 1400 but seed 4, 1398 (398 of 400 in
+    // one stage; seeds 6-8: 1394-1400). Before a get's lookup waited for late answers
+    // (`LookupConfig::late_grace`) it ended as soon as its last contacts passed their
+    // wait, often on a holder whose datagram was lost or slow: 1397-1400 of 1400.
+    // Asserted: 99.5% at every stage, 99.85% overall.
     for stage in [
         Stage::BeforeKill,
         Stage::AfterKill,
@@ -505,23 +507,27 @@ fn run(seed: u64) {
     ] {
         let (a, n) = f.gets.get(&stage).copied().unwrap_or_default();
         assert!(
-            n * 100 >= a * 99,
+            n * 1000 >= a * 995,
             "seed {seed}: {stage:?}: one-shot gets found {n} of {a} values that exist"
         );
     }
     assert!(
-        found * 1000 >= asked * 995,
+        found * 10000 >= asked * 9985,
         "seed {seed}: one-shot gets found {found} of {asked} values that exist"
     );
-    // 80 ms median round trip, log-normal: a set's lookup must hear from the 20 nearest
-    // (about 7 rounds at alpha 3), then waits one RTO (about 3 round trips) for stores.
-    // Issue 9's 2 s p99 is for loopback (met there: cli_dht_churn). Measured here, seeds
-    // 1-5: p50 1.77-1.91 s, p99 3.3-5.6 s (the p99 is a lookup whose only contact's
-    // three sends were lost, waiting the 5 s timeout). A set that waited out a dead
-    // replica's 5 s would put the median over 5 s.
+    // 80 ms median round trip, log-normal: a set's lookup must hear from the 20 nearest,
+    // alpha (3) at a time until it converged, then the rest at once; the stores end one
+    // wait (the RTO, at most the pooled estimate) after the live replicas answered.
+    // Measured, seeds 1-5: p50 1.07-1.13 s, p99 2.46-2.98 s (seeds 6-8: p99 up to
+    // 3.96 s), from p50 1.41-1.68 s, p99 2.9-3.7 s before. Issue 9's p99 of 2 s is not
+    // met here (it is on loopback: cli_dht_churn): the tail is the lookup, 5-10 hops of
+    // answers cut to 5 contacts (3x what an unvalidated one-shot asker sent), and 1 s
+    // waits on dead contacts while the client has measured fewer than two round trips
+    // (its bootstrap ping's answer is no sample once the ping was resent, at ~155 ms).
+    // A set that waited out a dead replica's 5 s would put the median over 5 s.
     let set_p50 = percentile(&set_times, 0.5);
     assert!(
-        set_p50 <= Duration::from_millis(2500) && set_p99 <= Duration::from_secs(7),
+        set_p50 <= Duration::from_millis(1500) && set_p99 <= Duration::from_millis(3500),
         "seed {seed}: one-shot set p50 {set_p50:?}, p99 {set_p99:?} after the kill"
     );
     // A dead contact is handed out until it is suspect: one RTO after the first RPC to
