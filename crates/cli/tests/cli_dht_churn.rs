@@ -4,7 +4,7 @@
 //! a set after the kill ends about one RTO after its live replicas answered (not after a
 //! 5 s timeout per dead replica).
 
-use rpcudp_testkit::Child;
+use rpcudp_testkit::{run_parallel, Child};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -52,8 +52,8 @@ fn get(through: SocketAddr, key: &str) -> Outcome {
     run(&["dht", "get", "--bootstrap", &through, key])
 }
 
-#[test]
-fn after_a_quarter_of_the_nodes_are_killed_every_key_is_found_and_sets_stay_quick() {
+/// Starts NODES `dht run` nodes on loopback, each joining through the first.
+fn start_nodes() -> Vec<(Option<Child>, SocketAddr)> {
     let mut nodes: Vec<(Option<Child>, SocketAddr)> = Vec::new();
     for i in 0..NODES {
         let mut cmd = Command::new(BIN);
@@ -66,6 +66,28 @@ fn after_a_quarter_of_the_nodes_are_killed_every_key_is_found_and_sets_stay_quic
         child.wait_line(Duration::from_secs(20), |l| l.starts_with("node id "));
         nodes.push((Some(child), addr));
     }
+    nodes
+}
+
+/// SIGKILLs the KILLED nodes (no goodbye) and returns the addresses of the others.
+fn kill(nodes: &mut [(Option<Child>, SocketAddr)]) -> Vec<SocketAddr> {
+    for &i in &KILLED {
+        let mut child = nodes[i].0.take().expect("alive");
+        let _ = Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status();
+        assert!(child.wait_exit(Duration::from_secs(10)).is_some(), "killed");
+    }
+    nodes
+        .iter()
+        .filter(|(c, _)| c.is_some())
+        .map(|(_, a)| *a)
+        .collect()
+}
+
+#[test]
+fn after_a_quarter_of_the_nodes_are_killed_every_key_is_found_and_sets_stay_quick() {
+    let mut nodes = start_nodes();
     // The joins (a ping and a lookup each) run in the background; loopback needs far
     // less than this.
     std::thread::sleep(Duration::from_millis(1500));
@@ -76,18 +98,7 @@ fn after_a_quarter_of_the_nodes_are_killed_every_key_is_found_and_sets_stay_quic
         assert_eq!(s.code, 0, "set key-{k}: {:?} {}", s.stdout, s.stderr);
     }
 
-    for &i in &KILLED {
-        let mut child = nodes[i].0.take().expect("alive");
-        let _ = Command::new("kill")
-            .args(["-KILL", &child.id().to_string()])
-            .status();
-        assert!(child.wait_exit(Duration::from_secs(10)).is_some(), "killed");
-    }
-    let alive: Vec<SocketAddr> = nodes
-        .iter()
-        .filter(|(c, _)| c.is_some())
-        .map(|(_, a)| *a)
-        .collect();
+    let alive = kill(&mut nodes);
 
     let mut missing = Vec::new();
     let mut get_times = Vec::new();
@@ -119,27 +130,6 @@ fn after_a_quarter_of_the_nodes_are_killed_every_key_is_found_and_sets_stay_quic
     );
 }
 
-/// Runs `jobs` on `workers` threads (each takes the next job when it is done).
-fn run_parallel<T: Send>(jobs: usize, workers: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= jobs {
-                    break;
-                }
-                let r = job(i);
-                results.lock().unwrap().push((i, r));
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap();
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
-}
-
 /// The nearest-rank percentile of `times`.
 fn percentile(times: &[Duration], q: f64) -> Duration {
     let mut sorted = times.to_vec();
@@ -150,18 +140,7 @@ fn percentile(times: &[Duration], q: f64) -> Duration {
 
 #[test]
 fn after_hundreds_of_one_shot_clients_and_a_quarter_killed_every_value_is_found() {
-    let mut nodes: Vec<(Option<Child>, SocketAddr)> = Vec::new();
-    for i in 0..NODES {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["dht", "run", "--bind", "127.0.0.1:0"]);
-        if let Some((_, first)) = nodes.first() {
-            cmd.args(["--bootstrap", &first.to_string()]);
-        }
-        let mut child = Child::spawn(&format!("rpcudp dht run #{i}"), cmd);
-        let addr = child.wait_listening(Duration::from_secs(20));
-        child.wait_line(Duration::from_secs(20), |l| l.starts_with("node id "));
-        nodes.push((Some(child), addr));
-    }
+    let mut nodes = start_nodes();
     std::thread::sleep(Duration::from_millis(1500));
     let addrs: Vec<SocketAddr> = nodes.iter().map(|(_, a)| *a).collect();
 
@@ -185,18 +164,7 @@ fn after_hundreds_of_one_shot_clients_and_a_quarter_killed_every_value_is_found(
         .filter(|&j| gets[j].stdout != vec![format!("v{}", j % VALUES)])
         .collect();
 
-    for &i in &KILLED {
-        let mut child = nodes[i].0.take().expect("alive");
-        let _ = Command::new("kill")
-            .args(["-KILL", &child.id().to_string()])
-            .status();
-        assert!(child.wait_exit(Duration::from_secs(10)).is_some(), "killed");
-    }
-    let alive: Vec<SocketAddr> = nodes
-        .iter()
-        .filter(|(c, _)| c.is_some())
-        .map(|(_, a)| *a)
-        .collect();
+    let alive = kill(&mut nodes);
 
     // After the kill: 20 one-shot sets (timed) and 200 one-shot gets of everything.
     let late = run_parallel(20, 4, |k| {

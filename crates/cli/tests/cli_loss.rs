@@ -13,7 +13,7 @@
 //! missing `nft` fails instead. Processes and the namespace go away on drop, also when
 //! an assertion fails.
 
-use rpcudp_testkit::{interop_required, require_netns, Child, Netns};
+use rpcudp_testkit::{interop_required, require_netns, run_parallel, Child, Netns};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -96,27 +96,6 @@ fn run_in(ns: &Netns, args: &[String], bound: Duration) -> (i32, Vec<String>, St
         child.stderr(),
         started.elapsed(),
     )
-}
-
-/// Runs `jobs` on `workers` threads (each takes the next job when it is done).
-fn run_parallel<T: Send>(jobs: usize, workers: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= jobs {
-                    break;
-                }
-                let r = job(i);
-                results.lock().unwrap().push((i, r));
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap();
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
 }
 
 #[test]
