@@ -17,7 +17,7 @@
 //!   on the network and counts those naming a killed node or a vanished client, from 65 s
 //!   after the kill (`recheck_after + rpc_timeout`: a contact not heard from for
 //!   `recheck_after` is pinged when handed out, and suspect, so no longer handed out,
-//!   once that ping's RTO passed); the count must drop fivefold from the first window to
+//!   once that ping's RTO passed); the count must drop tenfold from the first window to
 //!   the second (it does not reach zero: see the assertion);
 //! - at most 1% of the vanished one-shot clients are left in long-lived nodes' tables.
 //!
@@ -531,12 +531,14 @@ fn run(seed: u64) {
         "seed {seed}: one-shot set p50 {set_p50:?}, p99 {set_p99:?} after the kill"
     );
     // A dead contact is handed out until it is suspect: one RTO after the first RPC to
-    // it, which a hand-out after `recheck_after` of silence sends, unless the holder has
-    // MAX_RECHECKS (16) such pings in flight (then it is handed out unchecked). So the
-    // hand-outs decay rather than stop at the bound (seeds 1-5: 526-626 in the first
-    // window, 500-569 holder-contact pairs, at most 3-6 each; 40-67 in the second).
+    // it, which a hand-out after `recheck_after` of silence sends (queued while the
+    // holder has MAX_RECHECKS, 16, such pings in flight, and sent as one ends). The
+    // bound is on hand-outs per holder, so the second window still holds first
+    // hand-outs past `recheck_after`, each of which pings (seeds 1-5: 452-551 in the
+    // first window, 417-490 holder-contact pairs, at most 4-5 each; 19-38 in the
+    // second; before the recheck queue, 40-67).
     assert!(
-        first_window as usize <= 4 * pairs && second_window * 5 <= first_window.max(1),
+        first_window as usize <= 4 * pairs && second_window * 10 <= first_window.max(1),
         "seed {seed}: dead contacts handed out {first_window} times from {bound:?} after \
          the kill, {second_window} from {:?}",
         second - killed_at

@@ -111,6 +111,54 @@ impl Node {
         self.events.push_back(Event::OwnIdSeen { addr });
     }
 
+    /// Not heard from for `recheck_after`, and not being rechecked nor queued for it.
+    pub(super) fn is_stale(&self, now: Instant, addr: &SocketAddr) -> bool {
+        self.peers.get(addr).is_none_or(|p| {
+            !p.recheck_in_flight
+                && !p.recheck_queued
+                && p.last_seen
+                    .is_none_or(|t| now.saturating_duration_since(t) >= self.config.recheck_after)
+        })
+    }
+
+    /// Pings a stale contact we hand out, or queues it while every recheck slot is
+    /// taken (the queue full: the next hand-out tries again).
+    pub(super) fn recheck(&mut self, now: Instant, addr: SocketAddr, id: NodeId) {
+        if self.rechecks_in_flight >= MAX_RECHECKS {
+            if self.recheck_queue.len() < MAX_QUEUED_RECHECKS {
+                self.recheck_queue.push_back((addr, id));
+                self.peer(addr).recheck_queued = true;
+            }
+            return;
+        }
+        let args = [super::super::wire::id_value(&self.id)];
+        if self
+            .send_rpc(now, addr, Some(id), "ping", &args, CallKind::Recheck)
+            .is_some()
+        {
+            self.rechecks_in_flight += 1;
+            self.peer(addr).recheck_in_flight = true;
+        }
+    }
+
+    /// A recheck slot freed: ping the next queued contact still in the table at that
+    /// address and still stale (looking at a bounded number of entries).
+    pub(super) fn recheck_next_queued(&mut self, now: Instant) {
+        for _ in 0..RECHECK_QUEUE_SKIPS {
+            let Some((addr, id)) = self.recheck_queue.pop_front() else {
+                return;
+            };
+            if let Some(p) = self.peers.get_mut(&addr) {
+                p.recheck_queued = false;
+            }
+            let in_table = self.table.find(&id).is_some_and(|c| c.addr == addr);
+            if in_table && self.is_stale(now, &addr) {
+                self.recheck(now, addr, id);
+                return;
+            }
+        }
+    }
+
     /// An RPC to `addr` (id `id` if known) went unanswered.
     /// A lost datagram must not cost a good contact, a dead one must go soon: a failure
     /// short of `max_failures` pings the contact once (if it is in the table); that ping

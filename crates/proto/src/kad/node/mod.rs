@@ -99,15 +99,18 @@
 //!   `rpc_timeout`) the contact is pinged once; after [`NodeConfig::max_failures`]
 //!   consecutive failures (default 2: that ping failing too) it is evicted and the
 //!   freshest replacement takes its place. Contacts handed out by `find_node` that were
-//!   not heard from for [`NodeConfig::recheck_after`] are pinged too. So a contact that
-//!   died at `t` stops being handed out one RTO after the first RPC we send it after `t`.
-//!   If this node sends it nothing, the first hand-out after `recheck_after` of silence
-//!   pings it, so it goes at `t + recheck_after + RTO` at the latest (65 s with the
-//!   defaults) — unless that hand-out found 16 such pings in flight, when
-//!   it is handed out unchecked and the next hand-out tries again: in a network where
-//!   every contact went silent at once the hand-outs of the dead decay rather than stop
-//!   (simulator, 200 nodes, a quarter killed: about 550 hand-outs of the dead in the
-//!   8 s from 65 s after the kill, about 50 in the next 8 s; `crates/sim/tests/dht_one_shot.rs`).
+//!   not heard from for [`NodeConfig::recheck_after`] are pinged too (16 such pings in
+//!   flight at most; a stale contact handed out while all 16 are taken waits in a queue
+//!   of up to 1,024 and is pinged as a slot frees). So a contact that died at `t` stops
+//!   being handed out one RTO after the first RPC we send it after `t`; if this node
+//!   sends it nothing, the first hand-out at least `recheck_after` (60 s) after its last
+//!   answer pings it, and it is handed out only until that ping passes its RTO (plus its
+//!   wait in the queue). The bound is on hand-outs, not on time: a dead contact nobody
+//!   asks for stays in the table, unhanded, until then. On the simulator (200 nodes, a
+//!   quarter killed, `crates/sim/tests/dht_one_shot.rs`) each holder handed a dead
+//!   contact out at most 4 times after 65 s, and the hand-outs of the dead fell from
+//!   about 500 in the 8 s from 65 s after the kill to under 40 in the next 8 s (those
+//!   are mostly first hand-outs past `recheck_after`, each of which pings).
 //!   It is evicted at most `2 × rpc_timeout` after that first RPC.
 //!
 //! # Bounded work
@@ -161,6 +164,8 @@ pub(crate) struct PeerInfo {
     suspect: bool,
     last_seen: Option<Instant>,
     recheck_in_flight: bool,
+    /// Waiting in `recheck_queue` for a free recheck slot.
+    recheck_queued: bool,
 }
 
 /// A Kademlia node without I/O. See the [module docs](self) for what it does and the
@@ -221,6 +226,9 @@ pub struct Node {
     stats: NodeStats,
     stopped: bool,
     rechecks_in_flight: usize,
+    /// Stale contacts handed out while every recheck slot was taken, pinged in turn as
+    /// slots free up (so a dead one is not handed out unchecked for ever).
+    recheck_queue: VecDeque<(SocketAddr, NodeId)>,
     /// Every round trip measured, whatever the contact (the estimate for unmeasured ones).
     rtt_all: RttEstimator,
     rtt_samples: u64,
@@ -243,6 +251,13 @@ const VERIFY_PING_BYTES: usize = 50;
 
 /// Most pings of handed-out contacts in flight at once.
 const MAX_RECHECKS: usize = 16;
+
+/// Most stale contacts waiting for a recheck slot (a routing table's worth, roughly).
+const MAX_QUEUED_RECHECKS: usize = 1024;
+
+/// Most queue entries looked at per freed recheck slot (entries no longer worth a ping
+/// are skipped): bounded work per event.
+const RECHECK_QUEUE_SKIPS: usize = 8;
 
 /// Resends of a lookup, store or liveness RPC (at its RTO, then doubling, within
 /// `rpc_timeout`).
@@ -319,6 +334,7 @@ impl Node {
             stats: NodeStats::default(),
             stopped: false,
             rechecks_in_flight: 0,
+            recheck_queue: VecDeque::new(),
             rtt_all: RttEstimator::default(),
             rtt_samples: 0,
             config,

@@ -366,6 +366,7 @@ impl Node {
                     if let Some(info) = self.peers.get_mut(&p.to) {
                         info.recheck_in_flight = false;
                     }
+                    self.recheck_next_queued(now);
                 }
                 match answer.as_ref().map(wire::parse_id) {
                     Some(Some(id)) if Some(id) == p.id || p.id.is_none() => {

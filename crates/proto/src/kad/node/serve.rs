@@ -227,31 +227,8 @@ impl Node {
                 })
         };
         for c in &list {
-            if self.rechecks_in_flight >= super::MAX_RECHECKS {
-                break;
-            }
-            let stale = self.peers.get(&c.addr).is_none_or(|p| {
-                !p.recheck_in_flight
-                    && p.last_seen.is_none_or(|t| {
-                        now.saturating_duration_since(t) >= self.config.recheck_after
-                    })
-            });
-            if stale {
-                let args = [wire::id_value(&self.id)];
-                if self
-                    .send_rpc(
-                        now,
-                        c.addr,
-                        Some(c.id),
-                        "ping",
-                        &args,
-                        super::query::CallKind::Recheck,
-                    )
-                    .is_some()
-                {
-                    self.rechecks_in_flight += 1;
-                    self.peer(c.addr).recheck_in_flight = true;
-                }
+            if self.is_stale(now, &c.addr) {
+                self.recheck(now, c.addr, c.id);
             }
         }
         // To an asker that has not proven it receives at its address, the answer is cut

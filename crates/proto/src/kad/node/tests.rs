@@ -1473,3 +1473,55 @@ fn a_lookup_waits_for_a_slow_or_once_measured_contact_no_longer_than_for_an_unme
         ms(900)
     );
 }
+
+#[test]
+fn stale_contacts_handed_out_while_every_recheck_slot_is_taken_are_pinged_as_slots_free() {
+    let config = NodeConfig {
+        recheck_after: Duration::from_secs(30),
+        ..quiet_config()
+    };
+    let n = 26;
+    let mut net = Net::new(n, config);
+    net.join_all();
+    net.run_for(Duration::from_secs(40));
+    // Node 0 hands out the 20 nearest of its contacts to `target` (not the asker, node
+    // 1); all are stale, so the nearest 16 take the recheck slots and 4 wait in line.
+    let target = key(7);
+    let mut order: Vec<NodeId> = net.nodes[0]
+        .contacts()
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| *id != id_of(1))
+        .collect();
+    assert_eq!(order.len(), n - 2, "node 0 knows every other node");
+    order.sort_by_key(|id| id.distance(&target));
+    let waiting: Vec<NodeId> = order[16..20].to_vec();
+    for id in &waiting {
+        let i = (0..n).find(|&i| id_of(i) == *id).unwrap();
+        net.alive[i] = false;
+    }
+    let mut peer = Peer::new(addr(1));
+    let ask = |net: &mut Net, peer: &mut Peer| -> Vec<NodeId> {
+        let v = net
+            .ask(peer, 0, "find_node", &[bin(&id_of(1)), bin(&target)])
+            .unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(wire::parse_contact)
+            .map(|c| c.id)
+            .collect()
+    };
+    let first = ask(&mut net, &mut peer);
+    assert!(waiting.iter().all(|id| first.contains(id)), "{first:?}");
+    // The 16 live contacts answer their pings at once, freeing the slots for the 4
+    // waiting ones, which are dead: their pings pass the RTO and they become suspect.
+    net.run_for(Duration::from_secs(6));
+    let second = ask(&mut net, &mut peer);
+    let handed: Vec<&NodeId> = waiting.iter().filter(|id| second.contains(id)).collect();
+    assert!(
+        handed.is_empty(),
+        "dead contacts still handed out: {handed:?}"
+    );
+    assert!(order[..16].iter().all(|id| second.contains(id)));
+}
