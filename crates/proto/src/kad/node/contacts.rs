@@ -131,6 +131,11 @@ impl Node {
             }
             return;
         }
+        self.send_recheck(now, addr, id);
+    }
+
+    /// Pings `addr` (id `id`) as a recheck, taking one of the MAX_RECHECKS slots.
+    fn send_recheck(&mut self, now: Instant, addr: SocketAddr, id: NodeId) {
         let args = [super::super::wire::id_value(&self.id)];
         if self
             .send_rpc(now, addr, Some(id), "ping", &args, CallKind::Recheck)
@@ -173,14 +178,7 @@ impl Node {
         let in_table = self.table.find(&id).is_some_and(|c| c.addr == addr);
         if failures < max {
             if in_table && !rechecking && self.rechecks_in_flight < MAX_RECHECKS {
-                let args = [super::super::wire::id_value(&self.id)];
-                if self
-                    .send_rpc(now, addr, Some(id), "ping", &args, CallKind::Recheck)
-                    .is_some()
-                {
-                    self.rechecks_in_flight += 1;
-                    self.peer(addr).recheck_in_flight = true;
-                }
+                self.send_recheck(now, addr, id);
             }
             return;
         }
