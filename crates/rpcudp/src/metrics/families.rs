@@ -52,6 +52,23 @@ impl Families {
         self.family(name, help, MetricType::COUNTER, metrics);
     }
 
+    /// A counter with one label, one sample per `(label value, count)` row.
+    pub(crate) fn counters_by(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        rows: &[(&str, u64)],
+    ) {
+        let labels: Vec<[(&str, &str); 1]> = rows.iter().map(|(r, _)| [(label, *r)]).collect();
+        let samples: Vec<(&[(&str, &str)], u64)> = labels
+            .iter()
+            .zip(rows)
+            .map(|(l, (_, n))| (&l[..], *n))
+            .collect();
+        self.counters(name, help, &samples);
+    }
+
     /// A counter without labels.
     pub(crate) fn counter(&mut self, name: &str, help: &str, value: u64) {
         self.counters(name, help, &[(&[], value)]);

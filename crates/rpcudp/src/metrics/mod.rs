@@ -278,14 +278,11 @@ fn rpc_families(f: &mut Families, s: &NodeStats) {
         "UDP payload bytes sent by the RPC node.",
         c.bytes_out,
     );
-    let drops = drop_reasons(s);
-    let samples: Vec<([(&str, &str); 1], u64)> =
-        drops.iter().map(|(r, n)| ([("reason", *r)], *n)).collect();
-    let samples: Vec<(&[(&str, &str)], u64)> = samples.iter().map(|(l, n)| (&l[..], *n)).collect();
-    f.counters(
+    f.counters_by(
         "rpcudp_rpc_dropped_total",
         "Datagrams and requests dropped without an answer, by reason.",
-        &samples,
+        "reason",
+        &drop_reasons(s),
     );
     f.counter(
         "rpcudp_rpc_requests_received_total",
@@ -490,20 +487,8 @@ pub fn dht_drop_reasons(s: &crate::kad::NodeStats) -> Vec<(&'static str, u64)> {
     ]
 }
 
-/// One counter per labelled row, as one family.
-fn labelled_counters(f: &mut Families, name: &str, help: &str, label: &str, rows: &[(&str, u64)]) {
-    let labels: Vec<[(&str, &str); 1]> = rows.iter().map(|(r, _)| [(label, *r)]).collect();
-    let samples: Vec<(&[(&str, &str)], u64)> = labels
-        .iter()
-        .zip(rows)
-        .map(|(l, (_, n))| (&l[..], *n))
-        .collect();
-    f.counters(name, help, &samples);
-}
-
 fn dht_store_families(f: &mut Families, s: &crate::kad::NodeStats) {
-    labelled_counters(
-        f,
+    f.counters_by(
         "rpcudp_dht_stores_refused_total",
         "Stores not acknowledged, by reason: the store full with nothing to evict, a \
          value over the size cap, the source subnet over its share, a value kind Python \
@@ -511,8 +496,7 @@ fn dht_store_families(f: &mut Families, s: &crate::kad::NodeStats) {
         "reason",
         &store_refusals(s),
     );
-    labelled_counters(
-        f,
+    f.counters_by(
         "rpcudp_dht_dropped_total",
         "Kademlia requests, answers and contacts dropped, by reason: a request of the \
          wrong shape or after stop, our own id, an answer of the wrong shape, a caller not \
