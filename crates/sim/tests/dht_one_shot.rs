@@ -63,6 +63,14 @@ enum Stage {
     Later,
 }
 
+/// Every stage, in the order the scenario runs them.
+const STAGES: [Stage; 4] = [
+    Stage::BeforeKill,
+    Stage::AfterKill,
+    Stage::Forgotten,
+    Stage::Later,
+];
+
 #[derive(Default)]
 struct Figures {
     gets: HashMap<Stage, (usize, usize)>,
@@ -453,12 +461,7 @@ fn run(seed: u64) {
     let mut join_times = f.join_times.clone();
     join_times.sort_unstable();
     let (mut asked, mut found) = (0, 0);
-    for stage in [
-        Stage::BeforeKill,
-        Stage::AfterKill,
-        Stage::Forgotten,
-        Stage::Later,
-    ] {
+    for stage in STAGES {
         let (a, n) = f.gets.get(&stage).copied().unwrap_or_default();
         eprintln!("seed {seed}: {stage:?}: {n}/{a} one-shot gets found");
         asked += a;
@@ -499,12 +502,7 @@ fn run(seed: u64) {
     // (`LookupConfig::late_grace`) it ended as soon as its last contacts passed their
     // wait, often on a holder whose datagram was lost or slow: 1397-1400 of 1400.
     // Asserted: 99.5% at every stage, 99.85% overall.
-    for stage in [
-        Stage::BeforeKill,
-        Stage::AfterKill,
-        Stage::Forgotten,
-        Stage::Later,
-    ] {
+    for stage in STAGES {
         let (a, n) = f.gets.get(&stage).copied().unwrap_or_default();
         assert!(
             n * 1000 >= a * 995,
