@@ -75,6 +75,10 @@ impl World {
         &self.nodes[&VICTIM]
     }
 
+    fn victim_mut(&mut self) -> &mut Node {
+        self.nodes.get_mut(&VICTIM).unwrap()
+    }
+
     fn drain(&mut self, at: SocketAddr) {
         let node = self.nodes.get_mut(&at).unwrap();
         while let Some(t) = node.poll_transmit() {
@@ -189,16 +193,10 @@ fn forged_requests_from_silent_addresses_get_at_most_three_times_their_bytes() {
     let now = w.now;
     let key = NodeId::from_bytes([0x56; 20]);
     let far = now + Duration::from_secs(3600);
-    w.nodes
-        .get_mut(&VICTIM)
-        .unwrap()
-        .load_record(now, key, value_8k(), far);
+    w.victim_mut().load_record(now, key, value_8k(), far);
     for i in 0..50u8 {
         let k = NodeId::from_bytes([i; 20]);
-        w.nodes
-            .get_mut(&VICTIM)
-            .unwrap()
-            .load_record(now, k, value_8k(), far);
+        w.victim_mut().load_record(now, k, value_8k(), far);
     }
     let rows: [(&str, SocketAddr, &str, Vec<Value>); 3] = [
         (
@@ -255,10 +253,7 @@ fn an_asker_that_receives_where_it_says_gets_its_big_answer_after_one_ping() {
     let now = w.now;
     let key = NodeId::from_bytes([0x56; 20]);
     let far = now + Duration::from_secs(3600);
-    w.nodes
-        .get_mut(&VICTIM)
-        .unwrap()
-        .load_record(now, key, value_8k(), far);
+    w.victim_mut().load_record(now, key, value_8k(), far);
     let from: SocketAddr = "203.0.113.9:1".parse().unwrap();
     w.raws.insert(
         from,
@@ -511,10 +506,7 @@ fn pings_from_never_seen_ids_at_a_node_holding_100k_values_cost_bounded_work() {
     let mut rng = SmallRng::seed_from_u64(6);
     for n in 0..100_000u32 {
         let k = NodeId::from_bytes(rng.random());
-        w.nodes
-            .get_mut(&VICTIM)
-            .unwrap()
-            .load_record(now, k, Value::from(n), far);
+        w.victim_mut().load_record(now, k, Value::from(n), far);
     }
     let sent_before = w.victim().endpoint().stats().datagrams_out;
     // 200 never-seen ids, from addresses that do not answer.
