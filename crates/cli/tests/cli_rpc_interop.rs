@@ -46,6 +46,7 @@ fn python(test: &str, peer: Peer, role: &str) -> Option<Command> {
             }
             None if interop_required() => panic!("{test}: storjrpcudp is not installed"),
             None => {
+                rpcudp_testkit::interop_group_skipped();
                 eprintln!("SKIP {test}: storjrpcudp is not installed");
                 return None;
             }

@@ -34,6 +34,7 @@ fn python_command(test: &str, dialect: Dialect, script: &str) -> Option<Command>
                 panic!("{test}: storjrpcudp is not installed; run scripts/setup-python.sh")
             }
             None => {
+                rpcudp_testkit::interop_group_skipped();
                 eprintln!("SKIP {test}: storjrpcudp is not installed");
                 return None;
             }
