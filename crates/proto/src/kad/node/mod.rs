@@ -535,6 +535,7 @@ impl Node {
                 stats: QueryStats {
                     hops: 0,
                     messages: 0,
+                    lookup: false,
                     started: now,
                     finished: now,
                 },
@@ -567,6 +568,7 @@ impl Node {
                         stats: QueryStats {
                             hops: 0,
                             messages: q.messages,
+                            lookup: false,
                             started: q.started,
                             finished: now,
                         },
