@@ -101,10 +101,8 @@ impl Protocol for Reliable {
                     self.events.push_back(Event::Delivered(seq));
                 }
             }
-            1 => {
-                if self.pending.remove(&seq).is_some() {
-                    self.events.push_back(Event::Acked(seq));
-                }
+            1 if self.pending.remove(&seq).is_some() => {
+                self.events.push_back(Event::Acked(seq));
             }
             _ => {}
         }
