@@ -26,6 +26,8 @@ summary() {
   exit "$status"
 }
 trap summary EXIT
+# Interrupted: still the summary of what ran, and a failure exit.
+trap 'status=130; exit' INT TERM
 
 have() { command -v "$1" >/dev/null 2>&1; }
 

@@ -174,3 +174,21 @@ fn without_root_nothing_is_installed_and_the_reason_is_printed() {
     assert!(out.contains("needs root and apt-get"), "{out}");
     assert!(read(&t, "cargo.log").contains("REQUIRE_TOOLS=\n"));
 }
+
+#[test]
+fn an_interrupted_run_still_prints_the_summary_of_what_ran_and_fails() {
+    let interrupt = r#"echo "test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out"
+kill -INT $PPID"#;
+    let t = tree("interrupt", 0, ALL, interrupt);
+    let (code, out) = run(&t);
+    assert_eq!(code, 130, "{out}");
+    assert!(
+        out.contains("summary: 2 passed, 0 failed, 0 skipped"),
+        "{out}"
+    );
+    assert_eq!(
+        read(&t, "cargo.log").lines().count(),
+        1,
+        "the doc tests did not start"
+    );
+}
