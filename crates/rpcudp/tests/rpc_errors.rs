@@ -233,7 +233,13 @@ async fn a_flood_of_unknown_methods_yields_a_bounded_number_of_warn_lines() {
     let suppressed: u64 = lines
         .iter()
         .filter_map(|l| l.split("suppressed=").nth(1))
-        .map(|rest| rest.split_whitespace().next().unwrap().parse::<u64>().unwrap())
+        .map(|rest| {
+            rest.split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
         .sum();
     assert_eq!(
         lines.len() as u64 + suppressed,

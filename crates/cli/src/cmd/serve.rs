@@ -110,7 +110,8 @@ pub fn register_reference_service(node: &Node) {
         let [ms] = args.as_slice() else {
             return Err(HandlerError::no_answer("sleep takes 1 argument"));
         };
-        let millis = number(ms).ok_or_else(|| HandlerError::no_answer("sleep takes a number of milliseconds"))?;
+        let millis = number(ms)
+            .ok_or_else(|| HandlerError::no_answer("sleep takes a number of milliseconds"))?;
         if !(0.0..=MAX_SLEEP_MS).contains(&millis) {
             return Err(HandlerError::no_answer(format!(
                 "sleep takes 0 to {MAX_SLEEP_MS} ms"
@@ -169,7 +170,10 @@ pub fn add(a: &Value, b: &Value) -> Result<Value, HandlerError> {
     if let (Value::Integer(x), Value::Integer(y)) = (a, b) {
         // Both fit in i128 (ints are at most 64 bits), so the sum cannot overflow.
         let (x, y) = (int128(x), int128(y));
-        let sum = x.zip(y).map(|(x, y)| x + y).ok_or_else(|| HandlerError::no_answer("not an integer"))?;
+        let sum = x
+            .zip(y)
+            .map(|(x, y)| x + y)
+            .ok_or_else(|| HandlerError::no_answer("not an integer"))?;
         return Ok(if let Ok(v) = i64::try_from(sum) {
             Value::from(v)
         } else if let Ok(v) = u64::try_from(sum) {

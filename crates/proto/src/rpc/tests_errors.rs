@@ -26,7 +26,12 @@ fn addr(s: &str) -> SocketAddr {
 
 /// A calls `method` on B; B's request event comes back with the token. The request
 /// datagram is delivered, nothing else.
-fn request(a: &mut Endpoint, b: &mut Endpoint, now: Instant, method: &str) -> (CallId, RequestToken) {
+fn request(
+    a: &mut Endpoint,
+    b: &mut Endpoint,
+    now: Instant,
+    method: &str,
+) -> (CallId, RequestToken) {
     let call = a
         .call(now, addr(B), method, &[], CallOptions::default())
         .unwrap();

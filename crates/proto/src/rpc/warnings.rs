@@ -88,7 +88,11 @@ mod tests {
             }
         }
         assert_eq!(logged, 50, "10 lines in each of 5 windows");
-        assert_eq!(reported + w.suppressed(), 100_000 - 50, "every line left out is counted");
+        assert_eq!(
+            reported + w.suppressed(),
+            100_000 - 50,
+            "every line left out is counted"
+        );
         assert!(reported > 0);
     }
 

@@ -113,7 +113,10 @@ mod tests {
     #[test]
     fn structs_are_maps_with_field_names_and_tuples_stay_arrays() {
         let p = to_value(&Point { x: 1, y: -2 }).unwrap();
-        assert_eq!(p, Value::Map(vec![(s("x"), 1.into()), (s("y"), (-2).into())]));
+        assert_eq!(
+            p,
+            Value::Map(vec![(s("x"), 1.into()), (s("y"), (-2).into())])
+        );
         assert_eq!(
             to_value(&Tagged(3, "a".into())).unwrap(),
             Value::Array(vec![3.into(), s("a")])
@@ -162,7 +165,11 @@ mod tests {
         let p = Point { x: 5, y: 6 };
         assert_eq!(from_value::<Point>(&to_value(&p).unwrap()).unwrap(), p);
         // Field order and unknown fields do not matter in a map.
-        let dict = Value::Map(vec![(s("extra"), Value::Nil), (s("y"), 6.into()), (s("x"), 5.into())]);
+        let dict = Value::Map(vec![
+            (s("extra"), Value::Nil),
+            (s("y"), 6.into()),
+            (s("x"), 5.into()),
+        ]);
         assert_eq!(from_value::<Point>(&dict).unwrap(), p);
         assert_eq!(
             from_value::<Point>(&Value::Array(vec![5.into(), 6.into()])).unwrap(),

@@ -233,12 +233,24 @@ impl NodeApp {
             Ok(value) => core.respond(now, token, &value),
             Err(e) if e.is_no_answer() => {
                 self.counters.handler_failures += 1;
-                warn(core, now, from, method, &format!("handler failed: {e}; no answer"));
+                warn(
+                    core,
+                    now,
+                    from,
+                    method,
+                    &format!("handler failed: {e}; no answer"),
+                );
                 core.abandon(now, token);
             }
             Err(e) => {
                 self.counters.handler_failures += 1;
-                warn(core, now, from, method, &format!("handler failed: {e}; error reply sent"));
+                warn(
+                    core,
+                    now,
+                    from,
+                    method,
+                    &format!("handler failed: {e}; error reply sent"),
+                );
                 core.respond_error(now, token, e.message());
             }
         }

@@ -9,10 +9,10 @@
 //!   is a [`HandlerError`] (no answer), as when a Python `rpc_*` raises.
 
 use super::error::{HandlerError, NO_ANSWER_NAME};
-use rpcudp_proto::wire::typed::{from_value, to_value, TypedError};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use rmpv::Value;
+use rpcudp_proto::wire::typed::{from_value, to_value, TypedError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -428,8 +428,14 @@ mod tests {
             (Value::from("y"), Value::from(4)),
             (Value::from("x"), Value::from(3)),
         ]);
-        assert_eq!(decode_args::<Point>(vec![dict.clone()]).unwrap(), Point { x: 3, y: 4 });
-        assert_eq!(decode_args::<(Point,)>(vec![dict]).unwrap(), (Point { x: 3, y: 4 },));
+        assert_eq!(
+            decode_args::<Point>(vec![dict.clone()]).unwrap(),
+            Point { x: 3, y: 4 }
+        );
+        assert_eq!(
+            decode_args::<(Point,)>(vec![dict]).unwrap(),
+            (Point { x: 3, y: 4 },)
+        );
     }
 
     #[test]
