@@ -229,30 +229,25 @@ impl NodeApp {
         from: SocketAddr,
         result: HandlerResult,
     ) {
-        match result {
-            Ok(value) => core.respond(now, token, &value),
-            Err(e) if e.is_no_answer() => {
-                self.counters.handler_failures += 1;
-                warn(
-                    core,
-                    now,
-                    from,
-                    method,
-                    &format!("handler failed: {e}; no answer"),
-                );
-                core.abandon(now, token);
-            }
-            Err(e) => {
-                self.counters.handler_failures += 1;
-                warn(
-                    core,
-                    now,
-                    from,
-                    method,
-                    &format!("handler failed: {e}; error reply sent"),
-                );
-                core.respond_error(now, token, e.message());
-            }
+        let e = match result {
+            Ok(value) => return core.respond(now, token, &value),
+            Err(e) => e,
+        };
+        self.counters.handler_failures += 1;
+        let outcome = match e.is_no_answer() {
+            true => "no answer",
+            false => "error reply sent",
+        };
+        warn(
+            core,
+            now,
+            from,
+            method,
+            &format!("handler failed: {e}; {outcome}"),
+        );
+        match e.is_no_answer() {
+            true => core.abandon(now, token),
+            false => core.respond_error(now, token, e.message()),
         }
     }
 
