@@ -138,6 +138,31 @@ pub fn tool_required(tool: &str) -> bool {
     std::env::var("RPCUDP_REQUIRE_TOOLS").is_ok_and(|v| v.split([' ', ',']).any(|t| t == tool))
 }
 
+/// A command running the helper script `py/<script>` with the venv's Python; for a
+/// storjrpcudp peer (`storj`), with `PYTHONPATH` set to where it is installed. `None`
+/// after printing why the test skips (a panic when [`interop_required`]).
+pub fn python_script(test: &str, storj: bool, script: &str) -> Option<std::process::Command> {
+    let python = require_python(test)?;
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(workspace_root().join("py").join(script));
+    if storj {
+        match storj_path() {
+            Some(p) => {
+                cmd.env("PYTHONPATH", p);
+            }
+            None if interop_required() => {
+                panic!("{test}: storjrpcudp is not installed; run scripts/setup-python.sh")
+            }
+            None => {
+                interop_group_skipped();
+                eprintln!("SKIP {test}: storjrpcudp is not installed");
+                return None;
+            }
+        }
+    }
+    Some(cmd)
+}
+
 /// The path of the `rpcudp` binary built for this test run (debug profile).
 ///
 /// Integration tests inside the cli crate should prefer `env!("CARGO_BIN_EXE_rpcudp")`.
