@@ -60,7 +60,7 @@ pub struct GetRecordArgs {
           conflicts_with_all = ["key", "immutable"])]
     pub signed: Option<[u8; 32]>,
     /// The signed record's salt.
-    #[arg(long, requires = "signed")]
+    #[arg(long, conflicts_with_all = ["key", "immutable"])]
     pub salt: Option<String>,
     /// Look up the immutable record named TARGET (40 hex digits) instead of KEY.
     #[arg(long, value_name = "TARGET", value_parser = parse_target, conflicts_with = "key")]
