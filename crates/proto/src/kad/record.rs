@@ -1,4 +1,4 @@
-//! Records nobody can forge (`docs/wire.md` §3.6): Ed25519-signed mutable records
+//! Records nobody can forge (`docs/wire.md` §3.1): Ed25519-signed mutable records
 //! ([`SignedRecord`], as BEP 44's mutable items) and hash-named immutable records
 //! ([`ImmutableRecord`]), each one MessagePack `bin` on the wire so that Python
 //! `kademlia` nodes store and return it like any other value.
@@ -92,7 +92,7 @@ pub enum RecordError {
     #[error("the salt is over {MAX_SALT} bytes")]
     SaltTooLong,
     /// The bytes claim to be a record (they begin with its tag) but are not one in the
-    /// canonical encoding of `docs/wire.md` §3.6.
+    /// canonical encoding of `docs/wire.md` §3.1.
     #[error("a malformed record")]
     Malformed,
     /// The signature does not verify under the record's public key.

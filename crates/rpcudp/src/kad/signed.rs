@@ -1,7 +1,7 @@
 //! Records nobody can forge on the tokio [`Dht`]: [`Dht::put_signed`],
 //! [`Dht::get_signed`], [`Dht::put_immutable`], [`Dht::get_immutable`]. The encoding,
 //! verification and the rule a node applies before it stores are the core's
-//! ([`rpcudp_proto::kad::record`], `docs/wire.md` §3.6); this file only turns them into
+//! ([`rpcudp_proto::kad::record`], `docs/wire.md` §3.1); this file only turns them into
 //! commands of the node.
 //!
 //! ```
