@@ -188,7 +188,11 @@ fn a_client_whose_only_contact_holds_a_forgery_still_finds_the_genuine_record() 
     let client = net.add(quiet_config());
     let q = net.nodes[client].introduce(net.now, &[addr(liar)]).unwrap();
     net.flush(client);
-    net.wait(client, q, Duration::from_secs(10));
+    let (joined, _) = net.wait(client, q, Duration::from_secs(10));
+    assert!(
+        matches!(joined, Ok(QueryOutcome::Bootstrap { answered: 1, .. })),
+        "{joined:?}"
+    );
     let sent_before = net.sent[client];
     let got = get_record(&mut net, client, pick());
     assert_eq!(got, Some(Certified::Signed(rec)));
