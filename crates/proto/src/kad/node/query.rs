@@ -667,7 +667,10 @@ impl Node {
                 let ours = closest.len() < self.config.k
                     || farthest.is_none_or(|far| self.id.distance(&key) < far);
                 let mut stored_locally = false;
-                if ours && purpose != Purpose::Replicate {
+                // Not over a newer record held here (a republish of an older seq).
+                let held = self.records.value(&key, now);
+                let admitted = crate::kad::record::admit(&key, held.as_deref(), &value).is_ok();
+                if ours && purpose != Purpose::Replicate && admitted {
                     // The publisher's own copy: a new life at each of its publications.
                     let expires_at = now + self.config.value_ttl;
                     self.records.remove(&key);

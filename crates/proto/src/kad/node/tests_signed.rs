@@ -199,3 +199,23 @@ fn a_client_whose_only_contact_holds_a_forgery_still_finds_the_genuine_record() 
     // The liar was asked twice (find_value, then find_node), the others once.
     assert!(net.sent[client] - sent_before >= 3);
 }
+
+#[test]
+fn a_publisher_putting_an_older_seq_keeps_the_newer_copy_it_holds() {
+    let mut net = Net::new(25, quiet_config());
+    net.join_all();
+    let new = signed(2, "new");
+    let key = new.target();
+    // The node nearest the key keeps a copy of what it publishes.
+    let p = (0..25).min_by_key(|&i| id_of(i).distance(&key)).unwrap();
+    assert!(put(&mut net, (p + 1) % 25, &Certified::Signed(new.clone())) >= 15);
+    assert_eq!(
+        net.nodes[p].local_value(&key, net.now).as_deref(),
+        Some(&new.to_value())
+    );
+    assert_eq!(put(&mut net, p, &Certified::Signed(signed(1, "old"))), 0);
+    assert_eq!(
+        net.nodes[p].local_value(&key, net.now).as_deref(),
+        Some(&new.to_value())
+    );
+}
