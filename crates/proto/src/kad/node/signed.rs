@@ -96,6 +96,7 @@ impl Node {
                     messages: 0,
                     started: now,
                     finished: now,
+                    lookup: false,
                 },
             });
             return Ok(id);
