@@ -306,9 +306,9 @@ fn rpc_families(f: &mut Families, s: &NodeStats) {
     );
     f.counter(
         "rpcudp_rpc_requests_abandoned_total",
-        "Requests given up without an answer (unknown method, failed or panicked handler, \
-         shutdown). The first three also count in rpcudp_rpc_dropped_total with that reason: \
-         one event, two families.",
+        "Requests given up without an answer (unknown method, panicked handler, a handler's \
+         no-answer error, shutdown). All but shutdown also count in rpcudp_rpc_dropped_total \
+         (unknown_method, handler_panicked, handler_failed): one event, two families.",
         c.requests_abandoned,
     );
     f.counter(
