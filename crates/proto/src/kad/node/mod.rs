@@ -459,7 +459,7 @@ impl Node {
         self.check_running()?;
         self.touch_clock(now);
         let q = self.start_bootstrap(now, addrs);
-        self.after_input(now, None);
+        self.after_input(now);
         Ok(q)
     }
 
@@ -475,7 +475,7 @@ impl Node {
         self.check_running()?;
         self.touch_clock(now);
         let q = self.start_pings(now, addrs, query::Purpose::Introduce);
-        self.after_input(now, None);
+        self.after_input(now);
         Ok(q)
     }
 
@@ -511,7 +511,7 @@ impl Node {
             });
         }
         let q = self.start_store_query(now, key, value, query::Purpose::Set);
-        self.after_input(now, None);
+        self.after_input(now);
         Ok(q)
     }
 
@@ -543,7 +543,7 @@ impl Node {
         }
         self.no_contacts_check()?;
         let q = self.start_get(now, key);
-        self.after_input(now, None);
+        self.after_input(now);
         Ok(q)
     }
 
@@ -585,7 +585,7 @@ impl Node {
         self.verify_queue.clear();
         self.verify_pending.clear();
         self.handover = Handover::default();
-        self.flush_endpoint(None);
+        self.flush_endpoint();
     }
 
     /// A `store` from [`Event::StoreRequested`] is durable: keep it and acknowledge it.
@@ -595,10 +595,8 @@ impl Node {
             return;
         };
         self.keep_copy(now, s.key, s.value, s.since, s.expires_at, s.source);
-        self.flush_endpoint(None);
-        self.ep.respond(now, s.request, &Value::Boolean(true));
-        self.flush_endpoint(s.local);
-        self.after_input(now, None);
+        self.respond(now, s.request, &Value::Boolean(true));
+        self.after_input(now);
     }
 
     /// A `store` from [`Event::StoreRequested`] could not be made durable: the peer gets
@@ -608,7 +606,7 @@ impl Node {
             self.stats.stores_failed += 1;
             self.ep.abandon(now, s.request);
         }
-        self.after_input(now, None);
+        self.after_input(now);
     }
 
     /// Reloads a persisted copy after a restart (no event). One that expired by `now` is
@@ -818,31 +816,27 @@ impl Node {
         Some(call)
     }
 
-    /// Moves the endpoint's datagrams to ours, stamping them with `source`.
-    fn flush_endpoint(&mut self, source: Option<IpAddr>) {
-        while let Some(mut t) = self.ep.poll_transmit() {
-            if t.source.is_none() {
-                t.source = source;
-            }
+    /// Moves the endpoint's datagrams to ours (an answer carries the local address its
+    /// request came to: the endpoint stamps it).
+    fn flush_endpoint(&mut self) {
+        while let Some(t) = self.ep.poll_transmit() {
             self.transmits.push_back(t);
         }
     }
 
     /// After any input: process the endpoint's events, pump the hand-over, collect
     /// datagrams.
-    fn after_input(&mut self, now: Instant, local: Option<IpAddr>) {
-        // Answers to requests carry `local`; other datagrams (our own requests) leave the
-        // source to the kernel, which is right for them on any socket.
+    fn after_input(&mut self, now: Instant) {
         let mut budget = 4096;
         while let Some(event) = self.ep.poll_event() {
-            self.flush_endpoint(None);
+            self.flush_endpoint();
             match event {
                 RpcEvent::Request {
                     token,
                     from,
                     method,
                     args,
-                } => self.serve(now, token, from, local, &method, args),
+                } => self.serve(now, token, from, &method, args),
                 RpcEvent::CallSucceeded { call, value } => self.on_answer(now, call, Some(value)),
                 RpcEvent::CallFailed { call, .. } => self.on_answer(now, call, None),
             }
@@ -854,13 +848,12 @@ impl Node {
         if !self.stopped {
             self.pump_handover(now);
         }
-        self.flush_endpoint(None);
+        self.flush_endpoint();
     }
 
-    fn respond(&mut self, now: Instant, token: RequestToken, value: &Value, local: Option<IpAddr>) {
-        self.flush_endpoint(None);
+    fn respond(&mut self, now: Instant, token: RequestToken, value: &Value) {
         self.ep.respond(now, token, value);
-        self.flush_endpoint(local);
+        self.flush_endpoint();
     }
 
     /// Keeps a copy of `value` under `key`: a new life for a new key or another value,
@@ -917,22 +910,20 @@ impl Protocol for Node {
             return;
         }
         self.touch_clock(now);
-        self.flush_endpoint(None);
-        self.ep.handle_datagram(now, from, datagram);
-        // Only answers from the duplicate cache come out here: they go from `local`.
-        self.flush_endpoint(local);
-        self.after_input(now, local);
+        Protocol::handle_datagram(&mut self.ep, now, from, local, datagram);
+        self.flush_endpoint();
+        self.after_input(now);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         self.ep.handle_timeout(now);
-        self.flush_endpoint(None);
-        self.after_input(now, None);
+        self.flush_endpoint();
+        self.after_input(now);
         if self.stopped {
             return;
         }
         self.handle_timers(now);
-        self.after_input(now, None);
+        self.after_input(now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -1311,6 +1311,33 @@ fn answers_go_out_from_the_address_the_request_came_to_and_requests_leave_it_to_
 }
 
 #[test]
+fn a_store_acknowledged_once_durable_goes_out_from_the_address_the_store_came_to() {
+    let now = start();
+    let config = NodeConfig {
+        refresh_interval: None,
+        ..NodeConfig::default()
+    };
+    let mut node = Node::new(config, id_of(0), 1);
+    let mut peer = Endpoint::new(EndpointConfig::default(), 5);
+    let called: IpAddr = "127.0.0.2".parse().unwrap();
+    let args = [bin(&id_of(1)), bin(&id_of(7)), Value::from("v")];
+    peer.call(now, addr(0), "store", &args, CallOptions::default())
+        .unwrap();
+    let req = peer.poll_transmit().unwrap();
+    node.handle_datagram(now, addr(1), Some(called), &req.payload);
+    let token = std::iter::from_fn(|| node.poll_event())
+        .find_map(|e| match e {
+            Event::StoreRequested { token, .. } => Some(token),
+            _ => None,
+        })
+        .expect("a store to make durable");
+    assert!(node.poll_transmit().is_none(), "no answer before it is durable");
+    node.store_durable(now, token);
+    let answer = node.poll_transmit().unwrap();
+    assert_eq!((answer.destination, answer.source), (addr(1), Some(called)));
+}
+
+#[test]
 fn a_bootstrap_whose_own_id_lookup_was_lost_looks_up_again() {
     let t0 = start();
     let mut node = Node::new(quiet_config(), id_of(0), 1);
