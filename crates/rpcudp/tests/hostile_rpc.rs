@@ -180,7 +180,7 @@ async fn a_dht_sends_a_forged_find_node_no_more_than_three_times_its_bytes() {
     for i in 0..10 {
         let dht = Dht::start(local(), config(500 + i)).await.unwrap();
         if let Some(first) = nodes.first() {
-            dht.bootstrap(&[first.local_addr()]).await;
+            dht.bootstrap(&[first.local_addr()]).await.unwrap();
         }
         nodes.push(dht);
     }

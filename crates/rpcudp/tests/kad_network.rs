@@ -30,7 +30,7 @@ async fn network(n: usize, seed: u64) -> Vec<Dht> {
         let dht = Dht::start(local(), config(seed + i as u64)).await.unwrap();
         if let Some(first) = nodes.first() {
             let first: &Dht = first;
-            assert_eq!(dht.bootstrap(&[first.local_addr()]).await, 1);
+            assert_eq!(dht.bootstrap(&[first.local_addr()]).await.unwrap(), 1);
         }
         nodes.push(dht);
     }
@@ -91,6 +91,23 @@ async fn values_that_python_kademlia_refuses_are_refused() {
 }
 
 #[tokio::test]
+async fn a_value_over_the_size_limit_is_refused_as_too_large_not_as_a_state_error() {
+    let nodes = network(2, 250).await;
+    let big = Value::Binary(vec![0; 9000]);
+    match nodes[1].set("k", big).await {
+        Err(rpcudp::kad::DhtError::ValueTooLarge { size, limit }) => {
+            assert_eq!((size, limit), (9005, 8192));
+        }
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    }
+    // The key itself, as a NodeId, is the same `set`.
+    let key = key_digest("k");
+    assert_eq!(nodes[1].set(key, Value::from(1)).await.unwrap(), 1);
+    assert_eq!(nodes[0].get("k").await.unwrap(), Some(Value::from(1)));
+    stop(&nodes).await;
+}
+
+#[tokio::test]
 async fn a_node_that_knows_nobody_says_so() {
     let alone = Dht::start(local(), config(300)).await.unwrap();
     assert!(matches!(
@@ -103,7 +120,13 @@ async fn a_node_that_knows_nobody_says_so() {
     ));
     // Bootstrapping through an address where nobody answers finds nobody.
     let silent = tokio::net::UdpSocket::bind(local()).await.unwrap();
-    assert_eq!(alone.bootstrap(&[silent.local_addr().unwrap()]).await, 0);
+    assert_eq!(
+        alone
+            .bootstrap(&[silent.local_addr().unwrap()])
+            .await
+            .unwrap(),
+        0
+    );
     alone.shutdown().await;
 }
 
@@ -315,8 +338,8 @@ async fn a_newcomer_is_handed_the_values_it_is_nearer_to() {
     )
     .await
     .unwrap();
-    far.bootstrap(&[holder.local_addr()]).await;
-    far.set_digest(key, Value::from("kept")).await.unwrap();
+    far.bootstrap(&[holder.local_addr()]).await.unwrap();
+    far.set(key, Value::from("kept")).await.unwrap();
     assert_eq!(holder.local_value(&key), Some(Value::from("kept")));
 
     let near = Dht::start(
@@ -329,7 +352,7 @@ async fn a_newcomer_is_handed_the_values_it_is_nearer_to() {
     .await
     .unwrap();
     // A bare ping makes `near` known to the holder, who then hands it the value.
-    assert_eq!(near.introduce(&[holder.local_addr()]).await, 1);
+    assert_eq!(near.introduce(&[holder.local_addr()]).await.unwrap(), 1);
     let mut got = None;
     for _ in 0..50 {
         got = near.local_value(&key);
@@ -352,7 +375,7 @@ async fn state_survives_a_restart_and_the_node_rejoins_through_saved_contacts() 
     };
     let first = Dht::start(local(), with_state(950)).await.unwrap();
     let id = first.id();
-    assert_eq!(first.bootstrap(&[others[0].local_addr()]).await, 1);
+    assert_eq!(first.bootstrap(&[others[0].local_addr()]).await.unwrap(), 1);
     // A value stored on this node by someone else.
     others[2].set("persisted", Value::from(3.5)).await.unwrap();
     let key = key_digest("persisted");
@@ -369,7 +392,7 @@ async fn state_survives_a_restart_and_the_node_rejoins_through_saved_contacts() 
     for o in &others {
         assert!(saved.contains(&o.local_addr()), "{} saved", o.local_addr());
     }
-    assert_eq!(again.rejoin().await, others.len());
+    assert_eq!(again.rejoin().await.unwrap(), others.len());
     assert_eq!(again.get("nothing here").await.unwrap(), None);
     assert_eq!(
         others[3].get("persisted").await.unwrap(),
@@ -394,7 +417,7 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
 async fn a_stale_bucket_is_refreshed_and_the_refresh_finds_new_nodes() {
     let b = Dht::start(local(), config(1000)).await.unwrap();
     let c = Dht::start(local(), config(1001)).await.unwrap();
-    assert_eq!(c.bootstrap(&[b.local_addr()]).await, 1);
+    assert_eq!(c.bootstrap(&[b.local_addr()]).await.unwrap(), 1);
     let a = Dht::start(
         local(),
         DhtConfig {
@@ -405,7 +428,7 @@ async fn a_stale_bucket_is_refreshed_and_the_refresh_finds_new_nodes() {
     .await
     .unwrap();
     // Introduced without a lookup: `a` knows only `b`, until a refresh asks `b`.
-    assert_eq!(a.introduce(&[b.local_addr()]).await, 1);
+    assert_eq!(a.introduce(&[b.local_addr()]).await.unwrap(), 1);
     assert!(!a.contacts().iter().any(|x| x.id == c.id()));
     assert!(
         eventually(|| a.contacts().iter().any(|x| x.id == c.id())).await,
@@ -427,7 +450,7 @@ async fn old_values_are_republished_to_the_nearest_nodes() {
     )
     .await
     .unwrap();
-    assert_eq!(a.introduce(&[b.local_addr()]).await, 1);
+    assert_eq!(a.introduce(&[b.local_addr()]).await.unwrap(), 1);
     // A value handed to `a` alone, after `b` was known: no newcomer hand-over reaches
     // `b`; only republishing can.
     let client = Node::bind(local()).await.unwrap();
@@ -484,11 +507,11 @@ async fn a_full_bucket_keeps_its_oldest_contact_while_it_answers_pings() {
     .unwrap();
     let b = with_id(0x80, 1, 1, 1201).await;
     let c = with_id(0x80, 2, 1, 1202).await;
-    assert_eq!(b.introduce(&[a.local_addr()]).await, 1);
-    let before = b.stats().rpc.datagrams_in;
-    assert_eq!(c.introduce(&[a.local_addr()]).await, 1);
+    assert_eq!(b.introduce(&[a.local_addr()]).await.unwrap(), 1);
+    let before = b.stats().rpc.core.datagrams_in;
+    assert_eq!(c.introduce(&[a.local_addr()]).await.unwrap(), 1);
     // a pings b (b's next datagram in), b answers: b stays, c waits as a replacement.
-    assert!(eventually(|| b.stats().rpc.datagrams_in > before).await);
+    assert!(eventually(|| b.stats().rpc.core.datagrams_in > before).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let ids: Vec<NodeId> = a.contacts().iter().map(|x| x.id).collect();
     assert_eq!(ids, vec![b.id()]);
@@ -500,9 +523,9 @@ async fn a_full_bucket_replaces_an_oldest_contact_that_misses_its_ping() {
     let a = with_id(0x00, 0, 1, 1300).await;
     let b = with_id(0x80, 1, 1, 1301).await;
     let c = with_id(0x80, 2, 1, 1302).await;
-    assert_eq!(b.introduce(&[a.local_addr()]).await, 1);
+    assert_eq!(b.introduce(&[a.local_addr()]).await.unwrap(), 1);
     b.shutdown().await;
-    assert_eq!(c.introduce(&[a.local_addr()]).await, 1);
+    assert_eq!(c.introduce(&[a.local_addr()]).await.unwrap(), 1);
     assert!(
         eventually(|| a.contacts().iter().map(|x| x.id).collect::<Vec<_>>() == vec![c.id()]).await,
         "b was pinged, missed, and c took its place: {:?}",
@@ -576,7 +599,7 @@ async fn a_flood_of_made_up_contacts_keeps_buckets_bounded_and_the_node_answerin
         .unwrap();
     assert_eq!(pong, bin(&dht.id().0));
     assert!(
-        eventually(|| dht.stats().rpc.malformed >= 1).await,
+        eventually(|| dht.stats().rpc.core.malformed >= 1).await,
         "malformed datagrams counted"
     );
     client.shutdown().await;
@@ -611,15 +634,13 @@ async fn a_found_value_is_copied_to_the_nearest_node_asked_that_lacked_it() {
     assert_eq!(
         asker
             .introduce(&[near.local_addr(), holder.local_addr()])
-            .await,
+            .await
+            .unwrap(),
         2
     );
     assert_eq!(near.local_value(&key), None);
     // alpha = 1: `near` is asked first (no value), then `holder` (the value).
-    assert_eq!(
-        asker.get_digest(key).await.unwrap(),
-        Some(Value::from("copy me"))
-    );
+    assert_eq!(asker.get(key).await.unwrap(), Some(Value::from("copy me")));
     // The copy is sent as the get ends (not awaited by it).
     assert!(eventually(|| near.local_value(&key).is_some()).await);
     assert_eq!(near.local_value(&key), Some(Value::from("copy me")));
@@ -643,10 +664,9 @@ async fn a_shut_down_node_refuses_get_set_and_bootstrap_with_shut_down() {
         Err(rpcudp::kad::DhtError::ShutDown)
     ));
     assert!(matches!(
-        nodes[1].try_bootstrap(&[nodes[0].local_addr()]).await,
+        nodes[1].bootstrap(&[nodes[0].local_addr()]).await,
         Err(rpcudp::kad::DhtError::ShutDown)
     ));
-    assert_eq!(nodes[1].bootstrap(&[nodes[0].local_addr()]).await, 0);
     // A second shutdown (a clone's) is harmless.
     nodes[1].clone().shutdown().await;
     nodes[0].shutdown().await;
@@ -658,7 +678,7 @@ async fn two_nodes_given_the_same_seed_are_counted_and_named_in_the_error() {
     let twin = Dht::start(local(), config(1700)).await.unwrap();
     assert_eq!(first.id(), twin.id(), "the same seed gives the same id");
     // The only node it can reach has its own id: not a contact.
-    assert_eq!(twin.bootstrap(&[first.local_addr()]).await, 0);
+    assert_eq!(twin.bootstrap(&[first.local_addr()]).await.unwrap(), 0);
     assert!(twin.contacts().is_empty());
     let err = twin.set("k", Value::from(1)).await.unwrap_err();
     match &err {

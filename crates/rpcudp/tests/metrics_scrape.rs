@@ -316,7 +316,7 @@ async fn a_dht_node_reports_its_buckets_records_and_lookups() {
     for i in 0..4 {
         let dht = Dht::start(local(), config(700 + i)).await.unwrap();
         if let Some(first) = nodes.first() {
-            assert_eq!(dht.bootstrap(&[first.local_addr()]).await, 1);
+            assert_eq!(dht.bootstrap(&[first.local_addr()]).await.unwrap(), 1);
         }
         nodes.push(dht);
     }

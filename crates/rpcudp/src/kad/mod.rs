@@ -49,7 +49,7 @@
 //! };
 //! let first = Dht::start("127.0.0.1:0".parse()?, config.clone()).await?;
 //! let second = Dht::start("127.0.0.1:0".parse()?, config).await?;
-//! assert_eq!(second.bootstrap(&[first.local_addr()]).await, 1);
+//! assert_eq!(second.bootstrap(&[first.local_addr()]).await?, 1);
 //!
 //! let stored_on = second.set("greeting", "hello".into()).await?;
 //! assert_eq!(stored_on, 1);
@@ -185,6 +185,16 @@ pub enum DhtError {
     /// The value is not one Python `kademlia` stores (int, float, bool, str, bin).
     #[error("values must be int, float, bool, str or bin")]
     NotStorable,
+    /// The value is larger than [`DhtConfig::max_value_bytes`] (its size as charged:
+    /// the bytes of a str or bin plus 5, 9 for a number or bool). Remedy: store less
+    /// per key, or raise the limit on every node.
+    #[error("value of {size} bytes exceeds the limit of {limit}")]
+    ValueTooLarge {
+        /// The value's size as charged.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
     /// This node knows no other node, so there is nowhere to store or search. Remedy:
     /// [`Dht::bootstrap`] first.
     #[error("no known node: bootstrap first")]
@@ -202,6 +212,10 @@ pub enum DhtError {
     /// The node was shut down ([`Dht::shutdown`]).
     #[error("the DHT node is shut down")]
     ShutDown,
+    /// The node refused the command for a reason not listed above (one a later version
+    /// of the core added).
+    #[error("refused: {0}")]
+    Refused(CommandError),
 }
 
 impl From<CommandError> for DhtError {
@@ -213,7 +227,8 @@ impl From<CommandError> for DhtError {
             CommandError::NoContacts { own_id_contacts } => DhtError::SameId {
                 contacts: own_id_contacts,
             },
-            other => DhtError::State(other.to_string()),
+            CommandError::ValueTooLarge { size, limit } => DhtError::ValueTooLarge { size, limit },
+            other => DhtError::Refused(other),
         }
     }
 }
@@ -229,6 +244,64 @@ pub fn key_digest(key: impl AsRef<[u8]>) -> NodeId {
     NodeId::from_bytes(digest)
 }
 
+/// What [`Dht::set`] and [`Dht::get`] take as a key: a string or bytes, stored under
+/// their sha1 ([`key_digest`], as Python `kademlia` does), or a [`NodeId`], the 20-byte
+/// key itself.
+///
+/// ```
+/// use rpcudp::kad::{key_digest, DhtKey, NodeId};
+/// assert_eq!("hello".to_key(), key_digest("hello"));
+/// assert_eq!(b"hello".as_slice().to_key(), key_digest("hello"));
+/// let id = NodeId::from_bytes([7; 20]);
+/// assert_eq!(id.to_key(), id); // taken as it is, not hashed
+/// ```
+pub trait DhtKey {
+    /// The 20-byte key.
+    fn to_key(&self) -> NodeId;
+}
+
+impl DhtKey for NodeId {
+    fn to_key(&self) -> NodeId {
+        *self
+    }
+}
+
+impl DhtKey for str {
+    fn to_key(&self) -> NodeId {
+        key_digest(self)
+    }
+}
+
+impl DhtKey for String {
+    fn to_key(&self) -> NodeId {
+        key_digest(self)
+    }
+}
+
+impl DhtKey for [u8] {
+    fn to_key(&self) -> NodeId {
+        key_digest(self)
+    }
+}
+
+impl DhtKey for Vec<u8> {
+    fn to_key(&self) -> NodeId {
+        key_digest(self)
+    }
+}
+
+impl<const N: usize> DhtKey for [u8; N] {
+    fn to_key(&self) -> NodeId {
+        key_digest(self)
+    }
+}
+
+impl<T: DhtKey + ?Sized> DhtKey for &T {
+    fn to_key(&self) -> NodeId {
+        (**self).to_key()
+    }
+}
+
 /// A node's counters, as of the driver's last round.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -236,10 +309,10 @@ pub struct DhtStats {
     /// The Kademlia node's: bad requests, own-id contacts, refused and failed stores,
     /// expired values, evictions, hand-overs.
     pub node: NodeStats,
-    /// The RPC layer's: datagrams in and out, malformed, timeouts.
-    pub rpc: crate::rpc::Stats,
-    /// The socket's: send and receive errors.
-    pub io: DriverStats,
+    /// The RPC layer's, in the shape of [`crate::rpc::Node::stats`]: the endpoint's
+    /// counters (datagrams in and out, malformed, timeouts) in `core`, the socket's send
+    /// and receive errors, calls in flight.
+    pub rpc: crate::rpc::NodeStats,
 }
 
 /// A Kademlia node on a UDP socket. See the [module docs](self).
@@ -277,8 +350,6 @@ struct View {
     /// With a state folder, where [`Dht::local_value`] reads values (until shutdown).
     disk: Option<RedbValues>,
     stats: DhtStats,
-    /// The RPC layer's counters in the RPC node's shape (for [`crate::metrics`]).
-    rpc: crate::rpc::NodeStats,
 }
 
 /// A copy as the handle sees it.
@@ -603,17 +674,16 @@ impl Application<core::Node> for App {
             view.contacts = node.contacts();
         }
         view.stats.node.clone_from(node.stats());
-        view.stats.rpc = node.endpoint().stats().clone();
-        view.stats.io = *io;
         let ep = node.endpoint();
-        view.rpc.core = ep.stats().clone();
-        view.rpc.send_errors = io.send_errors;
-        view.rpc.recv_errors = io.recv_errors;
+        let rpc = &mut view.stats.rpc;
+        rpc.core = ep.stats().clone();
+        rpc.send_errors = io.send_errors;
+        rpc.recv_errors = io.recv_errors;
         // Requests with an unknown method or wrong arguments: not answered, as a Python
         // handler that raised.
-        view.rpc.handler_failures = node.stats().bad_requests;
-        view.rpc.calls_outstanding = ep.outstanding_calls();
-        view.rpc.dedup_entries = ep.dedup_entries();
+        rpc.handler_failures = node.stats().bad_requests;
+        rpc.calls_outstanding = ep.outstanding_calls();
+        rpc.dedup_entries = ep.dedup_entries();
     }
 
     fn on_stop(&mut self, node: &mut core::Node, now: Instant) {
@@ -808,12 +878,6 @@ impl Dht {
         lock(&self.inner.view).stats.clone()
     }
 
-    /// The RPC layer's counters in the shape of [`crate::rpc::Node::stats`] (datagrams,
-    /// drops, calls in flight), as of the driver's last round.
-    pub fn rpc_stats(&self) -> crate::rpc::NodeStats {
-        lock(&self.inner.view).rpc.clone()
-    }
-
     async fn command<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, DhtError>>) -> Command,
@@ -827,15 +891,9 @@ impl Dht {
 
     /// Joins the network: pings every address in `addrs` (as Python `bootstrap` does),
     /// adds those that answer, then looks up its own id to fill the routing table.
-    /// Returns how many of `addrs` answered (0 after [`shutdown`](Dht::shutdown); see
-    /// [`try_bootstrap`](Dht::try_bootstrap) for the error).
-    pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> usize {
-        self.try_bootstrap(addrs).await.unwrap_or(0)
-    }
-
-    /// [`bootstrap`](Dht::bootstrap), failing with [`DhtError::ShutDown`] after
-    /// [`shutdown`](Dht::shutdown).
-    pub async fn try_bootstrap(&self, addrs: &[SocketAddr]) -> Result<usize, DhtError> {
+    /// Returns how many of `addrs` answered (none answering is `Ok(0)`); fails with
+    /// [`DhtError::ShutDown`] after [`shutdown`](Dht::shutdown).
+    pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> Result<usize, DhtError> {
         let addrs = addrs.to_vec();
         self.command(|reply| Command::Join {
             addrs,
@@ -847,8 +905,9 @@ impl Dht {
 
     /// Pings every address in `addrs` and adds those that answer, without the lookup of
     /// its own id that [`bootstrap`](Dht::bootstrap) does next: enough for a short-lived
-    /// node that runs one `set` or `get` and leaves. Returns how many answered.
-    pub async fn introduce(&self, addrs: &[SocketAddr]) -> usize {
+    /// node that runs one `set` or `get` and leaves. Returns how many answered, as
+    /// [`bootstrap`](Dht::bootstrap) does.
+    pub async fn introduce(&self, addrs: &[SocketAddr]) -> Result<usize, DhtError> {
         let addrs = addrs.to_vec();
         self.command(|reply| Command::Join {
             addrs,
@@ -856,41 +915,32 @@ impl Dht {
             reply,
         })
         .await
-        .unwrap_or(0)
     }
 
     /// Joins again through the contacts saved in the state folder (what a restarted
-    /// node does when given no bootstrap address). Returns how many answered.
-    pub async fn rejoin(&self) -> usize {
+    /// node does when given no bootstrap address). Returns how many answered, as
+    /// [`bootstrap`](Dht::bootstrap) does.
+    pub async fn rejoin(&self) -> Result<usize, DhtError> {
         let addrs: Vec<SocketAddr> = self.inner.saved_contacts.iter().map(|c| c.addr).collect();
         self.bootstrap(&addrs).await
     }
 
-    /// Stores `value` under the sha1 of `key` on the k nodes nearest it (and here, if
-    /// this node is among them); this node republishes it while it runs. Returns how
-    /// many other nodes acknowledged.
-    pub async fn set(&self, key: impl AsRef<[u8]>, value: Value) -> Result<usize, DhtError> {
-        self.set_digest(key_digest(key), value).await
-    }
-
-    /// [`set`](Dht::set) with the 20-byte key itself.
-    pub async fn set_digest(&self, key: NodeId, value: Value) -> Result<usize, DhtError> {
-        if !is_storable(&value) {
-            return Err(DhtError::NotStorable);
-        }
+    /// Stores `value` under `key` (a string or bytes: under its sha1; a [`NodeId`]: as
+    /// it is; see [`DhtKey`]) on the k nodes nearest it (and here, if this node is among
+    /// them); this node republishes it while it runs. Returns how many other nodes
+    /// acknowledged. Fails with [`DhtError::NotStorable`] or
+    /// [`DhtError::ValueTooLarge`] for a value the node would not store.
+    pub async fn set(&self, key: impl DhtKey, value: Value) -> Result<usize, DhtError> {
+        let key = key.to_key();
         self.command(|reply| Command::Set { key, value, reply })
             .await
     }
 
-    /// Looks up the value under the sha1 of `key`: here first, then on the network (and,
-    /// as Python `kademlia` does, stores what it found on the nearest node asked that
-    /// did not have it).
-    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>, DhtError> {
-        self.get_digest(key_digest(key)).await
-    }
-
-    /// [`get`](Dht::get) with the 20-byte key itself.
-    pub async fn get_digest(&self, key: NodeId) -> Result<Option<Value>, DhtError> {
+    /// Looks up the value under `key` (as [`set`](Dht::set) takes it): here first, then
+    /// on the network (and, as Python `kademlia` does, stores what it found on the
+    /// nearest node asked that did not have it).
+    pub async fn get(&self, key: impl DhtKey) -> Result<Option<Value>, DhtError> {
+        let key = key.to_key();
         self.command(|reply| Command::Get { key, reply }).await
     }
 

@@ -55,7 +55,7 @@ impl RpcSource {
     fn stats(&self) -> NodeStats {
         match self {
             RpcSource::Node(n) => n.stats(),
-            RpcSource::Dht(d) => d.rpc_stats(),
+            RpcSource::Dht(d) => d.stats().rpc,
         }
     }
 

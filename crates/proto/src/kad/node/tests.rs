@@ -1331,7 +1331,10 @@ fn a_store_acknowledged_once_durable_goes_out_from_the_address_the_store_came_to
             _ => None,
         })
         .expect("a store to make durable");
-    assert!(node.poll_transmit().is_none(), "no answer before it is durable");
+    assert!(
+        node.poll_transmit().is_none(),
+        "no answer before it is durable"
+    );
     node.store_durable(now, token);
     let answer = node.poll_transmit().unwrap();
     assert_eq!((answer.destination, answer.source), (addr(1), Some(called)));
