@@ -2,7 +2,7 @@
 //! raw RPC client, dead nodes, and persistence across a restart.
 
 use rmpv::Value;
-use rpcudp::kad::{key_digest, Dht, DhtConfig, NodeId};
+use rpcudp::kad::{key_digest, Dht, DhtConfig, NodeConfig, NodeId};
 use rpcudp::rpc::{CallError, Node};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +13,10 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn config(seed: u64) -> DhtConfig {
     DhtConfig {
-        rpc_timeout: RPC_TIMEOUT,
+        node: NodeConfig {
+            rpc_timeout: RPC_TIMEOUT,
+            ..NodeConfig::default()
+        },
         seed: Some(seed),
         ..DhtConfig::default()
     }
@@ -161,7 +164,9 @@ async fn a_dead_node_costs_a_lookup_only_a_timeout_and_is_dropped() {
 
 #[tokio::test]
 async fn rpcs_have_the_python_kademlia_shapes() {
-    let dht = Dht::start(local(), config(500)).await.unwrap();
+    let dht = Dht::start(local(), quick_to_verify(config(500)))
+        .await
+        .unwrap();
     let server = dht.local_addr();
     let client = Node::bind(local()).await.unwrap();
     let me = NodeId::from_bytes([0x11; 20]);
@@ -183,10 +188,11 @@ async fn rpcs_have_the_python_kademlia_shapes() {
     );
     assert!(dht.contacts().is_empty());
 
-    // ping: answers the callee's id and adds the caller.
+    // ping: answers the callee's id and adds the caller once it answered the
+    // verification ping (`NodeConfig::verify_callers`).
     let pong = client.call(server, "ping", vec![bin(&me.0)]).await.unwrap();
     assert_eq!(pong, bin(&dht.id().0));
-    assert_eq!(dht.contacts().len(), 1);
+    assert!(eventually(|| dht.contacts().len() == 1).await);
     assert_eq!(dht.contacts()[0].addr, here);
 
     // store: true; find_value then finds {"value": v}.
@@ -294,7 +300,10 @@ async fn a_full_store_does_not_acknowledge() {
     let dht = Dht::start(
         local(),
         DhtConfig {
-            max_records: 0,
+            node: NodeConfig {
+                max_records: 0,
+                ..config(700).node
+            },
             ..config(700)
         },
     )
@@ -324,7 +333,7 @@ async fn a_newcomer_is_handed_the_values_it_is_nearer_to() {
         local(),
         DhtConfig {
             node_id: Some(NodeId::from_bytes([0x01; 20])),
-            ..config(800)
+            ..quick_to_verify(config(800))
         },
     )
     .await
@@ -351,17 +360,11 @@ async fn a_newcomer_is_handed_the_values_it_is_nearer_to() {
     )
     .await
     .unwrap();
-    // A bare ping makes `near` known to the holder, who then hands it the value.
+    // A bare ping makes `near` known to the holder (once `near` answered its
+    // verification ping), who then hands it the value.
     assert_eq!(near.introduce(&[holder.local_addr()]).await.unwrap(), 1);
-    let mut got = None;
-    for _ in 0..50 {
-        got = near.local_value(&key);
-        if got.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(got, Some(Value::from("kept")));
+    assert!(eventually(|| near.local_value(&key).is_some()).await);
+    assert_eq!(near.local_value(&key), Some(Value::from("kept")));
     stop(&[holder, far, near]).await;
 }
 
@@ -403,6 +406,18 @@ async fn state_survives_a_restart_and_the_node_rejoins_through_saved_contacts() 
 }
 
 /// Polls `check` every 20 ms for up to 10 s.
+/// `config` with callers verified 100 ms after they first called (not 5 s), so that a
+/// test sees a caller enter the table quickly.
+fn quick_to_verify(config: DhtConfig) -> DhtConfig {
+    DhtConfig {
+        node: NodeConfig {
+            verify_delay: Duration::from_millis(100),
+            ..config.node.clone()
+        },
+        ..config
+    }
+}
+
 async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     for _ in 0..500 {
         if check() {
@@ -421,7 +436,10 @@ async fn a_stale_bucket_is_refreshed_and_the_refresh_finds_new_nodes() {
     let a = Dht::start(
         local(),
         DhtConfig {
-            refresh_interval: Some(Duration::from_millis(300)),
+            node: NodeConfig {
+                refresh_interval: Some(Duration::from_millis(300)),
+                ..config(1002).node
+            },
             ..config(1002)
         },
     )
@@ -443,8 +461,12 @@ async fn old_values_are_republished_to_the_nearest_nodes() {
     let a = Dht::start(
         local(),
         DhtConfig {
-            refresh_interval: Some(Duration::from_millis(300)),
-            republish_interval: Duration::ZERO,
+            node: NodeConfig {
+                refresh_interval: Some(Duration::from_millis(300)),
+                republish_interval: Duration::ZERO,
+                replicate_interval: Duration::ZERO,
+                ..config(1101).node
+            },
             ..config(1101)
         },
     )
@@ -481,7 +503,10 @@ async fn with_id(first: u8, last: u8, k: usize, seed: u64) -> Dht {
     Dht::start(
         local(),
         DhtConfig {
-            k,
+            node: NodeConfig {
+                k,
+                ..config(seed).node
+            },
             node_id: Some(NodeId::from_bytes(id)),
             ..config(seed)
         },
@@ -497,9 +522,12 @@ async fn a_full_bucket_keeps_its_oldest_contact_while_it_answers_pings() {
     let a = Dht::start(
         local(),
         DhtConfig {
-            k: 1,
+            node: NodeConfig {
+                k: 1,
+                rpc_timeout: Duration::from_secs(5),
+                ..config(1200).node
+            },
             node_id: Some(NodeId::from_bytes([0; 20])),
-            rpc_timeout: Duration::from_secs(5),
             ..config(1200)
         },
     )
@@ -539,7 +567,10 @@ async fn a_flood_of_made_up_contacts_keeps_buckets_bounded_and_the_node_answerin
     let dht = Dht::start(
         local(),
         DhtConfig {
-            k: 2,
+            node: NodeConfig {
+                k: 2,
+                ..config(1400).node
+            },
             ..config(1400)
         },
     )
@@ -614,7 +645,10 @@ async fn a_found_value_is_copied_to_the_nearest_node_asked_that_lacked_it() {
     let asker = Dht::start(
         local(),
         DhtConfig {
-            alpha: 1,
+            node: NodeConfig {
+                alpha: 1,
+                ..config(1502).node
+            },
             node_id: Some(NodeId::from_bytes([0xf0; 20])),
             ..config(1502)
         },
@@ -699,7 +733,10 @@ async fn a_value_expires_after_its_ttl_and_is_gone_from_the_state_file() {
     let dir = tempfile::tempdir().unwrap();
     let ttl = Duration::from_millis(1500);
     let holder_config = DhtConfig {
-        value_ttl: ttl,
+        node: NodeConfig {
+            value_ttl: ttl,
+            ..config(1800).node
+        },
         state_dir: Some(dir.path().join("state")),
         ..config(1800)
     };
@@ -736,7 +773,10 @@ async fn a_value_expires_after_its_ttl_and_is_gone_from_the_state_file() {
     let again = Dht::start(
         local(),
         DhtConfig {
-            value_ttl: Duration::from_secs(3600),
+            node: NodeConfig {
+                value_ttl: Duration::from_secs(3600),
+                ..holder_config.node
+            },
             ..holder_config
         },
     )
@@ -752,7 +792,10 @@ async fn a_value_expires_after_its_ttl_and_is_gone_from_the_state_file() {
 async fn a_held_value_keeps_its_expiry_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let with_state = |ttl| DhtConfig {
-        value_ttl: ttl,
+        node: NodeConfig {
+            value_ttl: ttl,
+            ..config(1900).node
+        },
         state_dir: Some(dir.path().join("state")),
         ..config(1900)
     };

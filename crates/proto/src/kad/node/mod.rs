@@ -154,7 +154,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use types::{
-    CommandError, Event, NodeConfig, NodeStats, QueryId, QueryOutcome, QueryStats, StoreToken,
+    CommandError, Event, NodeConfig, NodeSetup, NodeStats, QueryId, QueryOutcome, QueryStats,
+    StoreToken,
 };
 
 /// What the node knows of one address it talked to.
@@ -391,6 +392,24 @@ impl Node {
     /// The value held here under `key` (not expired at `now`), without asking the network.
     pub fn local_value(&self, key: &NodeId, now: Instant) -> Option<Arc<Value>> {
         self.records.value(key, now)
+    }
+
+    /// Whether a copy is held under `key` that has not expired at `now` (what
+    /// [`local_value`](Self::local_value) would find, without reading the value).
+    pub fn holds(&self, key: &NodeId, now: Instant) -> bool {
+        self.records.get(key, now).is_some()
+    }
+
+    /// The earliest expiry scheduled among the copies held (that of the oldest copy, or
+    /// of one renewed or removed since, until its timeout passes). O(1).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.records.next_expiry()
+    }
+
+    /// Gives the [`ValueStore`] back to the driver (to close a file after
+    /// [`stop`](Self::stop)); an empty in-memory one takes its place, the index stays.
+    pub fn take_value_store(&mut self) -> Box<dyn ValueStore> {
+        self.records.take_values()
     }
 
     /// When the copy held under `key` expires.
