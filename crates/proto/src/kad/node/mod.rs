@@ -79,9 +79,10 @@
 //! estimate): about one RTO after the live replicas answered. A `get`'s lookup that
 //! would end short of k answers first gives each contact past its wait two more of
 //! those waits to answer late ([`LookupConfig::late_grace`](super::LookupConfig)): the
-//! resend of a lost datagram, or a slow holder, may carry the value; while none acknowledged, it waits on for the resends' answers
-//! (to `rpc_timeout`), so that heavy loss does not end it with nothing stored. Only answers that came before a resend are
-//! round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
+//! resend of a lost datagram, or a slow holder, may carry the value. A `set` whose
+//! stores none acknowledged yet waits on for the resends' answers (to `rpc_timeout`),
+//! so that heavy loss does not end it with nothing stored. Only answers that came
+//! before a resend are round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
 //! datagram, which a Python peer answers again.
 //!
 //! # Contacts that are gone, and one-shot clients
@@ -89,7 +90,7 @@
 //!   `find_*`, `store`, or a ping). A node that only calls us is pinged
 //!   [`NodeConfig::verify_delay`] later and inserted if it answers: a one-shot client
 //!   (joins, runs one `get`, exits) is gone by then and never pollutes the table, and
-//!   only contacts that answered us are handed out by `find_node` (issue 10's rule).
+//!   only contacts that answered us are handed out by `find_node`.
 //!   Two exceptions insert a caller at once (and ping it, so that it is handed out once
 //!   it answered): with [`NodeConfig::insert_joining`], one that looks up its own id
 //!   with `find_node` (that is how a node joins), and every caller when
@@ -106,12 +107,8 @@
 //!   sends it nothing, the first hand-out at least `recheck_after` (60 s) after its last
 //!   answer pings it, and it is handed out only until that ping passes its RTO (plus its
 //!   wait in the queue). The bound is on hand-outs, not on time: a dead contact nobody
-//!   asks for stays in the table, unhanded, until then. On the simulator (200 nodes, a
-//!   quarter killed, `crates/sim/tests/dht_one_shot.rs`) each holder handed a dead
-//!   contact out at most 4 times after 65 s, and the hand-outs of the dead fell from
-//!   about 500 in the 8 s from 65 s after the kill to under 40 in the next 8 s (those
-//!   are mostly first hand-outs past `recheck_after`, each of which pings).
-//!   It is evicted at most `2 × rpc_timeout` after that first RPC.
+//!   asks for stays in the table, unhanded, until then (BENCHMARKS.md has the
+//!   simulator's figures). It is evicted at most `2 × rpc_timeout` after that first RPC.
 //!
 //! # Bounded work
 //! No step costs O(stored records): the hand-over walks the key range a newcomer could be
@@ -241,12 +238,13 @@ pub struct Node {
 ///
 /// Two: a one-shot client has measured its bootstrap ping and one lookup answer when
 /// it sends its second round of `find`s; with more, every dead contact of that round
-/// cost it the initial 1 s instead of a few round trips (issue 9 §4's tail).
+/// would cost it the initial 1 s instead of a few round trips.
 const MIN_AGGREGATE_SAMPLES: u64 = 2;
 
-/// How many more of its wait a `get`'s or `set`'s lookup gives a contact's late answer
-/// before it ends short of k answers (`LookupConfig::late_grace`): the call resends at
-/// the wait, so an answer to the resend comes about one wait and a round trip later.
+/// How many more of its wait a `get`'s lookup gives a contact's late answer before it
+/// ends short of k answers (`LookupConfig::late_grace`; other lookups give none): the
+/// call resends at the wait, so an answer to the resend comes about one wait and a
+/// round trip later.
 const LATE_GRACE: u32 = 2;
 
 /// Size of a verification ping: header 21, `["ping", [id]]` 29.
@@ -803,7 +801,7 @@ impl Node {
             // ago, so a store unanswered past the pooled estimate was most likely lost
             // (its resend goes on and a late acknowledgement still stores), and a
             // contact measured once (whose RTO is three round trips) must not hold the
-            // set (issue 9 §4, simulator: up to 800 ms after the last acknowledgement).
+            // set (BENCHMARKS.md: up to 800 ms after the last acknowledgement).
             let wait = if matches!(kind, CallKind::Find(_) | CallKind::Store(_)) {
                 lookup_wait_from(&self.peers, &self.rto, &self.rtt_all, self.rtt_samples, &to)
             } else {
