@@ -7,8 +7,10 @@
 //! [`Dht::get`], and redb persistence (`persist`). Does not own any protocol decision:
 //! serving the five RPCs, lookups, the hand-over to newcomers, refresh, republish,
 //! replication, value lifetimes, RTOs per contact and eviction are the node's (see its
-//! docs). No clock is read here but tokio's, once per driver round (so tests may pause
-//! time); wall-clock time is read only where persisted expiries are converted.
+//! docs), and the getters ([`Dht::contacts`], [`Dht::stats`], [`Dht::local_value`], ...)
+//! read the node itself under the lock the driver takes per step, nothing mirrored. No
+//! clock is read here but tokio's (so tests may pause time); wall-clock time is read
+//! only where persisted expiries are converted.
 //!
 //! - [`Dht::bootstrap`] pings the given addresses and looks up its own id;
 //!   [`Dht::set`] stores on the k nodes nearest the key (and here, if this node is among
@@ -271,7 +273,7 @@ impl<T: DhtKey + ?Sized> DhtKey for &T {
     }
 }
 
-/// A node's counters, as of the driver's last round.
+/// A node's counters, read from the node when asked ([`Dht::stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DhtStats {
