@@ -168,7 +168,8 @@ impl Records {
     /// store can read it).
     /// The value store, replaced by an empty [`MemoryValues`] (the index stays).
     pub fn take_values(&mut self) -> Box<dyn ValueStore> {
-        std::mem::replace(&mut self.values, Box::<MemoryValues>::default())
+        let empty: Box<dyn ValueStore> = Box::new(MemoryValues::default());
+        std::mem::replace(&mut self.values, empty)
     }
 
     pub fn value(&self, key: &NodeId, now: Instant) -> Option<Arc<Value>> {
