@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let through = bootstrap.unwrap_or_else(|| first.as_ref().map(Dht::local_addr).unwrap());
 
     let node = Dht::start("127.0.0.1:0".parse()?, DhtConfig::default()).await?;
-    let answered = node.bootstrap(&[through]).await;
+    let answered = node.bootstrap(&[through]).await?;
     anyhow::ensure!(answered > 0, "no DHT node answered at {through}");
     let stored_on = node.set("my-key", "my awesome value".into()).await?;
     println!("stored on {stored_on} nodes");

@@ -172,7 +172,10 @@ async fn a_node_that_answered_our_call_gets_big_answers() {
 #[tokio::test]
 async fn a_dht_sends_a_forged_find_node_no_more_than_three_times_its_bytes() {
     let config = |seed: u64| DhtConfig {
-        rpc_timeout: Duration::from_secs(1),
+        node: rpcudp::kad::NodeConfig {
+            rpc_timeout: Duration::from_secs(1),
+            ..rpcudp::kad::NodeConfig::default()
+        },
         seed: Some(seed),
         ..DhtConfig::default()
     };
@@ -180,7 +183,7 @@ async fn a_dht_sends_a_forged_find_node_no_more_than_three_times_its_bytes() {
     for i in 0..10 {
         let dht = Dht::start(local(), config(500 + i)).await.unwrap();
         if let Some(first) = nodes.first() {
-            dht.bootstrap(&[first.local_addr()]).await;
+            dht.bootstrap(&[first.local_addr()]).await.unwrap();
         }
         nodes.push(dht);
     }

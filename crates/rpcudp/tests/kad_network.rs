@@ -2,7 +2,7 @@
 //! raw RPC client, dead nodes, and persistence across a restart.
 
 use rmpv::Value;
-use rpcudp::kad::{key_digest, Dht, DhtConfig, NodeId};
+use rpcudp::kad::{key_digest, Dht, DhtConfig, NodeConfig, NodeId};
 use rpcudp::rpc::{CallError, Node};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +13,10 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn config(seed: u64) -> DhtConfig {
     DhtConfig {
-        rpc_timeout: RPC_TIMEOUT,
+        node: NodeConfig {
+            rpc_timeout: RPC_TIMEOUT,
+            ..NodeConfig::default()
+        },
         seed: Some(seed),
         ..DhtConfig::default()
     }
@@ -30,7 +33,7 @@ async fn network(n: usize, seed: u64) -> Vec<Dht> {
         let dht = Dht::start(local(), config(seed + i as u64)).await.unwrap();
         if let Some(first) = nodes.first() {
             let first: &Dht = first;
-            assert_eq!(dht.bootstrap(&[first.local_addr()]).await, 1);
+            assert_eq!(dht.bootstrap(&[first.local_addr()]).await.unwrap(), 1);
         }
         nodes.push(dht);
     }
@@ -91,6 +94,23 @@ async fn values_that_python_kademlia_refuses_are_refused() {
 }
 
 #[tokio::test]
+async fn a_value_over_the_size_limit_is_refused_as_too_large_not_as_a_state_error() {
+    let nodes = network(2, 250).await;
+    let big = Value::Binary(vec![0; 9000]);
+    match nodes[1].set("k", big).await {
+        Err(rpcudp::kad::DhtError::ValueTooLarge { size, limit }) => {
+            assert_eq!((size, limit), (9005, 8192));
+        }
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    }
+    // The key itself, as a NodeId, is the same `set`.
+    let key = key_digest("k");
+    assert_eq!(nodes[1].set(key, Value::from(1)).await.unwrap(), 1);
+    assert_eq!(nodes[0].get("k").await.unwrap(), Some(Value::from(1)));
+    stop(&nodes).await;
+}
+
+#[tokio::test]
 async fn a_node_that_knows_nobody_says_so() {
     let alone = Dht::start(local(), config(300)).await.unwrap();
     assert!(matches!(
@@ -103,7 +123,13 @@ async fn a_node_that_knows_nobody_says_so() {
     ));
     // Bootstrapping through an address where nobody answers finds nobody.
     let silent = tokio::net::UdpSocket::bind(local()).await.unwrap();
-    assert_eq!(alone.bootstrap(&[silent.local_addr().unwrap()]).await, 0);
+    assert_eq!(
+        alone
+            .bootstrap(&[silent.local_addr().unwrap()])
+            .await
+            .unwrap(),
+        0
+    );
     alone.shutdown().await;
 }
 
@@ -138,7 +164,9 @@ async fn a_dead_node_costs_a_lookup_only_a_timeout_and_is_dropped() {
 
 #[tokio::test]
 async fn rpcs_have_the_python_kademlia_shapes() {
-    let dht = Dht::start(local(), config(500)).await.unwrap();
+    let dht = Dht::start(local(), quick_to_verify(config(500)))
+        .await
+        .unwrap();
     let server = dht.local_addr();
     let client = Node::bind(local()).await.unwrap();
     let me = NodeId::from_bytes([0x11; 20]);
@@ -160,10 +188,11 @@ async fn rpcs_have_the_python_kademlia_shapes() {
     );
     assert!(dht.contacts().is_empty());
 
-    // ping: answers the callee's id and adds the caller.
+    // ping: answers the callee's id and adds the caller once it answered the
+    // verification ping (`NodeConfig::verify_callers`).
     let pong = client.call(server, "ping", vec![bin(&me.0)]).await.unwrap();
     assert_eq!(pong, bin(&dht.id().0));
-    assert_eq!(dht.contacts().len(), 1);
+    assert!(eventually(|| dht.contacts().len() == 1).await);
     assert_eq!(dht.contacts()[0].addr, here);
 
     // store: true; find_value then finds {"value": v}.
@@ -271,7 +300,10 @@ async fn a_full_store_does_not_acknowledge() {
     let dht = Dht::start(
         local(),
         DhtConfig {
-            max_records: 0,
+            node: NodeConfig {
+                max_records: 0,
+                ..config(700).node
+            },
             ..config(700)
         },
     )
@@ -301,7 +333,7 @@ async fn a_newcomer_is_handed_the_values_it_is_nearer_to() {
         local(),
         DhtConfig {
             node_id: Some(NodeId::from_bytes([0x01; 20])),
-            ..config(800)
+            ..quick_to_verify(config(800))
         },
     )
     .await
@@ -315,8 +347,8 @@ async fn a_newcomer_is_handed_the_values_it_is_nearer_to() {
     )
     .await
     .unwrap();
-    far.bootstrap(&[holder.local_addr()]).await;
-    far.set_digest(key, Value::from("kept")).await.unwrap();
+    far.bootstrap(&[holder.local_addr()]).await.unwrap();
+    far.set(key, Value::from("kept")).await.unwrap();
     assert_eq!(holder.local_value(&key), Some(Value::from("kept")));
 
     let near = Dht::start(
@@ -328,17 +360,11 @@ async fn a_newcomer_is_handed_the_values_it_is_nearer_to() {
     )
     .await
     .unwrap();
-    // A bare ping makes `near` known to the holder, who then hands it the value.
-    assert_eq!(near.introduce(&[holder.local_addr()]).await, 1);
-    let mut got = None;
-    for _ in 0..50 {
-        got = near.local_value(&key);
-        if got.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(got, Some(Value::from("kept")));
+    // A bare ping makes `near` known to the holder (once `near` answered its
+    // verification ping), who then hands it the value.
+    assert_eq!(near.introduce(&[holder.local_addr()]).await.unwrap(), 1);
+    assert!(eventually(|| near.local_value(&key).is_some()).await);
+    assert_eq!(near.local_value(&key), Some(Value::from("kept")));
     stop(&[holder, far, near]).await;
 }
 
@@ -352,7 +378,7 @@ async fn state_survives_a_restart_and_the_node_rejoins_through_saved_contacts() 
     };
     let first = Dht::start(local(), with_state(950)).await.unwrap();
     let id = first.id();
-    assert_eq!(first.bootstrap(&[others[0].local_addr()]).await, 1);
+    assert_eq!(first.bootstrap(&[others[0].local_addr()]).await.unwrap(), 1);
     // A value stored on this node by someone else.
     others[2].set("persisted", Value::from(3.5)).await.unwrap();
     let key = key_digest("persisted");
@@ -369,7 +395,7 @@ async fn state_survives_a_restart_and_the_node_rejoins_through_saved_contacts() 
     for o in &others {
         assert!(saved.contains(&o.local_addr()), "{} saved", o.local_addr());
     }
-    assert_eq!(again.rejoin().await, others.len());
+    assert_eq!(again.rejoin().await.unwrap(), others.len());
     assert_eq!(again.get("nothing here").await.unwrap(), None);
     assert_eq!(
         others[3].get("persisted").await.unwrap(),
@@ -380,6 +406,18 @@ async fn state_survives_a_restart_and_the_node_rejoins_through_saved_contacts() 
 }
 
 /// Polls `check` every 20 ms for up to 10 s.
+/// `config` with callers verified 100 ms after they first called (not 5 s), so that a
+/// test sees a caller enter the table quickly.
+fn quick_to_verify(config: DhtConfig) -> DhtConfig {
+    DhtConfig {
+        node: NodeConfig {
+            verify_delay: Duration::from_millis(100),
+            ..config.node.clone()
+        },
+        ..config
+    }
+}
+
 async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     for _ in 0..500 {
         if check() {
@@ -394,18 +432,21 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
 async fn a_stale_bucket_is_refreshed_and_the_refresh_finds_new_nodes() {
     let b = Dht::start(local(), config(1000)).await.unwrap();
     let c = Dht::start(local(), config(1001)).await.unwrap();
-    assert_eq!(c.bootstrap(&[b.local_addr()]).await, 1);
+    assert_eq!(c.bootstrap(&[b.local_addr()]).await.unwrap(), 1);
     let a = Dht::start(
         local(),
         DhtConfig {
-            refresh_interval: Some(Duration::from_millis(300)),
+            node: NodeConfig {
+                refresh_interval: Some(Duration::from_millis(300)),
+                ..config(1002).node
+            },
             ..config(1002)
         },
     )
     .await
     .unwrap();
     // Introduced without a lookup: `a` knows only `b`, until a refresh asks `b`.
-    assert_eq!(a.introduce(&[b.local_addr()]).await, 1);
+    assert_eq!(a.introduce(&[b.local_addr()]).await.unwrap(), 1);
     assert!(!a.contacts().iter().any(|x| x.id == c.id()));
     assert!(
         eventually(|| a.contacts().iter().any(|x| x.id == c.id())).await,
@@ -420,14 +461,18 @@ async fn old_values_are_republished_to_the_nearest_nodes() {
     let a = Dht::start(
         local(),
         DhtConfig {
-            refresh_interval: Some(Duration::from_millis(300)),
-            republish_interval: Duration::ZERO,
+            node: NodeConfig {
+                refresh_interval: Some(Duration::from_millis(300)),
+                republish_interval: Duration::ZERO,
+                replicate_interval: Duration::ZERO,
+                ..config(1101).node
+            },
             ..config(1101)
         },
     )
     .await
     .unwrap();
-    assert_eq!(a.introduce(&[b.local_addr()]).await, 1);
+    assert_eq!(a.introduce(&[b.local_addr()]).await.unwrap(), 1);
     // A value handed to `a` alone, after `b` was known: no newcomer hand-over reaches
     // `b`; only republishing can.
     let client = Node::bind(local()).await.unwrap();
@@ -458,7 +503,10 @@ async fn with_id(first: u8, last: u8, k: usize, seed: u64) -> Dht {
     Dht::start(
         local(),
         DhtConfig {
-            k,
+            node: NodeConfig {
+                k,
+                ..config(seed).node
+            },
             node_id: Some(NodeId::from_bytes(id)),
             ..config(seed)
         },
@@ -474,9 +522,12 @@ async fn a_full_bucket_keeps_its_oldest_contact_while_it_answers_pings() {
     let a = Dht::start(
         local(),
         DhtConfig {
-            k: 1,
+            node: NodeConfig {
+                k: 1,
+                rpc_timeout: Duration::from_secs(5),
+                ..config(1200).node
+            },
             node_id: Some(NodeId::from_bytes([0; 20])),
-            rpc_timeout: Duration::from_secs(5),
             ..config(1200)
         },
     )
@@ -484,11 +535,11 @@ async fn a_full_bucket_keeps_its_oldest_contact_while_it_answers_pings() {
     .unwrap();
     let b = with_id(0x80, 1, 1, 1201).await;
     let c = with_id(0x80, 2, 1, 1202).await;
-    assert_eq!(b.introduce(&[a.local_addr()]).await, 1);
-    let before = b.stats().rpc.datagrams_in;
-    assert_eq!(c.introduce(&[a.local_addr()]).await, 1);
+    assert_eq!(b.introduce(&[a.local_addr()]).await.unwrap(), 1);
+    let before = b.stats().rpc.core.datagrams_in;
+    assert_eq!(c.introduce(&[a.local_addr()]).await.unwrap(), 1);
     // a pings b (b's next datagram in), b answers: b stays, c waits as a replacement.
-    assert!(eventually(|| b.stats().rpc.datagrams_in > before).await);
+    assert!(eventually(|| b.stats().rpc.core.datagrams_in > before).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let ids: Vec<NodeId> = a.contacts().iter().map(|x| x.id).collect();
     assert_eq!(ids, vec![b.id()]);
@@ -500,9 +551,9 @@ async fn a_full_bucket_replaces_an_oldest_contact_that_misses_its_ping() {
     let a = with_id(0x00, 0, 1, 1300).await;
     let b = with_id(0x80, 1, 1, 1301).await;
     let c = with_id(0x80, 2, 1, 1302).await;
-    assert_eq!(b.introduce(&[a.local_addr()]).await, 1);
+    assert_eq!(b.introduce(&[a.local_addr()]).await.unwrap(), 1);
     b.shutdown().await;
-    assert_eq!(c.introduce(&[a.local_addr()]).await, 1);
+    assert_eq!(c.introduce(&[a.local_addr()]).await.unwrap(), 1);
     assert!(
         eventually(|| a.contacts().iter().map(|x| x.id).collect::<Vec<_>>() == vec![c.id()]).await,
         "b was pinged, missed, and c took its place: {:?}",
@@ -516,7 +567,10 @@ async fn a_flood_of_made_up_contacts_keeps_buckets_bounded_and_the_node_answerin
     let dht = Dht::start(
         local(),
         DhtConfig {
-            k: 2,
+            node: NodeConfig {
+                k: 2,
+                ..config(1400).node
+            },
             ..config(1400)
         },
     )
@@ -576,7 +630,7 @@ async fn a_flood_of_made_up_contacts_keeps_buckets_bounded_and_the_node_answerin
         .unwrap();
     assert_eq!(pong, bin(&dht.id().0));
     assert!(
-        eventually(|| dht.stats().rpc.malformed >= 1).await,
+        eventually(|| dht.stats().rpc.core.malformed >= 1).await,
         "malformed datagrams counted"
     );
     client.shutdown().await;
@@ -591,7 +645,10 @@ async fn a_found_value_is_copied_to_the_nearest_node_asked_that_lacked_it() {
     let asker = Dht::start(
         local(),
         DhtConfig {
-            alpha: 1,
+            node: NodeConfig {
+                alpha: 1,
+                ..config(1502).node
+            },
             node_id: Some(NodeId::from_bytes([0xf0; 20])),
             ..config(1502)
         },
@@ -611,15 +668,13 @@ async fn a_found_value_is_copied_to_the_nearest_node_asked_that_lacked_it() {
     assert_eq!(
         asker
             .introduce(&[near.local_addr(), holder.local_addr()])
-            .await,
+            .await
+            .unwrap(),
         2
     );
     assert_eq!(near.local_value(&key), None);
     // alpha = 1: `near` is asked first (no value), then `holder` (the value).
-    assert_eq!(
-        asker.get_digest(key).await.unwrap(),
-        Some(Value::from("copy me"))
-    );
+    assert_eq!(asker.get(key).await.unwrap(), Some(Value::from("copy me")));
     // The copy is sent as the get ends (not awaited by it).
     assert!(eventually(|| near.local_value(&key).is_some()).await);
     assert_eq!(near.local_value(&key), Some(Value::from("copy me")));
@@ -643,10 +698,9 @@ async fn a_shut_down_node_refuses_get_set_and_bootstrap_with_shut_down() {
         Err(rpcudp::kad::DhtError::ShutDown)
     ));
     assert!(matches!(
-        nodes[1].try_bootstrap(&[nodes[0].local_addr()]).await,
+        nodes[1].bootstrap(&[nodes[0].local_addr()]).await,
         Err(rpcudp::kad::DhtError::ShutDown)
     ));
-    assert_eq!(nodes[1].bootstrap(&[nodes[0].local_addr()]).await, 0);
     // A second shutdown (a clone's) is harmless.
     nodes[1].clone().shutdown().await;
     nodes[0].shutdown().await;
@@ -658,7 +712,7 @@ async fn two_nodes_given_the_same_seed_are_counted_and_named_in_the_error() {
     let twin = Dht::start(local(), config(1700)).await.unwrap();
     assert_eq!(first.id(), twin.id(), "the same seed gives the same id");
     // The only node it can reach has its own id: not a contact.
-    assert_eq!(twin.bootstrap(&[first.local_addr()]).await, 0);
+    assert_eq!(twin.bootstrap(&[first.local_addr()]).await.unwrap(), 0);
     assert!(twin.contacts().is_empty());
     let err = twin.set("k", Value::from(1)).await.unwrap_err();
     match &err {
@@ -679,7 +733,10 @@ async fn a_value_expires_after_its_ttl_and_is_gone_from_the_state_file() {
     let dir = tempfile::tempdir().unwrap();
     let ttl = Duration::from_millis(1500);
     let holder_config = DhtConfig {
-        value_ttl: ttl,
+        node: NodeConfig {
+            value_ttl: ttl,
+            ..config(1800).node
+        },
         state_dir: Some(dir.path().join("state")),
         ..config(1800)
     };
@@ -716,7 +773,10 @@ async fn a_value_expires_after_its_ttl_and_is_gone_from_the_state_file() {
     let again = Dht::start(
         local(),
         DhtConfig {
-            value_ttl: Duration::from_secs(3600),
+            node: NodeConfig {
+                value_ttl: Duration::from_secs(3600),
+                ..holder_config.node
+            },
             ..holder_config
         },
     )
@@ -732,7 +792,10 @@ async fn a_value_expires_after_its_ttl_and_is_gone_from_the_state_file() {
 async fn a_held_value_keeps_its_expiry_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let with_state = |ttl| DhtConfig {
-        value_ttl: ttl,
+        node: NodeConfig {
+            value_ttl: ttl,
+            ..config(1900).node
+        },
         state_dir: Some(dir.path().join("state")),
         ..config(1900)
     };

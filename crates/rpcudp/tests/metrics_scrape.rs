@@ -3,7 +3,7 @@
 //! `/status` JSON, the HTTP bounds, and a stuck scraper that does not slow RPC answers.
 
 use rmpv::Value;
-use rpcudp::kad::{Dht, DhtConfig, LookupKind, LookupOutcome};
+use rpcudp::kad::{Dht, DhtConfig, LookupKind, LookupOutcome, NodeConfig};
 use rpcudp::metrics::{Metrics, MetricsServer, MetricsServerConfig, Status};
 use rpcudp::rpc::{HandlerError, Node};
 use rpcudp_proto::wire::rpc::{encode_request, Dialect, MessageId};
@@ -308,7 +308,10 @@ async fn a_scraper_that_connects_and_never_reads_does_not_slow_rpc_answers() {
 #[tokio::test]
 async fn a_dht_node_reports_its_buckets_records_and_lookups() {
     let config = |seed| DhtConfig {
-        rpc_timeout: Duration::from_secs(1),
+        node: NodeConfig {
+            rpc_timeout: Duration::from_secs(1),
+            ..NodeConfig::default()
+        },
         seed: Some(seed),
         ..DhtConfig::default()
     };
@@ -316,7 +319,7 @@ async fn a_dht_node_reports_its_buckets_records_and_lookups() {
     for i in 0..4 {
         let dht = Dht::start(local(), config(700 + i)).await.unwrap();
         if let Some(first) = nodes.first() {
-            assert_eq!(dht.bootstrap(&[first.local_addr()]).await, 1);
+            assert_eq!(dht.bootstrap(&[first.local_addr()]).await.unwrap(), 1);
         }
         nodes.push(dht);
     }
@@ -333,8 +336,8 @@ async fn a_dht_node_reports_its_buckets_records_and_lookups() {
         s.records, 1,
         "four nodes, k = 20: every node keeps the value"
     );
-    // "blue" as MessagePack: a fixstr of 4.
-    assert_eq!(s.record_bytes, 5);
+    // "blue" as charged against the store's byte cap: its 4 bytes plus 5.
+    assert_eq!(s.record_bytes, 9);
     assert!(s.oldest_record_unix.is_some());
     let s1 = nodes[1].metrics_snapshot();
     let count = |kind, outcome| {
@@ -362,7 +365,7 @@ async fn a_dht_node_reports_its_buckets_records_and_lookups() {
     let table = status.routing_table.unwrap();
     assert_eq!(table.contacts, 3);
     let store = status.store.unwrap();
-    assert_eq!((store.records, store.bytes), (1, 5));
+    assert_eq!((store.records, store.bytes), (1, 9));
     for n in &nodes {
         n.shutdown().await;
     }
@@ -430,29 +433,32 @@ async fn a_dht_node_counts_requests_of_the_wrong_shape_in_its_metrics_and_status
 
 #[tokio::test]
 async fn a_fresh_nodes_start_up_and_an_introduce_count_no_lookup_a_real_join_counts_one() {
-    let config = |seed| DhtConfig {
-        rpc_timeout: Duration::from_secs(1),
-        seed: Some(seed),
-        ..DhtConfig::default()
+    let config = |seed| {
+        let mut config = DhtConfig {
+            seed: Some(seed),
+            ..DhtConfig::default()
+        };
+        config.node.rpc_timeout = Duration::from_secs(1);
+        config
     };
     let lookups = |dht: &Dht| dht.metrics_snapshot().lookups;
     // A fresh node starting alone: `dht run` without --bootstrap rejoins through its
     // saved contacts, of which it has none. Nothing was looked up: nothing is counted,
     // in particular no `find_node` `no_answer`.
     let first = Dht::start(local(), config(800)).await.unwrap();
-    assert_eq!(first.rejoin().await, 0);
-    assert_eq!(first.bootstrap(&[]).await, 0);
+    assert_eq!(first.rejoin().await.unwrap(), 0);
+    assert_eq!(first.bootstrap(&[]).await.unwrap(), 0);
     assert_eq!(lookups(&first).counts, []);
     assert_eq!(lookups(&first).duration.count, 0);
 
     // A one-shot client only pings: no lookup either.
     let client = Dht::start(local(), config(801)).await.unwrap();
-    assert_eq!(client.introduce(&[first.local_addr()]).await, 1);
+    assert_eq!(client.introduce(&[first.local_addr()]).await.unwrap(), 1);
     assert_eq!(lookups(&client).counts, []);
 
     // A real join looks up its own id: one converged find_node.
     let joiner = Dht::start(local(), config(802)).await.unwrap();
-    assert_eq!(joiner.bootstrap(&[first.local_addr()]).await, 1);
+    assert_eq!(joiner.bootstrap(&[first.local_addr()]).await.unwrap(), 1);
     assert_eq!(
         lookups(&joiner).counts,
         [(LookupKind::FindNode, LookupOutcome::Converged, 1)]
@@ -499,4 +505,67 @@ async fn an_unknown_method_counts_once_as_abandoned_and_once_as_dropped_as_docum
         Some(MALFORMED as f64)
     );
     server.shutdown().await;
+}
+
+/// Stores keys `from..to` on `dht` through `client`, 64 in flight.
+async fn store_keys(client: &Node, dht: &Dht, from: u32, to: u32) {
+    let sender = Value::Binary(vec![0x5a; 20]);
+    let mut next = from;
+    while next < to {
+        let end = (next + 64).min(to);
+        let calls = (next..end).map(|i| {
+            let mut key = [0u8; 20];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            let args = vec![sender.clone(), Value::Binary(key.to_vec()), Value::from(i)];
+            client.call(dht.local_addr(), "store", args)
+        });
+        for answer in futures::future::join_all(calls).await {
+            assert_eq!(answer.unwrap(), Value::Boolean(true));
+        }
+        next = end;
+    }
+}
+
+/// The median time of one `/status` and one `/metrics` (taken together), over 101.
+fn scrape_time(metrics: &Metrics) -> Duration {
+    let mut times: Vec<Duration> = (0..101)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(metrics.status());
+            std::hint::black_box(metrics.render());
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_costs_no_more_at_50_000_records_than_at_1_000() {
+    let dht = Dht::start(
+        local(),
+        DhtConfig {
+            seed: Some(760),
+            ..DhtConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let client = Node::bind(local()).await.unwrap();
+    let metrics = Metrics::new().with_dht(&dht);
+    store_keys(&client, &dht, 0, 1_000).await;
+    assert_eq!(metrics.status().store.unwrap().records, 1_000);
+    let small = scrape_time(&metrics);
+    store_keys(&client, &dht, 1_000, 50_000).await;
+    assert_eq!(metrics.status().store.unwrap().records, 50_000);
+    let large = scrape_time(&metrics);
+    eprintln!("scrape (status + metrics): {small:?} at 1,000 records, {large:?} at 50,000");
+    // A walk of the records would cost 50 times as much; counters cost the same. The
+    // slack absorbs a busy machine's noise at these microsecond scales.
+    assert!(
+        large <= small * 3 + Duration::from_micros(300),
+        "a scrape took {large:?} at 50,000 records against {small:?} at 1,000"
+    );
+    client.shutdown().await;
+    dht.shutdown().await;
 }

@@ -83,7 +83,8 @@ pub struct DhtScenario {
     pub op_interval: Duration,
     /// How long a round may take before the run is an error (a query that never ends).
     pub round_limit: Duration,
-    /// Every node's configuration (persistence is turned off: nothing is durable here).
+    /// Every node's configuration, started through [`kad::NodeSetup::new`] as the tokio
+    /// `Dht` starts its node (persistence is turned off: nothing is durable here).
     pub node: NodeConfig,
 }
 
@@ -104,13 +105,8 @@ impl Default for DhtScenario {
             settle: Duration::from_secs(30),
             op_interval: Duration::from_millis(1),
             round_limit: Duration::from_secs(600),
-            // As the tokio `Dht` runs it: a node looking up its own id (joining) is
-            // inserted at once, so a network learns its newcomers during the joins
-            // (without it, on main 7449475, a loss-free 200-node run missed 2 of 50 values).
-            node: NodeConfig {
-                insert_joining: true,
-                ..NodeConfig::default()
-            },
+            // The node the tokio `Dht` and `rpcudp dht run` run: the core's defaults.
+            node: NodeConfig::default(),
         }
     }
 }
@@ -317,7 +313,8 @@ impl<'s> Run<'s> {
             ..self.scenario.node.clone()
         };
         let id = kad::NodeId::random(&mut self.rng);
-        kad::Node::new(config, id, sub_seed(self.seed, 0x10_0000 + salt))
+        let setup = kad::NodeSetup::new(config, sub_seed(self.seed, 0x10_0000 + salt));
+        kad::Node::new(setup.config, id, setup.seed)
     }
 
     fn run(mut self) -> Result<DhtReport, SimError> {

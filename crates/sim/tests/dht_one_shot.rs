@@ -103,20 +103,18 @@ struct Scenario {
 }
 
 fn long_lived_config() -> NodeConfig {
-    // As `rpcudp dht run` runs it (`Dht::start`): callers verified, joiners at once.
+    // As `rpcudp dht run` runs it (`Dht::start`): the defaults (callers verified,
+    // joiners at once).
     NodeConfig {
         persistence: false,
-        insert_joining: true,
         ..NodeConfig::default()
     }
 }
 
 fn one_shot_config() -> NodeConfig {
-    // As `rpcudp dht set|get` runs it: no refresh, `DhtConfig`'s default rule for callers.
+    // As `rpcudp dht set|get` runs it: the defaults, no refresh.
     NodeConfig {
         persistence: false,
-        insert_joining: true,
-        verify_callers: false,
         refresh_interval: None,
         ..NodeConfig::default()
     }

@@ -9,7 +9,7 @@ use super::call::{parse_secs, resolve};
 use crate::common::{self, HostPort};
 use crate::json_value;
 use rmpv::Value;
-use rpcudp::kad::{is_storable, Dht, DhtConfig};
+use rpcudp::kad::{is_storable, Dht, DhtConfig, NodeConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,32 +73,32 @@ pub struct RunArgs {
 }
 
 /// The store's caps on `rpcudp dht run` (SECURITY.md, "Kademlia node"), each defaulting
-/// to the library's ([`DhtConfig::default`]).
+/// to the library's ([`NodeConfig::default`]).
 #[derive(clap::Args, Debug)]
 pub struct StoreCaps {
     /// Most values stored for others; a store of a new key beyond it gives up the
     /// farthest key of the source subnet holding the most bytes.
-    #[arg(long, value_name = "N", default_value_t = DhtConfig::default().max_records,
+    #[arg(long, value_name = "N", default_value_t = NodeConfig::default().max_records,
           value_parser = positive, allow_negative_numbers = true)]
     pub max_records: usize,
     /// Most bytes of values stored for others, all together (evicting as above).
-    #[arg(long, value_name = "BYTES", default_value_t = DhtConfig::default().max_store_bytes,
+    #[arg(long, value_name = "BYTES", default_value_t = NodeConfig::default().max_store_bytes,
           value_parser = positive, allow_negative_numbers = true)]
     pub max_store_bytes: usize,
     /// Most values one source subnet (IPv4 /24, IPv6 /64) may have stored here
     /// (loopback and private sources are exempt unless `--strict-local`).
     #[arg(long, value_name = "N",
-          default_value_t = DhtConfig::default().max_records_per_source,
+          default_value_t = NodeConfig::default().max_records_per_source,
           value_parser = positive, allow_negative_numbers = true)]
     pub max_records_per_source: usize,
     /// Most bytes of values one source subnet may have stored here.
     #[arg(long, value_name = "BYTES",
-          default_value_t = DhtConfig::default().max_bytes_per_source,
+          default_value_t = NodeConfig::default().max_bytes_per_source,
           value_parser = positive, allow_negative_numbers = true)]
     pub max_bytes_per_source: usize,
     /// Largest value stored (the bytes of a str or bin, plus 5; 9 for a number or bool):
     /// 6 to 8192, the largest the peers can send.
-    #[arg(long, value_name = "BYTES", default_value_t = DhtConfig::default().max_value_bytes,
+    #[arg(long, value_name = "BYTES", default_value_t = NodeConfig::default().max_value_bytes,
           value_parser = value_cap, allow_negative_numbers = true)]
     pub max_value_bytes: usize,
 }
@@ -114,7 +114,7 @@ fn positive(text: &str) -> Result<usize, String> {
 /// A value-size cap: 6 (an empty str or bin, as charged) to 8192 (the largest request
 /// body a peer sends).
 fn value_cap(text: &str) -> Result<usize, String> {
-    let max = DhtConfig::default().max_value_bytes;
+    let max = NodeConfig::default().max_value_bytes;
     match text.parse::<usize>() {
         Ok(n) if (6..=max).contains(&n) => Ok(n),
         _ => Err(format!("'{text}' is not a whole number from 6 to {max}")),
@@ -171,6 +171,42 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// The node `rpcudp dht run` starts: the library's defaults ([`DhtConfig::default`],
+/// the core's [`NodeConfig::default`]) with what the flags say.
+fn run_config(args: &RunArgs) -> DhtConfig {
+    let mut node = NodeConfig {
+        k: usize::from(args.ksize),
+        alpha: usize::from(args.alpha),
+        rpc_timeout: args.timeout,
+        value_ttl: args.value_ttl,
+        max_records: args.caps.max_records,
+        max_store_bytes: args.caps.max_store_bytes,
+        max_records_per_source: args.caps.max_records_per_source,
+        max_bytes_per_source: args.caps.max_bytes_per_source,
+        max_value_bytes: args.caps.max_value_bytes,
+        ..NodeConfig::default()
+    };
+    node.endpoint.limits.strict_local = args.strict_local;
+    DhtConfig {
+        node,
+        state_dir: args.state.clone(),
+        ..DhtConfig::default()
+    }
+}
+
+/// The short-lived node of `rpcudp dht set|get`: the library's defaults, with no
+/// refresh (it leaves after one lookup) and the given RPC timeout.
+fn one_shot_config(timeout: Duration) -> DhtConfig {
+    DhtConfig {
+        node: NodeConfig {
+            rpc_timeout: timeout,
+            refresh_interval: None,
+            ..NodeConfig::default()
+        },
+        ..DhtConfig::default()
+    }
+}
+
 /// Runs `rpcudp dht …`.
 pub async fn run(command: Command) -> u8 {
     match command {
@@ -195,24 +231,7 @@ async fn run_node(args: RunArgs) -> u8 {
             Err(code) => return code,
         }
     }
-    let mut config = DhtConfig {
-        k: usize::from(args.ksize),
-        alpha: usize::from(args.alpha),
-        rpc_timeout: args.timeout,
-        value_ttl: args.value_ttl,
-        state_dir: args.state.clone(),
-        // A long-running node inserts a caller only once it answered a ping: one-shot
-        // `dht set`/`dht get` clients are gone by then and never handed out (issue 9 §4).
-        verify_callers: true,
-        max_records: args.caps.max_records,
-        max_store_bytes: args.caps.max_store_bytes,
-        max_records_per_source: args.caps.max_records_per_source,
-        max_bytes_per_source: args.caps.max_bytes_per_source,
-        max_value_bytes: args.caps.max_value_bytes,
-        ..DhtConfig::default()
-    };
-    config.node.endpoint.limits.strict_local = args.strict_local;
-    let dht = match Dht::start(bind, config).await {
+    let dht = match Dht::start(bind, run_config(&args)).await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: cannot start the DHT node on {}: {e}", args.bind);
@@ -250,6 +269,8 @@ async fn run_node(args: RunArgs) -> u8 {
                 bootstrap.len(),
             )
         };
+        // Only a shutdown makes joining fail, and then nobody reads the log.
+        let Ok(answered) = answered else { return };
         if asked > 0 {
             tracing::info!(
                 "{answered} of {asked} {how} answered; {}",
@@ -279,17 +300,14 @@ async fn join(through: &HostPort, timeout: Duration) -> Result<Dht, u8> {
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let config = DhtConfig {
-        rpc_timeout: timeout,
-        refresh_interval: None,
-        ..DhtConfig::default()
-    };
-    let dht = Dht::start(local, config).await.map_err(|e| {
-        eprintln!("error: cannot start a DHT node: {e}");
-        common::EXIT_FAILURE
-    })?;
+    let dht = Dht::start(local, one_shot_config(timeout))
+        .await
+        .map_err(|e| {
+            eprintln!("error: cannot start a DHT node: {e}");
+            common::EXIT_FAILURE
+        })?;
     // One lookup follows (the key's), so the join skips the lookup of its own id.
-    if dht.introduce(&[to]).await == 0 {
+    if dht.introduce(&[to]).await.unwrap_or(0) == 0 {
         eprintln!("error: no DHT node answered at {through}");
         dht.shutdown().await;
         return Err(common::EXIT_FAILURE);
@@ -378,5 +396,63 @@ fn print_value(v: &Value) {
     match v {
         Value::String(s) if s.as_str().is_some() => println!("{}", s.as_str().unwrap_or_default()),
         v => println!("{}", json_value::to_json(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use rpcudp::kad::NodeSetup;
+
+    #[derive(Parser)]
+    struct Run {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn shown(config: &NodeConfig) -> String {
+        format!("{config:?}")
+    }
+
+    #[test]
+    fn dht_run_the_library_and_the_simulator_run_the_same_node_unless_told_otherwise() {
+        let library = DhtConfig::default().node;
+        let run = run_config(&Run::parse_from(["dht-run"]).args).node;
+        let sim = rpcudp_sim::dht::DhtScenario::default().node;
+        assert_eq!(shown(&run), shown(&library), "`dht run` without flags");
+        assert_eq!(shown(&sim), shown(&library), "the simulator's scenario");
+        // The safe rules, in all three: callers verified before they are handed out,
+        // joining nodes learned at once.
+        assert!(library.verify_callers && library.insert_joining);
+        // And each starts it through the one constructor, so the derived settings agree.
+        let (a, b) = (NodeSetup::new(run, 5), NodeSetup::new(sim, 5));
+        assert_eq!(
+            (shown(&a.config), a.id, a.seed),
+            (shown(&b.config), b.id, b.seed)
+        );
+        // `dht set|get` differ in the timeout and refresh only.
+        let one_shot = one_shot_config(Duration::from_secs(5)).node;
+        assert_eq!(one_shot.refresh_interval, None);
+        let aligned = NodeConfig {
+            refresh_interval: library.refresh_interval,
+            ..one_shot
+        };
+        assert_eq!(shown(&aligned), shown(&library));
+    }
+
+    #[test]
+    fn dht_run_flags_reach_the_node_config() {
+        let run = Run::parse_from([
+            "dht-run",
+            "--ksize",
+            "7",
+            "--strict-local",
+            "--max-records",
+            "9",
+        ]);
+        let config = run_config(&run.args);
+        assert_eq!((config.node.k, config.node.max_records), (7, 9));
+        assert!(config.node.endpoint.limits.strict_local);
     }
 }

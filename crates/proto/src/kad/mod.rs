@@ -31,7 +31,8 @@ pub mod wire;
 pub use id::{Distance, NodeId, ID_LEN};
 pub use lookup::{Lookup, LookupConfig, LookupState};
 pub use node::{
-    CommandError, Event, Node, NodeConfig, NodeStats, QueryId, QueryOutcome, QueryStats, StoreToken,
+    CommandError, Event, Node, NodeConfig, NodeSetup, NodeStats, QueryId, QueryOutcome, QueryStats,
+    StoreToken,
 };
 pub use node::{MemoryValues, ValueStore};
 pub use routing::{Contact, InsertOutcome, RoutingConfig, RoutingTable};

@@ -3,8 +3,8 @@
 //!
 //! It owns only the reading (and the lookup counters, which finished queries feed): how the
 //! snapshot is exported (Prometheus text, the `/status` JSON) lives in `crate::metrics`.
-//! Taking a snapshot walks the table (at most 160 × k contacts) and the held values,
-//! so it is for a scrape every few seconds, never for a request path.
+//! Taking a snapshot walks the table (at most 160 × k contacts) and reads the node's
+//! record counters, kept as records change: its cost does not grow with the records.
 
 use super::{lock, Contact, Dht, NodeId};
 use rpcudp_proto::rpc::stats::LatencyHistogram;
@@ -133,9 +133,11 @@ pub struct DhtSnapshot {
     pub buckets: Vec<BucketSnapshot>,
     /// Values stored here.
     pub records: usize,
-    /// Their size as MessagePack (values only, not keys).
+    /// Their size as charged against `NodeConfig::max_store_bytes` (a str or bin: its
+    /// bytes plus 5; a number or bool: 9; values only, not keys).
     pub record_bytes: u64,
-    /// When the oldest record was stored (or last republished), Unix seconds.
+    /// When the oldest record was stored (or last republished), Unix seconds: one value
+    /// lifetime before the earliest expiry the node has scheduled.
     pub oldest_record_unix: Option<u64>,
     /// Lookups by kind and outcome, and their durations.
     pub lookups: LookupStats,
@@ -143,8 +145,8 @@ pub struct DhtSnapshot {
 
 impl Dht {
     /// A snapshot of the routing table, the store and the lookup counters (for
-    /// [`crate::metrics::Metrics::with_dht`]). It walks the table and the records: call
-    /// it for a scrape, not per request.
+    /// [`crate::metrics::Metrics::with_dht`]). It walks the routing table (not the
+    /// records): call it for a scrape, not per request.
     pub fn metrics_snapshot(&self) -> DhtSnapshot {
         let contacts = self.contacts();
         let mut buckets: Vec<BucketSnapshot> = Vec::new();
@@ -167,11 +169,15 @@ impl Dht {
             }
         }
         buckets.sort_by_key(|b| std::cmp::Reverse(b.index));
+        // Counters the node keeps as records change: O(1), however many it holds.
         let (records, record_bytes, oldest_expiry) = {
-            let view = lock(&self.inner.view);
-            let bytes = view.values.values().map(|c| c.bytes).sum::<u64>();
-            let oldest = view.values.values().map(|c| c.expires_at).min();
-            (view.values.len(), bytes, oldest)
+            let core = self.inner.core.lock();
+            let node = &core.node;
+            (
+                node.stored_count(),
+                node.stored_bytes() as u64,
+                node.next_expiry(),
+            )
         };
         // A copy's life started one TTL before it expires (the oldest expires first);
         // wall-clock time only here, for the operator.

@@ -7,13 +7,15 @@
 //! [`Dht::get`], and redb persistence (`persist`). Does not own any protocol decision:
 //! serving the five RPCs, lookups, the hand-over to newcomers, refresh, republish,
 //! replication, value lifetimes, RTOs per contact and eviction are the node's (see its
-//! docs). No clock is read here but tokio's, once per driver round (so tests may pause
-//! time); wall-clock time is read only where persisted expiries are converted.
+//! docs), and the getters ([`Dht::contacts`], [`Dht::stats`], [`Dht::local_value`], ...)
+//! read the node itself under the lock the driver takes per step, nothing mirrored. No
+//! clock is read here but tokio's (so tests may pause time); wall-clock time is read
+//! only where persisted expiries are converted.
 //!
 //! - [`Dht::bootstrap`] pings the given addresses and looks up its own id;
 //!   [`Dht::set`] stores on the k nodes nearest the key (and here, if this node is among
 //!   them) and republishes while the node runs; [`Dht::get`] looks a key up.
-//! - Values live [`DhtConfig::value_ttl`] (default one week, as Python `kademlia`); an
+//! - Values live [`NodeConfig::value_ttl`] (default one week, as Python `kademlia`); an
 //!   expired value is no longer served, and is deleted from the state file too.
 //! - With [`DhtConfig::state_dir`], the id, contacts (within a second of being learned),
 //!   held copies (with their expiry) and published values are kept in a redb file; a
@@ -33,25 +35,23 @@
 //! through [`Dht::put_signed`] / [`Dht::get_signed`] and [`Dht::put_immutable`] /
 //! [`Dht::get_immutable`]; the node refuses forged or stale ones (see `signed`).
 //!
-//! A full store ([`DhtConfig::max_records`], [`DhtConfig::max_store_bytes`]) gives up
+//! A full store ([`NodeConfig::max_records`], [`NodeConfig::max_store_bytes`]) gives up
 //! the records it is least responsible for (the farthest keys of the source subnet
 //! holding the most bytes) to take a new key. A `store` it refuses (a value over
-//! [`DhtConfig::max_value_bytes`], a subnet over its share, nothing it may evict) gets
+//! [`NodeConfig::max_value_bytes`], a subnet over its share, nothing it may evict) gets
 //! no answer, so the caller counts it as not stored.
 //!
 //! ```
-//! use rpcudp::kad::{Dht, DhtConfig};
+//! use rpcudp::kad::{Dht, DhtConfig, NodeConfig};
 //! use std::time::Duration;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = DhtConfig {
-//!     rpc_timeout: Duration::from_millis(500),
-//!     ..DhtConfig::default()
-//! };
+//! let node = NodeConfig { rpc_timeout: Duration::from_millis(500), ..NodeConfig::default() };
+//! let config = DhtConfig { node, ..DhtConfig::default() };
 //! let first = Dht::start("127.0.0.1:0".parse()?, config.clone()).await?;
 //! let second = Dht::start("127.0.0.1:0".parse()?, config).await?;
-//! assert_eq!(second.bootstrap(&[first.local_addr()]).await, 1);
+//! assert_eq!(second.bootstrap(&[first.local_addr()]).await?, 1);
 //!
 //! let stored_on = second.set("greeting", "hello".into()).await?;
 //! assert_eq!(stored_on, 1);
@@ -66,7 +66,6 @@ mod persist;
 mod signed;
 
 use crate::driver::{Application, Driver, DriverHandle, DriverStats, Flow};
-use crate::rpc::NodeConfig;
 use metrics_snapshot::LookupCounters;
 pub use metrics_snapshot::{BucketSnapshot, DhtSnapshot, LookupKind, LookupOutcome, LookupStats};
 use persist::{Job, RedbValues, WallClock};
@@ -76,11 +75,14 @@ use rmpv::Value;
 use rpcudp_proto::kad::{
     self as core, CommandError, Event, QueryId, QueryOutcome, StoreToken, ValueStore,
 };
-pub use rpcudp_proto::kad::{is_storable, record, Contact, NodeId, NodeStats};
+pub use rpcudp_proto::kad::{
+    is_storable, record, Contact, NodeConfig, NodeId, NodeSetup, NodeStats,
+};
+use rpcudp_proto::{Protocol, Transmit};
 use sha1::{Digest, Sha1};
 pub use signed::{PutError, PutOutcome};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -88,89 +90,60 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// How a [`Dht`] node behaves. Plain fields with [`Default`]; change what you need with
+/// How a [`Dht`] node behaves: the sans-IO node's [`NodeConfig`] (embedded, not
+/// copied: its defaults are the ones `rpcudp dht run` and the simulator run), plus what
+/// only the driver knows. Plain fields with [`Default`]; change what you need with
 /// struct update syntax.
+///
+/// ```
+/// use rpcudp::kad::{DhtConfig, NodeConfig};
+/// use std::time::Duration;
+///
+/// let config = DhtConfig {
+///     node: NodeConfig { rpc_timeout: Duration::from_millis(500), ..NodeConfig::default() },
+///     seed: Some(7),
+///     ..DhtConfig::default()
+/// };
+/// assert!(config.node.verify_callers); // the one default, wherever the node runs
+/// ```
 #[derive(Debug, Clone)]
 pub struct DhtConfig {
-    /// Contacts per bucket and nodes a value is stored on (k). Default 20.
-    pub k: usize,
-    /// RPCs in flight per lookup (alpha). Default 3.
-    pub alpha: usize,
-    /// The longest an RPC waits for its answer. Default 5 s (the Python peer's). A lookup
-    /// stops waiting for a contact sooner, after that contact's measured RTO.
-    pub rpc_timeout: Duration,
-    /// A bucket with no lookup for this long is refreshed by a lookup of a random id in
-    /// it. Default one hour (as Python `kademlia`); `None` turns refreshing off.
-    pub refresh_interval: Option<Duration>,
-    /// How often values are stored again: the ones this node published (republish) and,
-    /// while they are young, the copies it holds (replication). Default one hour; at
-    /// least one second is used.
-    pub republish_interval: Duration,
-    /// How long a stored value lives without being stored again. Default one week (as
-    /// Python `kademlia`'s storage).
-    pub value_ttl: Duration,
+    /// The Kademlia node's configuration: k, alpha, the RPC timeout, refresh, republish
+    /// and replication intervals, the value lifetime, the store's caps, caller
+    /// verification, and the RPC endpoint's limits (its dialect must stay rpcudp for
+    /// Python `kademlia`). Started through [`NodeSetup::new`], which decides the
+    /// settings that follow from others; `persistence` is always on here (a `store` is
+    /// acknowledged once it is durable, in the state file or in memory).
+    pub node: NodeConfig,
     /// Where to keep the id, contacts and values (created if missing); `None` keeps
     /// everything in memory.
     pub state_dir: Option<PathBuf>,
-    /// The node's id. `None` uses the one saved in [`state_dir`](Self::state_dir), or a
-    /// random one (saved there for next time); `Some` overrides a saved id for this run
-    /// without replacing it.
+    /// The node's id. `None` uses the one saved in [`state_dir`](Self::state_dir), or the
+    /// one drawn from [`seed`](Self::seed) (saved there for next time); `Some` overrides
+    /// a saved id for this run without replacing it.
     pub node_id: Option<NodeId>,
-    /// Most values this node stores for others; a `store` of a new key beyond it evicts
-    /// the record this node is least responsible for (the farthest key of the source
-    /// subnet holding the most bytes), or gets no answer if none can go. Default 100,000.
-    pub max_records: usize,
-    /// Most bytes of values stored for others, all together (evicting as for
-    /// [`max_records`](Self::max_records)). Default 64 MiB.
-    pub max_store_bytes: usize,
-    /// Most records one source subnet (IPv4 /24, IPv6 /64) may have stored here; more get
-    /// no answer. Loopback and private sources are exempt unless
-    /// `node.endpoint.limits.strict_local`. Default 5000.
-    pub max_records_per_source: usize,
-    /// Most bytes of values one source subnet may have stored here. Default 4 MiB.
-    pub max_bytes_per_source: usize,
-    /// Largest value stored (its bytes for `str` / `bin`, plus 5; 9 for numbers and
-    /// booleans): larger `store`s get no answer and [`Dht::set`] refuses them. Default
-    /// 8192, which is also the most used (a larger limit counts as the dialect's largest
-    /// request body, `Dialect::max_body`): the Python peers send request bodies of at most
-    /// that, and so does this crate, so a larger value could only come from some other
-    /// implementation, and serving it would cost big answers.
-    pub max_value_bytes: usize,
-    /// Seed for the random id (and message ids); `None` draws from the OS. Two nodes
-    /// given the same seed get the same id, which Kademlia cannot tell apart: give each
-    /// node its own seed. This is the one seed of a DHT node: `node.seed` is read only
-    /// when this is `None`.
+    /// The node's one seed: its id (see [`NodeSetup`]) and all its randomness (message
+    /// ids, jitter, refresh targets); `None` draws one from the OS. Two nodes given the
+    /// same seed get the same id, which Kademlia cannot tell apart: give each node its
+    /// own seed.
     pub seed: Option<u64>,
-    /// Whether a node that only called this one is pinged (a few seconds later) before
-    /// it enters the routing table, so that one-shot clients that left are never handed
-    /// out. Default false: every caller is inserted at once, as Python `kademlia` does.
-    pub verify_callers: bool,
-    /// The RPC layer's configuration: its endpoint limits (the dialect must stay rpcudp
-    /// for Python `kademlia`), the command queue and the receive buffer. Its call timing
-    /// (`endpoint.default_call`) is not used: the DHT times every RPC itself, from
-    /// [`rpc_timeout`](Self::rpc_timeout) and each contact's measured round trips.
-    pub node: NodeConfig,
+    /// How many commands (`bootstrap`, `set`, `get`) may wait for the driver before a
+    /// caller waits. Default 1024.
+    pub call_queue: usize,
+    /// Receive buffer size; a datagram is read whole up to this size. Default 65536,
+    /// the largest UDP payload.
+    pub recv_buffer: usize,
 }
 
 impl Default for DhtConfig {
     fn default() -> Self {
         DhtConfig {
-            k: 20,
-            alpha: 3,
-            rpc_timeout: Duration::from_secs(5),
-            refresh_interval: Some(Duration::from_secs(3600)),
-            republish_interval: Duration::from_secs(3600),
-            value_ttl: Duration::from_secs(7 * 24 * 3600),
+            node: NodeConfig::default(),
             state_dir: None,
             node_id: None,
-            max_records: 100_000,
-            max_store_bytes: 64 << 20,
-            max_records_per_source: 5000,
-            max_bytes_per_source: 4 << 20,
-            max_value_bytes: 8192,
             seed: None,
-            verify_callers: false,
-            node: NodeConfig::default(),
+            call_queue: 1024,
+            recv_buffer: 65_536,
         }
     }
 }
@@ -189,6 +162,16 @@ pub enum DhtError {
     /// The value is not one Python `kademlia` stores (int, float, bool, str, bin).
     #[error("values must be int, float, bool, str or bin")]
     NotStorable,
+    /// The value is larger than [`NodeConfig::max_value_bytes`] (its size as charged:
+    /// the bytes of a str or bin plus 5, 9 for a number or bool). Remedy: store less
+    /// per key, or raise the limit on every node.
+    #[error("value of {size} bytes exceeds the limit of {limit}")]
+    ValueTooLarge {
+        /// The value's size as charged.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
     /// This node knows no other node, so there is nowhere to store or search. Remedy:
     /// [`Dht::bootstrap`] first.
     #[error("no known node: bootstrap first")]
@@ -206,6 +189,10 @@ pub enum DhtError {
     /// The node was shut down ([`Dht::shutdown`]).
     #[error("the DHT node is shut down")]
     ShutDown,
+    /// The node refused the command for a reason not listed above (one a later version
+    /// of the core added).
+    #[error("refused: {0}")]
+    Refused(CommandError),
 }
 
 impl From<CommandError> for DhtError {
@@ -217,7 +204,8 @@ impl From<CommandError> for DhtError {
             CommandError::NoContacts { own_id_contacts } => DhtError::SameId {
                 contacts: own_id_contacts,
             },
-            other => DhtError::State(other.to_string()),
+            CommandError::ValueTooLarge { size, limit } => DhtError::ValueTooLarge { size, limit },
+            other => DhtError::Refused(other),
         }
     }
 }
@@ -233,17 +221,75 @@ pub fn key_digest(key: impl AsRef<[u8]>) -> NodeId {
     NodeId::from_bytes(digest)
 }
 
-/// A node's counters, as of the driver's last round.
+/// What [`Dht::set`] and [`Dht::get`] take as a key: a string or bytes, stored under
+/// their sha1 ([`key_digest`], as Python `kademlia` does), or a [`NodeId`], the 20-byte
+/// key itself.
+///
+/// ```
+/// use rpcudp::kad::{key_digest, DhtKey, NodeId};
+/// assert_eq!("hello".to_key(), key_digest("hello"));
+/// assert_eq!(b"hello".as_slice().to_key(), key_digest("hello"));
+/// let id = NodeId::from_bytes([7; 20]);
+/// assert_eq!(id.to_key(), id); // taken as it is, not hashed
+/// ```
+pub trait DhtKey {
+    /// The 20-byte key.
+    fn to_key(&self) -> NodeId;
+}
+
+impl DhtKey for NodeId {
+    fn to_key(&self) -> NodeId {
+        *self
+    }
+}
+
+impl DhtKey for str {
+    fn to_key(&self) -> NodeId {
+        key_digest(self)
+    }
+}
+
+impl DhtKey for String {
+    fn to_key(&self) -> NodeId {
+        key_digest(self)
+    }
+}
+
+impl DhtKey for [u8] {
+    fn to_key(&self) -> NodeId {
+        key_digest(self)
+    }
+}
+
+impl DhtKey for Vec<u8> {
+    fn to_key(&self) -> NodeId {
+        key_digest(self)
+    }
+}
+
+impl<const N: usize> DhtKey for [u8; N] {
+    fn to_key(&self) -> NodeId {
+        key_digest(self)
+    }
+}
+
+impl<T: DhtKey + ?Sized> DhtKey for &T {
+    fn to_key(&self) -> NodeId {
+        (**self).to_key()
+    }
+}
+
+/// A node's counters, read from the node when asked ([`Dht::stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DhtStats {
     /// The Kademlia node's: bad requests, own-id contacts, refused and failed stores,
     /// expired values, evictions, hand-overs.
     pub node: NodeStats,
-    /// The RPC layer's: datagrams in and out, malformed, timeouts.
-    pub rpc: crate::rpc::Stats,
-    /// The socket's: send and receive errors.
-    pub io: DriverStats,
+    /// The RPC layer's, in the shape of [`crate::rpc::Node::stats`]: the endpoint's
+    /// counters (datagrams in and out, malformed, timeouts) in `core`, the socket's send
+    /// and receive errors, calls in flight.
+    pub rpc: crate::rpc::NodeStats,
 }
 
 /// A Kademlia node on a UDP socket. See the [module docs](self).
@@ -261,7 +307,11 @@ struct Inner {
     id: NodeId,
     local_addr: SocketAddr,
     handle: DriverHandle<Command>,
-    view: Arc<Mutex<View>>,
+    /// The node itself, which the driver runs and the getters read (nothing mirrored).
+    core: Shared,
+    /// With a state folder, where [`Dht::local_value`] reads values outside the lock
+    /// (until shutdown, which closes the file).
+    disk: Mutex<Option<RedbValues>>,
     saved_contacts: Vec<Contact>,
     task: tokio::sync::Mutex<Option<JoinHandle<App>>>,
     /// Lookups by kind and outcome, for [`Dht::metrics_snapshot`].
@@ -271,59 +321,58 @@ struct Inner {
     value_ttl: Duration,
 }
 
-/// What the handle's synchronous getters read: kept by the application as events come.
-#[derive(Default)]
-struct View {
-    contacts: Vec<Contact>,
-    /// The copies held here: their size, when they expire, and (without a state folder)
-    /// their value.
-    values: HashMap<NodeId, ViewCopy>,
-    /// With a state folder, where [`Dht::local_value`] reads values (until shutdown).
-    disk: Option<RedbValues>,
-    stats: DhtStats,
-    /// The RPC layer's counters in the RPC node's shape (for [`crate::metrics`]).
-    rpc: crate::rpc::NodeStats,
+/// The sans-IO node and the driver's socket counters, shared by the driver, which
+/// locks it for each protocol step, and the handle's getters, which read it under the
+/// same lock (as quinn's handles read their connection's state). Every getter costs
+/// O(1), or O(routing table) for the contacts, never O(stored records).
+struct Core {
+    node: core::Node,
+    io: DriverStats,
 }
 
-/// A copy as the handle sees it.
-struct ViewCopy {
-    /// `None` with a state folder: the value is read from the file when asked for.
-    value: Option<Arc<Value>>,
-    /// Its size as MessagePack.
-    bytes: u64,
-    expires_at: Instant,
-}
+/// The driver's [`Protocol`]: the shared [`Core`], locked per call.
+#[derive(Clone)]
+struct Shared(Arc<Mutex<Core>>);
 
-impl View {
-    fn keep(&mut self, key: NodeId, value: Arc<Value>, expires_at: Instant) {
-        let bytes = encoded_len(&value);
-        let value = self.disk.is_none().then_some(value);
-        self.values.insert(
-            key,
-            ViewCopy {
-                value,
-                bytes,
-                expires_at,
-            },
-        );
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        lock(&self.0)
     }
 }
 
-fn encoded_len(value: &Value) -> u64 {
-    struct Count(u64);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len() as u64;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+impl Protocol for Shared {
+    type Event = Event;
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: Option<IpAddr>,
+        datagram: &[u8],
+    ) {
+        self.lock().node.handle_datagram(now, from, local, datagram)
     }
-    let mut count = Count(0);
-    // Counting cannot fail.
-    let _ = rmpv::encode::write_value(&mut count, value);
-    count.0
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.lock().node.handle_timeout(now)
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.lock().node.poll_transmit()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.lock().node.poll_event()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.lock().node.poll_timeout()
+    }
+}
+
+/// The driver's clock (tokio's, so that paused time in tests pauses it too).
+fn driver_now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -370,11 +419,9 @@ enum Reply {
 }
 
 /// The driver's application: answers callers from the node's events, hands durable
-/// work to the writer thread, keeps the [`View`].
+/// work to the writer thread.
 struct App {
     replies: HashMap<QueryId, Reply>,
-    view: Arc<Mutex<View>>,
-    contacts_changed: bool,
     writer: Option<Writer>,
     own_id_warned: bool,
     lookups: Arc<LookupCounters>,
@@ -385,8 +432,8 @@ struct Writer {
     done: mpsc::UnboundedReceiver<(StoreToken, bool)>,
     thread: Option<std::thread::JoinHandle<()>>,
     clock: WallClock,
-    /// Stores handed to the writer and not yet durable, with their value for the view.
-    pending: HashMap<StoreToken, (NodeId, Arc<Value>, Instant)>,
+    /// Stores handed to the writer and not yet durable, with their key and value.
+    pending: HashMap<StoreToken, (NodeId, Arc<Value>)>,
     /// The node's values not in the file yet (see [`persist::Unwritten`]).
     unwritten: persist::Unwritten,
 }
@@ -401,13 +448,14 @@ impl App {
     }
 }
 
-impl Application<core::Node> for App {
+impl Application<Shared> for App {
     type Command = Command;
 
-    fn on_event(&mut self, node: &mut core::Node, now: Instant, event: Event) {
+    fn on_event(&mut self, shared: &mut Shared, now: Instant, event: Event) {
+        let mut core = shared.lock();
+        let node = &mut core.node;
         match event {
             Event::QueryFinished { id, result, stats } => {
-                self.contacts_changed = true;
                 let took = stats.finished.saturating_duration_since(stats.started);
                 match &result {
                     Ok(QueryOutcome::Get { value }) => {
@@ -465,7 +513,7 @@ impl Application<core::Node> for App {
             } => match &mut self.writer {
                 Some(w) => {
                     let expires_unix_ms = w.clock.to_unix_ms(expires_at);
-                    w.pending.insert(token, (key, value.clone(), expires_at));
+                    w.pending.insert(token, (key, value.clone()));
                     let job = Job::Store {
                         token,
                         key,
@@ -479,7 +527,6 @@ impl Application<core::Node> for App {
                 }
                 None => {
                     // In memory: kept as soon as the node keeps it.
-                    lock(&self.view).keep(key, value, expires_at);
                     node.store_durable(now, token);
                 }
             },
@@ -488,7 +535,6 @@ impl Application<core::Node> for App {
                 value,
                 expires_at,
             } => {
-                lock(&self.view).keep(key, value.clone(), expires_at);
                 if let Some(w) = &self.writer {
                     let expires_unix_ms = w.clock.to_unix_ms(expires_at);
                     self.job(Job::Copy {
@@ -498,19 +544,10 @@ impl Application<core::Node> for App {
                     });
                 }
             }
-            Event::RecordRemoved { key } => {
-                lock(&self.view).values.remove(&key);
-                self.job(Job::Remove(key));
-            }
+            Event::RecordRemoved { key } => self.job(Job::Remove(key)),
             Event::Published { key, value } => self.job(Job::Publish { key, value }),
-            Event::ContactAdded(c) => {
-                self.contacts_changed = true;
-                self.job(Job::ContactUpsert(c));
-            }
-            Event::ContactRemoved(id) => {
-                self.contacts_changed = true;
-                self.job(Job::ContactRemove(id));
-            }
+            Event::ContactAdded(c) => self.job(Job::ContactUpsert(c)),
+            Event::ContactRemoved(id) => self.job(Job::ContactRemove(id)),
             Event::OwnIdSeen { addr } => {
                 // Once loudly, then quietly: a peer with our id answers every lookup.
                 if !self.own_id_warned {
@@ -527,7 +564,9 @@ impl Application<core::Node> for App {
         }
     }
 
-    fn on_command(&mut self, node: &mut core::Node, now: Instant, command: Command) -> Flow {
+    fn on_command(&mut self, shared: &mut Shared, now: Instant, command: Command) -> Flow {
+        let mut core = shared.lock();
+        let node = &mut core.node;
         match command {
             Command::Join {
                 addrs,
@@ -566,15 +605,12 @@ impl Application<core::Node> for App {
         Flow::Continue
     }
 
-    fn poll_work(
-        &mut self,
-        cx: &mut Context<'_>,
-        node: &mut core::Node,
-        now: Instant,
-    ) -> Poll<Flow> {
+    fn poll_work(&mut self, cx: &mut Context<'_>, shared: &mut Shared, now: Instant) -> Poll<Flow> {
         let Some(w) = &mut self.writer else {
             return Poll::Pending;
         };
+        let mut core = shared.lock();
+        let node = &mut core.node;
         let mut any = false;
         // Bounded per round, so a burst of commits cannot starve the socket.
         for _ in 0..256 {
@@ -584,10 +620,9 @@ impl Application<core::Node> for App {
                     let kept = w.pending.remove(&token);
                     if ok {
                         node.store_durable(now, token);
-                        if let Some((key, value, expires_at)) = kept {
+                        if let Some((key, value)) = kept {
                             // Committed before the node kept it: nothing left to write.
                             persist::written(&w.unwritten, &key, &value);
-                            lock(&self.view).keep(key, value, expires_at);
                         }
                     } else {
                         node.store_failed(now, token);
@@ -603,28 +638,12 @@ impl Application<core::Node> for App {
         }
     }
 
-    fn on_round(&mut self, node: &core::Node, io: &DriverStats) {
-        let mut view = lock(&self.view);
-        if self.contacts_changed {
-            self.contacts_changed = false;
-            view.contacts = node.contacts();
-        }
-        view.stats.node.clone_from(node.stats());
-        view.stats.rpc = node.endpoint().stats().clone();
-        view.stats.io = *io;
-        let ep = node.endpoint();
-        view.rpc.core = ep.stats().clone();
-        view.rpc.send_errors = io.send_errors;
-        view.rpc.recv_errors = io.recv_errors;
-        // Requests with an unknown method or wrong arguments: not answered, as a Python
-        // handler that raised.
-        view.rpc.handler_failures = node.stats().bad_requests;
-        view.rpc.calls_outstanding = ep.outstanding_calls();
-        view.rpc.dedup_entries = ep.dedup_entries();
+    fn on_round(&mut self, shared: &Shared, io: &DriverStats) {
+        shared.lock().io = *io;
     }
 
-    fn on_stop(&mut self, node: &mut core::Node, now: Instant) {
-        node.stop(now);
+    fn on_stop(&mut self, shared: &mut Shared, now: Instant) {
+        shared.lock().node.stop(now);
     }
 }
 
@@ -633,12 +652,17 @@ impl Dht {
     /// serving the DHT methods. It knows nobody yet: call [`bootstrap`](Dht::bootstrap)
     /// or [`rejoin`](Dht::rejoin).
     pub async fn start(addr: SocketAddr, config: DhtConfig) -> Result<Dht, DhtError> {
-        let mut rng = match config.seed.or(config.node.seed) {
-            Some(s) => SmallRng::seed_from_u64(s),
-            None => SmallRng::from_os_rng(),
-        };
-        let fresh_id = config.node_id.unwrap_or_else(|| NodeId::random(&mut rng));
-        let node_seed: u64 = rng.random();
+        let seed = config
+            .seed
+            .unwrap_or_else(|| SmallRng::from_os_rng().random());
+        let setup = NodeSetup::new(
+            NodeConfig {
+                persistence: true,
+                ..config.node.clone()
+            },
+            seed,
+        );
+        let fresh_id = config.node_id.unwrap_or(setup.id);
         let loaded = match &config.state_dir {
             Some(dir) => {
                 let dir = dir.clone();
@@ -654,31 +678,7 @@ impl Dht {
             (None, Some(l)) => l.id,
             (None, None) => fresh_id,
         };
-        let interval = config.republish_interval.max(Duration::from_secs(1));
-        let node_config = core::NodeConfig {
-            k: config.k.max(1),
-            alpha: config.alpha.max(1),
-            rpc_timeout: config.rpc_timeout,
-            refresh_interval: config.refresh_interval,
-            republish_interval: interval,
-            replicate_interval: interval,
-            replicate_window: (interval * 2).max(core::NodeConfig::default().replicate_window),
-            value_ttl: config.value_ttl,
-            max_records: config.max_records,
-            max_store_bytes: config.max_store_bytes,
-            max_records_per_source: config.max_records_per_source,
-            max_bytes_per_source: config.max_bytes_per_source,
-            max_value_bytes: config
-                .max_value_bytes
-                .min(config.node.endpoint.dialect.max_body()),
-            verify_callers: config.verify_callers,
-            // A node joining (its own-id lookup) is learned at once; our one-shot
-            // clients (`Dht::introduce`) never look up their own id.
-            insert_joining: true,
-            persistence: true,
-            endpoint: config.node.endpoint.clone(),
-            ..core::NodeConfig::default()
-        };
+        let (node_config, node_seed) = (setup.config, setup.seed);
         let unwritten = persist::Unwritten::default();
         let disk = loaded
             .as_ref()
@@ -689,36 +689,18 @@ impl Dht {
             }
             None => core::Node::new(node_config, id, node_seed),
         };
-        let now = tokio::time::Instant::now().into_std();
-        let view = Arc::new(Mutex::new(View {
-            disk,
-            ..View::default()
-        }));
+        let now = driver_now();
         let lookups = Arc::new(LookupCounters::default());
         let wall = WallClock::at(now);
         let mut saved_contacts = Vec::new();
         let writer = match loaded {
             Some(loaded) => {
                 let clock = wall;
-                {
-                    let mut v = lock(&view);
-                    // Only the index: the values stay in the file.
-                    for (key, expires_unix_ms, bytes) in loaded.copies {
-                        let Some(expires_at) = clock.to_instant(expires_unix_ms) else {
-                            continue;
-                        };
-                        if expires_at <= now {
-                            continue;
-                        }
+                // Only the index: the values stay in the file (the node skips the
+                // expired ones).
+                for (key, expires_unix_ms, bytes) in loaded.copies {
+                    if let Some(expires_at) = clock.to_instant(expires_unix_ms) {
                         node.load_record_index(now, key, expires_at, bytes as usize);
-                        v.values.insert(
-                            key,
-                            ViewCopy {
-                                value: None,
-                                bytes,
-                                expires_at,
-                            },
-                        );
                     }
                 }
                 for (key, value) in loaded.published {
@@ -742,18 +724,20 @@ impl Dht {
         let local_addr = socket.local_addr()?;
         let app = App {
             replies: HashMap::new(),
-            view: view.clone(),
-            contacts_changed: false,
             writer,
             own_id_warned: false,
             lookups: lookups.clone(),
         };
+        let core = Shared(Arc::new(Mutex::new(Core {
+            node,
+            io: DriverStats::default(),
+        })));
         let (driver, handle) = Driver::with_recv_buffer(
             socket,
-            node,
+            core.clone(),
             app,
-            config.node.call_queue,
-            config.node.recv_buffer,
+            config.call_queue,
+            config.recv_buffer,
         );
         let task = tokio::spawn(driver.run());
         Ok(Dht {
@@ -761,12 +745,13 @@ impl Dht {
                 id,
                 local_addr,
                 handle,
-                view,
+                core,
+                disk: Mutex::new(disk),
                 saved_contacts,
                 task: tokio::sync::Mutex::new(Some(task)),
                 lookups,
                 clock: wall,
-                value_ttl: config.value_ttl,
+                value_ttl: config.node.value_ttl,
             }),
         })
     }
@@ -781,9 +766,9 @@ impl Dht {
         self.inner.local_addr
     }
 
-    /// The contacts in the routing table (as of the driver's last round).
+    /// The contacts in the routing table.
     pub fn contacts(&self) -> Vec<Contact> {
-        lock(&self.inner.view).contacts.clone()
+        self.inner.core.lock().node.contacts()
     }
 
     /// The contacts found in the state folder at start (empty without one).
@@ -793,32 +778,45 @@ impl Dht {
 
     /// The value this node itself holds under `key`, without asking the network.
     pub fn local_value(&self, key: &NodeId) -> Option<Value> {
+        let now = driver_now();
         let disk = {
-            let view = lock(&self.inner.view);
-            let copy = view.values.get(key)?;
-            if let Some(v) = &copy.value {
-                return Some((**v).clone());
+            let core = self.inner.core.lock();
+            let disk = lock(&self.inner.disk).clone();
+            match disk {
+                // In memory: the node's own copy.
+                None => return core.node.local_value(key, now).map(|v| (*v).clone()),
+                Some(_) if !core.node.holds(key, now) => return None,
+                Some(d) => d,
             }
-            view.disk.clone()?
         };
-        // Read outside the lock: the driver updates the view meanwhile.
+        // Read outside the lock, which the driver takes for every datagram.
         disk.get(key).map(|v| (*v).clone())
     }
 
     /// How many values this node holds.
     pub fn stored_count(&self) -> usize {
-        lock(&self.inner.view).values.len()
+        self.inner.core.lock().node.stored_count()
     }
 
-    /// The node's counters (own-id contacts, evictions, datagrams, ...).
+    /// The node's counters (own-id contacts, evictions, datagrams, ...), read from the
+    /// node itself.
     pub fn stats(&self) -> DhtStats {
-        lock(&self.inner.view).stats.clone()
-    }
-
-    /// The RPC layer's counters in the shape of [`crate::rpc::Node::stats`] (datagrams,
-    /// drops, calls in flight), as of the driver's last round.
-    pub fn rpc_stats(&self) -> crate::rpc::NodeStats {
-        lock(&self.inner.view).rpc.clone()
+        let core = self.inner.core.lock();
+        let (node, ep) = (&core.node, core.node.endpoint());
+        DhtStats {
+            node: node.stats().clone(),
+            rpc: crate::rpc::NodeStats {
+                core: ep.stats().clone(),
+                send_errors: core.io.send_errors,
+                recv_errors: core.io.recv_errors,
+                // Requests with an unknown method or wrong arguments: not answered, as
+                // a Python handler that raised.
+                handler_failures: node.stats().bad_requests,
+                calls_outstanding: ep.outstanding_calls(),
+                dedup_entries: ep.dedup_entries(),
+                ..crate::rpc::NodeStats::default()
+            },
+        }
     }
 
     async fn command<T>(
@@ -834,15 +832,9 @@ impl Dht {
 
     /// Joins the network: pings every address in `addrs` (as Python `bootstrap` does),
     /// adds those that answer, then looks up its own id to fill the routing table.
-    /// Returns how many of `addrs` answered (0 after [`shutdown`](Dht::shutdown); see
-    /// [`try_bootstrap`](Dht::try_bootstrap) for the error).
-    pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> usize {
-        self.try_bootstrap(addrs).await.unwrap_or(0)
-    }
-
-    /// [`bootstrap`](Dht::bootstrap), failing with [`DhtError::ShutDown`] after
-    /// [`shutdown`](Dht::shutdown).
-    pub async fn try_bootstrap(&self, addrs: &[SocketAddr]) -> Result<usize, DhtError> {
+    /// Returns how many of `addrs` answered (none answering is `Ok(0)`); fails with
+    /// [`DhtError::ShutDown`] after [`shutdown`](Dht::shutdown).
+    pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> Result<usize, DhtError> {
         let addrs = addrs.to_vec();
         self.command(|reply| Command::Join {
             addrs,
@@ -854,8 +846,9 @@ impl Dht {
 
     /// Pings every address in `addrs` and adds those that answer, without the lookup of
     /// its own id that [`bootstrap`](Dht::bootstrap) does next: enough for a short-lived
-    /// node that runs one `set` or `get` and leaves. Returns how many answered.
-    pub async fn introduce(&self, addrs: &[SocketAddr]) -> usize {
+    /// node that runs one `set` or `get` and leaves. Returns how many answered, as
+    /// [`bootstrap`](Dht::bootstrap) does.
+    pub async fn introduce(&self, addrs: &[SocketAddr]) -> Result<usize, DhtError> {
         let addrs = addrs.to_vec();
         self.command(|reply| Command::Join {
             addrs,
@@ -863,41 +856,32 @@ impl Dht {
             reply,
         })
         .await
-        .unwrap_or(0)
     }
 
     /// Joins again through the contacts saved in the state folder (what a restarted
-    /// node does when given no bootstrap address). Returns how many answered.
-    pub async fn rejoin(&self) -> usize {
+    /// node does when given no bootstrap address). Returns how many answered, as
+    /// [`bootstrap`](Dht::bootstrap) does.
+    pub async fn rejoin(&self) -> Result<usize, DhtError> {
         let addrs: Vec<SocketAddr> = self.inner.saved_contacts.iter().map(|c| c.addr).collect();
         self.bootstrap(&addrs).await
     }
 
-    /// Stores `value` under the sha1 of `key` on the k nodes nearest it (and here, if
-    /// this node is among them); this node republishes it while it runs. Returns how
-    /// many other nodes acknowledged.
-    pub async fn set(&self, key: impl AsRef<[u8]>, value: Value) -> Result<usize, DhtError> {
-        self.set_digest(key_digest(key), value).await
-    }
-
-    /// [`set`](Dht::set) with the 20-byte key itself.
-    pub async fn set_digest(&self, key: NodeId, value: Value) -> Result<usize, DhtError> {
-        if !is_storable(&value) {
-            return Err(DhtError::NotStorable);
-        }
+    /// Stores `value` under `key` (a string or bytes: under its sha1; a [`NodeId`]: as
+    /// it is; see [`DhtKey`]) on the k nodes nearest it (and here, if this node is among
+    /// them); this node republishes it while it runs. Returns how many other nodes
+    /// acknowledged. Fails with [`DhtError::NotStorable`] or
+    /// [`DhtError::ValueTooLarge`] for a value the node would not store.
+    pub async fn set(&self, key: impl DhtKey, value: Value) -> Result<usize, DhtError> {
+        let key = key.to_key();
         self.command(|reply| Command::Set { key, value, reply })
             .await
     }
 
-    /// Looks up the value under the sha1 of `key`: here first, then on the network (and,
-    /// as Python `kademlia` does, stores what it found on the nearest node asked that
-    /// did not have it).
-    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>, DhtError> {
-        self.get_digest(key_digest(key)).await
-    }
-
-    /// [`get`](Dht::get) with the 20-byte key itself.
-    pub async fn get_digest(&self, key: NodeId) -> Result<Option<Value>, DhtError> {
+    /// Looks up the value under `key` (as [`set`](Dht::set) takes it): here first, then
+    /// on the network (and, as Python `kademlia` does, stores what it found on the
+    /// nearest node asked that did not have it).
+    pub async fn get(&self, key: impl DhtKey) -> Result<Option<Value>, DhtError> {
+        let key = key.to_key();
         self.command(|reply| Command::Get { key, reply }).await
     }
 
@@ -910,7 +894,8 @@ impl Dht {
         let Some(t) = task.take() else { return };
         let Ok(mut app) = t.await else { return };
         // The file closes once nobody holds it: the state can be opened again.
-        lock(&self.inner.view).disk = None;
+        *lock(&self.inner.disk) = None;
+        drop(self.inner.core.lock().node.take_value_store());
         if let Some(mut w) = app.writer.take() {
             drop(w.jobs);
             if let Some(thread) = w.thread.take() {

@@ -133,7 +133,7 @@ impl Dht {
         };
         let rec = SignedRecord::sign(secret, salt, seq, value)?;
         let target = rec.target();
-        let stored_on = self.set_digest(target, rec.to_value()).await?;
+        let stored_on = self.set(target, rec.to_value()).await?;
         Ok(PutOutcome {
             target,
             seq: Some(seq),
@@ -148,7 +148,7 @@ impl Dht {
     pub async fn put_immutable(&self, value: Value) -> Result<PutOutcome, PutError> {
         let rec = ImmutableRecord::new(value)?;
         let target = rec.target();
-        let stored_on = self.set_digest(target, rec.to_value()).await?;
+        let stored_on = self.set(target, rec.to_value()).await?;
         Ok(PutOutcome {
             target,
             seq: None,

@@ -55,7 +55,7 @@ impl RpcSource {
     fn stats(&self) -> NodeStats {
         match self {
             RpcSource::Node(n) => n.stats(),
-            RpcSource::Dht(d) => d.rpc_stats(),
+            RpcSource::Dht(d) => d.stats().rpc,
         }
     }
 
@@ -437,7 +437,7 @@ fn dht_families(f: &mut Families, s: &DhtSnapshot) {
     );
     f.gauge(
         "rpcudp_dht_record_bytes",
-        "Bytes of the values stored on this node (as MessagePack).",
+        "Bytes of the values stored on this node, as charged against --max-store-bytes (a str or bin: its bytes plus 5; a number or bool: 9).",
         s.record_bytes as f64,
     );
     let labels: Vec<[(&str, &str); 2]> = s
@@ -708,7 +708,8 @@ impl From<Contact> for ContactStatus {
 pub struct StoreStatus {
     /// Values stored here.
     pub records: usize,
-    /// Their bytes as MessagePack.
+    /// Their bytes as charged against the store's byte cap (a str or bin: its bytes
+    /// plus 5; a number or bool: 9).
     pub bytes: u64,
     /// When the oldest was stored (or republished), Unix seconds.
     pub oldest_stored_unix: Option<u64>,

@@ -106,7 +106,7 @@ impl NodeConfig {
 }
 
 /// Counters of a [`Node`]: the core's plus the driver's. A snapshot, cheap to take.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NodeStats {
     /// The core's counters: datagrams in/out, malformed, unknown and spoofed responses,

@@ -79,9 +79,10 @@
 //! estimate): about one RTO after the live replicas answered. A `get`'s lookup that
 //! would end short of k answers first gives each contact past its wait two more of
 //! those waits to answer late ([`LookupConfig::late_grace`](super::LookupConfig)): the
-//! resend of a lost datagram, or a slow holder, may carry the value; while none acknowledged, it waits on for the resends' answers
-//! (to `rpc_timeout`), so that heavy loss does not end it with nothing stored. Only answers that came before a resend are
-//! round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
+//! resend of a lost datagram, or a slow holder, may carry the value. A `set` whose
+//! stores none acknowledged yet waits on for the resends' answers (to `rpc_timeout`),
+//! so that heavy loss does not end it with nothing stored. Only answers that came
+//! before a resend are round-trip samples (Karn's rule). Python interop is unchanged: a resend is the same
 //! datagram, which a Python peer answers again.
 //!
 //! # Contacts that are gone, and one-shot clients
@@ -89,7 +90,7 @@
 //!   `find_*`, `store`, or a ping). A node that only calls us is pinged
 //!   [`NodeConfig::verify_delay`] later and inserted if it answers: a one-shot client
 //!   (joins, runs one `get`, exits) is gone by then and never pollutes the table, and
-//!   only contacts that answered us are handed out by `find_node` (issue 10's rule).
+//!   only contacts that answered us are handed out by `find_node`.
 //!   Two exceptions insert a caller at once (and ping it, so that it is handed out once
 //!   it answered): with [`NodeConfig::insert_joining`], one that looks up its own id
 //!   with `find_node` (that is how a node joins), and every caller when
@@ -106,12 +107,8 @@
 //!   sends it nothing, the first hand-out at least `recheck_after` (60 s) after its last
 //!   answer pings it, and it is handed out only until that ping passes its RTO (plus its
 //!   wait in the queue). The bound is on hand-outs, not on time: a dead contact nobody
-//!   asks for stays in the table, unhanded, until then. On the simulator (200 nodes, a
-//!   quarter killed, `crates/sim/tests/dht_one_shot.rs`) each holder handed a dead
-//!   contact out at most 4 times after 65 s, and the hand-outs of the dead fell from
-//!   about 500 in the 8 s from 65 s after the kill to under 40 in the next 8 s (those
-//!   are mostly first hand-outs past `recheck_after`, each of which pings).
-//!   It is evicted at most `2 × rpc_timeout` after that first RPC.
+//!   asks for stays in the table, unhanded, until then (BENCHMARKS.md has the
+//!   simulator's figures). It is evicted at most `2 × rpc_timeout` after that first RPC.
 //!
 //! # Bounded work
 //! No step costs O(stored records): the hand-over walks the key range a newcomer could be
@@ -155,7 +152,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use types::{
-    CommandError, Event, NodeConfig, NodeStats, QueryId, QueryOutcome, QueryStats, StoreToken,
+    CommandError, Event, NodeConfig, NodeSetup, NodeStats, QueryId, QueryOutcome, QueryStats,
+    StoreToken,
 };
 
 /// What the node knows of one address it talked to.
@@ -241,7 +239,7 @@ pub struct Node {
 ///
 /// Two: a one-shot client has measured its bootstrap ping and one lookup answer when
 /// it sends its second round of `find`s; with more, every dead contact of that round
-/// cost it the initial 1 s instead of a few round trips (issue 9 §4's tail).
+/// would cost it the initial 1 s instead of a few round trips.
 const MIN_AGGREGATE_SAMPLES: u64 = 2;
 
 /// How many more of its wait a `get`'s lookup gives a contact's late answer before it
@@ -395,6 +393,24 @@ impl Node {
         self.records.value(key, now)
     }
 
+    /// Whether a copy is held under `key` that has not expired at `now` (what
+    /// [`local_value`](Self::local_value) would find, without reading the value).
+    pub fn holds(&self, key: &NodeId, now: Instant) -> bool {
+        self.records.get(key, now).is_some()
+    }
+
+    /// The earliest expiry scheduled among the copies held (that of the oldest copy, or
+    /// of one renewed or removed since, until its timeout passes). O(1).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.records.next_expiry()
+    }
+
+    /// Gives the [`ValueStore`] back to the driver (to close a file after
+    /// [`stop`](Self::stop)); an empty in-memory one takes its place, the index stays.
+    pub fn take_value_store(&mut self) -> Box<dyn ValueStore> {
+        self.records.take_values()
+    }
+
     /// When the copy held under `key` expires.
     pub fn expires_at(&self, key: &NodeId) -> Option<Instant> {
         self.records.peek(key).map(|h| h.expires_at)
@@ -461,7 +477,7 @@ impl Node {
         self.check_running()?;
         self.touch_clock(now);
         let q = self.start_bootstrap(now, addrs);
-        self.after_input(now, None);
+        self.after_input(now);
         Ok(q)
     }
 
@@ -477,7 +493,7 @@ impl Node {
         self.check_running()?;
         self.touch_clock(now);
         let q = self.start_pings(now, addrs, query::Purpose::Introduce);
-        self.after_input(now, None);
+        self.after_input(now);
         Ok(q)
     }
 
@@ -513,7 +529,7 @@ impl Node {
             });
         }
         let q = self.start_store_query(now, key, value, query::Purpose::Set);
-        self.after_input(now, None);
+        self.after_input(now);
         Ok(q)
     }
 
@@ -546,7 +562,7 @@ impl Node {
         }
         self.no_contacts_check()?;
         let q = self.start_get(now, key);
-        self.after_input(now, None);
+        self.after_input(now);
         Ok(q)
     }
 
@@ -589,7 +605,7 @@ impl Node {
         self.verify_queue.clear();
         self.verify_pending.clear();
         self.handover = Handover::default();
-        self.flush_endpoint(None);
+        self.flush_endpoint();
     }
 
     /// A `store` from [`Event::StoreRequested`] is durable: keep it and acknowledge it.
@@ -599,10 +615,8 @@ impl Node {
             return;
         };
         self.keep_copy(now, s.key, s.value, s.since, s.expires_at, s.source);
-        self.flush_endpoint(None);
-        self.ep.respond(now, s.request, &Value::Boolean(true));
-        self.flush_endpoint(s.local);
-        self.after_input(now, None);
+        self.respond(now, s.request, &Value::Boolean(true));
+        self.after_input(now);
     }
 
     /// A `store` from [`Event::StoreRequested`] could not be made durable: the peer gets
@@ -612,7 +626,7 @@ impl Node {
             self.stats.stores_failed += 1;
             self.ep.abandon(now, s.request);
         }
-        self.after_input(now, None);
+        self.after_input(now);
     }
 
     /// Reloads a persisted copy after a restart (no event). One that expired by `now` is
@@ -790,7 +804,7 @@ impl Node {
             // ago, so a store unanswered past the pooled estimate was most likely lost
             // (its resend goes on and a late acknowledgement still stores), and a
             // contact measured once (whose RTO is three round trips) must not hold the
-            // set (issue 9 §4, simulator: up to 800 ms after the last acknowledgement).
+            // set (BENCHMARKS.md: up to 800 ms after the last acknowledgement).
             let wait = if matches!(kind, CallKind::Find(_) | CallKind::Store(_)) {
                 lookup_wait_from(&self.peers, &self.rto, &self.rtt_all, self.rtt_samples, &to)
             } else {
@@ -822,31 +836,27 @@ impl Node {
         Some(call)
     }
 
-    /// Moves the endpoint's datagrams to ours, stamping them with `source`.
-    fn flush_endpoint(&mut self, source: Option<IpAddr>) {
-        while let Some(mut t) = self.ep.poll_transmit() {
-            if t.source.is_none() {
-                t.source = source;
-            }
+    /// Moves the endpoint's datagrams to ours (an answer carries the local address its
+    /// request came to: the endpoint stamps it).
+    fn flush_endpoint(&mut self) {
+        while let Some(t) = self.ep.poll_transmit() {
             self.transmits.push_back(t);
         }
     }
 
     /// After any input: process the endpoint's events, pump the hand-over, collect
     /// datagrams.
-    fn after_input(&mut self, now: Instant, local: Option<IpAddr>) {
-        // Answers to requests carry `local`; other datagrams (our own requests) leave the
-        // source to the kernel, which is right for them on any socket.
+    fn after_input(&mut self, now: Instant) {
         let mut budget = 4096;
         while let Some(event) = self.ep.poll_event() {
-            self.flush_endpoint(None);
+            self.flush_endpoint();
             match event {
                 RpcEvent::Request {
                     token,
                     from,
                     method,
                     args,
-                } => self.serve(now, token, from, local, &method, args),
+                } => self.serve(now, token, from, &method, args),
                 RpcEvent::CallSucceeded { call, value } => self.on_answer(now, call, Some(value)),
                 RpcEvent::CallFailed { call, .. } => self.on_answer(now, call, None),
             }
@@ -858,13 +868,12 @@ impl Node {
         if !self.stopped {
             self.pump_handover(now);
         }
-        self.flush_endpoint(None);
+        self.flush_endpoint();
     }
 
-    fn respond(&mut self, now: Instant, token: RequestToken, value: &Value, local: Option<IpAddr>) {
-        self.flush_endpoint(None);
+    fn respond(&mut self, now: Instant, token: RequestToken, value: &Value) {
         self.ep.respond(now, token, value);
-        self.flush_endpoint(local);
+        self.flush_endpoint();
     }
 
     /// Keeps a copy of `value` under `key`: a new life for a new key or another value,
@@ -921,22 +930,20 @@ impl Protocol for Node {
             return;
         }
         self.touch_clock(now);
-        self.flush_endpoint(None);
-        self.ep.handle_datagram(now, from, datagram);
-        // Only answers from the duplicate cache come out here: they go from `local`.
-        self.flush_endpoint(local);
-        self.after_input(now, local);
+        Protocol::handle_datagram(&mut self.ep, now, from, local, datagram);
+        self.flush_endpoint();
+        self.after_input(now);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         self.ep.handle_timeout(now);
-        self.flush_endpoint(None);
-        self.after_input(now, None);
+        self.flush_endpoint();
+        self.after_input(now);
         if self.stopped {
             return;
         }
         self.handle_timers(now);
-        self.after_input(now, None);
+        self.after_input(now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -12,7 +12,7 @@ use crate::kad::{is_storable, Contact, NodeId};
 use crate::rpc::{CallId, RequestToken};
 use rmpv::Value;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,7 +58,6 @@ pub(crate) struct Pending {
 #[derive(Clone, Debug)]
 pub(crate) struct PendingStore {
     pub request: RequestToken,
-    pub local: Option<IpAddr>,
     pub key: NodeId,
     pub value: Arc<Value>,
     pub since: Instant,

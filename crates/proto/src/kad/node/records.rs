@@ -166,6 +166,12 @@ impl Records {
 
     /// The value of the copy under `key`, if held and not expired at `now` (and the
     /// store can read it).
+    /// The value store, replaced by an empty [`MemoryValues`] (the index stays).
+    pub fn take_values(&mut self) -> Box<dyn ValueStore> {
+        let empty: Box<dyn ValueStore> = Box::new(MemoryValues::default());
+        std::mem::replace(&mut self.values, empty)
+    }
+
     pub fn value(&self, key: &NodeId, now: Instant) -> Option<Arc<Value>> {
         self.get(key, now)?;
         self.values.get(key)

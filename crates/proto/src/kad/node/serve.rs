@@ -37,7 +37,6 @@ impl Node {
         now: Instant,
         token: RequestToken,
         from: SocketAddr,
-        local: Option<IpAddr>,
         method: &str,
         args: Vec<Value>,
     ) {
@@ -60,7 +59,7 @@ impl Node {
                     (Some(id), Some(key)) => {
                         self.welcome(now, id, from, true);
                         // The answer comes from `serve_store`, now or once durable.
-                        self.serve_store(now, token, from, local, key, value.clone());
+                        self.serve_store(now, token, from, key, value.clone());
                         return;
                     }
                     _ => None,
@@ -95,7 +94,7 @@ impl Node {
             _ => None,
         };
         match answer {
-            Some(v) => self.respond(now, token, &v, local),
+            Some(v) => self.respond(now, token, &v),
             None => {
                 // Unknown method or wrong arguments: the Python peer raises and sends
                 // nothing, so the caller times out.
@@ -110,7 +109,6 @@ impl Node {
         now: Instant,
         token: RequestToken,
         from: SocketAddr,
-        local: Option<IpAddr>,
         key: NodeId,
         value: Value,
     ) {
@@ -123,12 +121,12 @@ impl Node {
         if let Err(refusal) = record::admit(&key, held.as_deref(), &value) {
             // Answered (not abandoned): the storer learns its record was refused.
             self.stats.record_refusals.count(&refusal);
-            self.respond(now, token, &Value::Boolean(false), local);
+            self.respond(now, token, &Value::Boolean(false));
             return;
         }
         if held.is_some_and(|v| *v == value) {
             // Held already (and durable): a replica or republish changes nothing.
-            self.respond(now, token, &Value::Boolean(true), local);
+            self.respond(now, token, &Value::Boolean(true));
             return;
         }
         let size = value_size(&value);
@@ -146,7 +144,7 @@ impl Node {
         let expires_at = now + self.config.value_ttl;
         if !self.config.persistence {
             self.keep_copy(now, key, value, now, expires_at, source);
-            self.respond(now, token, &Value::Boolean(true), local);
+            self.respond(now, token, &Value::Boolean(true));
             return;
         }
         let st = StoreToken(self.next_store);
@@ -155,7 +153,6 @@ impl Node {
             st,
             PendingStore {
                 request: token,
-                local,
                 key,
                 value: value.clone(),
                 since: now,

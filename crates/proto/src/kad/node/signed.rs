@@ -107,7 +107,7 @@ impl Node {
             followed: HashSet::new(),
         };
         let q = self.start_record_get(now, key, Some(Box::new(get)));
-        self.after_input(now, None);
+        self.after_input(now);
         Ok(q)
     }
 
