@@ -576,6 +576,19 @@ fn lt_families(f: &mut Families, s: &ServerStats, live: usize) {
         "Connections closed as slow consumers.",
         s.slow_disconnects,
     );
+    f.counters_by(
+        "rpcudp_lt_guard_closed_total",
+        "Connections closed by the connection limits (ConnLimits), by reason; \
+         accept_error counts accept failures.",
+        "reason",
+        &[
+            ("evicted", s.guard.evicted),
+            ("idle_timeout", s.guard.idle_timeouts),
+            ("frame_timeout", s.guard.frame_timeouts),
+            ("over_buffer", s.guard.over_buffer),
+            ("accept_error", s.guard.accept_errors),
+        ],
+    );
     f.gauge(
         "rpcudp_lt_connections",
         "Connections live now.",
