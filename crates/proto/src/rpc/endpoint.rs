@@ -441,24 +441,29 @@ impl Endpoint {
             return;
         }
         self.finish(now, hash, key, Some(Answer::new(&datagram)));
-        if !self.limits.take_destination(now, peer, datagram.len(), len) {
-            self.stats.answers_dropped_destination_budget += 1;
-            debug!(%peer, len = datagram.len(), "answer not sent: over the destination budget");
-            return;
-        }
-        self.send_answer(now, peer, local, datagram);
+        self.send_answer(now, peer, local, len, datagram);
     }
 
-    /// Sends a fresh answer within `peer`'s amplification budget, or holds it while a
-    /// probe validates `peer` (if configured), or drops it.
+    /// Sends a fresh answer (to a request of `request_len` bytes) within `peer`'s
+    /// amplification budget and its destination budget, or holds it while a probe
+    /// validates `peer` (if configured), or drops it.
     fn send_answer(
         &mut self,
         now: Instant,
         peer: SocketAddr,
         local: Option<IpAddr>,
+        request_len: usize,
         datagram: Vec<u8>,
     ) {
         match self.limits.offer_answer(peer, &datagram, local, true) {
+            AnswerVerdict::Send
+                if !self
+                    .limits
+                    .take_destination(now, peer, datagram.len(), request_len) =>
+            {
+                self.stats.answers_dropped_destination_budget += 1;
+                debug!(%peer, len = datagram.len(), "answer not sent: over the destination budget");
+            }
             AnswerVerdict::Send => {
                 self.stats.responses_sent += 1;
                 self.limits.on_sent(peer, datagram.len());
