@@ -102,8 +102,8 @@ fn without_strict_local_loopback_attackers_no_longer_take_every_slot() {
 }
 
 #[test]
-fn a_flood_from_many_ports_of_one_24_below_the_load_threshold_is_served_and_another_24_is_answered(
-) {
+fn a_flood_from_many_ports_of_one_24_below_the_load_threshold_is_served_and_another_24_is_answered()
+{
     let (server, addr) = serve("127.0.1.1:0", true);
     let before = vm_hwm_kib(server.id());
     // 32 sockets on 32 addresses of 127.0.2.0/24, about 19,000 pings a second in all

@@ -78,7 +78,10 @@ fn scrape(metrics: SocketAddr) -> String {
 }
 
 fn preempted(metrics: SocketAddr) -> f64 {
-    sample(&scrape(metrics), "rpcudp_rpc_dropped_total{reason=\"preempted\"}")
+    sample(
+        &scrape(metrics),
+        "rpcudp_rpc_dropped_total{reason=\"preempted\"}",
+    )
 }
 
 /// Pings from one socket on `ip`, one after another with `pause`: how many answered
@@ -136,7 +139,10 @@ fn forged_sleeps_from_17_24s_never_keep_pings_of_other_24s_from_a_slot() {
          other /24s answered within 1 s, {after}/20 after a second round; {filled} slots \
          preempted by the forgery itself, {total} in all"
     );
-    assert!(filled >= 64.0, "the attack did not fill the slots ({filled} preempted)");
+    assert!(
+        filled >= 64.0,
+        "the attack did not fill the slots ({filled} preempted)"
+    );
     assert!(at_least_99_percent(answered, 60), "{answered}/60 answered");
     assert!(at_least_99_percent(after, 20), "{after}/20 answered");
 }
@@ -162,8 +168,14 @@ fn sleeps_from_one_loopback_socket_without_strict_local_never_keep_pings_from_a_
          pings from another /24 answered within 1 s, {own}/5 from the attacker's /24; \
          {filled} slots preempted by the attack"
     );
-    assert!(filled >= 76.0, "the attack did not fill the slots ({filled})");
-    assert!(at_least_99_percent(answered, 200), "{answered}/200 answered");
+    assert!(
+        filled >= 76.0,
+        "the attack did not fill the slots ({filled})"
+    );
+    assert!(
+        at_least_99_percent(answered, 200),
+        "{answered}/200 answered"
+    );
     assert_eq!(own, 5);
 }
 
@@ -182,7 +194,10 @@ fn forged_pings_from_a_victims_24_at_thousands_a_second_do_not_refuse_its_real_c
         while start.elapsed() < Duration::from_secs(4) {
             // Evenly spread (8 a millisecond), so the bucket never refills between bursts.
             for _ in 0..8 {
-                let from = SocketAddrV4::new([127, 0, 5, 1 + (n % 199) as u8].into(), 30_000 + (n % 1000) as u16);
+                let from = SocketAddrV4::new(
+                    [127, 0, 5, 1 + (n % 199) as u8].into(),
+                    30_000 + (n % 1000) as u16,
+                );
                 let _ = forger.send(from, to, &request(n, 0x44, "ping", &[]));
                 n += 1;
             }
@@ -195,13 +210,22 @@ fn forged_pings_from_a_victims_24_at_thousands_a_second_do_not_refuse_its_real_c
     let answered = pings("127.0.5.200", addr, 100, Duration::from_millis(25));
     let (sent, elapsed) = flood.join().unwrap();
     let text = scrape(metrics);
-    let limited = sample(&text, "rpcudp_rpc_dropped_total{reason=\"rate_limited_requests\"}");
+    let limited = sample(
+        &text,
+        "rpcudp_rpc_dropped_total{reason=\"rate_limited_requests\"}",
+    );
     eprintln!(
         "serve --strict-local, {sent} forged pings from the victim's /24 in {elapsed:?}: the \
          real client {answered}/100 answered within 1 s; {limited} requests rate-limited"
     );
-    assert!(sent >= 12_000, "the flood was too weak to test anything ({sent})");
-    assert!(at_least_99_percent(answered, 100), "{answered}/100 answered");
+    assert!(
+        sent >= 12_000,
+        "the flood was too weak to test anything ({sent})"
+    );
+    assert!(
+        at_least_99_percent(answered, 100),
+        "{answered}/100 answered"
+    );
 }
 
 /// `rpcudp lt echo` with extra arguments, under `prlimit` if `nofile` is given.
@@ -214,7 +238,8 @@ fn lt_echo(extra: &[&str], nofile: Option<u32>) -> (Child, SocketAddr) {
         }
         None => Command::new(bin()),
     };
-    cmd.args(["lt", "echo", "--bind", "127.0.0.1:0"]).args(extra);
+    cmd.args(["lt", "echo", "--bind", "127.0.0.1:0"])
+        .args(extra);
     let mut child = Child::spawn("rpcudp lt echo", cmd);
     let addr = child.wait_listening(START);
     (child, addr)
@@ -244,7 +269,9 @@ fn all_closed_within(conns: &mut [TcpStream], within: Duration) -> (usize, Durat
     let mut closed = 0;
     let mut buf = [0u8; 64];
     for c in conns.iter_mut() {
-        let left = within.saturating_sub(start.elapsed()).max(Duration::from_millis(1));
+        let left = within
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_millis(1));
         c.set_read_timeout(Some(left)).unwrap();
         let gone = match c.read(&mut buf) {
             Ok(0) => true,
@@ -296,7 +323,13 @@ fn lt_echo_under_a_low_open_file_limit_serves_an_honest_echo_beside_idle_connect
 
 /// Opens `conns` connections that each send `held` bytes of a frame of `total` bytes
 /// (header of `len_width` bytes + type byte), then stall. Returns those still open.
-fn partial_frames(addr: SocketAddr, conns: usize, len_width: usize, total: u64, held: usize) -> Vec<TcpStream> {
+fn partial_frames(
+    addr: SocketAddr,
+    conns: usize,
+    len_width: usize,
+    total: u64,
+    held: usize,
+) -> Vec<TcpStream> {
     let mut open = Vec::new();
     let mut head = total.to_be_bytes()[8 - len_width..].to_vec();
     head.push(1);
@@ -331,8 +364,16 @@ fn partial_frame_attack(extra: &[&str], conns: usize, len_width: usize, total: u
         took + stalled_at.elapsed().saturating_sub(took)
     );
     assert!(rtt.is_some(), "no honest echo within 2 s");
-    assert!(after.saturating_sub(before) <= 64 * 1024, "VmHWM +{} KiB", after - before);
-    assert_eq!(closed, stalled.len(), "stalled connections still open after 30 s");
+    assert!(
+        after.saturating_sub(before) <= 64 * 1024,
+        "VmHWM +{} KiB",
+        after - before
+    );
+    assert_eq!(
+        closed,
+        stalled.len(),
+        "stalled connections still open after 30 s"
+    );
 }
 
 #[test]

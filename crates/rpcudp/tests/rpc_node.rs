@@ -610,7 +610,9 @@ async fn a_request_beyond_the_concurrency_limit_takes_the_slot_of_the_oldest_unv
     for running in 1..=2 {
         let c = client.clone();
         let options = quick(&client, 3000);
-        calls.push(tokio::spawn(async move { c.call_with(to, "wait", vec![], options).await }));
+        calls.push(tokio::spawn(async move {
+            c.call_with(to, "wait", vec![], options).await
+        }));
         eventually("one more handler running", || {
             server.stats().handlers_running == running
         })

@@ -146,7 +146,10 @@ impl DedupCache {
     /// Forgets `key` if it is still in progress (its request was preempted: a resend
     /// must be served afresh, not dropped as a duplicate).
     pub(crate) fn forget_in_progress(&mut self, hash: u64, key: &Key) {
-        if let Ok(o) = self.table.find_entry(hash, |s| s.hash == hash && s.key == *key) {
+        if let Ok(o) = self
+            .table
+            .find_entry(hash, |s| s.hash == hash && s.key == *key)
+        {
             if matches!(o.get().entry, Entry::InProgress) {
                 o.remove();
             }

@@ -18,10 +18,10 @@ use super::slots::Slots;
 use super::stats::Stats;
 use super::timers::Timers;
 use super::{CallFailure, CallId, CallRefused, Event, RequestToken, Transmit};
+use crate::subnet::SourceKey;
 use crate::wire::rpc::{
     decode_packet, encode_request, encode_response, MessageId, Packet, HEADER_LEN,
 };
-use crate::subnet::SourceKey;
 use crate::wire::value::check_sendable;
 
 /// One RPC endpoint: server and client on one socket, with no I/O and no clock.
@@ -248,6 +248,7 @@ impl Endpoint {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_request(
         &mut self,
         now: Instant,
@@ -271,10 +272,7 @@ impl Endpoint {
                 // address this copy came to, as the first answer went.
                 if self.limits.offer_answer(key.0, &payload, local, false) != AnswerVerdict::Send {
                     self.stats.answers_dropped_unvalidated += 1;
-                } else if !self
-                    .limits
-                    .take_destination(now, key.0, payload.len(), len)
-                {
+                } else if !self.limits.take_destination(now, key.0, payload.len(), len) {
                     self.stats.answers_dropped_destination_budget += 1;
                 } else {
                     self.stats.duplicates_answered += 1;

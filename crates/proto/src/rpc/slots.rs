@@ -137,11 +137,23 @@ mod tests {
         assert!(matches!(s.victim(key(9), false), Some(1 | 3)));
         s.end(1);
         s.end(3);
-        assert_eq!(s.victim(key(9), false), None, "unvalidated never preempt validated");
-        assert_eq!(s.victim(key(9), true), None, "3 holds 1: not two more than 0");
+        assert_eq!(
+            s.victim(key(9), false),
+            None,
+            "unvalidated never preempt validated"
+        );
+        assert_eq!(
+            s.victim(key(9), true),
+            None,
+            "3 holds 1: not two more than 0"
+        );
         s.start(5, key(3), true);
         assert_eq!(s.victim(key(9), true), Some(4));
-        assert_eq!(s.victim(key(3), true), None, "not from the newcomer's own subnet");
+        assert_eq!(
+            s.victim(key(3), true),
+            None,
+            "not from the newcomer's own subnet"
+        );
         s.end(4);
         s.end(5);
         assert_eq!((s.subnets(), s.of(key(3))), (0, 0));

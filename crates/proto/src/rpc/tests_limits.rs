@@ -345,7 +345,10 @@ fn serve_pings(b: &mut Endpoint, now: Instant) -> Vec<(RequestToken, SocketAddr)
     let mut held = Vec::new();
     while let Some(ev) = b.poll_event() {
         if let Event::Request {
-            token, from, method, ..
+            token,
+            from,
+            method,
+            ..
         } = ev
         {
             if method == "ping" {
@@ -413,7 +416,10 @@ fn an_honest_subnet_with_one_slot_loses_it_after_the_forgers_biggest_subnets() {
     let _ = tokens(&mut b);
     // IPv6 counts by /64: the forgers' /64 holds 9 and gave up its oldest each time.
     assert_eq!(b.requests_in_progress_from(honest), 1);
-    assert_eq!(b.requests_in_progress_from(addr("[2001:db8:1:2::ffff]:1")), 9);
+    assert_eq!(
+        b.requests_in_progress_from(addr("[2001:db8:1:2::ffff]:1")),
+        9
+    );
     assert_eq!(b.stats().requests_preempted, 90);
 }
 
@@ -571,11 +577,19 @@ fn under_load_a_validated_address_keeps_its_own_bucket_apart_from_its_subnet() {
         let from = SocketAddr::from(([203, 0, 113, (n % 250) as u8], 1000));
         b.handle_datagram(now, from, &request(n, "ping", &[]));
     }
-    assert_eq!(tokens(&mut b).len(), 10, "the forged subnet is limited under load");
+    assert_eq!(
+        tokens(&mut b).len(),
+        10,
+        "the forged subnet is limited under load"
+    );
     for n in 0..5u32 {
         b.handle_datagram(now, victim, &request(1000 + n, "ping", &[]));
     }
-    assert_eq!(tokens(&mut b).len(), 5, "the validated victim has its own bucket");
+    assert_eq!(
+        tokens(&mut b).len(),
+        5,
+        "the validated victim has its own bucket"
+    );
 }
 
 #[test]

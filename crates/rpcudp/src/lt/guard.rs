@@ -174,7 +174,9 @@ impl Guard {
         let idlest = table
             .iter()
             .min_by_key(|(_, e)| e.last_active)
-            .filter(|(_, e)| now.saturating_duration_since(e.last_active) >= self.0.limits.evict_after)
+            .filter(|(_, e)| {
+                now.saturating_duration_since(e.last_active) >= self.0.limits.evict_after
+            })
             .map(|(&id, _)| id);
         match idlest.and_then(|id| table.remove(&id)) {
             Some(e) => {
@@ -224,13 +226,18 @@ impl Guard {
     /// descriptor back), logs at most one line a minute, and returns how long to wait
     /// before accepting again.
     pub fn accept_failed(&self, e: &io::Error, what: &str) -> Duration {
-        self.0.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+        self.0
+            .counters
+            .accept_errors
+            .fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         self.evict_idlest(&mut self.lock().1, now);
         let mut a = self.0.accept.lock().unwrap_or_else(|e| e.into_inner());
         a.0 = a.0.saturating_add(1);
         a.2 += 1;
-        if a.1.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(60)) {
+        if a.1
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(60))
+        {
             tracing::warn!(
                 "{what}: accept failed: {e} ({} failure(s) since the last report; backing off)",
                 a.2

@@ -17,15 +17,15 @@
 //! copy.
 
 use super::Metrics;
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 /// Limits of a [`MetricsServer`].
@@ -76,11 +76,14 @@ pub struct MetricsServer {
     table: Arc<Table>,
 }
 
+/// A connection reading its head: its "head read" flag and its kill switch.
+type Reading = (Arc<AtomicBool>, CancellationToken);
+
 /// The connections being served: how many, and those still reading their head, oldest
 /// first (an entry's flag is set once its head is read; such entries are skipped).
 #[derive(Default, Debug)]
 struct Table {
-    inner: Mutex<(usize, VecDeque<(Arc<AtomicBool>, CancellationToken)>)>,
+    inner: Mutex<(usize, VecDeque<Reading>)>,
     evicted: AtomicU64,
     refused: AtomicU64,
 }
@@ -88,7 +91,7 @@ struct Table {
 impl Table {
     /// Admits a connection: its "head read" flag and its kill switch, or `None` if the
     /// cap is reached and every connection is already being answered.
-    fn admit(&self, max: usize) -> Option<(Arc<AtomicBool>, CancellationToken)> {
+    fn admit(&self, max: usize) -> Option<Reading> {
         let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if t.0 >= max {
             loop {

@@ -115,7 +115,10 @@ pub fn drop_reasons(s: &NodeStats) -> Vec<(&'static str, u64)> {
         ("unvalidated_answer", s.core.answers_dropped_unvalidated),
         ("held_answer_dropped", s.core.held_answers_dropped),
         ("preempted", s.core.requests_preempted),
-        ("destination_budget", s.core.answers_dropped_destination_budget),
+        (
+            "destination_budget",
+            s.core.answers_dropped_destination_budget,
+        ),
     ]
 }
 
