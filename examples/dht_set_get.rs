@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let result = node.get("my-key").await?;
     println!(
         "Get result: {}",
-        result.map_or("none".into(), |v| v.to_string())
+        result.map_or("none".into(), |v| rpcudp::display(&v).to_string())
     );
 
     node.shutdown().await;

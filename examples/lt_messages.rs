@@ -2,7 +2,7 @@
 //! `lt_client`: `LTProtocol([NumMsg, StrMsg], 'H', 'B')`.
 
 #![allow(dead_code)] // each example uses part of it
-use binrw::binrw;
+use rpcudp::lt::binrw::{self, binrw};
 use rpcudp::lt::BinrwMessage;
 
 /// `NumMsg`: type 1, body `struct.pack("> I", num)`.

@@ -43,8 +43,9 @@ async fn main() -> anyhow::Result<()> {
     let server = Node::bind("127.0.0.1:0".parse()?).await?;
     let store: Arc<Mutex<BTreeMap<String, Vec<Reading>>>> = Arc::default();
 
-    // On the wire a struct travels as a MessagePack array of its fields, so
-    // `record(reading)` is the request body ["record", [[station, minute, celsius]]].
+    // On the wire a struct travels as a MessagePack map with its field names, so
+    // `record(reading)` is the request body
+    // ["record", [{"station": ..., "minute": ..., "celsius": ...}]]: a dict in Python.
     let s = store.clone();
     server.register_typed("record", move |_from, (reading,): (Reading,)| {
         let s = s.clone();

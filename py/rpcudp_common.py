@@ -56,3 +56,27 @@ class ReferenceService:
 def die(msg):
     print("error: " + msg, file=sys.stderr, flush=True)
     sys.exit(2)
+
+
+# This project's error reply (docs/wire.md, "Error replies"): an ordinary answer to a
+# Python caller, a remote error to a Rust one.
+ERROR_REPLY_KEY = "__rpcudp_error__"
+
+
+class ErrorsAndShapes:
+    """Methods for the error-reply and named-encoding interop tests, mixed into the
+    servers beside ReferenceService."""
+
+    def rpc_fail(self, sender, message):
+        return {ERROR_REPLY_KEY: message}
+
+    def rpc_raise(self, sender):
+        raise ValueError("raised on purpose")
+
+    def rpc_point(self, sender, x, y):
+        return {"x": x, "y": y}
+
+    def rpc_describe(self, sender, value):
+        """What Python received: its type name and, for a dict, its sorted keys."""
+        keys = sorted(value) if isinstance(value, dict) else None
+        return [type(value).__name__, keys]

@@ -9,11 +9,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpcudp_common import ReferenceService, announce, parse_addr  # noqa: E402
+from rpcudp_common import ErrorsAndShapes, ReferenceService, announce, parse_addr  # noqa: E402
 from rpcudp.protocol import RPCProtocol  # noqa: E402
 
 
-class Server(ReferenceService, RPCProtocol):
+class Server(ReferenceService, ErrorsAndShapes, RPCProtocol):
     async def rpc_sleep(self, sender, ms):
         await asyncio.sleep(ms / 1000.0)
         return ms

@@ -13,12 +13,12 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpcudp_common import ReferenceService, announce, parse_addr  # noqa: E402
+from rpcudp_common import ErrorsAndShapes, ReferenceService, announce, parse_addr  # noqa: E402
 from storjrpcudp.protocol import RPCProtocol  # noqa: E402
 from twisted.internet import reactor, task  # noqa: E402
 
 
-class Server(ReferenceService, RPCProtocol):
+class Server(ReferenceService, ErrorsAndShapes, RPCProtocol):
     def rpc_sleep(self, sender, ms):
         return task.deferLater(reactor, ms / 1000.0, lambda: ms)
 

@@ -111,6 +111,14 @@ pub async fn status(args: StatusArgs) -> u8 {
     common::EXIT_OK
 }
 
+/// `1 contact`, `2 contacts`: `n` and the noun, plural unless `n` is 1.
+pub fn count(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// The status as aligned lines for a terminal.
 pub fn readable(s: &Status) -> String {
     fn line(o: &mut String, k: &str, v: String) {
@@ -142,8 +150,10 @@ pub fn readable(s: &Status) -> String {
             &mut o,
             "in flight",
             format!(
-                "{} calls, {} handlers running, {} in the duplicate cache",
-                r.calls_in_flight, r.handlers_running, r.dedup_entries
+                "{}, {} running, {} in the duplicate cache",
+                count(r.calls_in_flight as u64, "call"),
+                count(r.handlers_running as u64, "handler"),
+                r.dedup_entries
             ),
         );
     }
@@ -165,22 +175,39 @@ pub fn readable(s: &Status) -> String {
             &mut o,
             "store",
             format!(
-                "{} records, {} bytes, oldest stored {oldest}",
-                st.records, st.bytes
+                "{}, {}, oldest stored {oldest}",
+                count(st.records as u64, "record"),
+                count(st.bytes, "byte")
             ),
         );
+    }
+    if let Some(lookups) = &s.lookups {
+        let list: Vec<String> = lookups
+            .iter()
+            .map(|l| format!("{} {} {}", l.kind, l.outcome, l.count))
+            .collect();
+        let list = if list.is_empty() {
+            "none".into()
+        } else {
+            list.join(", ")
+        };
+        line(&mut o, "lookups", list);
     }
     if let Some(t) = &s.routing_table {
         line(
             &mut o,
             "routing table",
-            format!("{} contacts in {} buckets", t.contacts, t.buckets.len()),
+            format!(
+                "{} in {}",
+                count(t.contacts as u64, "contact"),
+                count(t.buckets.len() as u64, "bucket")
+            ),
         );
         for b in &t.buckets {
             o.push_str(&format!(
-                "  bucket {:>3}: {:>3} contacts, oldest seen {} ({}), newest seen {} ({})\n",
+                "  bucket {:>3}: {:>12}, oldest seen {} ({}), newest seen {} ({})\n",
                 b.bucket,
-                b.contacts,
+                count(b.contacts as u64, "contact"),
                 b.oldest_seen.address,
                 &b.oldest_seen.id[..8.min(b.oldest_seen.id.len())],
                 b.newest_seen.address,
@@ -189,4 +216,53 @@ pub fn readable(s: &Status) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_singular_for_one_only() {
+        assert_eq!(count(0, "contact"), "0 contacts");
+        assert_eq!(count(1, "contact"), "1 contact");
+        assert_eq!(count(2, "bucket"), "2 buckets");
+    }
+
+    #[test]
+    fn the_readable_status_says_1_contact_and_lists_the_lookups() {
+        let contact =
+            r#"{"id": "1a2b3c4d00000000000000000000000000000000", "address": "127.0.0.1:9"}"#;
+        let json = format!(
+            r#"{{"node_id": null, "bound_address": null, "uptime_seconds": 3.0, "rpc": null,
+            "top_drop_reasons": [],
+            "routing_table": {{"contacts": 1, "buckets": [{{"bucket": 159, "contacts": 1,
+                "oldest_seen": {contact}, "newest_seen": {contact}}}]}},
+            "store": {{"records": 1, "bytes": 1, "oldest_stored_unix": null, "oldest_age_seconds": null}},
+            "lookups": [{{"kind": "find_node", "outcome": "converged", "count": 2}},
+                        {{"kind": "find_value", "outcome": "not_found", "count": 1}}]}}"#
+        );
+        let text = readable(&serde_json::from_str(&json).unwrap());
+        assert!(
+            text.contains("routing table    1 contact in 1 bucket\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bucket 159:    1 contact, oldest seen"),
+            "{text}"
+        );
+        assert!(
+            text.contains("store            1 record, 1 byte,"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lookups          find_node converged 2, find_value not_found 1\n"),
+            "{text}"
+        );
+        // A view without lookups (an older node) still reads.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        old.as_object_mut().unwrap().remove("lookups").unwrap();
+        let text = readable(&serde_json::from_value(old).unwrap());
+        assert!(!text.contains("lookups"), "{text}");
+    }
 }

@@ -9,11 +9,11 @@
 //! The rules count what they drop, and each test checks the loss really happened.
 //!
 //! Skips (with the reason on stderr) when it cannot create a namespace (not root) or
-//! `nft` is missing (`apt-get install nftables`); with `RPCUDP_REQUIRE_INTEROP=1` (CI) a
-//! missing `nft` fails instead. Processes and the namespace go away on drop, also when
+//! `nft` is missing (`apt-get install nftables`; `scripts/test.sh` installs it as root);
+//! when `RPCUDP_REQUIRE_TOOLS` names `nft` (test.sh found it) an unusable `nft` fails. Processes and the namespace go away on drop, also when
 //! an assertion fails.
 
-use rpcudp_testkit::{interop_required, require_netns, run_parallel, Child, Netns};
+use rpcudp_testkit::{require_netns, run_parallel, skip, tool_required, Child, Netns};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -27,11 +27,14 @@ fn loss_netns(test: &str) -> Option<Netns> {
     let ns = require_netns(test, "loss")?;
     match ns.exec_ok(&["nft", "list", "ruleset"]) {
         Ok(_) => Some(ns),
-        Err(why) if interop_required() => {
-            panic!("{test}: RPCUDP_REQUIRE_INTEROP=1 but nftables is unusable: {why}")
+        Err(why) if tool_required("nft") => {
+            panic!("{test}: nft was found (RPCUDP_REQUIRE_TOOLS) but nftables is unusable: {why}")
         }
         Err(why) => {
-            eprintln!("SKIP {test}: needs nftables (apt-get install nftables): {why}");
+            skip(
+                test,
+                &format!("needs nftables (apt-get install nftables): {why}"),
+            );
             None
         }
     }

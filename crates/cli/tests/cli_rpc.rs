@@ -632,3 +632,53 @@ fn a_wildcard_bound_server_answers_from_the_called_address() {
         call_ok(&[&to, "ping", "--timeout", "3"], r#""pong""#);
     }
 }
+
+/// An unknown-method request datagram with message id `i`.
+fn unknown_method_request(i: u32) -> Vec<u8> {
+    let mut d = vec![0x00];
+    d.extend_from_slice(&i.to_be_bytes());
+    d.extend_from_slice(&[0; 16]);
+    d.extend_from_slice(b"\x92\xaeno_such_method\x90");
+    d
+}
+
+#[test]
+fn a_flood_of_unknown_methods_logs_few_warn_lines_naming_method_and_peer() {
+    let (mut server, addr) = serve(&[]);
+    let attacker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..3_000u32 {
+        attacker.send_to(&unknown_method_request(i), addr).unwrap();
+        if i % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(2)); // let the server read
+        }
+    }
+    // An honest call still answered, right after the flood.
+    call_ok(&[&addr.to_string(), "ping"], r#""pong""#);
+    let secs = started.elapsed().as_secs_f64();
+    let status = server.terminate(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let err = server.stderr();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("unknown method"))
+        .collect();
+    assert!(!lines.is_empty(), "no warn line at all: {err}");
+    assert!(
+        lines.len() <= 10 * (secs.ceil() as usize + 1),
+        "{} warn lines in {secs:.2} s",
+        lines.len()
+    );
+    for l in &lines {
+        assert!(l.contains("WARN"), "{l}");
+        assert!(l.contains(r#"method="no_such_method""#), "{l}");
+        assert!(
+            l.contains(&format!("peer={}", attacker.local_addr().unwrap())),
+            "{l}"
+        );
+    }
+    eprintln!(
+        "3000 unknown-method requests in {secs:.2} s: {} warn lines on stderr",
+        lines.len()
+    );
+}

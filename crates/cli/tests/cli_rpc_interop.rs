@@ -6,7 +6,7 @@
 //! `scripts/test.sh`), which turns a missing peer into a failure.
 
 use rmpv::Value;
-use rpcudp_testkit::{interop_required, require_python, storj_path, workspace_root, Child};
+use rpcudp_testkit::Child;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -36,22 +36,7 @@ impl Peer {
 }
 
 fn python(test: &str, peer: Peer, role: &str) -> Option<Command> {
-    let python = require_python(test)?;
-    let mut cmd = Command::new(python);
-    cmd.arg(workspace_root().join("py").join(peer.script(role)));
-    if peer == Peer::Storj {
-        match storj_path() {
-            Some(p) => {
-                cmd.env("PYTHONPATH", p);
-            }
-            None if interop_required() => panic!("{test}: storjrpcudp is not installed"),
-            None => {
-                eprintln!("SKIP {test}: storjrpcudp is not installed");
-                return None;
-            }
-        }
-    }
-    Some(cmd)
+    rpcudp_testkit::python_script(test, peer == Peer::Storj, &peer.script(role))
 }
 
 fn serve(peer: Peer) -> (Child, SocketAddr) {
@@ -241,6 +226,22 @@ fn our_call_reaches_the_python_server(test: &str, peer: Peer) {
     );
     let o = Command::new(BIN)
         .args(["call", &addr, "no_such_method", "--timeout", "0.3"])
+        .args(["--dialect", peer.dialect()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    // A handler returning the error-reply map: exit 1 (not 3), the message named.
+    let o = run(&["fail", r#""quota exceeded""#]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(o.stdout.is_empty());
+    assert!(
+        err.contains("remote error") && err.contains(r#""quota exceeded""#),
+        "{err}"
+    );
+    // A handler that raises: no answer, exit 3, as before.
+    let o = Command::new(BIN)
+        .args(["call", &addr, "raise", "--timeout", "0.3"])
         .args(["--dialect", peer.dialect()])
         .output()
         .unwrap();

@@ -14,8 +14,8 @@
 //! - [`protocol`]: the [`Protocol`] trait every state machine here implements, so one
 //!   driver and one simulator run any of them.
 //! - [`kad`]: Kademlia without I/O: ids and XOR distance, k-buckets, the iterative lookup,
-//!   the record store trait.
-//!
+//!   the whole node ([`kad::Node`]) and the trait its values are kept behind
+//!   ([`kad::ValueStore`]).
 //! - [`subnet`]: source subnets (/24, /64) and local ranges, the unit of per-source limits.
 //!
 //! What does not: sockets, tasks, timers, handler code (requests become events and answers

@@ -27,6 +27,14 @@ pub use rpcudp_proto as proto;
 /// its own, nor the same version of it.)
 pub use rmpv::Value;
 
+/// Shows a [`Value`] readably with `{}` (`"teal"`, `[1, 2]`, `{"a": 1}`, `b".."`), where
+/// `{:?}` would print rmpv's `String(Utf8String { s: Ok("teal") })`.
+///
+/// ```
+/// assert_eq!(rpcudp::display(&rpcudp::Value::from("teal")).to_string(), r#""teal""#);
+/// ```
+pub use rpcudp_proto::wire::value::{display, ValueDisplay};
+
 /// The MessagePack value crate itself, for the rest of its API (`Utf8String`,
 /// `Integer`, `ext::to_value`...), at the version this crate uses.
 pub use rmpv;

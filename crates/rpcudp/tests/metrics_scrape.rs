@@ -428,3 +428,76 @@ async fn a_dht_node_counts_requests_of_the_wrong_shape_in_its_metrics_and_status
     }
     dht.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_fresh_nodes_start_up_and_an_introduce_count_no_lookup_a_real_join_counts_one() {
+    let config = |seed| DhtConfig {
+        rpc_timeout: Duration::from_secs(1),
+        seed: Some(seed),
+        ..DhtConfig::default()
+    };
+    let lookups = |dht: &Dht| dht.metrics_snapshot().lookups;
+    // A fresh node starting alone: `dht run` without --bootstrap rejoins through its
+    // saved contacts, of which it has none. Nothing was looked up: nothing is counted,
+    // in particular no `find_node` `no_answer`.
+    let first = Dht::start(local(), config(800)).await.unwrap();
+    assert_eq!(first.rejoin().await, 0);
+    assert_eq!(first.bootstrap(&[]).await, 0);
+    assert_eq!(lookups(&first).counts, []);
+    assert_eq!(lookups(&first).duration.count, 0);
+
+    // A one-shot client only pings: no lookup either.
+    let client = Dht::start(local(), config(801)).await.unwrap();
+    assert_eq!(client.introduce(&[first.local_addr()]).await, 1);
+    assert_eq!(lookups(&client).counts, []);
+
+    // A real join looks up its own id: one converged find_node.
+    let joiner = Dht::start(local(), config(802)).await.unwrap();
+    assert_eq!(joiner.bootstrap(&[first.local_addr()]).await, 1);
+    assert_eq!(
+        lookups(&joiner).counts,
+        [(LookupKind::FindNode, LookupOutcome::Converged, 1)]
+    );
+    // `/status` lists them with the metric's labels; the lone node's list is empty.
+    let listed = Metrics::new().with_dht(&joiner).status().lookups.unwrap();
+    assert_eq!(
+        (
+            listed[0].kind.as_str(),
+            listed[0].outcome.as_str(),
+            listed[0].count,
+            listed.len()
+        ),
+        ("find_node", "converged", 1, 1)
+    );
+    assert_eq!(
+        Metrics::new().with_dht(&first).status().lookups,
+        Some(vec![])
+    );
+    for dht in [joiner, client, first] {
+        dht.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_method_counts_once_as_abandoned_and_once_as_dropped_as_documented() {
+    let server = ping_server().await;
+    send_known_traffic(&server).await;
+    let text = Metrics::new().with_node(&server).render();
+    // One event, two families (README, "Operating a node"): do not add them up.
+    assert_eq!(
+        sample_line(&text, "rpcudp_rpc_requests_abandoned_total"),
+        Some(UNKNOWN_METHOD as f64),
+        "{text}"
+    );
+    assert_eq!(
+        sample_line(&text, "rpcudp_rpc_dropped_total{reason=\"unknown_method\"}"),
+        Some(UNKNOWN_METHOD as f64),
+        "{text}"
+    );
+    // A malformed datagram is a drop only: it never was a request to abandon.
+    assert_eq!(
+        sample_line(&text, "rpcudp_rpc_dropped_total{reason=\"malformed\"}"),
+        Some(MALFORMED as f64)
+    );
+    server.shutdown().await;
+}

@@ -7,12 +7,19 @@
 //! compared exactly: same variant (so `bin` stays `bin` and `str` stays `str`), same
 //! value, float bits included. What the peer itself changes is stated in [`through_python`].
 //!
+//! Beside the corpus, each direction checks what a caller sees of a failure (a typed
+//! `Err` is an error reply the Python caller receives as the map
+//! `{"__rpcudp_error__": message}`; `Err(NoAnswer)` and a Python handler that raises
+//! are silence; a Python handler returning that map is `CallError::Remote` to us) and
+//! the named encoding (our structs and enums arrive as dicts, a Python dict decodes
+//! into our struct).
+//!
 //! Without the venv these tests print SKIP, unless `RPCUDP_REQUIRE_INTEROP=1` (set by
 //! `scripts/test.sh`), which turns a missing peer into a failure.
 
 use rmpv::Value;
-use rpcudp::rpc::{CallError, Dialect, HandlerError, Node, NodeConfig};
-use rpcudp_testkit::{require_python, storj_path, workspace_root, Child};
+use rpcudp::rpc::{CallError, Dialect, HandlerError, NoAnswer, Node, NodeConfig};
+use rpcudp_testkit::Child;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
@@ -22,24 +29,7 @@ const RPCUDP: (Dialect, &str, &str) = (Dialect::Rpcudp, "rpcudp_server.py", "rpc
 const STORJ: (Dialect, &str, &str) = (Dialect::Storj, "storj_server.py", "storj_client.py");
 
 fn python_command(test: &str, dialect: Dialect, script: &str) -> Option<Command> {
-    let python = require_python(test)?;
-    let mut cmd = Command::new(python);
-    cmd.arg(workspace_root().join("py").join(script));
-    if dialect == Dialect::Storj {
-        match storj_path() {
-            Some(p) => {
-                cmd.env("PYTHONPATH", p);
-            }
-            None if rpcudp_testkit::interop_required() => {
-                panic!("{test}: storjrpcudp is not installed; run scripts/setup-python.sh")
-            }
-            None => {
-                eprintln!("SKIP {test}: storjrpcudp is not installed");
-                return None;
-            }
-        }
-    }
-    Some(cmd)
+    rpcudp_testkit::python_script(test, dialect == Dialect::Storj, script)
 }
 
 fn int(v: i128) -> Value {
@@ -259,7 +249,35 @@ async fn our_server(dialect: Dialect) -> Node {
     node.register_typed("stun", |from: SocketAddr, ()| async move {
         (from.ip().to_string(), from.port())
     });
+    node.register_typed("half", |_from, (x,): (i64,)| async move {
+        if x % 2 == 0 {
+            Ok(x / 2)
+        } else {
+            Err(format!("{x} is odd"))
+        }
+    });
+    node.register_typed("silent", |_from, ()| async move { Err::<i64, _>(NoAnswer) });
+    // A struct in (from a Python dict) and a struct and an enum out (as dicts).
+    node.register_typed("mirror", |_from, p: Point| async move {
+        (Point { x: p.y, y: p.x }, Shape::Circle { r: 2 }, Shape::Dot)
+    });
     node
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Point {
+    x: i64,
+    y: i64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+enum Shape {
+    Dot,
+    Circle { r: u8 },
+}
+
+fn map(pairs: &[(&str, Value)]) -> Value {
+    Value::Map(pairs.iter().map(|(k, v)| (s(k), v.clone())).collect())
 }
 
 fn encode(v: &Value) -> Vec<u8> {
@@ -289,6 +307,15 @@ async fn python_client_against_our_server(test: &str, peer: (Dialect, &str, &str
         s("no_such_method"),
         Value::Array(vec![]),
     ]));
+    // Errors and named structs (see the assertions below).
+    for (method, args) in [
+        ("half", vec![int(3)]),
+        ("half", vec![int(4)]),
+        ("silent", vec![]),
+        ("mirror", vec![map(&[("x", int(1)), ("y", int(2))])]),
+    ] {
+        calls.push(Value::Array(vec![s(method), Value::Array(args)]));
+    }
     let dir = tempfile::tempdir().unwrap();
     let calls_file = dir.path().join("calls.msgpack");
     let results_file = dir.path().join("results.msgpack");
@@ -321,7 +348,7 @@ async fn python_client_against_our_server(test: &str, peer: (Dialect, &str, &str
     let Value::Array(results) = results else {
         panic!("results are not an array")
     };
-    assert_eq!(results.len(), corpus.len() + 3);
+    assert_eq!(results.len(), corpus.len() + 7);
     for (sent, result) in corpus.iter().zip(&results) {
         let Value::Array(r) = result else {
             panic!("bad result {result:?}")
@@ -344,6 +371,29 @@ async fn python_client_against_our_server(test: &str, peer: (Dialect, &str, &str
         "an unknown method gets no answer"
     );
     assert_eq!(server.stats().unknown_methods, 1);
+    // A failing handler: the Python caller got an answer (True, not its timeout's
+    // False), the map it can test for the key.
+    let answered = |v: Value| Value::Array(vec![Value::Boolean(true), v]);
+    assert_eq!(
+        tail[3],
+        answered(map(&[("__rpcudp_error__", s("3 is odd"))])),
+        "an Err is an error reply"
+    );
+    assert_eq!(tail[4], answered(int(2)));
+    assert_eq!(
+        tail[5],
+        Value::Array(vec![Value::Boolean(false), Value::Nil]),
+        "Err(NoAnswer) is silence"
+    );
+    // The dict decoded into our struct; ours came back as dicts with field names.
+    assert_eq!(
+        tail[6],
+        answered(Value::Array(vec![
+            map(&[("x", int(2)), ("y", int(1))]),
+            map(&[("Circle", map(&[("r", int(2))]))]),
+            s("Dot"),
+        ]))
+    );
     eprintln!(
         "{test}: {} corpus values echoed by our server to the Python client",
         corpus.len()
@@ -394,10 +444,47 @@ async fn our_client_against_python_server(test: &str, peer: (Dialect, &str, &str
     let mut quick = client.default_call_options();
     quick.attempt_timeout = Duration::from_millis(300);
     let err = client
-        .call_with(to, "no_such_method", vec![], quick)
+        .call_with(to, "no_such_method", vec![], quick.clone())
         .await
         .unwrap_err();
     assert!(matches!(err, CallError::Timeout(_)), "{err:?}");
+    // A Python handler returning the error-reply map is a remote error to us; one that
+    // raises gets no answer (rpcudp's behaviour), so a timeout.
+    let err = client
+        .call(to, "fail", vec![s("no disk")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CallError::Remote { message } if message == "no disk"),
+        "{err:?}"
+    );
+    let err = client
+        .call_with(to, "raise", vec![], quick)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::Timeout(_)), "{err:?}");
+    // Our struct reaches Python as a dict with its field names; a Python dict decodes
+    // into our struct.
+    let (kind, keys): (String, Vec<String>) = client
+        .call_typed(to, "describe", (Point { x: 1, y: 2 },))
+        .await
+        .unwrap();
+    assert_eq!(
+        (kind.as_str(), keys),
+        ("dict", vec!["x".into(), "y".into()])
+    );
+    let (kind, _): (String, Option<Vec<String>>) = client
+        .call_typed(to, "describe", (Shape::Circle { r: 1 },))
+        .await
+        .unwrap();
+    assert_eq!(kind, "dict");
+    let p: Point = client.call_typed(to, "point", (5, 6)).await.unwrap();
+    assert_eq!(p, Point { x: 5, y: 6 });
+    let echoed: (Shape,) = client
+        .call_typed(to, "echo", (Shape::Circle { r: 7 },))
+        .await
+        .unwrap();
+    assert_eq!(echoed.0, Shape::Circle { r: 7 });
     eprintln!(
         "{test}: {} corpus values echoed by the Python server to our client",
         corpus.len()

@@ -23,3 +23,6 @@ pub use net::{
     Sim, Tap,
 };
 pub use rpc::{attacker_addr, run, Report, SimConfig, SimError};
+/// The trait a simulated state machine implements, and the datagram it hands out: so a
+/// user's own protocol needs no direct dependency on `rpcudp-proto`.
+pub use rpcudp_proto::{Protocol, Transmit};

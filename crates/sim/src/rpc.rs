@@ -424,8 +424,12 @@ impl<'c> Workload<'c> {
                 record.outcome = Some(Ok(()));
                 if expected.as_ref() != Some(&value) {
                     return Err(self.fail(format!(
-                        "node {} call {call:?} succeeded with {value:?}, expected {expected:?}",
-                        node.0
+                        "node {} call {call:?} succeeded with {}, expected {}",
+                        node.0,
+                        rpcudp_proto::wire::value::display(&value),
+                        expected.as_ref().map_or("no answer".into(), |e| {
+                            rpcudp_proto::wire::value::display(e).to_string()
+                        }),
                     )));
                 }
                 self.report.succeeded += 1;

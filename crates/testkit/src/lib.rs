@@ -1,7 +1,11 @@
 //! Test helpers shared by the workspace's tests (never by library code):
 //! - [`python`] / [`require_python`]: the venv with the real Python peers, with the
 //!   skip-or-fail policy (`RPCUDP_REQUIRE_INTEROP=1`, set by `scripts/test.sh`, turns a
-//!   missing venv into a failure instead of a printed skip);
+//!   missing venv into a failure instead of a printed skip; without it each test binary
+//!   prints one line saying its interop tests skipped);
+//! - [`skip`] / [`tool_required`]: a skip printed past libtest's capture, and the
+//!   skip-or-fail policy for system tools (`RPCUDP_REQUIRE_TOOLS`, set by
+//!   `scripts/test.sh` to the tools it found or installed);
 //! - [`Child`]: a spawned process that is killed and reaped on drop, also on panic, with
 //!   bounded waits for its output lines;
 //! - [`Netns`]: a network namespace that is deleted on drop, [`netns_available`], and
@@ -66,7 +70,37 @@ pub fn interop_required() -> bool {
         || std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// The venv's Python, or `None` after printing why the test skips.
+/// Prints `SKIP {test}: {reason}` on the process's real stderr, past libtest's output
+/// capture, so a skip shows in a plain `cargo test` run, and `scripts/test.sh` counts it
+/// among the skipped tests of its summary line. Call it once per skipped test.
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {reason}");
+}
+
+/// The name of the running test binary (`rpc_interop`), without cargo's hash suffix.
+fn test_binary() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("tests");
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+        _ => stem.to_string(),
+    }
+}
+
+/// The line printed once per test binary whose interop tests skip: it says they pass
+/// without a peer and names the variable that turns the skip into a failure.
+pub fn interop_group_skip_line(binary: &str) -> String {
+    format!(
+        "SKIPPED GROUP {binary}: the Python peers are not installed, so its interop tests \
+         pass without running; run scripts/setup-python.sh, or set RPCUDP_REQUIRE_INTEROP=1 \
+         (scripts/test.sh does) to make them fail instead"
+    )
+}
+
+/// The venv's Python, or `None` after printing why the test skips: the test's own line
+/// (captured by libtest) and, once per test binary, [`interop_group_skip_line`] on the
+/// real stderr, so a green run without the peers cannot be mistaken for an interop run.
 ///
 /// Panics instead of skipping when [`interop_required`] is true.
 pub fn require_python(test: &str) -> Option<PathBuf> {
@@ -76,6 +110,7 @@ pub fn require_python(test: &str) -> Option<PathBuf> {
             panic!("{test}: the Python peers are not installed; run scripts/setup-python.sh")
         }
         None => {
+            interop_group_skipped();
             eprintln!(
                 "SKIP {test}: the Python peers are not installed (run scripts/setup-python.sh, \
                  or the README's test command, which does)"
@@ -83,6 +118,50 @@ pub fn require_python(test: &str) -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// Prints [`interop_group_skip_line`] on the real stderr, once per test binary; every
+/// interop test that skips for a missing peer calls it.
+pub fn interop_group_skipped() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use std::io::Write;
+        let line = interop_group_skip_line(&test_binary());
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    });
+}
+
+/// True when the system tool `tool` (`ip`, `nft`, `prometheus`) must work, so that a
+/// test finding it missing or unusable fails instead of skipping. `scripts/test.sh` sets
+/// `RPCUDP_REQUIRE_TOOLS` to the tools it found (after installing the missing ones as
+/// root), space-separated; without it every such test skips with the reason.
+pub fn tool_required(tool: &str) -> bool {
+    std::env::var("RPCUDP_REQUIRE_TOOLS").is_ok_and(|v| v.split([' ', ',']).any(|t| t == tool))
+}
+
+/// A command running the helper script `py/<script>` with the venv's Python; for a
+/// storjrpcudp peer (`storj`), with `PYTHONPATH` set to where it is installed. `None`
+/// after printing why the test skips (a panic when [`interop_required`]).
+pub fn python_script(test: &str, storj: bool, script: &str) -> Option<std::process::Command> {
+    let python = require_python(test)?;
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(workspace_root().join("py").join(script));
+    if storj {
+        match storj_path() {
+            Some(p) => {
+                cmd.env("PYTHONPATH", p);
+            }
+            None if interop_required() => {
+                panic!("{test}: storjrpcudp is not installed; run scripts/setup-python.sh")
+            }
+            None => {
+                interop_group_skipped();
+                eprintln!("SKIP {test}: storjrpcudp is not installed");
+                return None;
+            }
+        }
+    }
+    Some(cmd)
 }
 
 /// The path of the `rpcudp` binary built for this test run (debug profile).
@@ -392,17 +471,30 @@ pub fn is_root() -> bool {
 }
 
 /// A fresh namespace (with `lo` up) for `test`, or `None` after printing why the test
-/// skips. As root, or when [`interop_required`] is set, failing to create one panics:
-/// there the namespace tests must run, not skip.
+/// skips ([`skip`]). As root failing to create one panics (there the namespace tests
+/// must run, not skip), unless `ip` itself is missing and not [`tool_required`].
 pub fn require_netns(test: &str, prefix: &str) -> Option<Netns> {
     match Netns::new(prefix) {
         Ok(ns) => Some(ns),
-        Err(why) if is_root() => panic!("{test}: running as root but {why}"),
+        Err(why) if is_root() && (which("ip").is_some() || tool_required("ip")) => {
+            panic!("{test}: running as root but {why}")
+        }
         Err(why) => {
-            eprintln!("SKIP {test}: needs a network namespace (root): {why}");
+            skip(
+                test,
+                &format!("needs a network namespace (root and iproute2's `ip`): {why}"),
+            );
             None
         }
     }
+}
+
+/// The path of `program` on `PATH`, if it is there.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 impl Netns {

@@ -1,5 +1,5 @@
 //! A real Prometheus server and `promtool` for metrics tests (Debian's `prometheus`
-//! package; `.ci/run` installs it), plus a bounded HTTP GET.
+//! package; `scripts/test.sh` installs it as root), plus a bounded HTTP GET.
 //!
 //! [`Prometheus::start`] runs one server on loopback, with a temporary config and TSDB
 //! folder, scraping the given targets every second; it is killed and its folder removed
@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Whether `prometheus` and `promtool` are on the PATH; if not, prints why the test
-/// skips, or panics when [`interop_required`](crate::interop_required) is true.
+/// skips ([`skip`](crate::skip)), or panics when
+/// [`tool_required`](crate::tool_required)`("prometheus")`.
 pub fn require_prometheus(test: &str) -> bool {
     let found = ["prometheus", "promtool"].iter().all(|b| {
         Command::new(b)
@@ -24,10 +25,12 @@ pub fn require_prometheus(test: &str) -> bool {
             .is_ok_and(|s| s.success())
     });
     if !found {
-        if crate::interop_required() {
-            panic!("{test}: prometheus/promtool not installed (apt-get install -y prometheus)");
+        let why = "prometheus/promtool not installed (apt-get install -y prometheus; \
+                   scripts/test.sh installs it as root)";
+        if crate::tool_required("prometheus") {
+            panic!("{test}: {why}");
         }
-        eprintln!("SKIP {test}: prometheus/promtool not installed (apt-get install -y prometheus)");
+        crate::skip(test, why);
     }
     found
 }

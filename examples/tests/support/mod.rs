@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How long an example may take to print its first line (generous: a loaded CI machine).
+#[allow(dead_code)] // not every test file starts a server
 pub const START: Duration = Duration::from_secs(20);
 
 /// `target/<profile>/examples/<name>`, built once per test run: `cargo test

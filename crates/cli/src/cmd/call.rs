@@ -186,6 +186,14 @@ pub async fn run(args: Args) -> u8 {
             }
             common::EXIT_NO_ANSWER
         }
+        Err(CallError::Remote { message }) => {
+            // `{:?}`: the peer's text, escaped, so it cannot drive the terminal.
+            eprintln!(
+                "error: {} on {} answered with a remote error: {message:?}",
+                args.method, args.addr
+            );
+            common::EXIT_FAILURE
+        }
         Err(e) => {
             eprintln!("error: calling {} on {}: {e}", args.method, args.addr);
             common::EXIT_FAILURE

@@ -239,8 +239,8 @@ async fn run_node(args: RunArgs) -> u8 {
         };
         if asked > 0 {
             tracing::info!(
-                "{answered} of {asked} {how} answered; {} contacts",
-                joiner.contacts().len()
+                "{answered} of {asked} {how} answered; {}",
+                crate::metrics_http::count(joiner.contacts().len() as u64, "contact")
             );
             if answered == 0 {
                 tracing::warn!(

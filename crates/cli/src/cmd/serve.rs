@@ -87,7 +87,8 @@ pub async fn run(args: Args) -> u8 {
 const MAX_SLEEP_MS: f64 = 3_600_000.0;
 
 /// Registers the reference service of cli.md on `node`: `ping`, `echo`, `add`, `sleep`,
-/// `count`, `stun`. Wrong arguments get no answer, as with the Python peers.
+/// `count`, `stun`. Wrong arguments get no answer ([`HandlerError::no_answer`]), as
+/// with the Python peers, whose `rpc_*` methods raise then (logged at warn).
 pub fn register_reference_service(node: &Node) {
     node.register("ping", |_from, args: Vec<Value>| async move {
         no_args(&args)?;
@@ -99,7 +100,7 @@ pub fn register_reference_service(node: &Node) {
     node.register("add", |_from, args: Vec<Value>| async move {
         match args.as_slice() {
             [a, b] => add(a, b),
-            _ => Err(HandlerError::new(format!(
+            _ => Err(HandlerError::no_answer(format!(
                 "add takes 2 arguments, got {}",
                 args.len()
             ))),
@@ -107,11 +108,12 @@ pub fn register_reference_service(node: &Node) {
     });
     node.register("sleep", |_from, args: Vec<Value>| async move {
         let [ms] = args.as_slice() else {
-            return Err(HandlerError::from("sleep takes 1 argument"));
+            return Err(HandlerError::no_answer("sleep takes 1 argument"));
         };
-        let millis = number(ms).ok_or("sleep takes a number of milliseconds")?;
+        let millis = number(ms)
+            .ok_or_else(|| HandlerError::no_answer("sleep takes a number of milliseconds"))?;
         if !(0.0..=MAX_SLEEP_MS).contains(&millis) {
-            return Err(HandlerError::new(format!(
+            return Err(HandlerError::no_answer(format!(
                 "sleep takes 0 to {MAX_SLEEP_MS} ms"
             )));
         }
@@ -140,7 +142,7 @@ fn no_args(args: &[Value]) -> Result<(), HandlerError> {
     if args.is_empty() {
         Ok(())
     } else {
-        Err(HandlerError::new(format!(
+        Err(HandlerError::no_answer(format!(
             "takes no arguments, got {}",
             args.len()
         )))
@@ -168,7 +170,10 @@ pub fn add(a: &Value, b: &Value) -> Result<Value, HandlerError> {
     if let (Value::Integer(x), Value::Integer(y)) = (a, b) {
         // Both fit in i128 (ints are at most 64 bits), so the sum cannot overflow.
         let (x, y) = (int128(x), int128(y));
-        let sum = x.zip(y).map(|(x, y)| x + y).ok_or("not an integer")?;
+        let sum = x
+            .zip(y)
+            .map(|(x, y)| x + y)
+            .ok_or_else(|| HandlerError::no_answer("not an integer"))?;
         return Ok(if let Ok(v) = i64::try_from(sum) {
             Value::from(v)
         } else if let Ok(v) = u64::try_from(sum) {
@@ -179,7 +184,7 @@ pub fn add(a: &Value, b: &Value) -> Result<Value, HandlerError> {
     }
     match (number(a), number(b)) {
         (Some(x), Some(y)) => Ok(Value::F64(x + y)),
-        _ => Err(HandlerError::new(format!(
+        _ => Err(HandlerError::no_answer(format!(
             "add takes numbers, got {a} and {b}"
         ))),
     }

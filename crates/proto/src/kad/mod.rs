@@ -1,5 +1,5 @@
 //! Kademlia, sans-IO: ids and the XOR metric, the k-bucket routing table, the iterative
-//! lookup state machine and the record store trait. Interoperable in its choices with
+//! lookup state machine and the node composed of them. Interoperable in its choices with
 //! Python `kademlia` 2.2.3 (k = 20, alpha = 3, 160-bit ids); the RPCs' wire shapes are
 //! in [`wire`] (`docs/wire.md` §3).
 //!
@@ -9,8 +9,11 @@
 //!   [`RoutingTable::on_ping_result`].
 //! - [`Lookup::next`] says whom to contact, whether to wait, or that it is finished; the
 //!   caller makes the RPCs and reports with [`Lookup::on_success`] / [`Lookup::on_failure`].
-//! - [`RecordStore`] is where values go; a `put` that returns `Ok` is what the caller
-//!   acknowledges.
+//! - [`ValueStore`] is where a [`Node`] keeps the bytes of the values it holds (it keeps
+//!   only their index itself): [`MemoryValues`] in memory, the `rpcudp` crate's on redb.
+//!   A `store` is acknowledged once the driver made it durable
+//!   ([`Node::store_durable`]). ([`RecordStore`] / [`MemoryStore`] are a standalone
+//!   record store with per-record timestamps; the node does not use them.)
 //! - [`Node`] is the whole node composed of these: it serves the five RPCs, runs
 //!   `bootstrap` / `set` / `get`, hands values over, refreshes, republishes and expires,
 //!   as one [`Protocol`](crate::Protocol) state machine ([`node`] has the driver's duties).

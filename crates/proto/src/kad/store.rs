@@ -1,5 +1,7 @@
-//! Where a node keeps the values it was asked to store: the [`RecordStore`] trait and an
-//! in-memory implementation. The `rpcudp` crate adds a durable one on redb.
+//! A standalone record store: the [`RecordStore`] trait (values with the time they were
+//! stored) and an in-memory implementation, plus [`is_storable`]. [`Node`](super::Node)
+//! does not keep its values here: it keeps an index itself and the bytes in a
+//! [`ValueStore`](super::ValueStore) (the `rpcudp` crate's is on redb).
 
 use super::id::NodeId;
 use rmpv::Value;

@@ -64,6 +64,17 @@ pub struct EndpointConfig {
     /// Per-source limits (rates, handler shares per /24 or /64), address validation and
     /// the 3× anti-amplification rule; see [`LimitsConfig`] and `SECURITY.md`.
     pub limits: LimitsConfig,
+    /// Whether a response that is an error reply (`{"__rpcudp_error__": message}`,
+    /// docs/wire.md section 1) ends its call with
+    /// [`CallFailure::Remote`](super::CallFailure::Remote) (true, the default), or
+    /// arrives as an ordinary [`Event::CallSucceeded`](super::Event::CallSucceeded) value
+    /// (false: what a Python `rpcudp` caller sees, for a driver that mimics one).
+    pub error_replies: bool,
+    /// How many warning lines a second a driver logs for failures a peer can cause (an
+    /// unknown method, wrong arguments, a handler's error or panic); the rest are
+    /// counted and the next line says how many were left out
+    /// ([`Endpoint::admit_warning`](super::Endpoint::admit_warning)). Default 10.
+    pub warn_lines_per_sec: u32,
 }
 
 impl EndpointConfig {
@@ -84,6 +95,8 @@ impl EndpointConfig {
             decode_limits: DecodeLimits::default(),
             default_call: CallOptions::default(),
             limits: LimitsConfig::default(),
+            error_replies: true,
+            warn_lines_per_sec: 10,
         }
     }
 

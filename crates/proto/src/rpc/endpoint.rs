@@ -17,10 +17,12 @@ use super::ownhash::OwnKeys;
 use super::slots::Slots;
 use super::stats::Stats;
 use super::timers::Timers;
+use super::warnings::WarnLimiter;
 use super::{CallFailure, CallId, CallRefused, Event, RequestToken, Transmit};
 use crate::subnet::SourceKey;
 use crate::wire::rpc::{
-    decode_packet, encode_request, encode_response, MessageId, Packet, HEADER_LEN,
+    decode_packet, encode_request, encode_response, error_reply, error_reply_message, MessageId,
+    Packet, HEADER_LEN,
 };
 use crate::wire::value::check_sendable;
 
@@ -30,7 +32,8 @@ use crate::wire::value::check_sendable;
 /// - **inputs**: [`handle_datagram`](Self::handle_datagram) (a datagram arrived),
 ///   [`handle_timeout`](Self::handle_timeout) (the time from `poll_timeout` came);
 /// - **commands**: [`call`](Self::call), [`respond`](Self::respond),
-///   [`abandon`](Self::abandon), [`cancel`](Self::cancel);
+///   [`respond_error`](Self::respond_error), [`abandon`](Self::abandon),
+///   [`cancel`](Self::cancel);
 /// - **outputs**: [`poll_transmit`](Self::poll_transmit) (datagrams to send, in order),
 ///   [`poll_event`](Self::poll_event) (requests to serve, calls finished),
 ///   [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout` next);
@@ -107,6 +110,8 @@ pub struct Endpoint {
     /// allocation per answer instead of a few reallocations of a growing `Vec` (a
     /// `find_node` answer of 20 contacts is about 800 bytes).
     scratch: Vec<u8>,
+    /// The budget of warning lines (`admit_warning`).
+    warnings: WarnLimiter,
 }
 
 impl Endpoint {
@@ -122,6 +127,7 @@ impl Endpoint {
         let limits = Limits::new(config.limits.clone());
         Endpoint {
             limits,
+            warnings: WarnLimiter::new(config.warn_lines_per_sec),
             scratch: Vec::new(),
             config,
             rng: SmallRng::seed_from_u64(seed),
@@ -346,15 +352,26 @@ impl Endpoint {
             }
             Some(_) => {
                 self.clean_timers();
-                self.stats.calls_succeeded += 1;
                 // The answer carried our random message id: `from` receives there.
                 self.validate(from);
+                let remote = match self.config.error_replies {
+                    true => error_reply_message(&value).map(str::to_owned),
+                    false => None,
+                };
+                match remote {
+                    Some(_) => self.stats.error_replies_received += 1,
+                    None => self.stats.calls_succeeded += 1,
+                }
                 if self.limits.take_probe(&id).is_some() {
                     return; // our own probe: nobody waits for an event
                 }
-                self.events.push_back(Event::CallSucceeded {
-                    call: CallId(id),
-                    value,
+                let call = CallId(id);
+                self.events.push_back(match remote {
+                    Some(message) => Event::CallFailed {
+                        call,
+                        error: CallFailure::Remote { message },
+                    },
+                    None => Event::CallSucceeded { call, value },
                 });
             }
         }
@@ -440,6 +457,18 @@ impl Endpoint {
         }
         self.finish(now, hash, key, Some(Answer::new(&datagram)));
         self.send_answer(now, peer, local, len, datagram);
+    }
+
+    /// Answers the request `token` with an error reply carrying `message` (the map
+    /// `{"__rpcudp_error__": message}`, cut to `MAX_ERROR_MESSAGE` bytes; docs/wire.md):
+    /// a Python caller receives that map as its value, one of ours ends the call with
+    /// [`CallFailure::Remote`]. Otherwise as [`respond`](Self::respond): the same
+    /// limits, the same duplicate cache.
+    pub fn respond_error(&mut self, now: Instant, token: RequestToken, message: &str) {
+        if self.serving.contains_key(&token) {
+            self.stats.error_replies_sent += 1;
+        }
+        self.respond(now, token, &error_reply(message));
     }
 
     /// Sends a fresh answer (to a request of `request_len` bytes) within `peer`'s
@@ -621,6 +650,14 @@ impl Endpoint {
             self.stats.calls_cancelled += 1;
             self.clean_timers();
         }
+    }
+
+    /// Whether a driver may log a warning line at `now` about a failure a peer caused
+    /// (an unknown method, wrong arguments, a handler's error or panic): `Some(n)` yes,
+    /// saying that `n` were left out since the last one; `None` no. At most
+    /// [`EndpointConfig::warn_lines_per_sec`] a second, so a flood cannot fill the log.
+    pub fn admit_warning(&mut self, now: Instant) -> Option<u64> {
+        self.warnings.admit(now)
     }
 
     /// The next datagram to send, oldest first.

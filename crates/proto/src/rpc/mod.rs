@@ -8,7 +8,8 @@
 //! Split by concern: [`config`] (limits and call timing), `calls` (the call table and retry
 //! schedule), `dedup` (duplicate suppression), `timers` (the deadline heap), [`stats`]
 //! (counters), [`limits`] (per-source rates and shares, address validation and
-//! anti-amplification) and `endpoint` (the state machine tying them together).
+//! anti-amplification), [`WarnLimiter`] (the budget of warning lines a peer can cause)
+//! and `endpoint` (the state machine tying them together).
 
 use std::net::SocketAddr;
 
@@ -25,14 +26,18 @@ mod ownhash;
 mod slots;
 pub mod stats;
 mod timers;
+mod warnings;
 
 pub use config::{CallOptions, EndpointConfig};
 pub use endpoint::Endpoint;
 pub use limits::{LimitsConfig, TableSizes, ValidationProbe};
 pub use stats::Stats;
+pub use warnings::WarnLimiter;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_errors;
 #[cfg(test)]
 mod tests_limits;
 
@@ -61,9 +66,10 @@ pub use crate::protocol::Transmit;
 /// Something the application must know about, from [`Endpoint::poll_event`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
-    /// A peer called `method`: run the handler, then [`Endpoint::respond`] with its value
-    /// or [`Endpoint::abandon`] if there is none (unknown method, wrong arguments, handler
-    /// error: the Python peers send no answer then, and the caller times out).
+    /// A peer called `method`: run the handler, then [`Endpoint::respond`] with its value,
+    /// [`Endpoint::respond_error`] with its error (an error reply, docs/wire.md), or
+    /// [`Endpoint::abandon`] to send nothing (unknown method, wrong arguments: the Python
+    /// peers send no answer then, and the caller times out).
     Request {
         /// Names this request in `respond` / `abandon`.
         token: RequestToken,
@@ -81,7 +87,7 @@ pub enum Event {
         /// The peer's return value.
         value: rmpv::Value,
     },
-    /// A call ended without an answer.
+    /// A call ended without a value: no answer, or an error reply.
     CallFailed {
         /// The call.
         call: CallId,
@@ -90,14 +96,24 @@ pub enum Event {
     },
 }
 
-/// Why a call ended without an answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why a call ended without a value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CallFailure {
     /// No answer from the peer within the call's schedule (every attempt, or the overall
     /// deadline). Causes: the peer is down, does not know the method, rejected the
     /// arguments, or packets were lost. Remedy: retries, a longer timeout, check the name.
     #[error("no answer within the timeout")]
     Timeout,
+    /// The peer answered with an error reply (`{"__rpcudp_error__": message}`, see
+    /// [`wire::rpc::ERROR_REPLY_KEY`](crate::wire::rpc::ERROR_REPLY_KEY)): its handler
+    /// failed and said why. Only when [`EndpointConfig::error_replies`] is on (the
+    /// default); otherwise that map arrives as an ordinary value. Remedy: read the
+    /// message; it is the peer's text, untrusted.
+    #[error("the peer answered with an error: {message:?}")]
+    Remote {
+        /// The peer's message (at most `MAX_ERROR_MESSAGE` bytes when sent by us).
+        message: String,
+    },
 }
 
 /// Why [`Endpoint::call`] refused to start a call (nothing was sent).

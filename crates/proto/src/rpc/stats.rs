@@ -58,6 +58,12 @@ pub struct Stats {
     pub calls_started: u64,
     /// Calls that got their answer.
     pub calls_succeeded: u64,
+    /// Requests answered with an error reply (`respond_error`; in a `Node`, a handler's
+    /// error). Each also counts where its answer went: `responses_sent`, held, dropped.
+    pub error_replies_sent: u64,
+    /// Calls ended by an error reply from the peer (`CallError::Remote` from a `Node`,
+    /// `CallFailure::Remote` in the core); not part of `calls_succeeded`.
+    pub error_replies_received: u64,
     /// Calls withdrawn while in flight (a `Node` call future dropped; `cancel` in the
     /// core).
     pub calls_cancelled: u64,

@@ -5,10 +5,13 @@
 //! - [`value`]: bounded MessagePack decoding of untrusted bytes, smallest-width encoding
 //!   (as `u-msgpack-python` does), and the check that a value is safe to send to the peers.
 //! - [`lt`]: length-type frames.
-//! - [`rpc`]: RPC datagrams (`kind | message id | body`) in the `rpcudp` and `storj` dialects.
+//! - [`rpc`]: RPC datagrams (`kind | message id | body`) in the `rpcudp` and `storj` dialects,
+//!   and the error reply.
+//! - [`typed`]: serde types to values and back, structs as maps with their field names.
 
 pub mod lt;
 pub mod rpc;
+pub mod typed;
 pub mod value;
 
 /// The largest UDP payload any IP datagram can carry without IPv6 jumbograms: 65,535

@@ -241,6 +241,61 @@ pub fn encode_response(dialect: Dialect, id: &MessageId, value: &Value, out: &mu
     encode_value(value, out);
 }
 
+/// The key of an error reply: a response body that is the one-entry map
+/// `{"__rpcudp_error__": message}` says the callee's handler failed, with `message` (a
+/// str) saying why. This project's addition to the wire (docs/wire.md section 1, "Error
+/// replies"): to a Python `rpcudp` or `storjrpcudp` caller it is an ordinary answer, a
+/// dict it can test with `"__rpcudp_error__" in value`; an [`Endpoint`] that receives it
+/// reports the call failed with the message
+/// ([`CallFailure::Remote`](crate::rpc::CallFailure::Remote)).
+///
+/// The name is a Python "dunder" with the project's name in it: no method of the Python
+/// peers or of `kademlia` answers a map with such a key, an application would have to
+/// choose it on purpose, and it reads as reserved to a Python programmer.
+///
+/// [`Endpoint`]: crate::rpc::Endpoint
+pub const ERROR_REPLY_KEY: &str = "__rpcudp_error__";
+
+/// The longest message an error reply carries, in bytes: a longer one is cut at a char
+/// boundary (so an error reply always fits the smallest body limit, storj's 8171).
+pub const MAX_ERROR_MESSAGE: usize = 1024;
+
+/// The body of an error reply carrying `message` (cut to [`MAX_ERROR_MESSAGE`] bytes).
+///
+/// ```
+/// use rpcudp_proto::wire::rpc::{error_reply, error_reply_message};
+/// let body = error_reply("disk full");
+/// assert_eq!(body.to_string(), r#"{"__rpcudp_error__": "disk full"}"#);
+/// assert_eq!(error_reply_message(&body), Some("disk full"));
+/// assert_eq!(error_reply_message(&"disk full".into()), None);
+/// ```
+pub fn error_reply(message: &str) -> Value {
+    let mut end = message.len().min(MAX_ERROR_MESSAGE);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    Value::Map(vec![(
+        Value::from(ERROR_REPLY_KEY),
+        Value::from(&message[..end]),
+    )])
+}
+
+/// The message of an error reply, if `body` is one: exactly one map entry, its key the
+/// str [`ERROR_REPLY_KEY`] and its value a str. Anything else (another key beside it, a
+/// non-str message) is an ordinary answer, so a value that merely contains the key is
+/// never mistaken for an error.
+pub fn error_reply_message(body: &Value) -> Option<&str> {
+    match body {
+        Value::Map(pairs) => match pairs.as_slice() {
+            [(Value::String(k), Value::String(m))] if k.as_str() == Some(ERROR_REPLY_KEY) => {
+                m.as_str()
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 #[path = "rpc_tests.rs"]
 mod tests;

@@ -1,4 +1,5 @@
-//! Bounded MessagePack decoding of untrusted bytes, and encoding as the Python peers do.
+//! Bounded MessagePack decoding of untrusted bytes, and encoding as the Python peers do;
+//! [`display`] shows a value readably (`"teal"`, `[1, 2]`, `{"a": 1}`, `b".."`).
 //!
 //! # Decoding
 //! [`decode_value`] reads exactly one MessagePack value from the front of a byte slice and
@@ -60,6 +61,9 @@
 //! let (decoded, used) = decode_value(&bytes, &DecodeLimits::default()).unwrap();
 //! assert_eq!((decoded, used), (value, 11));
 //! ```
+
+mod display;
+pub use display::{display, ValueDisplay};
 
 use std::collections::HashSet;
 

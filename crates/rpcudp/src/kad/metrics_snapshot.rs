@@ -20,16 +20,23 @@ pub enum LookupKind {
     FindValue,
 }
 
-/// How a lookup ended.
+/// How a lookup ended: the `outcome` label of `rpcudp_dht_lookups_total`.
+///
+/// Counted once per `bootstrap`'s lookup of its own id, `set` (its `find_node` and
+/// stores), `get` (its `find_value`; a value held here counts as `found`). A bootstrap
+/// that ended at its pings (no address given or none answered, as for a fresh node that
+/// starts alone) and an `introduce` look nothing up and are not counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LookupOutcome {
-    /// A `find_value` that found the value.
+    /// `found`: a `find_value` that found the value.
     Found,
-    /// A `find_value` that ended without the value.
+    /// `not_found`: a `find_value` that some node answered, without the value.
     NotFound,
-    /// A `find_node` that ended with at least one node that answered.
+    /// `converged`: a bootstrap's `find_node` that some node answered, or a `set` that
+    /// some node acknowledged (or that this node keeps).
     Converged,
-    /// A lookup in which no node answered.
+    /// `no_answer`: a lookup that no node answered (a `set`: no store acknowledged and
+    /// no local copy).
     NoAnswer,
 }
 

@@ -403,11 +403,15 @@ impl Application<core::Node> for App {
                 match &result {
                     Ok(QueryOutcome::Get { value }) => {
                         self.lookups
-                            .record(true, stats.messages as usize, value.is_some(), took)
+                            .record(true, stats.hops as usize, value.is_some(), took)
                     }
-                    Ok(QueryOutcome::Bootstrap { contacts, .. }) => {
+                    // A bootstrap that ended at its pings (a fresh node started with no
+                    // address, or none answered) and an introduce looked nothing up: not
+                    // a failed lookup, not a lookup at all.
+                    Ok(QueryOutcome::Bootstrap { contacts, .. }) if stats.lookup => {
                         self.lookups.record(false, contacts.len(), false, took)
                     }
+                    Ok(QueryOutcome::Bootstrap { .. }) => {}
                     Ok(QueryOutcome::Set {
                         acknowledged,
                         stored_locally,

@@ -255,7 +255,7 @@ pub fn encode_to_bytes<P: Protocol>(
 /// number, or a type number the type field cannot hold, fail to compile.
 ///
 /// ```
-/// use binrw::binrw;
+/// use rpcudp::lt::binrw::{self, binrw};
 /// use rpcudp::lt::{BinrwMessage, Protocol, Unknown};
 ///
 /// #[binrw]
@@ -302,6 +302,13 @@ macro_rules! lt_protocol {
             $( $(#[$vmeta])* $variant($ty), )+
             /// A frame of a type this protocol does not declare.
             Unknown($crate::lt::Unknown),
+        }
+
+        impl $name {
+            /// The header widths and max frame of this protocol: its `Protocol::FORMAT`,
+            /// reachable without importing the trait.
+            #[allow(dead_code)]
+            pub const FORMAT: $crate::lt::FrameFormat = <Self as $crate::lt::Protocol>::FORMAT;
         }
 
         impl $crate::lt::Protocol for $name {

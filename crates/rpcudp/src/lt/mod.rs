@@ -28,9 +28,14 @@
 //! the field and offset that failed. A body must be consumed whole: trailing bytes are an
 //! error, so a layout mistake shows at once.
 //!
+//! `binrw` is re-exported as [`rpcudp::lt::binrw`](binrw): `use rpcudp::lt::binrw::{self,
+//! binrw};` brings the attribute and the paths its expansion uses, so a program needs no
+//! dependency of its own on it. A protocol's header widths are the inherent
+//! `Msg::FORMAT` that [`lt_protocol!`](crate::lt_protocol) generates (no trait import).
+//!
 //! ```
-//! use binrw::binrw;
-//! use rpcudp::lt::{BinrwMessage, Frame, LtCodec, Protocol};
+//! use rpcudp::lt::binrw::{self, binrw};
+//! use rpcudp::lt::BinrwMessage;
 //!
 //! /// `struct.pack(">I", num)`, type 1.
 //! #[binrw]
@@ -84,6 +89,10 @@ mod guard;
 mod message;
 mod server;
 mod udp;
+
+/// The `binrw` crate that [`BinrwMessage`] bodies are declared with, re-exported so that
+/// `#[binrw]` works without a direct dependency: `use rpcudp::lt::binrw::{self, binrw};`.
+pub use binrw;
 
 pub use backoff::{Backoff, ReconnectPolicy};
 pub use bytes::Bytes;

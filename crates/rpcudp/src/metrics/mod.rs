@@ -257,6 +257,16 @@ impl Metrics {
                 oldest_stored_unix: s.oldest_record_unix,
                 oldest_age_seconds: s.oldest_record_unix.map(|t| now_unix.saturating_sub(t)),
             }),
+            lookups: snapshot.as_ref().map(|s| {
+                let counts = s.lookups.counts.iter();
+                counts
+                    .map(|(kind, outcome, count)| LookupCount {
+                        kind: kind.as_str().to_owned(),
+                        outcome: outcome.as_str().to_owned(),
+                        count: *count,
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -301,7 +311,9 @@ fn rpc_families(f: &mut Families, s: &NodeStats) {
     );
     f.counter(
         "rpcudp_rpc_requests_abandoned_total",
-        "Requests given up without an answer (unknown method, failed handler).",
+        "Requests given up without an answer (unknown method, failed or panicked handler, \
+         shutdown). The first three also count in rpcudp_rpc_dropped_total with that reason: \
+         one event, two families.",
         c.requests_abandoned,
     );
     f.counter(
@@ -446,7 +458,9 @@ fn dht_families(f: &mut Families, s: &DhtSnapshot) {
         .collect();
     f.counters(
         "rpcudp_dht_lookups_total",
-        "Iterative lookups, by kind and outcome.",
+        "Iterative lookups, by kind (find_node, find_value) and outcome: converged (a \
+         find_node that some node answered), no_answer (no node answered), found / not_found \
+         (a find_value). A bootstrap that ended at its pings looked nothing up: not counted.",
         &samples,
     );
     f.histogram(
@@ -616,6 +630,21 @@ pub struct Status {
     pub routing_table: Option<RoutingStatus>,
     /// The store, for a DHT node.
     pub store: Option<StoreStatus>,
+    /// The lookups so far by kind and outcome (as `rpcudp_dht_lookups_total`), for a
+    /// DHT node; missing from a view served by an older version.
+    #[serde(default)]
+    pub lookups: Option<Vec<LookupCount>>,
+}
+
+/// One `(kind, outcome)` of [`Status::lookups`]: the labels of `rpcudp_dht_lookups_total`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupCount {
+    /// `find_node` or `find_value`.
+    pub kind: String,
+    /// `converged`, `no_answer`, `found` or `not_found` ([`crate::kad::LookupOutcome`]).
+    pub outcome: String,
+    /// How many lookups ended so.
+    pub count: u64,
 }
 
 /// The RPC part of [`Status`].

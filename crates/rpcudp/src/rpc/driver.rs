@@ -12,7 +12,9 @@ use super::handler::{HandlerResult, Handlers};
 use super::NodeStats;
 use crate::driver::{Application, DriverStats, Flow};
 use rmpv::Value;
-use rpcudp_proto::rpc::{CallId, CallOptions, CallRefused, Endpoint, Event, RequestToken};
+use rpcudp_proto::rpc::{
+    CallFailure, CallId, CallOptions, CallRefused, Endpoint, Event, RequestToken,
+};
 use rpcudp_proto::Transmit;
 use std::collections::HashMap;
 use std::future::Future;
@@ -84,8 +86,9 @@ pub(crate) struct NodeApp {
     tickets: HashMap<u64, CallId>,
     /// Handlers that did not finish on their first poll, each in its own task.
     running: JoinSet<HandlerResult>,
-    /// Which served request each handler task answers, and its method (for logs).
-    tasks: HashMap<tokio::task::Id, (RequestToken, String)>,
+    /// Which served request each handler task answers, and its method and caller (for
+    /// logs).
+    tasks: HashMap<tokio::task::Id, (RequestToken, String, SocketAddr)>,
     /// The task of each served request that has one, to cancel it when the core gives
     /// its slot to a newer request.
     by_token: HashMap<RequestToken, tokio::task::AbortHandle>,
@@ -184,7 +187,7 @@ impl NodeApp {
         let Some(handler) = self.handlers.get(&method) else {
             // As the Python peers: an unknown method gets no answer at all.
             self.counters.unknown_methods += 1;
-            tracing::debug!("{from} called unknown method {method:?}; no answer");
+            warn(core, now, from, &method, "unknown method; no answer");
             core.abandon(now, token);
             return;
         };
@@ -202,39 +205,54 @@ impl NodeApp {
             }
         }));
         match first {
-            Ok(Ok(result)) => self.answer(core, now, token, &method, result),
+            Ok(Ok(result)) => self.answer(core, now, token, &method, from, result),
             Ok(Err(fut)) => {
                 let task = self.running.spawn(fut);
-                self.tasks.insert(task.id(), (token, method));
+                self.tasks.insert(task.id(), (token, method, from));
                 self.by_token.insert(token, task);
             }
             Err(payload) => {
                 self.counters.handler_panics += 1;
-                tracing::warn!(
-                    "handler {method:?} panicked: {}",
+                let what = format!(
+                    "handler panicked: {}; no answer",
                     panic_message(payload.as_ref())
                 );
+                warn(core, now, from, &method, &what);
                 core.abandon(now, token);
             }
         }
     }
 
-    /// Answers a served request with its handler's result (an error: no answer).
+    /// Answers a served request with its handler's result: a value, an error reply
+    /// (the core encodes it), or nothing ([`HandlerError::no_answer`](super::HandlerError::no_answer)).
     fn answer(
         &mut self,
         core: &mut Endpoint,
         now: Instant,
         token: RequestToken,
         method: &str,
+        from: SocketAddr,
         result: HandlerResult,
     ) {
-        match result {
-            Ok(value) => core.respond(now, token, &value),
-            Err(e) => {
-                self.counters.handler_failures += 1;
-                tracing::debug!("handler {method:?} failed, no answer: {e}");
-                core.abandon(now, token);
-            }
+        let e = match result {
+            Ok(value) => return core.respond(now, token, &value),
+            Err(e) => e,
+        };
+        self.counters.handler_failures += 1;
+        let outcome = match e.is_no_answer() {
+            true => "no answer",
+            false => "error reply sent",
+        };
+        warn(
+            core,
+            now,
+            from,
+            method,
+            &format!("handler failed: {e}; {outcome}"),
+        );
+        match e.is_no_answer() {
+            true => core.abandon(now, token),
+            false => core.respond_error(now, token, e.message()),
         }
     }
 
@@ -248,15 +266,16 @@ impl NodeApp {
             Ok((id, _)) => *id,
             Err(e) => e.id(),
         };
-        let Some((token, method)) = self.tasks.remove(&id) else {
+        let Some((token, method, from)) = self.tasks.remove(&id) else {
             return; // preempted (cancelled on purpose)
         };
         self.by_token.remove(&token);
         match result {
-            Ok((_, result)) => self.answer(core, now, token, &method, result),
+            Ok((_, result)) => self.answer(core, now, token, &method, from, result),
             Err(e) => {
                 self.counters.handler_panics += 1;
-                tracing::warn!("handler {method:?} panicked or was cancelled: {e}");
+                let what = format!("handler panicked or was cancelled: {e}; no answer");
+                warn(core, now, from, &method, &what);
                 core.abandon(now, token);
             }
         }
@@ -290,8 +309,11 @@ impl Application<Endpoint> for NodeApp {
             Event::CallFailed { call, error } => {
                 if let Some(p) = self.calls.remove(&call) {
                     self.tickets.remove(&p.ticket);
-                    tracing::debug!("call failed: {error:?}");
-                    let _ = p.reply.send(Err(CallError::Timeout(p.budget)));
+                    let error = match error {
+                        CallFailure::Timeout => CallError::Timeout(p.budget),
+                        CallFailure::Remote { message } => CallError::Remote { message },
+                    };
+                    let _ = p.reply.send(Err(error));
                 }
             }
         }
@@ -389,11 +411,23 @@ impl Application<Endpoint> for NodeApp {
         self.phase = Phase::Stopped;
         self.fail_calls(core);
         // Handlers that outlived the grace (or the handles) are dropped unanswered.
-        for (_, (token, _)) in self.tasks.drain() {
+        for (_, (token, ..)) in self.tasks.drain() {
             core.abandon(now, token);
         }
         self.by_token.clear();
         self.running.abort_all();
+    }
+}
+
+/// Logs a failure `from` caused at warn level, with the method and the peer, if the
+/// core's budget of warning lines allows (a flood is counted, and the next line says
+/// how many were left out).
+fn warn(core: &mut Endpoint, now: Instant, from: SocketAddr, method: &str, what: &str) {
+    match core.admit_warning(now) {
+        // `?method`: the peer's text, escaped (no control characters reach the log).
+        Some(0) => tracing::warn!(method = ?method, peer = %from, "{what}"),
+        Some(suppressed) => tracing::warn!(method = ?method, peer = %from, suppressed, "{what}"),
+        None => {}
     }
 }
 

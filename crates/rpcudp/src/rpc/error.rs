@@ -10,11 +10,21 @@ use std::time::Duration;
 pub enum CallError {
     /// No response arrived within the call's deadline (every attempt, retries included).
     ///
-    /// This is also what an unknown method or a handler that failed looks like: the
-    /// Python peers never answer those, and neither do we. Remedy: check the method name
-    /// and arguments, raise `attempt_timeout`, or add retries on a lossy path.
+    /// This is also what an unknown method, wrong arguments or a Python handler that
+    /// raised look like: the Python peers never answer those, and neither do we (nor a
+    /// handler of ours that chose [`HandlerError::no_answer`]). Remedy: check the method
+    /// name and arguments, raise `attempt_timeout`, or add retries on a lossy path.
     #[error("no response within {0:?}")]
     Timeout(Duration),
+    /// The peer answered with an error reply: its handler failed and said why (a
+    /// [`HandlerError`] or a typed handler's `Err` on our side; a Python handler
+    /// returning `{"__rpcudp_error__": message}`; docs/wire.md, "Error replies").
+    /// Remedy: read the message (the peer's text, untrusted: escape it before showing).
+    #[error("the peer's handler failed: {message:?}")]
+    Remote {
+        /// What the peer said.
+        message: String,
+    },
     /// The encoded request body is over the dialect's limit (8192 bytes for rpcudp,
     /// 8171 for storj), so it was never sent. Remedy: send less per call.
     #[error("request body of {size} bytes is over the limit of {limit}")]
@@ -58,28 +68,111 @@ pub enum CallError {
     ShutDown,
 }
 
-/// Why a handler gives no answer. Logged at debug level and counted as a handler failure;
-/// the caller sees a timeout, as with the Python peers (where an exception in an `rpc_*`
-/// method sends nothing back).
+/// Why a handler gives no value: an error reply for the caller, or no answer at all.
+///
+/// - [`HandlerError::new`] (and `From<&str>`, `From<String>`): the caller gets an error
+///   reply, `{"__rpcudp_error__": message}` on the wire (docs/wire.md): a Python caller
+///   receives that map as its value, a Rust caller [`CallError::Remote`] with the
+///   message. The message goes to whoever called: put nothing secret in it.
+/// - [`HandlerError::no_answer`]: nothing is sent, as when a Python `rpc_*` method
+///   raises; the caller times out ([`CallError::Timeout`]). The reason is only logged.
+///
+/// Either way it is logged at warn level (rate-limited) and counted in
+/// [`NodeStats::handler_failures`](super::NodeStats::handler_failures).
+///
+/// A typed handler may return `Result<T, HandlerError>` too: serialized, a
+/// `HandlerError` says which of the two it is (see [`NoAnswer`]).
+///
+/// ```
+/// use rpcudp::rpc::HandlerError;
+/// let reply = HandlerError::from("disk full");
+/// assert!(!reply.is_no_answer());
+/// assert_eq!(reply.message(), "disk full");
+/// assert!(HandlerError::no_answer("not for you").is_no_answer());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
+#[error("{message}")]
+pub struct HandlerError {
+    message: String,
+    no_answer: bool,
+}
 
 impl HandlerError {
-    /// A handler error with this reason.
-    pub fn new(reason: impl Into<String>) -> Self {
-        HandlerError(reason.into())
+    /// An error the caller receives as an error reply carrying `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+            no_answer: false,
+        }
+    }
+
+    /// No answer at all: the caller times out. `reason` is only logged.
+    pub fn no_answer(reason: impl Into<String>) -> Self {
+        HandlerError {
+            message: reason.into(),
+            no_answer: true,
+        }
+    }
+
+    /// The message (sent to the caller) or the reason (logged).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the caller gets no answer (rather than an error reply).
+    pub fn is_no_answer(&self) -> bool {
+        self.no_answer
     }
 }
 
 impl From<&str> for HandlerError {
-    fn from(reason: &str) -> Self {
-        HandlerError(reason.to_string())
+    fn from(message: &str) -> Self {
+        HandlerError::new(message)
     }
 }
 
 impl From<String> for HandlerError {
-    fn from(reason: String) -> Self {
-        HandlerError(reason)
+    fn from(message: String) -> Self {
+        HandlerError::new(message)
+    }
+}
+
+/// The serde name by which a typed handler's `Err` says "no answer" (see [`NoAnswer`]).
+pub(crate) const NO_ANSWER_NAME: &str = "rpcudp::rpc::NoAnswer";
+
+/// The error a typed handler returns to send no answer at all (the caller times out, as
+/// with a Python `rpc_*` method that raises): `Err(NoAnswer)`. Any other `Err(e)` of a
+/// typed handler is an error reply carrying `e` (a str as it is, anything else as its
+/// MessagePack text).
+///
+/// ```
+/// # use rpcudp::rpc::{NoAnswer, Node};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let node = Node::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// // Strangers get silence, as if the method did not exist.
+/// node.register_typed("secret", |from: std::net::SocketAddr, ()| async move {
+///     if from.ip().is_loopback() { Ok(42) } else { Err(NoAnswer) }
+/// });
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NoAnswer;
+
+impl serde::Serialize for NoAnswer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit_struct(NO_ANSWER_NAME)
+    }
+}
+
+/// A reply error serializes as its message; a no-answer one as [`NoAnswer`] with its
+/// reason, so a typed handler's `Err(HandlerError)` keeps its meaning.
+impl serde::Serialize for HandlerError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.no_answer {
+            s.serialize_newtype_struct(NO_ANSWER_NAME, &self.message)
+        } else {
+            s.serialize_str(&self.message)
+        }
     }
 }

@@ -8,10 +8,11 @@
 //!   sent as serde's enum form (`{"Ok": ..}`, `[0, [..]]`): `Ok(v)` answers `v`, `Err(e)`
 //!   is a [`HandlerError`] (no answer), as when a Python `rpc_*` raises.
 
-use super::error::HandlerError;
+use super::error::{HandlerError, NO_ANSWER_NAME};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use rmpv::Value;
+use rpcudp_proto::wire::typed::{from_value, to_value, TypedError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -60,29 +61,35 @@ where
 }
 
 /// The answer to send for a typed handler's return value: a top-level `Result` is
-/// unwrapped (`Err` is no answer), anything else is serialized as it is.
+/// unwrapped (`Err(NoAnswer)` is no answer, any other `Err(e)` an error reply carrying
+/// `e`), anything else is serialized as it is, in the named encoding
+/// ([`rpcudp_proto::wire::typed`]).
 pub(crate) fn typed_answer<R: Serialize + ?Sized>(out: &R) -> HandlerResult {
     let serialized = match out.serialize(ResultProbe) {
         Ok(ProbedResult::Ok(value)) => value,
+        Ok(ProbedResult::NoAnswer(reason)) => return Err(HandlerError::no_answer(reason)),
         Ok(ProbedResult::Err(error)) => {
-            let shown = match error {
+            return Err(HandlerError::new(match error {
+                Ok(Value::String(s)) if s.as_str().is_some() => s.into_str().unwrap_or_default(),
                 Ok(value) => value.to_string(),
                 Err(e) => format!("(an error value that does not serialize: {e})"),
-            };
-            return Err(HandlerError(format!("the handler returned Err: {shown}")));
+            }));
         }
-        Err(NotAResult) => rmpv::ext::to_value(out),
+        Err(NotAResult) => to_value(out),
     };
-    serialized.map_err(|e| HandlerError(format!("the result does not serialize: {e}")))
+    serialized.map_err(|e| HandlerError::new(format!("the result does not serialize: {e}")))
 }
 
-/// What [`ResultProbe`] found: a `Result`'s `Ok` value or `Err` value, serialized.
+/// What [`ResultProbe`] found: a `Result`'s `Ok` value or `Err` value, serialized, or an
+/// `Err(NoAnswer)` (with the reason of a `HandlerError::no_answer`).
 enum ProbedResult {
-    Ok(Result<Value, rmpv::ext::Error>),
-    Err(Result<Value, rmpv::ext::Error>),
+    Ok(Result<Value, TypedError>),
+    Err(Result<Value, TypedError>),
+    NoAnswer(String),
 }
 
-/// The probe's only failure: the value is not a `Result` (serialized any other way).
+/// The probes' only failure: the value is not what they look for (it is serialized
+/// the ordinary way).
 #[derive(Debug)]
 struct NotAResult;
 
@@ -106,24 +113,99 @@ impl serde::ser::Error for NotAResult {
 /// `Result` with those variants is taken for one too.)
 struct ResultProbe;
 
-macro_rules! not_a_result {
-    ($($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
+/// A serializer that only recognises [`NoAnswer`](super::NoAnswer) (a unit struct of
+/// that name, or a newtype struct of it around the reason of a
+/// `HandlerError::no_answer`); its output is the reason.
+struct NoAnswerProbe;
+
+macro_rules! refuse {
+    ($ok:ty; $($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
         $(fn $method(self, $(_: $arg),*) -> Result<$ret, NotAResult> {
             Err(NotAResult)
         })*
     };
 }
 
+/// The methods both probes refuse, with their output type `$ok`.
+macro_rules! refuse_all_but_newtypes {
+    ($ok:ty) => {
+        refuse! { $ok;
+            serialize_bool(bool) -> $ok;
+            serialize_i8(i8) -> $ok;
+            serialize_i16(i16) -> $ok;
+            serialize_i32(i32) -> $ok;
+            serialize_i64(i64) -> $ok;
+            serialize_u8(u8) -> $ok;
+            serialize_u16(u16) -> $ok;
+            serialize_u32(u32) -> $ok;
+            serialize_u64(u64) -> $ok;
+            serialize_f32(f32) -> $ok;
+            serialize_f64(f64) -> $ok;
+            serialize_char(char) -> $ok;
+            serialize_str(&str) -> $ok;
+            serialize_bytes(&[u8]) -> $ok;
+            serialize_none() -> $ok;
+            serialize_unit() -> $ok;
+            serialize_unit_variant(&'static str, u32, &'static str) -> $ok;
+            serialize_seq(Option<usize>) -> Self::SerializeSeq;
+            serialize_tuple(usize) -> Self::SerializeTuple;
+            serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+            serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+            serialize_map(Option<usize>) -> Self::SerializeMap;
+            serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+            serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<$ok, NotAResult> {
+            Err(NotAResult)
+        }
+        type SerializeSeq = serde::ser::Impossible<$ok, NotAResult>;
+        type SerializeTuple = serde::ser::Impossible<$ok, NotAResult>;
+        type SerializeTupleStruct = serde::ser::Impossible<$ok, NotAResult>;
+        type SerializeTupleVariant = serde::ser::Impossible<$ok, NotAResult>;
+        type SerializeMap = serde::ser::Impossible<$ok, NotAResult>;
+        type SerializeStruct = serde::ser::Impossible<$ok, NotAResult>;
+        type SerializeStructVariant = serde::ser::Impossible<$ok, NotAResult>;
+    };
+}
+
+impl serde::Serializer for NoAnswerProbe {
+    type Ok = String;
+    type Error = NotAResult;
+
+    fn serialize_unit_struct(self, name: &'static str) -> Result<String, NotAResult> {
+        match name {
+            NO_ANSWER_NAME => Ok("the handler returned NoAnswer".into()),
+            _ => Err(NotAResult),
+        }
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        reason: &T,
+    ) -> Result<String, NotAResult> {
+        match (name, to_value(reason)) {
+            (NO_ANSWER_NAME, Ok(Value::String(s))) => Ok(s.into_str().unwrap_or_default()),
+            _ => Err(NotAResult),
+        }
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<String, NotAResult> {
+        Err(NotAResult)
+    }
+
+    refuse_all_but_newtypes!(String);
+}
+
 impl serde::Serializer for ResultProbe {
     type Ok = ProbedResult;
     type Error = NotAResult;
-    type SerializeSeq = serde::ser::Impossible<ProbedResult, NotAResult>;
-    type SerializeTuple = serde::ser::Impossible<ProbedResult, NotAResult>;
-    type SerializeTupleStruct = serde::ser::Impossible<ProbedResult, NotAResult>;
-    type SerializeTupleVariant = serde::ser::Impossible<ProbedResult, NotAResult>;
-    type SerializeMap = serde::ser::Impossible<ProbedResult, NotAResult>;
-    type SerializeStruct = serde::ser::Impossible<ProbedResult, NotAResult>;
-    type SerializeStructVariant = serde::ser::Impossible<ProbedResult, NotAResult>;
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -133,13 +215,16 @@ impl serde::Serializer for ResultProbe {
         value: &T,
     ) -> Result<ProbedResult, NotAResult> {
         match (name, index, variant) {
-            ("Result", 0, "Ok") => Ok(ProbedResult::Ok(rmpv::ext::to_value(value))),
-            ("Result", 1, "Err") => Ok(ProbedResult::Err(rmpv::ext::to_value(value))),
+            ("Result", 0, "Ok") => Ok(ProbedResult::Ok(to_value(value))),
+            ("Result", 1, "Err") => Ok(match value.serialize(NoAnswerProbe) {
+                Ok(reason) => ProbedResult::NoAnswer(reason),
+                Err(NotAResult) => ProbedResult::Err(to_value(value)),
+            }),
             _ => Err(NotAResult),
         }
     }
 
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<ProbedResult, NotAResult> {
+    fn serialize_unit_struct(self, _: &'static str) -> Result<ProbedResult, NotAResult> {
         Err(NotAResult)
     }
 
@@ -151,33 +236,7 @@ impl serde::Serializer for ResultProbe {
         Err(NotAResult)
     }
 
-    not_a_result! {
-        serialize_bool(bool) -> ProbedResult;
-        serialize_i8(i8) -> ProbedResult;
-        serialize_i16(i16) -> ProbedResult;
-        serialize_i32(i32) -> ProbedResult;
-        serialize_i64(i64) -> ProbedResult;
-        serialize_u8(u8) -> ProbedResult;
-        serialize_u16(u16) -> ProbedResult;
-        serialize_u32(u32) -> ProbedResult;
-        serialize_u64(u64) -> ProbedResult;
-        serialize_f32(f32) -> ProbedResult;
-        serialize_f64(f64) -> ProbedResult;
-        serialize_char(char) -> ProbedResult;
-        serialize_str(&str) -> ProbedResult;
-        serialize_bytes(&[u8]) -> ProbedResult;
-        serialize_none() -> ProbedResult;
-        serialize_unit() -> ProbedResult;
-        serialize_unit_struct(&'static str) -> ProbedResult;
-        serialize_unit_variant(&'static str, u32, &'static str) -> ProbedResult;
-        serialize_seq(Option<usize>) -> Self::SerializeSeq;
-        serialize_tuple(usize) -> Self::SerializeTuple;
-        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
-        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
-        serialize_map(Option<usize>) -> Self::SerializeMap;
-        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
-        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
-    }
+    refuse_all_but_newtypes!(ProbedResult);
 }
 
 /// A handler whose runs are spans at debug level: `rpc_request{method, peer}` and an
@@ -208,28 +267,32 @@ impl ErasedHandler for Traced {
     }
 }
 
-/// Deserializes an args array into `A`: a tuple takes the elements in order, a struct
-/// takes them as its fields in declaration order (serde's sequence form), and a
-/// one-field type can also take a lone argument.
+/// Deserializes an args array into `A` (named encoding: [`rpcudp_proto::wire::typed`]):
+/// a tuple takes the elements in order, a struct takes them as its fields in declaration
+/// order, and a one-field type can also take a lone argument (so a struct also takes
+/// one map of its fields, a Python caller's dict). A mismatch is no answer, as with the
+/// Python peers, whose `rpc_*` method raises then.
 pub(crate) fn decode_args<A: DeserializeOwned>(args: Vec<Value>) -> Result<A, HandlerError> {
     let array = Value::Array(args);
-    match rmpv::ext::from_value::<A>(array.clone()) {
+    match from_value::<A>(&array) {
         Ok(a) => Ok(a),
         Err(first) => {
             // `fn(addr, name: String)` is registered as `A = String` by people who do not
             // want a 1-tuple; accept that shape when the array has exactly one element.
             // Likewise `()` for no arguments, which serde reads from nil, not from [].
-            if let Value::Array(mut items) = array {
-                let lone = match items.len() {
-                    0 => Some(Value::Nil),
-                    1 => Some(items.remove(0)),
+            if let Value::Array(items) = &array {
+                let lone = match items.as_slice() {
+                    [] => Some(&Value::Nil),
+                    [one] => Some(one),
                     _ => None,
                 };
-                if let Some(Ok(a)) = lone.map(rmpv::ext::from_value::<A>) {
+                if let Some(Ok(a)) = lone.map(from_value::<A>) {
                     return Ok(a);
                 }
             }
-            Err(HandlerError(format!("arguments do not match: {first}")))
+            Err(HandlerError::no_answer(format!(
+                "arguments do not match: {first}"
+            )))
         }
     }
 }
@@ -291,11 +354,14 @@ mod tests {
     }
 
     #[test]
-    fn a_returned_result_is_unwrapped_and_err_means_no_answer() {
+    fn a_returned_result_is_unwrapped_and_err_is_an_error_reply() {
         assert_eq!(typed_answer(&Ok::<i64, String>(2)), Ok(Value::from(2)));
         let err = typed_answer(&Err::<i64, String>("disk full".into())).unwrap_err();
-        assert!(err.0.contains("disk full"), "{err}");
-        // Everything else keeps its serde form: values, options, other enums.
+        assert_eq!(err, HandlerError::new("disk full"));
+        // A non-str error is sent as its MessagePack text.
+        let err = typed_answer(&Err::<i64, (u8, bool)>((7, true))).unwrap_err();
+        assert_eq!(err, HandlerError::new("[7, true]"));
+        // Everything else keeps its serde form: values, options, other enums (named).
         assert_eq!(typed_answer(&2u8), Ok(Value::from(2)));
         assert_eq!(typed_answer(&Some("x")), Ok(Value::from("x")));
         assert_eq!(
@@ -308,7 +374,35 @@ mod tests {
         }
         assert_eq!(
             typed_answer(&Shape::Circle(3)),
-            rmpv::ext::to_value(Shape::Circle(3)).map_err(|_| HandlerError::from("x"))
+            Ok(Value::Map(vec![(Value::from("Circle"), Value::from(3))]))
+        );
+    }
+
+    #[test]
+    fn err_no_answer_and_a_no_answer_handler_error_mean_no_answer() {
+        let err = typed_answer(&Err::<i64, _>(super::super::NoAnswer)).unwrap_err();
+        assert!(err.is_no_answer(), "{err:?}");
+        let err = typed_answer(&Err::<i64, _>(HandlerError::no_answer("quiet"))).unwrap_err();
+        assert_eq!(err, HandlerError::no_answer("quiet"));
+        let err = typed_answer(&Err::<i64, _>(HandlerError::new("loud"))).unwrap_err();
+        assert_eq!(err, HandlerError::new("loud"));
+        // NoAnswer as an ordinary value (not an Err) is not a request for silence.
+        assert!(typed_answer(&super::super::NoAnswer).is_ok());
+    }
+
+    #[test]
+    fn a_struct_result_is_a_map_with_its_field_names() {
+        #[derive(serde::Serialize)]
+        struct P {
+            x: i32,
+            y: i32,
+        }
+        assert_eq!(
+            typed_answer(&Ok::<_, String>(P { x: 1, y: 2 })),
+            Ok(Value::Map(vec![
+                (Value::from("x"), Value::from(1)),
+                (Value::from("y"), Value::from(2))
+            ]))
         );
     }
 
@@ -329,8 +423,26 @@ mod tests {
     }
 
     #[test]
-    fn mismatched_args_are_a_handler_error() {
-        assert!(decode_args::<(i32,)>(vec![Value::from("x")]).is_err());
+    fn a_struct_argument_also_comes_as_one_map_of_its_fields() {
+        let dict = Value::Map(vec![
+            (Value::from("y"), Value::from(4)),
+            (Value::from("x"), Value::from(3)),
+        ]);
+        assert_eq!(
+            decode_args::<Point>(vec![dict.clone()]).unwrap(),
+            Point { x: 3, y: 4 }
+        );
+        assert_eq!(
+            decode_args::<(Point,)>(vec![dict]).unwrap(),
+            (Point { x: 3, y: 4 },)
+        );
+    }
+
+    #[test]
+    fn mismatched_args_are_no_answer() {
+        assert!(decode_args::<(i32,)>(vec![Value::from("x")])
+            .unwrap_err()
+            .is_no_answer());
         assert!(decode_args::<(i32, i32)>(vec![Value::from(1)]).is_err());
         assert!(decode_args::<Point>(vec![Value::from(1), Value::Nil]).is_err());
     }

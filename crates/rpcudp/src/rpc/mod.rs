@@ -40,7 +40,7 @@ mod error;
 mod handler;
 
 pub use crate::udp::BindError;
-pub use error::{CallError, HandlerError};
+pub use error::{CallError, HandlerError, NoAnswer};
 pub use rpcudp_proto::rpc::{CallOptions, EndpointConfig, Stats};
 /// Per-source limits and address validation, set in `NodeConfig::endpoint.limits`
 /// (see `SECURITY.md`).
@@ -52,6 +52,7 @@ use crate::driver::{Driver, DriverHandle};
 use driver::{CallCommand, Command, NodeApp};
 use handler::Handlers;
 use rmpv::Value;
+use rpcudp_proto::wire::typed::{from_value, to_value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
@@ -115,12 +116,14 @@ pub struct NodeStats {
     pub send_errors: u64,
     /// Errors reported while receiving (the socket stays in use).
     pub recv_errors: u64,
-    /// Requests for a method with no handler (not answered, as the Python peers).
+    /// Requests for a method with no handler (not answered, as the Python peers; logged
+    /// at warn, rate-limited).
     pub unknown_methods: u64,
-    /// Handlers that returned an error (a `HandlerError`, or `Err` from a typed handler)
-    /// or whose arguments did not match (not answered).
+    /// Handlers that returned an error (a `HandlerError`, or `Err` from a typed handler:
+    /// an error reply, or no answer for [`HandlerError::no_answer`] / [`NoAnswer`]) or
+    /// whose arguments did not match (not answered). Logged at warn, rate-limited.
     pub handler_failures: u64,
-    /// Handlers that panicked (not answered; the node goes on).
+    /// Handlers that panicked (not answered; the node goes on; logged at warn).
     pub handler_panics: u64,
     /// Handlers running right now.
     pub handlers_running: usize,
@@ -137,6 +140,7 @@ fn call_outcome(result: &Result<Value, CallError>) -> &'static str {
     match result {
         Ok(_) => "answered",
         Err(CallError::Timeout(_)) => "timed_out",
+        Err(CallError::Remote { .. }) => "error_reply",
         Err(CallError::RequestTooLarge { .. }) => "refused_too_large",
         Err(CallError::Overloaded { .. }) => "refused_overload",
         Err(CallError::Decode { .. }) => "undecodable_answer",
@@ -181,6 +185,13 @@ fn call_outcome(result: &Result<Value, CallError>) -> &'static str {
 ///     .call_typed(server.local_addr(), "sayhi", ("Snake Plissken",))
 ///     .await?;
 /// assert!(hi.starts_with("Hello Snake Plissken you live at 127.0.0.1:"));
+///
+/// // A handler's error reaches the caller as an error reply, with its message.
+/// server.register_typed("half", |_from, (x,): (i64,)| async move {
+///     if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) }
+/// });
+/// let err = client.call_typed::<i64>(server.local_addr(), "half", (3,)).await.unwrap_err();
+/// assert!(matches!(err, CallError::Remote { message } if message == "3 is odd"));
 ///
 /// // An unknown method gets no answer: the caller times out, as with the Python peers.
 /// let mut options = client.default_call_options();
@@ -278,8 +289,10 @@ impl Node {
     }
 
     /// Serves `method` with a dynamic handler: it gets the sender's address and the
-    /// argument values, and returns the answer, or an error for no answer (the caller
-    /// then times out, as with the Python peers). Replaces any handler of that name.
+    /// argument values, and returns the answer, or a [`HandlerError`]: an error reply
+    /// the caller sees ([`HandlerError::new`], `From<&str>`), or no answer at all
+    /// ([`HandlerError::no_answer`]: the caller times out, as when a Python handler
+    /// raises). Replaces any handler of that name.
     ///
     /// ```
     /// # use rpcudp::rpc::{HandlerError, Node};
@@ -303,15 +316,20 @@ impl Node {
     }
 
     /// Serves `method` with a typed handler: the arguments are deserialized into `A` (a
-    /// tuple takes them in order, a struct takes them as its fields in order, a lone
-    /// argument can be taken as itself) and the result is serialized. Arguments that do
-    /// not fit `A` get no answer (logged, counted in
+    /// tuple takes them in order, a struct takes them as its fields in order or as one
+    /// map of its fields, a lone argument can be taken as itself) and the result is
+    /// serialized in the named encoding: structs as maps with their field names, enum
+    /// variants as `{variant: value}` (the table in [`rpcudp_proto::wire::typed`]).
+    /// Arguments that do not fit `A` get no answer (logged at warn, counted in
     /// [`NodeStats::handler_failures`]), as the Python peers behave.
     ///
     /// A handler may return a `Result<T, E>` (`T`, `E`: `Serialize`): `Ok(v)` answers
-    /// `v` itself (not serde's enum form), and `Err(e)` sends no answer, logged and
-    /// counted in [`NodeStats::handler_failures`], as when a Python `rpc_*` method
-    /// raises; the caller sees [`CallError::Timeout`].
+    /// `v` itself (not serde's enum form); `Err(e)` sends an error reply carrying `e` (a
+    /// str as it is, another value as its text): the Rust caller sees
+    /// [`CallError::Remote`], a Python caller the map `{"__rpcudp_error__": message}`
+    /// (docs/wire.md). `Err(NoAnswer)` (or a [`HandlerError::no_answer`]) sends nothing,
+    /// as when a Python `rpc_*` method raises; the caller sees [`CallError::Timeout`].
+    /// Both are logged at warn and counted in [`NodeStats::handler_failures`].
     ///
     /// ```
     /// # use rpcudp::rpc::Node;
@@ -407,11 +425,15 @@ impl Node {
 
     /// Calls `method` with typed arguments and deserializes the answer into `R`.
     ///
-    /// `args` is serialized to MessagePack: a tuple or struct becomes the args array
-    /// (`(a, b)` sends two arguments, `()` none), any other value is sent as the one
-    /// argument, except a bare `None`, which serializes like `()` and so sends none
-    /// (write `(None::<T>,)` for one nil argument). Arguments that fail to serialize are
-    /// [`CallError::Encode`]; an answer that does not fit `R` is [`CallError::Decode`].
+    /// `args` is serialized to MessagePack in the named encoding (structs as maps with
+    /// their field names, see [`rpcudp_proto::wire::typed`]): a tuple (or tuple struct)
+    /// becomes the args array (`(a, b)` sends two arguments, `()` none), any other
+    /// value is sent as the one argument (a struct as one map, which a Python handler
+    /// receives as a dict), except a bare `None`, which serializes like `()` and so
+    /// sends none (write `(None::<T>,)` for one nil argument). Arguments that fail to
+    /// serialize are [`CallError::Encode`]; an answer that does not fit `R` is
+    /// [`CallError::Decode`] (a struct is read from a map of its fields or an array of
+    /// them); an error reply is [`CallError::Remote`].
     pub async fn call_typed<R: DeserializeOwned>(
         &self,
         to: SocketAddr,
@@ -430,14 +452,14 @@ impl Node {
         args: impl Serialize,
         options: CallOptions,
     ) -> Result<R, CallError> {
-        let args = match rmpv::ext::to_value(&args) {
+        let args = match to_value(&args) {
             Ok(Value::Array(items)) => items,
             Ok(Value::Nil) => Vec::new(),
             Ok(other) => vec![other],
             Err(e) => return Err(CallError::Encode(e.to_string())),
         };
         let value = self.call_with(to, method, args, options).await?;
-        rmpv::ext::from_value::<R>(value.clone()).map_err(|e| CallError::Decode {
+        from_value::<R>(&value).map_err(|e| CallError::Decode {
             value,
             reason: e.to_string(),
         })

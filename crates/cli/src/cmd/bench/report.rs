@@ -12,7 +12,8 @@ pub struct Recorder {
     pub calls: u64,
     /// Calls that got no answer within the timeout.
     pub timeouts: u64,
-    /// Socket errors (sends or receives that failed, e.g. ICMP "port unreachable").
+    /// Socket errors (sends or receives that failed, e.g. ICMP "port unreachable") and
+    /// error replies from the server.
     pub errors: u64,
     /// Datagrams received that matched no call in flight (late or stray).
     pub stray: u64,

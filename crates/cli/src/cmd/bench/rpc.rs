@@ -174,8 +174,7 @@ impl Application<Endpoint> for Load<'_> {
                 self.in_flight.remove(&call);
                 match error {
                     CallFailure::Timeout => self.rec.timeouts += 1,
-                    #[allow(unreachable_patterns)]
-                    _ => self.rec.errors += 1,
+                    CallFailure::Remote { .. } => self.rec.errors += 1,
                 }
                 true
             }

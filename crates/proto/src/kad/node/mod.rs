@@ -243,9 +243,10 @@ pub struct Node {
 /// cost it the initial 1 s instead of a few round trips (issue 9 §4's tail).
 const MIN_AGGREGATE_SAMPLES: u64 = 2;
 
-/// How many more of its wait a `get`'s or `set`'s lookup gives a contact's late answer
-/// before it ends short of k answers (`LookupConfig::late_grace`): the call resends at
-/// the wait, so an answer to the resend comes about one wait and a round trip later.
+/// How many more of its wait a `get`'s lookup gives a contact's late answer before it
+/// ends short of k answers (`LookupConfig::late_grace`; the lookups of a `set`, a
+/// bootstrap and maintenance give none): the call resends at the wait, so an answer to
+/// the resend comes about one wait and a round trip later.
 const LATE_GRACE: u32 = 2;
 
 /// Size of a verification ping: header 21, `["ping", [id]]` 29.
@@ -535,6 +536,7 @@ impl Node {
                 stats: QueryStats {
                     hops: 0,
                     messages: 0,
+                    lookup: false,
                     started: now,
                     finished: now,
                 },
@@ -567,6 +569,7 @@ impl Node {
                         stats: QueryStats {
                             hops: 0,
                             messages: q.messages,
+                            lookup: false,
                             started: q.started,
                             finished: now,
                         },

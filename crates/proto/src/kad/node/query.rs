@@ -710,6 +710,8 @@ impl Node {
             stats: QueryStats {
                 hops,
                 messages: query.messages,
+                // A query that never left its pings looked nothing up.
+                lookup: !matches!(query.phase, Phase::Ping { .. }),
                 started: query.started,
                 finished: now,
             },

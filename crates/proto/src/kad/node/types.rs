@@ -237,6 +237,10 @@ pub struct QueryStats {
     pub hops: u32,
     /// RPCs sent for the query (pings, `find_*`, `store`s).
     pub messages: u32,
+    /// Whether an iterative lookup ran. False for a `bootstrap` that ended at its pings
+    /// (no address answered, as for a fresh node started with none, or none could enter
+    /// the table), for `introduce`, for a `get` answered locally, and after `stop`.
+    pub lookup: bool,
     /// When the command was given.
     pub started: Instant,
     /// When it finished.
