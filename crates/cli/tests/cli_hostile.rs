@@ -86,22 +86,24 @@ fn sleeps_from_one_socket_leave_another_24_answered_with_strict_local() {
         answered * 100 >= HONEST_CALLS * 95,
         "only {answered}/{HONEST_CALLS} answered"
     );
-    // The attacker's /24 has used its share: even its ping is not served now.
-    assert!(!answered_once("127.0.2.9", addr));
+    // Nothing is locked (issue 16): under contention the sleeps of the subnet holding
+    // the most slots go first, so even a ping from the attacker's /24 is served.
+    assert!(answered_once("127.0.2.9", addr));
     assert!(after < 64 * 1024, "VmHWM {after} KiB");
 }
 
 #[test]
-fn without_strict_local_loopback_attackers_are_exempt_and_take_every_slot() {
-    // The documented trade-off: local test networks on one address work because local
-    // sources are exempt; on loopback, that exempts the attacker too.
+fn without_strict_local_loopback_attackers_no_longer_take_every_slot() {
+    // Issue 16: slots are shared under contention on loopback too (the exemption is
+    // gone), so 1,100 sleeps from one loopback socket leave another /24 answered.
     let (_server, addr) = serve("127.0.1.1:0", false);
     let _attacker = hold_slots(addr);
-    assert!(!answered_once("127.0.3.1", addr));
+    assert!(answered_once("127.0.3.1", addr));
 }
 
 #[test]
-fn a_flood_from_many_ports_of_one_24_is_rate_limited_and_another_24_is_answered() {
+fn a_flood_from_many_ports_of_one_24_below_the_load_threshold_is_served_and_another_24_is_answered()
+{
     let (server, addr) = serve("127.0.1.1:0", true);
     let before = vm_hwm_kib(server.id());
     // 32 sockets on 32 addresses of 127.0.2.0/24, about 19,000 pings a second in all
@@ -150,15 +152,17 @@ fn a_flood_from_many_ports_of_one_24_is_rate_limited_and_another_24_is_answered(
         answered * 100 >= HONEST_CALLS * 95,
         "only {answered}/{HONEST_CALLS} answered"
     );
-    // The subnet's bucket: 2000 at once, then 1000 a second (10% slack for timing).
-    let allowed = 2000.0 + 1000.0 * elapsed.as_secs_f64() * 1.1;
+    // The subnet's bucket (2000 at once, then 1000 a second) refuses only while the
+    // server is loaded (over 50,000 requests a second, issue 16): a flood it can
+    // answer is answered, beyond that bucket.
+    let bucket = 2000.0 + 1000.0 * elapsed.as_secs_f64() * 1.1;
     assert!(
-        (answers as f64) <= allowed,
-        "{answers} answers to the flood, allowed {allowed}"
+        sent as f64 > 2.0 * bucket,
+        "the flood was too weak to test anything"
     );
     assert!(
-        sent as f64 > 2.0 * allowed,
-        "the flood was too weak to test anything"
+        answers as f64 > bucket,
+        "{answers} answers to the flood: the rate limit bound without load"
     );
     assert!(after < 64 * 1024, "VmHWM {after} KiB");
 }

@@ -19,8 +19,10 @@ async fn requests_over_the_rate_limit_are_counted_exactly_as_rate_limited_drops(
     const LIMITED: u64 = 4;
     let mut config = NodeConfig::default();
     // Loopback is exempt unless strict; a burst of ALLOWED and a refill too slow to
-    // matter during the test.
+    // matter during the test; a load threshold so low that the node counts as loaded
+    // (the per-subnet rate refuses only under load).
     config.endpoint.limits.strict_local = true;
+    config.endpoint.limits.load_requests_per_sec = 0.001;
     config.endpoint.limits.requests_burst = ALLOWED as f64;
     config.endpoint.limits.requests_per_sec = 0.001;
     let server = Node::bind_with("127.0.0.1:0".parse().unwrap(), config)

@@ -591,7 +591,7 @@ async fn dropping_a_call_future_forgets_the_call() {
 }
 
 #[tokio::test]
-async fn requests_beyond_the_concurrency_limit_are_dropped_and_counted() {
+async fn a_request_beyond_the_concurrency_limit_takes_the_slot_of_the_oldest_unvalidated_one() {
     let mut config = NodeConfig::default();
     config.endpoint.max_concurrent_requests = 2;
     let server = node_with(config).await;
@@ -609,33 +609,33 @@ async fn requests_beyond_the_concurrency_limit_are_dropped_and_counted() {
     });
     let client = node().await;
     let to = server.local_addr();
-    let calls: Vec<_> = (0..2)
-        .map(|_| {
-            let c = client.clone();
-            tokio::spawn(async move { c.call(to, "wait", vec![]).await })
+    let mut calls = Vec::new();
+    for running in 1..=2 {
+        let c = client.clone();
+        let options = quick(&client, 3000);
+        calls.push(tokio::spawn(async move {
+            c.call_with(to, "wait", vec![], options).await
+        }));
+        eventually("one more handler running", || {
+            server.stats().handlers_running == running
         })
-        .collect();
-    eventually("two handlers running", || {
-        server.stats().handlers_running == 2
-    })
-    .await;
-    let err = client
-        .call_with(to, "wait", vec![], quick(&client, 200))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, CallError::Timeout(_)));
-    // Polled, not read at once: the client's timeout says nothing about when the
-    // server's task got to the third request on a loaded machine.
-    eventually("the third request dropped and counted", || {
-        let s = server.stats().core;
-        s.refused_overload == 1 && s.requests_dropped_overload == 1
-    })
-    .await;
-    assert_eq!(server.stats().core.requests_received, 2);
-    gate.add_permits(2);
-    for c in calls {
-        assert_eq!(c.await.unwrap().unwrap(), Value::from("done"));
+        .await;
     }
+    // The client proved nothing (the server never called it): the oldest of its
+    // requests gives its slot up, and its handler is cancelled.
+    let c = client.clone();
+    let third = tokio::spawn(async move { c.call(to, "wait", vec![]).await });
+    eventually("the first request preempted and counted", || {
+        let s = server.stats();
+        s.core.requests_preempted == 1 && s.core.requests_received == 3 && s.handlers_running == 2
+    })
+    .await;
+    gate.add_permits(3);
+    let first = calls.remove(0).await.unwrap();
+    assert!(matches!(first, Err(CallError::Timeout(_))), "{first:?}");
+    assert_eq!(calls.remove(0).await.unwrap().unwrap(), Value::from("done"));
+    assert_eq!(third.await.unwrap().unwrap(), Value::from("done"));
+    assert_eq!(server.stats().core.requests_dropped_overload, 0);
 }
 
 #[tokio::test]

@@ -9,8 +9,8 @@
 //! Checked on every run (a violation is an `Err` naming the seed): every call ends exactly
 //! once, with the answer to *its own* request or a timeout; calls to `nosuch` never
 //! succeed; a forged response is never accepted; each request's handler runs at most once
-//! (unless the callee's duplicate cache evicted entries at capacity, counted in
-//! [`Report::reruns_after_eviction`]); the endpoints' counters agree with what the
+//! (unless the callee's duplicate cache evicted entries at capacity, or the callee gave
+//! a request's slot to a newer one, counted in [`Report::reruns_after_eviction`]); the endpoints' counters agree with what the
 //! network carried.
 //!
 //! ```
@@ -116,7 +116,8 @@ pub struct Report {
     /// Forged responses injected by the attacker.
     pub forged: u64,
     /// Handler runs for a request already handled, allowed only because the callee's
-    /// duplicate cache had evicted entries at capacity (0 unless the cache is tiny).
+    /// duplicate cache had evicted entries at capacity or it had preempted requests
+    /// (0 unless the cache or the slots are tiny).
     pub reruns_after_eviction: u64,
     /// Virtual time when the last thing happened.
     pub end: Duration,
@@ -398,12 +399,12 @@ impl<'c> Workload<'c> {
                 let runs = self.runs.entry((caller, k)).or_insert(0);
                 *runs += 1;
                 let runs = *runs;
-                // A bounded cache may forget an answered request early (capacity); only
+                // A bounded cache may forget an answered request early (capacity), and a
+                // request whose slot went to a newer one (preempted) is forgotten; only
                 // then may a late resend run the handler again.
-                let forgot = self
-                    .sim
-                    .node(node)
-                    .is_some_and(|ep| ep.stats().dedup_evictions > 0);
+                let forgot = self.sim.node(node).is_some_and(|ep| {
+                    ep.stats().dedup_evictions > 0 || ep.stats().requests_preempted > 0
+                });
                 if runs > 1 && forgot {
                     self.report.reruns_after_eviction += 1;
                 } else if runs > 1 {

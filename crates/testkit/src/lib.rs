@@ -18,6 +18,7 @@
 //! Everything here bounds its waits in time, so a broken peer fails a test instead of
 //! hanging it.
 
+pub mod forge;
 pub mod hostile;
 pub mod prometheus;
 

@@ -7,12 +7,15 @@
 //! connection alone (TCP) or is dropped (UDP).
 
 use crate::common::{self, HostPort};
-use futures::{SinkExt, StreamExt};
-use rpcudp::lt::{Frame, FrameFormat, LtCodec, LtSocket, Width};
+use bytes::BytesMut;
+use rpcudp::lt::{
+    ConnLimits, Frame, FrameFormat, Guard, GuardedReader, LtCodec, LtSocket, Protocol, Ticket,
+    Width,
+};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 /// Subcommands of `rpcudp lt`.
@@ -160,6 +163,8 @@ async fn echo_tcp(addr: SocketAddr, format: FrameFormat) -> u8 {
             return common::EXIT_FAILURE;
         }
     }
+    // Connection cap with eviction of idle ones, timeouts, buffer caps (SECURITY.md).
+    let guard = Guard::new(ConnLimits::default());
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -170,13 +175,18 @@ async fn echo_tcp(addr: SocketAddr, format: FrameFormat) -> u8 {
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    guard.accept_ok();
+                    let Some(ticket) = guard.admit() else {
+                        tracing::debug!("lt echo: refusing {peer}: connection limit reached");
+                        continue;
+                    };
                     tracing::debug!("lt echo: connection from {peer}");
-                    tasks.spawn(echo_connection(stream, peer, format, stop.clone()));
+                    tasks.spawn(echo_connection(stream, ticket, peer, format, stop.clone()));
                 }
                 Err(e) => {
-                    // Usually out of file descriptors: wait instead of spinning.
-                    tracing::warn!("lt echo: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Usually out of file descriptors: back off instead of spinning.
+                    let wait = guard.accept_failed(&e, "lt echo");
+                    tokio::time::sleep(wait).await;
                 }
             },
         }
@@ -190,38 +200,44 @@ async fn echo_tcp(addr: SocketAddr, format: FrameFormat) -> u8 {
     if drained.is_err() {
         tasks.abort_all();
     }
+    tracing::info!("lt echo: stopping; connection limits: {:?}", guard.stats());
     common::EXIT_OK
 }
 
+/// How long a write of echoed frames may make no progress before the connection closes.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn echo_connection(
     stream: TcpStream,
+    ticket: Ticket,
     peer: SocketAddr,
     format: FrameFormat,
     stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let mut framed = Framed::new(stream, LtCodec::<Frame>::new(format));
+    let (rd, mut wr) = stream.into_split();
+    let mut frames = GuardedReader::new(rd, LtCodec::<Frame>::new(format), ticket);
+    let mut out = BytesMut::new();
     loop {
         let item = tokio::select! {
             _ = stop.cancelled() => break,
-            item = framed.next() => item,
+            item = frames.next() => item,
         };
         match item {
             None => break,
             Some(Ok(frame)) => {
-                // Write without flushing while more whole frames are already buffered,
-                // so a burst is echoed in few writes; flush once the input runs dry.
-                let more = matches!(
-                    format.parse_header(framed.read_buffer()),
-                    Ok(Some((len, _))) if framed.read_buffer().len() as u64 >= len
-                );
-                let written = if more {
-                    framed.feed(frame).await
-                } else {
-                    framed.send(frame).await
-                };
-                if let Err(e) = written {
-                    tracing::debug!("lt echo: {peer}: write failed: {e}");
+                if let Err(e) = frame.encode_frame(&format, &mut out) {
+                    tracing::debug!("lt echo: {peer}: cannot echo: {e}");
+                    break;
+                }
+                // Write once the input runs dry, so a burst is echoed in few writes.
+                if frames.frame_ready() && out.len() < 64 << 10 {
+                    continue;
+                }
+                let written = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&out)).await;
+                out.clear();
+                if !matches!(written, Ok(Ok(()))) {
+                    tracing::debug!("lt echo: {peer}: write failed or stalled");
                     break;
                 }
             }
@@ -231,5 +247,5 @@ async fn echo_connection(
             }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), framed.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
 }

@@ -22,8 +22,8 @@ pub struct Args {
     /// `/status` (port 0: any free port).
     #[arg(long)]
     pub metrics: Option<HostPort>,
-    /// Apply the per-address limits (per-source rates and handler shares) to loopback
-    /// and private addresses too; address validation and the 3× rule apply always.
+    /// Apply the per-source rate limits to loopback and private addresses too; handler
+    /// slot sharing, address validation and the 3× rule apply always.
     #[arg(long)]
     pub strict_local: bool,
 }

@@ -143,6 +143,19 @@ impl DedupCache {
         );
     }
 
+    /// Forgets `key` if it is still in progress (its request was preempted: a resend
+    /// must be served afresh, not dropped as a duplicate).
+    pub(crate) fn forget_in_progress(&mut self, hash: u64, key: &Key) {
+        if let Ok(o) = self
+            .table
+            .find_entry(hash, |s| s.hash == hash && s.key == *key)
+        {
+            if matches!(o.get().entry, Entry::InProgress) {
+                o.remove();
+            }
+        }
+    }
+
     /// Marks `key` answered at `now` with `answer` (or given up), then enforces the
     /// capacity limits.
     pub(crate) fn finish(

@@ -14,10 +14,12 @@ use super::config::{CallOptions, EndpointConfig};
 use super::dedup::{Answer, DedupCache, Entry, Key, Removed};
 use super::limits::{AnswerVerdict, Limits, Refusal, TableSizes};
 use super::ownhash::OwnKeys;
+use super::slots::Slots;
 use super::stats::Stats;
 use super::timers::Timers;
 use super::warnings::WarnLimiter;
 use super::{CallFailure, CallId, CallRefused, Event, RequestToken, Transmit};
+use crate::subnet::SourceKey;
 use crate::wire::rpc::{
     decode_packet, encode_request, encode_response, error_reply, error_reply_message, MessageId,
     Packet, HEADER_LEN,
@@ -91,7 +93,12 @@ pub struct Endpoint {
     /// the request came to (its answer leaves from there) and its arrival time (for
     /// `Stats::handler_latency`). (The key's hash rides along, so the duplicate cache
     /// never hashes it again.)
-    serving: HashMap<RequestToken, (Key, u64, Option<IpAddr>, Instant), OwnKeys>,
+    serving: HashMap<RequestToken, Serving, OwnKeys>,
+    /// Who holds the handler slots, for preemption under contention (see `slots`).
+    slots: Slots,
+    /// Requests whose slot was given to a newer one: the driver cancels their handlers
+    /// ([`poll_preempted`](Self::poll_preempted)). At most `max_concurrent_requests`.
+    preempted: VecDeque<RequestToken>,
     next_token: u64,
     dedup: DedupCache,
     transmits: VecDeque<Transmit>,
@@ -127,6 +134,8 @@ impl Endpoint {
             calls: HashMap::default(),
             timers: Timers::default(),
             serving: HashMap::default(),
+            slots: Slots::default(),
+            preempted: VecDeque::new(),
             next_token: 0,
             dedup,
             transmits: VecDeque::new(),
@@ -239,17 +248,19 @@ impl Endpoint {
         };
         match packet {
             Packet::Request { id, method, args } => {
-                self.on_request(now, from, local, id, method, args)
+                self.on_request(now, from, local, datagram.len(), id, method, args)
             }
             Packet::Response { id, value } => self.on_response(from, id, value),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_request(
         &mut self,
         now: Instant,
         from: SocketAddr,
         local: Option<IpAddr>,
+        len: usize,
         id: MessageId,
         method: String,
         args: Vec<Value>,
@@ -265,12 +276,14 @@ impl Endpoint {
                 // A cached answer obeys the amplification budget like a fresh one, but is
                 // never held: the first copy is (or was) already. It leaves from the
                 // address this copy came to, as the first answer went.
-                if self.limits.offer_answer(key.0, &payload, local, false) == AnswerVerdict::Send {
+                if self.limits.offer_answer(key.0, &payload, local, false) != AnswerVerdict::Send {
+                    self.stats.answers_dropped_unvalidated += 1;
+                } else if !self.limits.take_destination(now, key.0, payload.len(), len) {
+                    self.stats.answers_dropped_destination_budget += 1;
+                } else {
                     self.stats.duplicates_answered += 1;
                     self.limits.on_sent(key.0, payload.len());
                     self.transmit_from(from, local, payload);
-                } else {
-                    self.stats.answers_dropped_unvalidated += 1;
                 }
                 return;
             }
@@ -284,22 +297,33 @@ impl Endpoint {
             }
             None => {}
         }
+        let subnet = SourceKey::of(key.0.ip());
+        let validated = self.limits.is_validated(key.0);
         if self.serving.len() >= self.config.max_concurrent_requests {
-            // Not remembered: a resend may find room later.
-            self.stats.refused_overload += 1;
-            self.stats.requests_dropped_overload += 1;
-            debug!(%from, %method, "dropped request: too many in progress");
-            return;
-        }
-        if !self.limits.start_request(key.0) {
-            // Not remembered either: the source's share may free up.
-            self.stats.requests_dropped_source_share += 1;
-            debug!(%from, %method, "dropped request: its subnet's share is in use");
-            return;
+            match self.slots.victim(subnet, validated) {
+                Some(victim) => self.preempt(RequestToken(victim)),
+                None => {
+                    // Not remembered: a resend may find room later.
+                    self.stats.refused_overload += 1;
+                    self.stats.requests_dropped_overload += 1;
+                    debug!(%from, %method, "dropped request: too many in progress");
+                    return;
+                }
+            }
         }
         let token = RequestToken(self.next_token);
         self.next_token += 1;
-        self.serving.insert(token, (key, hash, local, now));
+        self.slots.start(token.0, subnet, validated);
+        self.serving.insert(
+            token,
+            Serving {
+                key,
+                hash,
+                local,
+                arrived: now,
+                len,
+            },
+        );
         // An answer of an earlier round (its entry expired or was evicted) may still be
         // held for the probe: it must not follow this round's answer.
         self.stats.held_answers_dropped += self.limits.drop_held_round(key.0, &id) as u64;
@@ -397,7 +421,14 @@ impl Endpoint {
     /// peers, or its body is over `max_response_body`, nothing is sent (as if abandoned)
     /// and it is counted. An unknown or already answered token is ignored.
     pub fn respond(&mut self, now: Instant, token: RequestToken, value: &Value) {
-        let Some((key, hash, local, arrived)) = self.serving.remove(&token) else {
+        let Some(Serving {
+            key,
+            hash,
+            local,
+            arrived,
+            len,
+        }) = self.serving.remove(&token)
+        else {
             debug!(?token, "respond for a request not in progress; ignored");
             return;
         };
@@ -405,7 +436,7 @@ impl Endpoint {
             .handler_latency
             .record(now.saturating_duration_since(arrived));
         let (peer, id) = key;
-        self.limits.end_request(peer);
+        self.slots.end(token.0);
         if let Err(e) = check_sendable(value, self.config.decode_limits.max_depth) {
             self.stats.unsendable_responses += 1;
             debug!(%peer, %id, error = %e, "response not sent: unsendable value");
@@ -425,7 +456,7 @@ impl Endpoint {
             return;
         }
         self.finish(now, hash, key, Some(Answer::new(&datagram)));
-        self.send_answer(now, peer, local, datagram);
+        self.send_answer(now, peer, local, len, datagram);
     }
 
     /// Answers the request `token` with an error reply carrying `message` (the map
@@ -440,16 +471,26 @@ impl Endpoint {
         self.respond(now, token, &error_reply(message));
     }
 
-    /// Sends a fresh answer within `peer`'s amplification budget, or holds it while a
-    /// probe validates `peer` (if configured), or drops it.
+    /// Sends a fresh answer (to a request of `request_len` bytes) within `peer`'s
+    /// amplification budget and its destination budget, or holds it while a probe
+    /// validates `peer` (if configured), or drops it.
     fn send_answer(
         &mut self,
         now: Instant,
         peer: SocketAddr,
         local: Option<IpAddr>,
+        request_len: usize,
         datagram: Vec<u8>,
     ) {
         match self.limits.offer_answer(peer, &datagram, local, true) {
+            AnswerVerdict::Send
+                if !self
+                    .limits
+                    .take_destination(now, peer, datagram.len(), request_len) =>
+            {
+                self.stats.answers_dropped_destination_budget += 1;
+                debug!(%peer, len = datagram.len(), "answer not sent: over the destination budget");
+            }
             AnswerVerdict::Send => {
                 self.stats.responses_sent += 1;
                 self.limits.on_sent(peer, datagram.len());
@@ -528,29 +569,76 @@ impl Endpoint {
         self.validate(addr);
     }
 
-    /// Requests from `addr`'s subnet (/24 or /64) handed out and not yet answered (0 for
-    /// an exempt local address).
+    /// Requests from `addr`'s subnet (/24 or /64) handed out and not yet answered.
     pub fn requests_in_progress_from(&self, addr: SocketAddr) -> usize {
-        self.limits.requests_of(canonical(addr))
+        self.slots.of(SourceKey::of(canonical(addr).ip()))
     }
 
     /// How full the per-source tables are (each bounded by its `LimitsConfig` field).
     pub fn limit_tables(&self) -> TableSizes {
-        self.limits.table_sizes()
+        TableSizes {
+            inflight_sources: self.slots.subnets(),
+            ..self.limits.table_sizes()
+        }
+    }
+
+    /// The next request whose handler slot was given to a newer request (all slots were
+    /// taken; see [`LimitsConfig`](super::LimitsConfig) on handler slots): it is no
+    /// longer in progress, `respond` / `abandon` for it are ignored, and a driver
+    /// cancels its handler. A resend of it is served afresh. Drain it after every input,
+    /// with `poll_event`.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use rpcudp_proto::rpc::{Endpoint, EndpointConfig, Event};
+    /// use rpcudp_proto::wire::rpc::{encode_request, Dialect, MessageId};
+    /// let config = EndpointConfig { max_concurrent_requests: 1, ..EndpointConfig::default() };
+    /// let mut e = Endpoint::new(config, 1);
+    /// let now = Instant::now();
+    /// for (n, from) in ["192.0.2.1:1", "198.51.100.1:1"].into_iter().enumerate() {
+    ///     let mut d = Vec::new();
+    ///     encode_request(Dialect::Rpcudp, &MessageId([n as u8; 20]), "sleep", &[], &mut d);
+    ///     e.handle_datagram(now, from.parse().unwrap(), &d);
+    /// }
+    /// let Some(Event::Request { token: first, .. }) = e.poll_event() else { panic!() };
+    /// assert_eq!(e.poll_preempted(), Some(first)); // the second took its slot
+    /// assert_eq!(e.requests_in_progress(), 1);
+    /// ```
+    pub fn poll_preempted(&mut self) -> Option<RequestToken> {
+        self.preempted.pop_front()
+    }
+
+    /// Gives the slot of `token` up for a newer request: forgotten (a resend is served
+    /// afresh), queued for the driver to cancel.
+    fn preempt(&mut self, token: RequestToken) {
+        let Some(s) = self.serving.remove(&token) else {
+            return;
+        };
+        self.slots.end(token.0);
+        self.dedup.forget_in_progress(s.hash, &s.key);
+        self.stats.requests_preempted += 1;
+        debug!(peer = %s.key.0, "request preempted: its slot went to a newer request");
+        if self.preempted.len() >= self.config.max_concurrent_requests.max(1) {
+            self.preempted.pop_front();
+        }
+        self.preempted.push_back(token);
     }
 
     /// Gives up the request `token` without answering, as the Python peers do when the
     /// method is unknown or the handler fails: the caller times out, and duplicates of the
     /// request are dropped rather than handled again, for `dedup_lifetime` from `now`.
     pub fn abandon(&mut self, now: Instant, token: RequestToken) {
-        let Some((key, hash, _local, arrived)) = self.serving.remove(&token) else {
+        let Some(Serving {
+            key, hash, arrived, ..
+        }) = self.serving.remove(&token)
+        else {
             return;
         };
         self.stats.requests_abandoned += 1;
         self.stats
             .handler_latency
             .record(now.saturating_duration_since(arrived));
-        self.limits.end_request(key.0);
+        self.slots.end(token.0);
         self.finish(now, hash, key, None);
     }
 
@@ -690,6 +778,20 @@ impl Endpoint {
         self.timers
             .maybe_compact(calls.len(), |e| live(e.0 .0, &e.0 .1));
     }
+}
+
+/// A request handed out and not yet answered.
+#[derive(Debug)]
+struct Serving {
+    /// Its duplicate-cache key and the key's hash (so the cache never hashes it again).
+    key: Key,
+    hash: u64,
+    /// The local address it came to (its answer leaves from there).
+    local: Option<IpAddr>,
+    /// When it arrived (for `Stats::handler_latency`).
+    arrived: Instant,
+    /// Its datagram's length (for the destination budget).
+    len: usize,
 }
 
 /// The address with IPv4-mapped IPv6 written as IPv4 and the flow label cleared, so one

@@ -4,10 +4,18 @@
 //! Owned here (each refusal counted in [`Stats`](super::Stats)):
 //! - **rate limits**: a token bucket per source subnet ([`SourceKey`]: IPv4 /24, IPv6
 //!   /64) for request datagrams per second and request bytes per second, checked before
-//!   the datagram is even decoded;
-//! - **handler shares**: at most [`LimitsConfig::max_requests_per_source`] requests of
-//!   one subnet handed out and not yet answered, so one source cannot take all of
-//!   `max_concurrent_requests`;
+//!   the datagram is even decoded. A forger can send "from" any subnet, so a subnet's
+//!   empty bucket refuses only **under load** (the endpoint-wide buckets
+//!   [`LimitsConfig::load_requests_per_sec`] / [`LimitsConfig::load_bytes_per_sec`] are
+//!   empty): while the endpoint has capacity to spare, a forged flood "from" a victim's
+//!   subnet cannot make it refuse the victim. A validated address has a bucket of its
+//!   own, apart from its subnet's unvalidated traffic;
+//! - **handler slots** (`slots`): under contention, unvalidated requests give their slot
+//!   up first, oldest of the subnet holding the most first;
+//! - **destination budget**: answer bytes beyond 3× the request's own bytes (the
+//!   amplified part) to one address are held to [`LimitsConfig::destination_bytes_per_sec`]
+//!   with a burst, validated or not, so a validated peer cannot be made the target of a
+//!   flood that others forge in its name;
 //! - **anti-amplification** (QUIC's rule, RFC 9000 §8): to an address (IP and port) that
 //!   has not proven it receives there, answers (fresh and cached) total at most
 //!   [`LimitsConfig::amplification_factor`] (3) times the bytes received from it. An
@@ -24,8 +32,9 @@
 //! (as a new source would), a forgotten address budget starts at zero, a forgotten
 //! validation must be proven again.
 //!
-//! Rate limits and shares exempt local addresses ([`is_local`]) unless
-//! [`LimitsConfig::strict_local`]; validation and the 3× rule apply to every address.
+//! Rate limits exempt local addresses ([`is_local`]) unless [`LimitsConfig::strict_local`];
+//! handler slots, validation, the destination budget and the 3× rule apply to every
+//! address.
 //!
 //! Not owned here: the global `max_concurrent_requests` check and the duplicate cache
 //! (`endpoint`, `dedup`); what the layer above does while an address is unvalidated.
@@ -58,10 +67,10 @@ use crate::wire::rpc::MessageId;
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct LimitsConfig {
-    /// Apply the per-source limits (rates, handler shares) to loopback and private
-    /// addresses too (`--strict-local`). Default false: local sources are exempt, so a
-    /// test network of many nodes on 127.0.0.1 works. Validation and the amplification
-    /// rule apply either way.
+    /// Apply the per-source rate limits to loopback and private addresses too
+    /// (`--strict-local`). Default false: local sources are exempt, so a test network of
+    /// many nodes on 127.0.0.1 works. Handler slots, validation, the destination budget
+    /// and the amplification rule apply either way.
     pub strict_local: bool,
     /// Request datagrams per second one source subnet may send (the bucket's refill).
     /// Default 1000.
@@ -73,10 +82,27 @@ pub struct LimitsConfig {
     pub bytes_per_sec: f64,
     /// Request bytes one subnet may send at once. Default 8 MiB (more than any datagram).
     pub bytes_burst: f64,
-    /// Most requests of one subnet handed out and not yet answered: its share of
-    /// `max_concurrent_requests`. Default 64 (of 1024: sixteen busy subnets still leave
-    /// room for others).
+    /// Kept for compatibility; no longer a hard cap. Handler slots are shared under
+    /// contention only (see the `slots` rule in the module doc), so one source may use
+    /// every slot nobody else wants, and never holds one against others while
+    /// unvalidated. Default 64.
     pub max_requests_per_source: usize,
+    /// Requests per second the whole endpoint takes before it counts as loaded; the
+    /// per-subnet rate limits refuse only then. Default 50 000 (a release `serve`
+    /// answers several times that).
+    pub load_requests_per_sec: f64,
+    /// Request bytes per second the whole endpoint takes before it counts as loaded.
+    /// Default 64 MiB.
+    pub load_bytes_per_sec: f64,
+    /// Answer bytes per second to one address beyond 3× the bytes of the requests they
+    /// answer (an answer no bigger than that never counts). Default 256 KiB: a real
+    /// peer's lookups and stores never come near; a flood forged in its name gets at
+    /// most this much reflected to it.
+    pub destination_bytes_per_sec: f64,
+    /// The burst of `destination_bytes_per_sec`. Default 256 KiB.
+    pub destination_bytes_burst: f64,
+    /// Most destinations whose budgets are remembered. Default 65 536.
+    pub max_destinations: usize,
     /// Most subnets whose rate buckets are remembered. Default 65 536.
     pub max_sources: usize,
     /// Answers to an unvalidated address total at most this many times the bytes
@@ -106,6 +132,11 @@ impl Default for LimitsConfig {
             bytes_per_sec: (4 << 20) as f64,
             bytes_burst: (8 << 20) as f64,
             max_requests_per_source: 64,
+            load_requests_per_sec: 50_000.0,
+            load_bytes_per_sec: (64 << 20) as f64,
+            destination_bytes_per_sec: (256 << 10) as f64,
+            destination_bytes_burst: (256 << 10) as f64,
+            max_destinations: 65_536,
             max_sources: 65_536,
             amplification_factor: 3,
             max_unvalidated_addresses: 65_536,
@@ -211,6 +242,26 @@ struct Rates {
     bytes: TokenBucket,
 }
 
+impl Rates {
+    /// Full buckets as of `now`.
+    fn full(now: Instant, requests: f64, bytes: f64) -> Rates {
+        let bucket = |tokens| TokenBucket { tokens, last: now };
+        Rates {
+            requests: bucket(requests),
+            bytes: bucket(bytes),
+        }
+    }
+}
+
+/// Whose rate bucket a request draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum RateKey {
+    /// Unvalidated sources of one /24 or /64 together.
+    Subnet(SourceKey),
+    /// A validated address on its own.
+    Validated(SocketAddr),
+}
+
 /// Bytes exchanged with an address not yet validated.
 #[derive(Debug, Clone, Copy, Default)]
 struct Path {
@@ -244,10 +295,11 @@ pub(crate) enum AnswerVerdict {
 #[derive(Debug)]
 pub(crate) struct Limits {
     pub(crate) config: LimitsConfig,
-    rates: GenMap<SourceKey, Rates>,
-    /// Requests handed out per subnet (only subnets with some; at most
-    /// `max_concurrent_requests` entries, so never evicted).
-    inflight: HashMap<SourceKey, usize>,
+    rates: GenMap<RateKey, Rates>,
+    /// The endpoint-wide buckets (made full at the first request): empty = loaded.
+    load: Option<Rates>,
+    /// Amplified answer bytes per destination.
+    destinations: GenMap<SocketAddr, TokenBucket>,
     paths: GenMap<SocketAddr, Path>,
     validated: GenMap<SocketAddr, ()>,
     held: HashMap<SocketAddr, Held>,
@@ -260,7 +312,8 @@ impl Limits {
     pub(crate) fn new(config: LimitsConfig) -> Self {
         Limits {
             rates: GenMap::new(config.max_sources),
-            inflight: HashMap::new(),
+            load: None,
+            destinations: GenMap::new(config.max_destinations),
             paths: GenMap::new(config.max_unvalidated_addresses),
             validated: GenMap::new(config.max_validated_addresses),
             held: HashMap::new(),
@@ -296,13 +349,20 @@ impl Limits {
         p.sent = p.sent.saturating_add(len as u64);
     }
 
-    /// Takes one request of `len` bytes from `addr`'s subnet buckets.
+    /// Takes one request of `len` bytes from `addr`'s buckets: its own if validated,
+    /// else its subnet's. An empty bucket refuses only while the endpoint is loaded.
     pub(crate) fn admit_rate(
         &mut self,
         now: Instant,
         addr: SocketAddr,
         len: usize,
     ) -> Result<(), Refusal> {
+        let c = &self.config;
+        let (lr, lb) = (c.load_requests_per_sec, c.load_bytes_per_sec);
+        // Every request counts in the load, exempt or not.
+        let load = self.load.get_or_insert_with(|| Rates::full(now, lr, lb));
+        let calm_requests = load.requests.take(now, lr, lr, 1.0);
+        let calm_bytes = load.bytes.take(now, lb, lb, len as f64);
         if self.exempt(addr) {
             return Ok(());
         }
@@ -313,62 +373,48 @@ impl Limits {
             c.bytes_per_sec,
             c.bytes_burst,
         );
-        let r = self.rates.entry(SourceKey::of(addr.ip()), || Rates {
-            requests: TokenBucket {
-                tokens: rb,
-                last: now,
-            },
-            bytes: TokenBucket {
-                tokens: bb,
-                last: now,
-            },
-        });
-        if !r.requests.take(now, rps, rb, 1.0) {
-            return Err(Refusal::Requests);
+        let key = if self.validated.get(&addr).is_some() {
+            RateKey::Validated(addr)
+        } else {
+            RateKey::Subnet(SourceKey::of(addr.ip()))
+        };
+        let r = self.rates.entry(key, || Rates::full(now, rb, bb));
+        // Both buckets are always charged, so a source's history is kept; they refuse
+        // only under load.
+        let requests = r.requests.take(now, rps, rb, 1.0);
+        let bytes = r.bytes.take(now, bps, bb, len as f64);
+        let loaded = !(calm_requests && calm_bytes);
+        match (loaded, requests, bytes) {
+            (true, false, _) => Err(Refusal::Requests),
+            (true, true, false) => Err(Refusal::Bytes),
+            _ => Ok(()),
         }
-        if !r.bytes.take(now, bps, bb, len as f64) {
-            return Err(Refusal::Bytes);
-        }
-        Ok(())
     }
 
-    /// Takes a handler slot of `addr`'s subnet's share; false if it has none left.
-    pub(crate) fn start_request(&mut self, addr: SocketAddr) -> bool {
-        if self.exempt(addr) {
+    /// Whether an answer of `len` bytes to `addr`, for a request of `request_len` bytes,
+    /// fits `addr`'s destination budget (taken if it does). Only the part beyond 3× the
+    /// request counts.
+    pub(crate) fn take_destination(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        len: usize,
+        request_len: usize,
+    ) -> bool {
+        let excess = len.saturating_sub(request_len.saturating_mul(3));
+        if excess == 0 {
             return true;
         }
-        let max = self.config.max_requests_per_source;
-        let n = self.inflight.entry(SourceKey::of(addr.ip())).or_insert(0);
-        if *n >= max {
-            if *n == 0 {
-                self.inflight.remove(&SourceKey::of(addr.ip()));
-            }
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    /// Gives back the handler slot `start_request` took for `addr`.
-    pub(crate) fn end_request(&mut self, addr: SocketAddr) {
-        if self.exempt(addr) {
-            return;
-        }
-        let key = SourceKey::of(addr.ip());
-        if let Some(n) = self.inflight.get_mut(&key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.inflight.remove(&key);
-            }
-        }
-    }
-
-    /// Requests of `addr`'s subnet handed out and not answered.
-    pub(crate) fn requests_of(&self, addr: SocketAddr) -> usize {
-        self.inflight
-            .get(&SourceKey::of(addr.ip()))
-            .copied()
-            .unwrap_or(0)
+        let (rate, burst) = (
+            self.config.destination_bytes_per_sec,
+            self.config.destination_bytes_burst,
+        );
+        self.destinations
+            .entry(addr, || TokenBucket {
+                tokens: burst,
+                last: now,
+            })
+            .take(now, rate, burst, excess as f64)
     }
 
     pub(crate) fn is_validated(&self, addr: SocketAddr) -> bool {
@@ -488,7 +534,7 @@ impl Limits {
     pub(crate) fn table_sizes(&self) -> TableSizes {
         TableSizes {
             sources: self.rates.len(),
-            inflight_sources: self.inflight.len(),
+            inflight_sources: 0,
             unvalidated: self.paths.len(),
             validated: self.validated.len(),
             held_answers: self.held_count,

@@ -23,6 +23,7 @@ mod endpoint;
 mod latency;
 pub mod limits;
 mod ownhash;
+mod slots;
 pub mod stats;
 mod timers;
 mod warnings;

@@ -92,9 +92,15 @@ pub struct Stats {
     /// Request datagrams dropped before decoding because their source subnet's
     /// bytes-per-second bucket was empty (`LimitsConfig::bytes_per_sec`).
     pub bytes_rate_limited: u64,
-    /// Requests dropped because their subnet already had
-    /// `LimitsConfig::max_requests_per_source` requests in progress.
+    /// No longer counted (handler slots are shared by preemption now, see
+    /// `requests_preempted`); kept for compatibility, always 0.
     pub requests_dropped_source_share: u64,
+    /// Requests in progress whose handler slot was given to a newer request because
+    /// every slot was taken (unvalidated ones first; `Endpoint::poll_preempted`).
+    pub requests_preempted: u64,
+    /// Answers not sent because their amplified part (beyond 3× the request) was over
+    /// the destination's budget (`LimitsConfig::destination_bytes_per_sec`).
+    pub answers_dropped_destination_budget: u64,
     /// Answers (fresh or cached) not sent because they were over the amplification budget
     /// of an address that has not proven it receives there, and were not held.
     pub answers_dropped_unvalidated: u64,

@@ -770,13 +770,16 @@ fn calls_past_max_outstanding_are_refused_until_one_ends() {
 }
 
 #[test]
-fn requests_past_max_concurrent_are_dropped_until_one_is_answered() {
+fn requests_of_a_validated_peer_past_max_concurrent_are_dropped_until_one_is_answered() {
     let config = EndpointConfig {
         max_concurrent_requests: 2,
         ..EndpointConfig::default()
     };
     let now = t0();
     let mut b = Endpoint::new(config, 2);
+    // Validated: its requests are not preempted by its own (unvalidated ones are, see
+    // tests_limits).
+    b.mark_validated(a_addr());
     let reqs: Vec<Vec<u8>> = (0..3u8)
         .map(|i| request_bytes(Dialect::Rpcudp, MessageId([i; 20]), "m", &[]))
         .collect();

@@ -340,65 +340,172 @@ fn held_answers_are_bounded_in_count_and_bytes() {
     );
 }
 
-#[test]
-fn one_subnet_cannot_take_more_than_its_share_of_handler_slots() {
-    let now = t0();
-    let mut b = Endpoint::new(EndpointConfig::default(), 2);
-    // 1,100 requests from ports of one /24 (the `serve` attack of sleep(3600000)s).
-    for n in 0..1100u32 {
-        let from = SocketAddr::from(([203, 0, 113, (n % 200) as u8], 1000 + n as u16));
-        b.handle_datagram(now, from, &request(n, "sleep", &[Value::from(3_600_000)]));
+/// Every request token handed out, answered at once with `pong` if it is a ping.
+fn serve_pings(b: &mut Endpoint, now: Instant) -> Vec<(RequestToken, SocketAddr)> {
+    let mut held = Vec::new();
+    while let Some(ev) = b.poll_event() {
+        if let Event::Request {
+            token,
+            from,
+            method,
+            ..
+        } = ev
+        {
+            if method == "ping" {
+                b.respond(now, token, &Value::from("pong"));
+            } else {
+                held.push((token, from));
+            }
+        }
     }
-    let held = tokens(&mut b);
-    assert_eq!(held.len(), 64);
-    assert_eq!(b.stats().requests_dropped_source_share, 1100 - 64);
-    assert_eq!(b.requests_in_progress_from(addr("203.0.113.77:1")), 64);
-    // Another /24 is still served.
-    let honest = addr("198.51.100.7:5000");
-    b.handle_datagram(now, honest, &request(9999, "ping", &[]));
-    let [(token, from)] = tokens(&mut b)[..] else {
-        panic!()
-    };
-    assert_eq!(from, honest);
-    b.respond(now, token, &Value::from("pong"));
-    assert_eq!(drain(&mut b).len(), 1);
-    // When one of the attacker's requests ends, the subnet may use its slot again.
-    b.abandon(now, held[0].0);
-    assert_eq!(b.requests_in_progress_from(held[0].1), 63);
-    b.handle_datagram(now, held[0].1, &request(5000, "sleep", &[]));
-    assert_eq!(tokens(&mut b).len(), 1);
+    held
 }
 
 #[test]
-fn ipv6_sources_share_by_their_64() {
+fn forged_sleeps_from_17_subnets_never_keep_a_ping_from_its_slot() {
+    // The `serve --strict-local` row of issue 16: 64 sleep(3600000) per /24 from 17 /24s
+    // (1,088 requests for 1,024 slots), then pings from three other /24s.
     let now = t0();
-    let mut b = Endpoint::new(EndpointConfig::default(), 2);
-    for n in 0..100u32 {
-        let from: SocketAddr = format!("[2001:db8:1:2::{:x}]:4000", n + 1).parse().unwrap();
+    let mut b = Endpoint::new(strict(), 2);
+    let mut n = 0u32;
+    for net in 0..17u8 {
+        for host in 0..64u8 {
+            let from = SocketAddr::from(([203, 0, net, host], 1000));
+            b.handle_datagram(now, from, &request(n, "sleep", &[Value::from(3_600_000)]));
+            n += 1;
+        }
+    }
+    assert_eq!(serve_pings(&mut b, now).len(), 1088);
+    assert_eq!(b.requests_in_progress(), 1024);
+    assert_eq!(b.stats().requests_preempted, 64);
+    // The preempted came from the biggest subnets: none holds more than 64.
+    let preempted: Vec<RequestToken> = std::iter::from_fn(|| b.poll_preempted()).collect();
+    assert_eq!(preempted.len(), 64);
+    for net in 0..17u8 {
+        let held = b.requests_in_progress_from(SocketAddr::from(([203, 0, net, 1], 1)));
+        assert!(held <= 64, "/24 {net} holds {held}");
+    }
+    for (k, net) in [(0u32, 100u8), (1, 101), (2, 102)] {
+        for i in 0..20u32 {
+            let honest = SocketAddr::from(([198, 51, net, 7], 5000));
+            b.handle_datagram(now, honest, &request(10_000 + k * 100 + i, "ping", &[]));
+            assert!(serve_pings(&mut b, now).is_empty());
+            let out = drain(&mut b);
+            assert_eq!(out.len(), 1, "ping {i} from /24 {net} answered");
+            assert_eq!(out[0].destination, honest);
+        }
+    }
+    assert_eq!(b.stats().requests_dropped_overload, 0);
+}
+
+#[test]
+fn an_honest_subnet_with_one_slot_loses_it_after_the_forgers_biggest_subnets() {
+    let config = EndpointConfig {
+        max_concurrent_requests: 10,
+        ..strict()
+    };
+    let now = t0();
+    let mut b = Endpoint::new(config, 2);
+    let honest = addr("[2001:db8:9:9::1]:4000");
+    // The honest sleep came first (oldest), then a /64 of forgers fills the rest.
+    b.handle_datagram(now, honest, &request(0, "sleep", &[]));
+    for n in 1..100u32 {
+        let from: SocketAddr = format!("[2001:db8:1:2::{:x}]:4000", n).parse().unwrap();
         b.handle_datagram(now, from, &request(n, "sleep", &[]));
     }
-    assert_eq!(tokens(&mut b).len(), 64);
-    b.handle_datagram(
-        now,
-        addr("[2001:db8:1:3::1]:4000"),
-        &request(1000, "m", &[]),
+    let _ = tokens(&mut b);
+    // IPv6 counts by /64: the forgers' /64 holds 9 and gave up its oldest each time.
+    assert_eq!(b.requests_in_progress_from(honest), 1);
+    assert_eq!(
+        b.requests_in_progress_from(addr("[2001:db8:1:2::ffff]:1")),
+        9
     );
-    assert_eq!(tokens(&mut b).len(), 1);
+    assert_eq!(b.stats().requests_preempted, 90);
 }
 
 #[test]
-fn local_sources_are_exempt_from_shares_and_rates_unless_strict() {
+fn unvalidated_requests_never_preempt_validated_ones_and_a_validated_share_binds_only_under_contention(
+) {
+    let config = EndpointConfig {
+        max_concurrent_requests: 4,
+        ..strict()
+    };
     let now = t0();
-    let mut lenient = Endpoint::new(EndpointConfig::default(), 2);
-    let mut strict = Endpoint::new(strict(), 2);
+    let mut b = Endpoint::new(config, 2);
+    let bench = addr("198.51.100.1:4000");
+    b.mark_validated(bench);
+    // One validated source may use every slot while nobody else wants one.
+    for n in 0..4u32 {
+        b.handle_datagram(now, bench, &request(n, "sleep", &[]));
+    }
+    assert_eq!(tokens(&mut b).len(), 4);
+    // An unvalidated newcomer cannot take a validated slot.
+    b.handle_datagram(now, addr("203.0.113.1:1"), &request(100, "ping", &[]));
+    assert!(tokens(&mut b).is_empty());
+    assert_eq!(b.stats().requests_dropped_overload, 1);
+    // A validated newcomer from another subnet takes one from the biggest holder.
+    let other = addr("192.0.2.9:4000");
+    b.mark_validated(other);
+    b.handle_datagram(now, other, &request(101, "sleep", &[]));
+    assert_eq!(tokens(&mut b).len(), 1);
+    assert_eq!(b.requests_in_progress_from(bench), 3);
+    assert_eq!(b.stats().requests_preempted, 1);
+}
+
+#[test]
+fn a_preempted_request_is_forgotten_so_its_resend_is_served_afresh() {
+    let config = EndpointConfig {
+        max_concurrent_requests: 1,
+        ..strict()
+    };
+    let now = t0();
+    let mut b = Endpoint::new(config, 2);
+    let first = request(1, "sleep", &[]);
+    b.handle_datagram(now, addr("203.0.113.1:1"), &first);
+    let [(t1, _)] = tokens(&mut b)[..] else {
+        panic!()
+    };
+    b.handle_datagram(now, addr("198.51.100.1:1"), &request(2, "sleep", &[]));
+    let [(t2, _)] = tokens(&mut b)[..] else {
+        panic!()
+    };
+    assert_eq!(b.poll_preempted(), Some(t1));
+    // Its late answer is ignored; its resend gets a slot again (preempting the other).
+    b.respond(now, t1, &Value::Nil);
+    assert!(drain(&mut b).is_empty());
+    b.handle_datagram(now, addr("203.0.113.1:1"), &first);
+    assert_eq!(tokens(&mut b).len(), 1);
+    assert_eq!(b.poll_preempted(), Some(t2));
+}
+
+#[test]
+fn loopback_sources_share_slots_too_but_are_exempt_from_rates_unless_strict() {
+    let now = t0();
+    let config = |strict_local| EndpointConfig {
+        max_concurrent_requests: 64,
+        limits: LimitsConfig {
+            strict_local,
+            load_requests_per_sec: 1.0,
+            requests_per_sec: 10.0,
+            requests_burst: 10.0,
+            ..LimitsConfig::default()
+        },
+        ..EndpointConfig::default()
+    };
+    let mut lenient = Endpoint::new(config(false), 2);
+    let mut strict = Endpoint::new(config(true), 2);
     for n in 0..200u32 {
         let from = SocketAddr::from(([127, 0, 1, 1], 1000 + n as u16));
         lenient.handle_datagram(now, from, &request(n, "sleep", &[]));
         strict.handle_datagram(now, from, &request(n, "sleep", &[]));
     }
+    // Loaded (the load rate is 1/s): the strict endpoint rate-limits loopback.
     assert_eq!(tokens(&mut lenient).len(), 200);
-    assert_eq!(tokens(&mut strict).len(), 64);
-    assert_eq!(lenient.requests_in_progress_from(addr("127.0.1.1:1")), 0);
+    assert_eq!(tokens(&mut strict).len(), 10);
+    // Slots: the lenient endpoint holds 64, the rest were preempted (no exemption).
+    assert_eq!(lenient.requests_in_progress(), 64);
+    assert_eq!(lenient.stats().requests_preempted, 136);
+    assert_eq!(lenient.requests_in_progress_from(addr("127.0.1.1:1")), 64);
     // The amplification rule is no per-address limit: it holds on loopback too.
     assert_eq!(
         lenient
@@ -409,13 +516,20 @@ fn local_sources_are_exempt_from_shares_and_rates_unless_strict() {
     assert_eq!(lenient.amplification_budget(addr("127.0.1.1:999")), Some(0));
 }
 
-#[test]
-fn a_flooding_subnet_is_rate_limited_and_its_bucket_refills_with_time() {
+/// A strict endpoint whose rate limits are 10 requests (burst and per second), and
+/// which counts as loaded above `load` requests per second.
+fn rate_limited(load: f64) -> Endpoint {
     let mut config = strict();
     config.limits.requests_per_sec = 10.0;
     config.limits.requests_burst = 10.0;
+    config.limits.load_requests_per_sec = load;
+    Endpoint::new(config, 2)
+}
+
+#[test]
+fn a_flooding_subnet_is_rate_limited_under_load_and_its_bucket_refills_with_time() {
     let now = t0();
-    let mut b = Endpoint::new(config, 2);
+    let mut b = rate_limited(5.0);
     for n in 0..30u32 {
         let from = SocketAddr::from(([127, 0, 1, 1], 1000 + n as u16));
         b.handle_datagram(now, from, &request(n, "ping", &[]));
@@ -439,10 +553,51 @@ fn a_flooding_subnet_is_rate_limited_and_its_bucket_refills_with_time() {
 }
 
 #[test]
-fn a_subnet_over_its_byte_rate_is_refused_before_decoding() {
+fn a_forged_flood_from_a_victims_subnet_does_not_refuse_the_victim_while_there_is_capacity() {
+    let now = t0();
+    let mut b = rate_limited(1000.0);
+    // 500 forged pings "from" 203.0.113.0/24 in one instant (50× its bucket), then the
+    // victim on that /24: all served, nothing refused, the endpoint is not loaded.
+    for n in 0..500u32 {
+        let from = SocketAddr::from(([203, 0, 113, (n % 250) as u8], 1000));
+        b.handle_datagram(now, from, &request(n, "ping", &[]));
+    }
+    b.handle_datagram(now, addr("203.0.113.77:5000"), &request(9999, "ping", &[]));
+    assert_eq!(tokens(&mut b).len(), 501);
+    assert_eq!(b.stats().requests_rate_limited, 0);
+}
+
+#[test]
+fn under_load_a_validated_address_keeps_its_own_bucket_apart_from_its_subnet() {
+    let now = t0();
+    let mut b = rate_limited(1.0);
+    let victim = addr("203.0.113.77:5000");
+    b.mark_validated(victim);
+    for n in 0..100u32 {
+        let from = SocketAddr::from(([203, 0, 113, (n % 250) as u8], 1000));
+        b.handle_datagram(now, from, &request(n, "ping", &[]));
+    }
+    assert_eq!(
+        tokens(&mut b).len(),
+        10,
+        "the forged subnet is limited under load"
+    );
+    for n in 0..5u32 {
+        b.handle_datagram(now, victim, &request(1000 + n, "ping", &[]));
+    }
+    assert_eq!(
+        tokens(&mut b).len(),
+        5,
+        "the validated victim has its own bucket"
+    );
+}
+
+#[test]
+fn a_subnet_over_its_byte_rate_is_refused_before_decoding_under_load() {
     let mut config = strict();
     config.limits.bytes_per_sec = 1000.0;
     config.limits.bytes_burst = 1000.0;
+    config.limits.load_bytes_per_sec = 100.0;
     let now = t0();
     let mut b = Endpoint::new(config, 2);
     let big = request(1, "echo", &[Value::Binary(vec![0; 400])]);
@@ -453,6 +608,42 @@ fn a_subnet_over_its_byte_rate_is_refused_before_decoding() {
     }
     assert_eq!(tokens(&mut b).len(), 2);
     assert_eq!(b.stats().bytes_rate_limited, 3);
+}
+
+#[test]
+fn amplified_answers_to_one_destination_are_held_to_its_byte_budget_even_when_validated() {
+    let mut config = strict();
+    config.limits.destination_bytes_per_sec = 10_000.0;
+    config.limits.destination_bytes_burst = 20_000.0;
+    let now = t0();
+    let mut b = Endpoint::new(config, 2);
+    let h = addr("198.51.100.5:4000");
+    b.mark_validated(h);
+    // 10 requests of ~30 B "from" H, each answered with 5,000 B: the burst takes 4.
+    for n in 0..10u32 {
+        b.handle_datagram(now, h, &request(n, "get", &[]));
+    }
+    for (token, _) in tokens(&mut b) {
+        b.respond(now, token, &answer_of(5000));
+    }
+    assert_eq!(drain(&mut b).len(), 4);
+    assert_eq!(b.stats().answers_dropped_destination_budget, 6);
+    // An answer within 3× of its request never counts: pings still go.
+    b.handle_datagram(now, h, &request(100, "ping", &[]));
+    let [(token, _)] = tokens(&mut b)[..] else {
+        panic!()
+    };
+    b.respond(now, token, &Value::from("pong"));
+    assert_eq!(drain(&mut b).len(), 1);
+    // A second later, the budget has refilled by 10,000 B: two more.
+    let later = now + Duration::from_secs(1);
+    for n in 200..205u32 {
+        b.handle_datagram(later, h, &request(n, "get", &[]));
+    }
+    for (token, _) in tokens(&mut b) {
+        b.respond(later, token, &answer_of(5000));
+    }
+    assert_eq!(drain(&mut b).len(), 2);
 }
 
 #[test]

@@ -89,6 +89,11 @@ impl<P> LtCodec<P> {
     pub fn format(&self) -> &FrameFormat {
         self.decoder.format()
     }
+
+    /// Whether no frame is begun (nothing of one consumed yet).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.decoder.is_idle()
+    }
 }
 
 impl<P: Protocol> Decoder for LtCodec<P> {

@@ -85,6 +85,7 @@
 mod backoff;
 mod client;
 mod codec;
+mod guard;
 mod message;
 mod server;
 mod udp;
@@ -97,6 +98,7 @@ pub use backoff::{Backoff, ReconnectPolicy};
 pub use bytes::Bytes;
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use codec::{LtCodec, LtError};
+pub use guard::{ConnLimits, Guard, GuardError, GuardStats, GuardedReader, Ticket};
 pub use message::{
     encode_to_bytes, BinrwMessage, BodyError, FrameEncodeError, LtMessage, Protocol, Unknown,
 };

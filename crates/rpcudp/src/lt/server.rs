@@ -2,9 +2,9 @@
 //! cloneable handle, bounded queues, graceful shutdown.
 
 use super::codec::{LtCodec, LtError};
+use super::guard::{ConnLimits, Guard, GuardError, GuardStats, GuardedReader, Ticket};
 use super::message::{encode_to_bytes, FrameEncodeError, Protocol};
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
 use rpcudp_proto::wire::lt::FrameFormat;
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -15,7 +15,6 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 /// What to do when a connection's outgoing queue is full (the peer reads slower than we
@@ -39,9 +38,13 @@ pub struct ServerConfig {
     /// `None` (the default): the protocol's own [`Protocol::FORMAT`], the widths its
     /// `lt_protocol!` declared. Set it only to override those.
     pub format: Option<FrameFormat>,
-    /// Connections accepted beyond this many live ones are closed at once (counted in
-    /// [`ServerStats::rejected`]). Default 1024.
+    /// Most live connections (lowered to fit the open-file limit). At the cap a new
+    /// connection evicts the one idle longest (counted in [`GuardStats::evicted`]), or is
+    /// closed at once if none is idle enough (counted in [`ServerStats::rejected`]).
+    /// Default 1024. (It overrides `limits.max_connections`.)
     pub max_connections: usize,
+    /// Idle and partial-frame timeouts, buffer caps, eviction: see [`ConnLimits`].
+    pub limits: ConnLimits,
     /// Frames waiting to be written, per connection. Default 1024.
     pub queue_frames: usize,
     /// Bytes waiting to be written, per connection. One frame is always admitted into an
@@ -74,6 +77,7 @@ impl Default for ServerConfig {
         ServerConfig {
             format: None,
             max_connections: 1024,
+            limits: ConnLimits::default(),
             queue_frames: 1024,
             queue_bytes: 4 * 1024 * 1024,
             overflow: Overflow::DropNewest,
@@ -167,6 +171,8 @@ pub struct ServerStats {
     pub dropped_frames: u64,
     /// Connections closed as slow consumers.
     pub slow_disconnects: u64,
+    /// Evictions, timeouts, buffer-cap closes and accept errors ([`ConnLimits`]).
+    pub guard: GuardStats,
 }
 
 #[derive(Default)]
@@ -195,6 +201,8 @@ struct Shared {
     announced: Mutex<HashSet<ConnId>>,
     conns: Mutex<HashMap<ConnId, Conn>>,
     counters: Counters,
+    /// Connection limits shared by the accept loop and the readers.
+    guard: Guard,
     /// Stops accepting and reading; writers flush what is queued.
     stop: CancellationToken,
     /// Aborts everything at once.
@@ -332,6 +340,7 @@ impl<P: Protocol> ServerHandle<P> {
             bad_frames: c.bad_frames.load(Ordering::Relaxed),
             dropped_frames: c.dropped_frames.load(Ordering::Relaxed),
             slow_disconnects: c.slow_disconnects.load(Ordering::Relaxed),
+            guard: self.shared.guard.stats(),
         }
     }
 }
@@ -393,7 +402,12 @@ impl<P: Protocol> Server<P> {
         let local_addr = listener.local_addr()?;
         let (events_tx, events) = mpsc::channel(config.events.max(1));
         let (alive, alive_rx) = mpsc::channel(1);
+        let guard = Guard::new(ConnLimits {
+            max_connections: config.max_connections,
+            ..config.limits.clone()
+        });
         let shared = Arc::new(Shared {
+            guard,
             format: config.format.unwrap_or(P::FORMAT),
             announced: Mutex::new(HashSet::new()),
             config,
@@ -515,18 +529,18 @@ async fn accept_loop<P: Protocol>(
             Ok(a) => a,
             Err(e) => {
                 // Usually out of file descriptors: back off instead of spinning.
-                tracing::warn!("lt server: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                let wait = shared.guard.accept_failed(&e, "lt server");
+                tokio::time::sleep(wait).await;
                 continue;
             }
         };
-        let mut conns = shared.lock();
-        if conns.len() >= shared.config.max_connections {
-            drop(conns);
+        shared.guard.accept_ok();
+        let Some(ticket) = shared.guard.admit() else {
             shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("lt server: refusing {peer}: max connections reached");
             continue; // dropping the stream closes it
-        }
+        };
+        let mut conns = shared.lock();
         shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         next_id += 1;
@@ -540,6 +554,7 @@ async fn accept_loop<P: Protocol>(
         };
         let task = run_connection::<P>(
             stream,
+            ticket,
             peer,
             id,
             rx,
@@ -559,6 +574,7 @@ async fn accept_loop<P: Protocol>(
 #[allow(clippy::too_many_arguments)]
 async fn run_connection<P: Protocol>(
     stream: TcpStream,
+    ticket: Ticket,
     peer: SocketAddr,
     id: ConnId,
     rx: mpsc::Receiver<Bytes>,
@@ -590,7 +606,7 @@ async fn run_connection<P: Protocol>(
         }
     };
     deliver(ServerEvent::Connected { conn: id, peer }).await;
-    let mut framed = FramedRead::new(rd, LtCodec::<P>::new(shared.format));
+    let mut framed = GuardedReader::new(rd, LtCodec::<P>::new(shared.format), ticket);
     loop {
         let item = tokio::select! {
             _ = abort.cancelled() => break,
@@ -611,7 +627,7 @@ async fn run_connection<P: Protocol>(
                 }
             }
             Some(Err(e)) => {
-                if !matches!(e, LtError::Io(_)) {
+                if matches!(e, GuardError::Lt(ref e) if !matches!(e, LtError::Io(_))) {
                     shared.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
                 }
                 tracing::debug!("lt server: closing {id} ({peer}): {e}");

@@ -7,31 +7,37 @@
 //! by `httparse` and limited to [`MetricsServerConfig::max_request_head`] bytes; reading
 //! it must finish within [`MetricsServerConfig::read_timeout`] and writing the answer
 //! within [`MetricsServerConfig::write_timeout`]; at most
-//! [`MetricsServerConfig::max_connections`] are served at once (more are closed at
-//! once). The listener runs on its own thread with its own single-threaded runtime, so a
+//! [`MetricsServerConfig::max_connections`] are served at once. At that cap a new
+//! connection **evicts the oldest one still sending its request head** (a slow-loris
+//! scraper; an honest one sends its head at once), and is closed only if every
+//! connection is already being answered, so a few slow connections cannot hold the
+//! listener. The listener runs on its own thread with its own single-threaded runtime, so a
 //! scraper that connects and never reads, or a slow encoding, never takes a turn from the
 //! UDP driver's runtime: the only thing the two share is the snapshot lock, held for a
 //! copy.
 
 use super::Metrics;
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Limits of a [`MetricsServer`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct MetricsServerConfig {
-    /// Connections served at once; more are closed as soon as accepted. Default 16.
+    /// Connections served at once. At the cap a new connection evicts the oldest one
+    /// still reading its request head, or is closed if there is none. Default 64.
     pub max_connections: usize,
     /// Largest request head (request line and headers) read. Default 8192 bytes.
     pub max_request_head: usize,
-    /// Time allowed to receive the request head. Default 5 s.
+    /// Time allowed to receive the request head. Default 2 s.
     pub read_timeout: Duration,
     /// Time allowed to send the answer. Default 10 s.
     pub write_timeout: Duration,
@@ -40,9 +46,9 @@ pub struct MetricsServerConfig {
 impl Default for MetricsServerConfig {
     fn default() -> Self {
         MetricsServerConfig {
-            max_connections: 16,
+            max_connections: 64,
             max_request_head: 8192,
-            read_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(10),
         }
     }
@@ -67,6 +73,57 @@ pub struct MetricsServer {
     addr: SocketAddr,
     stop: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
+    table: Arc<Table>,
+}
+
+/// A connection reading its head: its "head read" flag and its kill switch.
+type Reading = (Arc<AtomicBool>, CancellationToken);
+
+/// The connections being served: how many, and those still reading their head, oldest
+/// first (an entry's flag is set once its head is read; such entries are skipped).
+#[derive(Default, Debug)]
+struct Table {
+    inner: Mutex<(usize, VecDeque<Reading>)>,
+    evicted: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Table {
+    /// Admits a connection: its "head read" flag and its kill switch, or `None` if the
+    /// cap is reached and every connection is already being answered.
+    fn admit(&self, max: usize) -> Option<Reading> {
+        let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if t.0 >= max {
+            loop {
+                match t.1.pop_front() {
+                    Some((done, kill)) if !done.load(Ordering::Acquire) => {
+                        // Counted out by its task when it ends; admitted now.
+                        kill.cancel();
+                        self.evicted.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    Some(_) => continue,
+                    None => {
+                        self.refused.fetch_add(1, Ordering::Relaxed);
+                        return None;
+                    }
+                }
+            }
+        }
+        t.0 += 1;
+        // Keep the queue short: drop entries whose head is read.
+        if t.1.len() > 2 * max {
+            t.1.retain(|(done, _)| !done.load(Ordering::Acquire));
+        }
+        let entry = (Arc::new(AtomicBool::new(false)), CancellationToken::new());
+        t.1.push_back(entry.clone());
+        Some(entry)
+    }
+
+    fn release(&self) {
+        let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        t.0 = t.0.saturating_sub(1);
+    }
 }
 
 impl MetricsServer {
@@ -92,6 +149,8 @@ impl MetricsServer {
             .build()?;
         let stop = CancellationToken::new();
         let stopped = stop.clone();
+        let table = Arc::new(Table::default());
+        let shared = table.clone();
         let thread = std::thread::Builder::new()
             .name("rpcudp-metrics".into())
             .spawn(move || {
@@ -104,7 +163,7 @@ impl MetricsServer {
                         }
                     };
                     tokio::select! {
-                        () = accept_loop(listener, Arc::new(metrics), config) => {}
+                        () = accept_loop(listener, Arc::new(metrics), config, shared) => {}
                         () = stopped.cancelled() => {}
                     }
                 });
@@ -113,12 +172,23 @@ impl MetricsServer {
             addr,
             stop,
             thread: Some(thread),
+            table,
         })
     }
 
     /// The bound address (real port).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Connections closed while still sending their request head, to make room for a
+    /// new one (the slow-connection defence), and connections refused because every
+    /// one at the cap was already being answered.
+    pub fn evicted_and_refused(&self) -> (u64, u64) {
+        (
+            self.table.evicted.load(Ordering::Relaxed),
+            self.table.refused.load(Ordering::Relaxed),
+        )
     }
 
     /// Stops listening and waits for the thread to end (connections in progress are
@@ -137,8 +207,12 @@ impl Drop for MetricsServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, config: MetricsServerConfig) {
-    let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+async fn accept_loop(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    config: MetricsServerConfig,
+    table: Arc<Table>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -149,16 +223,22 @@ async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, config: Metri
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Some((head_read, kill)) = table.admit(config.max_connections.max(1)) else {
             tracing::debug!(%peer, "metrics connection refused: too many at once");
             drop(stream);
             continue;
         };
         let metrics = metrics.clone();
         let config = config.clone();
+        let table = table.clone();
         tokio::spawn(async move {
-            serve_one(stream, &metrics, &config).await;
-            drop(slot);
+            tokio::select! {
+                () = serve_one(stream, &metrics, &config, &head_read) => {}
+                () = kill.cancelled() => {
+                    tracing::debug!(%peer, "metrics connection evicted: head too slow");
+                }
+            }
+            table.release();
         });
     }
 }
@@ -206,7 +286,12 @@ async fn read_head(stream: &mut TcpStream, max: usize) -> io::Result<Asked> {
     }
 }
 
-async fn serve_one(mut stream: TcpStream, metrics: &Metrics, config: &MetricsServerConfig) {
+async fn serve_one(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    config: &MetricsServerConfig,
+    head_read: &AtomicBool,
+) {
     let asked = match tokio::time::timeout(
         config.read_timeout,
         read_head(&mut stream, config.max_request_head),
@@ -217,6 +302,8 @@ async fn serve_one(mut stream: TcpStream, metrics: &Metrics, config: &MetricsSer
         // Timed out, closed early or failed: nothing to answer.
         Ok(Err(_)) | Err(_) => return,
     };
+    // Being answered now: no longer evictable.
+    head_read.store(true, Ordering::Release);
     let (status, content_type, body) = match asked {
         Asked::Metrics => (
             "200 OK",

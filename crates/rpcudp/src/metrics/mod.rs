@@ -114,6 +114,11 @@ pub fn drop_reasons(s: &NodeStats) -> Vec<(&'static str, u64)> {
         ("source_share", s.core.requests_dropped_source_share),
         ("unvalidated_answer", s.core.answers_dropped_unvalidated),
         ("held_answer_dropped", s.core.held_answers_dropped),
+        ("preempted", s.core.requests_preempted),
+        (
+            "destination_budget",
+            s.core.answers_dropped_destination_budget,
+        ),
     ]
 }
 
@@ -593,6 +598,19 @@ fn lt_families(f: &mut Families, s: &ServerStats, live: usize) {
         "rpcudp_lt_slow_disconnects_total",
         "Connections closed as slow consumers.",
         s.slow_disconnects,
+    );
+    f.counters_by(
+        "rpcudp_lt_guard_closed_total",
+        "Connections closed by the connection limits (ConnLimits), by reason; \
+         accept_error counts accept failures.",
+        "reason",
+        &[
+            ("evicted", s.guard.evicted),
+            ("idle_timeout", s.guard.idle_timeouts),
+            ("frame_timeout", s.guard.frame_timeouts),
+            ("over_buffer", s.guard.over_buffer),
+            ("accept_error", s.guard.accept_errors),
+        ],
     );
     f.gauge(
         "rpcudp_lt_connections",

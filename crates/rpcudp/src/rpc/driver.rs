@@ -89,6 +89,9 @@ pub(crate) struct NodeApp {
     /// Which served request each handler task answers, and its method and caller (for
     /// logs).
     tasks: HashMap<tokio::task::Id, (RequestToken, String, SocketAddr)>,
+    /// The task of each served request that has one, to cancel it when the core gives
+    /// its slot to a newer request.
+    by_token: HashMap<RequestToken, tokio::task::AbortHandle>,
     phase: Phase,
     /// Who waits for the shutdown to finish.
     done: Vec<oneshot::Sender<()>>,
@@ -108,6 +111,7 @@ impl NodeApp {
             tickets: HashMap::new(),
             running: JoinSet::new(),
             tasks: HashMap::new(),
+            by_token: HashMap::new(),
             phase: Phase::Running,
             done: Vec::new(),
         }
@@ -205,6 +209,7 @@ impl NodeApp {
             Ok(Err(fut)) => {
                 let task = self.running.spawn(fut);
                 self.tasks.insert(task.id(), (token, method, from));
+                self.by_token.insert(token, task);
             }
             Err(payload) => {
                 self.counters.handler_panics += 1;
@@ -262,8 +267,9 @@ impl NodeApp {
             Err(e) => e.id(),
         };
         let Some((token, method, from)) = self.tasks.remove(&id) else {
-            return;
+            return; // preempted (cancelled on purpose)
         };
+        self.by_token.remove(&token);
         match result {
             Ok((_, result)) => self.answer(core, now, token, &method, from, result),
             Err(e) => {
@@ -280,6 +286,13 @@ impl Application<Endpoint> for NodeApp {
     type Command = Command;
 
     fn on_event(&mut self, core: &mut Endpoint, now: Instant, event: Event) {
+        // Handlers whose slot went to a newer request: cancelled, nobody answers them.
+        while let Some(token) = core.poll_preempted() {
+            if let Some(task) = self.by_token.remove(&token) {
+                self.tasks.remove(&task.id());
+                task.abort();
+            }
+        }
         match event {
             Event::Request {
                 token,
@@ -401,6 +414,7 @@ impl Application<Endpoint> for NodeApp {
         for (_, (token, ..)) in self.tasks.drain() {
             core.abandon(now, token);
         }
+        self.by_token.clear();
         self.running.abort_all();
     }
 }
