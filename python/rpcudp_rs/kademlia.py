@@ -71,6 +71,22 @@ def _resolve(future, ok, value):
         future.set_exception(RuntimeError(value))
 
 
+class _Transport:
+    """What ``server.transport`` offers of an asyncio transport: ``get_extra_info`` and
+    ``close``."""
+
+    def __init__(self, server):
+        self._server = server
+
+    def get_extra_info(self, name, default=None):
+        if name == "sockname" and self._server._dht is not None:
+            return self._server._dht.local_addr()
+        return default
+
+    def close(self):
+        self._server.stop()
+
+
 class Server:
     """A Kademlia node, as kademlia's ``Server``; see the module docs for what it adds.
 
@@ -112,7 +128,7 @@ class Server:
         _LIVE.add(self)
         self.node = Node(self._dht.id())
         self.protocol = self._dht
-        self.transport = self._dht
+        self.transport = _Transport(self)
         log.info("Node %i listening on %s:%i", self.node.long_id, interface, port)
         self.refresh_table()
 

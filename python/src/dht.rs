@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -25,11 +25,19 @@ use crate::value::{to_py, to_value};
 /// A running DHT node.
 #[pyclass(module = "rpcudp_rs._native")]
 pub struct Dht {
-    dht: rpcudp::kad::Dht,
-    handle: tokio::runtime::Handle,
+    id: NodeId,
+    local_addr: SocketAddr,
     /// `resolve(future, ok, value)`, a Python callable run on the asyncio loop.
     resolve: Py<PyAny>,
-    thread: std::sync::Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+    /// Everything that holds the runtime, the socket or the state file: taken by `stop`.
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    dht: rpcudp::kad::Dht,
+    handle: tokio::runtime::Handle,
+    stop: oneshot::Sender<()>,
+    thread: JoinHandle<()>,
 }
 
 /// What a command answers, converted to Python on the loop's side of the bridge.
@@ -83,10 +91,15 @@ impl Dht {
         let answer = py.detach(move || started.recv());
         match answer {
             Ok(Ok((dht, handle))) => Ok(Dht {
-                dht,
-                handle,
+                id: dht.id(),
+                local_addr: dht.local_addr(),
                 resolve,
-                thread: std::sync::Mutex::new(Some((stop_tx, thread))),
+                running: Mutex::new(Some(Running {
+                    dht,
+                    handle,
+                    stop: stop_tx,
+                    thread,
+                })),
             }),
             Ok(Err(e)) => {
                 let _ = py.detach(move || thread.join());
@@ -100,28 +113,29 @@ impl Dht {
 
     /// The node's 20-byte id.
     fn id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.dht.id().as_bytes())
+        PyBytes::new(py, self.id.as_bytes())
     }
 
     /// The bound `(host, port)`.
     fn local_addr<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
-        addr_tuple(py, self.dht.local_addr())
+        addr_tuple(py, self.local_addr)
     }
 
     /// The routing table's contacts, as `(id, host, port)`.
     fn contacts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        contact_list(py, &self.dht.contacts())
+        contact_list(py, &self.node()?.contacts())
     }
 
     /// The contacts found in the state folder at start.
     fn saved_contacts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        contact_list(py, self.dht.saved_contacts())
+        contact_list(py, self.node()?.saved_contacts())
     }
 
     /// The value this node holds under the 20-byte `key`, without asking the network.
     fn local_value<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<Bound<'py, PyAny>>> {
         let key = node_id(key)?;
-        let value = py.detach(|| self.dht.local_value(&key));
+        let dht = self.node()?;
+        let value = py.detach(|| dht.local_value(&key));
         value.map(|v| to_py(py, &v)).transpose()
     }
 
@@ -136,22 +150,21 @@ impl Dht {
             .iter()
             .map(|a| parse_addr(&a))
             .collect::<PyResult<Vec<_>>>()?;
-        let dht = self.dht.clone();
+        let dht = self.node()?;
         self.spawn(event_loop, future, async move {
             match dht.try_bootstrap(&addrs).await {
                 Ok(n) => Outcome::Count(n),
                 Err(e) => Outcome::Failed(e),
             }
-        });
-        Ok(())
+        })
     }
 
     /// Joins through the saved contacts; `future` gets how many answered.
-    fn rejoin(&self, event_loop: Py<PyAny>, future: Py<PyAny>) {
-        let dht = self.dht.clone();
+    fn rejoin(&self, event_loop: Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
+        let dht = self.node()?;
         self.spawn(event_loop, future, async move {
             Outcome::Count(dht.rejoin().await)
-        });
+        })
     }
 
     /// Stores `value` under the 20-byte `key`; `future` gets how many nodes acknowledged.
@@ -164,46 +177,53 @@ impl Dht {
     ) -> PyResult<()> {
         let key = node_id(key)?;
         let value = to_value(value)?;
-        let dht = self.dht.clone();
+        let dht = self.node()?;
         self.spawn(event_loop, future, async move {
             match dht.set_digest(key, value).await {
                 Ok(n) => Outcome::Count(n),
                 Err(e) => Outcome::Failed(e),
             }
-        });
-        Ok(())
+        })
     }
 
     /// Looks up the 20-byte `key`; `future` gets the value or None.
     fn get_digest(&self, key: &[u8], event_loop: Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
         let key = node_id(key)?;
-        let dht = self.dht.clone();
+        let dht = self.node()?;
         self.spawn(event_loop, future, async move {
             match dht.get_digest(key).await {
                 Ok(v) => Outcome::Value(v),
                 Err(e) => Outcome::Failed(e),
             }
-        });
-        Ok(())
+        })
     }
 
     /// The node's metrics in the Prometheus text format (the families `dht run
     /// --metrics` serves).
-    fn metrics(&self) -> String {
-        rpcudp::metrics::Metrics::new().with_dht(&self.dht).render()
+    fn metrics(&self) -> PyResult<String> {
+        Ok(rpcudp::metrics::Metrics::new()
+            .with_dht(&self.node()?)
+            .render())
     }
 
     /// How many values this node holds.
-    fn stored_count(&self) -> usize {
-        self.dht.stored_count()
+    fn stored_count(&self) -> PyResult<usize> {
+        Ok(self.node()?.stored_count())
     }
 
     /// Stops the node: the socket is closed, the state file written and closed, and the
     /// runtime thread joined before this returns. Commands still pending never resolve
     /// (as with kademlia, whose transport just closes). Idempotent.
     fn stop(&self, py: Python<'_>) {
-        let taken = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some((stop, thread)) = taken {
+        let taken = self.running.lock().ok().and_then(|mut t| t.take());
+        if let Some(Running {
+            dht,
+            handle,
+            stop,
+            thread,
+        }) = taken
+        {
+            drop((dht, handle));
             let _ = stop.send(());
             let _ = py.detach(move || thread.join());
         }
@@ -214,22 +234,37 @@ impl Drop for Dht {
     fn drop(&mut self) {
         // Not joined here (the thread may wait for the GIL this drop holds); it ends on
         // its own once told.
-        if let Some((stop, _thread)) = self.thread.get_mut().ok().and_then(|t| t.take()) {
-            let _ = stop.send(());
+        if let Some(running) = self.running.get_mut().ok().and_then(|t| t.take()) {
+            let _ = running.stop.send(());
         }
     }
 }
 
 impl Dht {
+    /// The running node (a cheap clone), or `RuntimeError` once stopped.
+    fn node(&self) -> PyResult<rpcudp::kad::Dht> {
+        self.running
+            .lock()
+            .ok()
+            .and_then(|r| r.as_ref().map(|r| r.dht.clone()))
+            .ok_or_else(|| PyRuntimeError::new_err("the server is stopped"))
+    }
+
     /// Runs `work` on the node's runtime, then hands its outcome to `resolve` on the loop.
     fn spawn(
         &self,
         event_loop: Py<PyAny>,
         future: Py<PyAny>,
         work: impl std::future::Future<Output = Outcome> + Send + 'static,
-    ) {
+    ) -> PyResult<()> {
+        let handle = self
+            .running
+            .lock()
+            .ok()
+            .and_then(|r| r.as_ref().map(|r| r.handle.clone()))
+            .ok_or_else(|| PyRuntimeError::new_err("the server is stopped"))?;
         let resolve = Python::attach(|py| self.resolve.clone_ref(py));
-        self.handle.spawn(async move {
+        handle.spawn(async move {
             let outcome = work.await;
             Python::attach(|py| {
                 let (ok, value) = match outcome {
@@ -249,6 +284,7 @@ impl Dht {
             })
             .ok();
         });
+        Ok(())
     }
 }
 

@@ -40,8 +40,10 @@ def make_server(base):
         async def rpc_aboom(self, sender):
             raise ValueError("async handler failed")
 
+        count = 0
+
         def rpc_count(self, sender):
-            self.count = getattr(self, "count", 0) + 1
+            self.count += 1
             return self.count
 
     return Server
