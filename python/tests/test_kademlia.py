@@ -214,38 +214,41 @@ import asyncio, sys
 from rpcudp_rs.kademlia import Server
 async def main():
     s = Server(state_dir=sys.argv[1])
-    await s.listen(int(sys.argv[2]), "127.0.0.1")
-    await s.bootstrap([("127.0.0.1", int(sys.argv[3]))])
-    ok = await s.set("durable", "survives kill -9")
-    print("set", ok, s.node.id.hex(), flush=True)
+    await s.listen(0, "127.0.0.1")
+    print("node", s._dht.local_addr()[1], s.node.id.hex(), flush=True)
     await asyncio.sleep(600)
 asyncio.run(main())
 """
 
 
-async def test_state_dir_keeps_id_contacts_and_values_through_kill_9(tmp_path):
-    peer = Server()
-    await peer.listen(free_port(), "127.0.0.1")
-    peer_port = peer._dht.local_addr()[1]
+async def test_state_dir_keeps_id_contacts_and_acknowledged_values_through_kill_9(tmp_path):
+    # The node with state_dir= runs in a child; this process's node stores on it, and the
+    # child is killed -9 right after acknowledging the last store.
     state = str(tmp_path / "state")
     proc = await asyncio.create_subprocess_exec(
-        PYTHON, "-c", CHILD, state, str(free_port()), str(peer_port),
-        stdout=asyncio.subprocess.PIPE)
+        PYTHON, "-c", CHILD, state, stdout=asyncio.subprocess.PIPE)
+    writer = Server()
+    await writer.listen(free_port(), "127.0.0.1")
+    writer_port = writer._dht.local_addr()[1]
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
-        assert line[:2] == ["set", "True"], line
-        node_id = bytes.fromhex(line[2])
+        assert line[0] == "node", line
+        port, node_id = int(line[1]), bytes.fromhex(line[2])
+        await writer.bootstrap([("127.0.0.1", port)])
+        assert await writer.set("first", "stored a while before") is True
+        await asyncio.sleep(1.5)  # contacts are saved within a second of being learned
+        assert await writer.set("last", "acknowledged, then kill -9") is True
     finally:
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
-    peer.stop()
+        writer.stop()
     again = Server(state_dir=state)
     await again.listen(free_port(), "127.0.0.1")
     try:
         assert again.node.id == node_id
-        assert [c[2] for c in again._dht.saved_contacts()] == [peer_port]
-        assert again._dht.local_value(digest("durable")) == "survives kill -9"
-        assert await again.get("durable") == "survives kill -9"
+        assert [c[2] for c in again._dht.saved_contacts()] == [writer_port]
+        assert again._dht.local_value(digest("first")) == "stored a while before"
+        assert again._dht.local_value(digest("last")) == "acknowledged, then kill -9"
+        assert await again.get("last") == "acknowledged, then kill -9"
     finally:
         again.stop()
-    assert os.path.isdir(state)
