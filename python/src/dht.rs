@@ -1,8 +1,8 @@
 //! The tokio DHT node under asyncio: [`Dht`], `rpcudp::kad::Dht` on a runtime thread of
 //! its own, its answers handed back to the asyncio loop that asked.
 //!
-//! Owns: the runtime thread (one per node, started by [`Dht::new`], joined by
-//! [`Dht::stop`]), and the bridge: each command runs as a task on that runtime, and its
+//! Owns: the runtime thread (one per node, started by `Dht(...)`, joined by
+//! `Dht.stop()`), and the bridge: each command runs as a task on that runtime, and its
 //! outcome reaches Python through `loop.call_soon_threadsafe(resolve, future, ok,
 //! value)`, the one call made with the GIL on the runtime thread. Does not own any
 //! Kademlia decision (the core's `kad::Node`) nor persistence (`rpcudp::kad`).

@@ -6,10 +6,10 @@
 //! `loop.call_at`, and resolving the Python futures of calls. Does not own any protocol
 //! decision (what is a request, a duplicate, an answer, when to resend or give up: the
 //! core's) nor running handlers (the Python class does, then answers through
-//! [`Endpoint::respond`] or [`Endpoint::abandon`]).
+//! `Endpoint.respond` or `Endpoint.abandon`).
 //!
 //! Time: the core's `now` is `Instant::now()`, CLOCK_MONOTONIC, the clock asyncio's
-//! `loop.time()` reads; one pair of readings at [`Endpoint::attach`] maps one onto the
+//! `loop.time()` reads; one pair of readings at `Endpoint.attach` maps one onto the
 //! other for `loop.call_at`. Every method is a few microseconds of work holding the GIL
 //! (releasing it would cost more than the work).
 
@@ -42,7 +42,7 @@ pub struct Endpoint {
     next_token: u64,
 }
 
-/// The Python side's transport and loop, from [`Endpoint::attach`].
+/// The Python side's transport and loop, from `Endpoint.attach`.
 struct Io {
     sendto: Py<PyAny>,
     call_at: Py<PyAny>,
