@@ -15,6 +15,7 @@ duplicate cache, per-source limits and 3x anti-amplification, on by default.
 import asyncio
 import inspect
 import logging
+import os
 import socket
 
 from rpcudp_rs._native import Endpoint
@@ -49,15 +50,18 @@ class RPCProtocol(asyncio.DatagramProtocol):
     def connection_made(self, transport):
         self.transport = transport
         loop = asyncio.get_event_loop()
-        self._native.attach(transport.sendto, loop.call_at, loop.time(), self._native.timeout)
+        self._native.attach(transport.sendto, loop.call_at, loop.time(), self._native.timeout,
+                            _dup_socket(transport))
 
     def connection_lost(self, exc):
         self._native.close()
 
     def datagram_received(self, data, addr):
-        request = self._native.datagram(data, addr)
-        if request is not None:
-            self._serve(request[0], request[1], request[2], addr)
+        # The endpoint also reads the datagrams already waiting behind this one.
+        requests = self._native.datagram(data, addr)
+        if requests is not None:
+            for token, funcname, args, sender in requests:
+                self._serve(token, funcname, args, sender)
 
     def _serve(self, token, funcname, args, address):
         func = getattr(self, f"rpc_{funcname}", None)
@@ -134,6 +138,15 @@ class RPCProtocol(asyncio.DatagramProtocol):
             return future
 
         return func
+
+
+def _dup_socket(transport):
+    """A duplicate of the transport's UDP socket for the endpoint to read and send on
+    directly (it closes it), or -1 when there is none (a test transport)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.type != socket.SOCK_DGRAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return -1
+    return os.dup(sock.fileno())
 
 
 def _resolve(transport, address):

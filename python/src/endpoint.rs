@@ -14,7 +14,9 @@
 //! (releasing it would cost more than the work).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -28,6 +30,10 @@ use rpcudp_proto::wire::rpc::Dialect;
 use crate::value::{to_py, to_value};
 
 /// One RPC endpoint on one asyncio datagram transport.
+/// Most datagrams read from the socket after the one asyncio handed over, per call: a
+/// bound on the work of one event-loop callback.
+const MAX_DRAIN: usize = 64;
+
 #[pyclass(module = "rpcudp_rs._native", unsendable)]
 pub struct Endpoint {
     ep: rpc::Endpoint,
@@ -37,6 +43,8 @@ pub struct Endpoint {
     pending: HashMap<CallId, Py<PyAny>>,
     /// The deadline `loop.call_at` is set for, and its handle.
     timer: Option<(Instant, Py<PyAny>)>,
+    /// Where datagrams drained from the socket are read.
+    recv_buf: Vec<u8>,
     /// Requests handed to Python and not yet answered, by the number Python holds.
     serving: HashMap<u64, RequestToken>,
     next_token: u64,
@@ -44,6 +52,10 @@ pub struct Endpoint {
 
 /// The Python side's transport and loop, from `Endpoint.attach`.
 struct Io {
+    /// A duplicate of the transport's socket: datagrams waiting after the one asyncio
+    /// handed over are read here, and transmits sent here, without a Python call each
+    /// (`transport.sendto` takes over when the socket buffer is full).
+    sock: Option<UdpSocket>,
     sendto: Py<PyAny>,
     call_at: Py<PyAny>,
     on_timer: Py<PyAny>,
@@ -138,19 +150,32 @@ impl Endpoint {
             timer: None,
             serving: HashMap::new(),
             next_token: 0,
+            recv_buf: vec![0; 65536],
         })
     }
 
     /// Connects the endpoint to `transport.sendto`, `loop.call_at`, the loop's current
-    /// `loop.time()` and the callable to run at each deadline.
+    /// `loop.time()` and the callable to run at each deadline. `fd`, if given, is a
+    /// duplicate of the transport's (non-blocking) socket that the endpoint takes over
+    /// and closes in `close`.
+    #[pyo3(signature = (sendto, call_at, loop_now, on_timer, fd=None))]
     fn attach(
         &mut self,
         sendto: Py<PyAny>,
         call_at: Py<PyAny>,
         loop_now: f64,
         on_timer: Py<PyAny>,
+        fd: Option<i32>,
     ) {
+        let sock = fd.filter(|fd| *fd >= 0).map(|fd| {
+            // SAFETY: the Python side passes a descriptor fresh from os.dup() that nothing
+            // else owns or closes: the OwnedFd is its only owner from here on.
+            #[allow(unsafe_code)]
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            UdpSocket::from(owned)
+        });
         self.io = Some(Io {
+            sock,
             sendto,
             call_at,
             on_timer,
@@ -159,20 +184,32 @@ impl Endpoint {
         });
     }
 
-    /// One datagram from `addr`. Returns the request it carries, as `(token, method,
-    /// args)`, for the Python side to serve, or None (an answer, a duplicate answered
-    /// from the cache, or something dropped and counted).
+    /// One datagram from `addr`, then (up to `MAX_DRAIN` more) the datagrams already
+    /// waiting on the socket. Returns the requests they carry, as `(token, method, args,
+    /// sender)`, for the Python side to serve, or None (answers, duplicates answered from
+    /// the cache, or things dropped and counted).
     fn datagram<'py>(
         &mut self,
         py: Python<'py>,
         data: &[u8],
         addr: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let Ok(from) = parse_addr(addr) else {
-            return Ok(None);
-        };
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
         let now = Instant::now();
-        self.ep.handle_datagram(now, from, data);
+        if let Ok(from) = parse_addr(addr) {
+            self.ep.handle_datagram(now, from, data);
+        }
+        if let Some(sock) = self.io.as_ref().and_then(|io| io.sock.as_ref()) {
+            let buf = &mut self.recv_buf;
+            for _ in 0..MAX_DRAIN {
+                match sock.recv_from(buf) {
+                    Ok((n, from)) => self.ep.handle_datagram(now, from, &buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    // WouldBlock: drained. Another error (ICMP's ECONNREFUSED) is asyncio's
+                    // to see on its next read.
+                    Err(_) => break,
+                }
+            }
+        }
         self.flush(py, now)
     }
 
@@ -308,48 +345,39 @@ impl Endpoint {
         &mut self,
         py: Python<'py>,
         now: Instant,
-    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        if let Some(io) = &self.io {
-            let sendto = io.sendto.bind(py);
-            while let Some(t) = self.ep.poll_transmit() {
-                let payload = pyo3::types::PyBytes::new(py, &t.payload);
-                // A send error (ICMP unreachable, closed transport) is the transport's to
-                // log; the core's timer covers the lost datagram.
-                let _ = sendto.call1((payload, addr_tuple(py, t.destination)?));
-            }
-        } else {
-            while self.ep.poll_transmit().is_some() {}
-        }
-        let mut request = None;
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        self.send_all(py)?;
+        let mut requests: Option<Bound<'py, PyList>> = None;
         while let Some(event) = self.ep.poll_event() {
             match event {
                 Event::Request {
                     token,
+                    from,
                     method,
                     args,
-                    ..
                 } => {
-                    let list = PyList::empty(py);
-                    let mut ok = true;
-                    for a in &args {
-                        match to_py(py, a) {
-                            Ok(v) => list.append(v)?,
-                            Err(_) => ok = false,
-                        }
-                    }
-                    if ok {
-                        self.next_token += 1;
-                        self.serving.insert(self.next_token, token);
-                        request = Some(PyTuple::new(
-                            py,
-                            [
-                                self.next_token.into_pyobject(py)?.into_any(),
-                                method.into_pyobject(py)?.into_any(),
-                                list.into_any(),
-                            ],
-                        )?);
-                    } else {
+                    let converted = args
+                        .iter()
+                        .map(|a| to_py(py, a))
+                        .collect::<PyResult<Vec<_>>>();
+                    let Ok(converted) = converted else {
                         self.ep.abandon(now, token);
+                        continue;
+                    };
+                    self.next_token += 1;
+                    self.serving.insert(self.next_token, token);
+                    let request = PyTuple::new(
+                        py,
+                        [
+                            self.next_token.into_pyobject(py)?.into_any(),
+                            method.into_pyobject(py)?.into_any(),
+                            PyList::new(py, converted)?.into_any(),
+                            addr_tuple(py, from)?.into_any(),
+                        ],
+                    )?;
+                    match &requests {
+                        Some(list) => list.append(request)?,
+                        None => requests = Some(PyList::new(py, [request])?),
                     }
                 }
                 Event::CallSucceeded { call, value } => {
@@ -372,10 +400,36 @@ impl Endpoint {
                 }
             }
         }
-        // Abandoning above may have queued nothing to send, but keep the order exact.
-        while self.ep.poll_transmit().is_some() {}
+        self.send_all(py)?;
         self.arm(py)?;
-        Ok(request)
+        Ok(requests)
+    }
+
+    /// Sends every queued transmit: on the socket directly, through `transport.sendto`
+    /// when that would block (asyncio buffers it) or without a socket.
+    fn send_all(&mut self, py: Python<'_>) -> PyResult<()> {
+        let Some(io) = &self.io else {
+            while self.ep.poll_transmit().is_some() {}
+            return Ok(());
+        };
+        while let Some(t) = self.ep.poll_transmit() {
+            if let Some(sock) = &io.sock {
+                match sock.send_to(&t.payload, t.destination) {
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    // Unreachable, refused: the datagram is lost, as a sent one may be; the
+                    // core's timer covers it.
+                    Err(_) => continue,
+                }
+            }
+            let payload = pyo3::types::PyBytes::new(py, &t.payload);
+            // A send error (closed transport) is the transport's to log.
+            let _ = io
+                .sendto
+                .bind(py)
+                .call1((payload, addr_tuple(py, t.destination)?));
+        }
+        Ok(())
     }
 
     /// Sets `loop.call_at` for the core's next deadline if it is sooner than the one set
