@@ -122,6 +122,8 @@ pub(crate) struct Query {
     pub answered: usize,
     /// Bootstrap: lookups of our own id run again because one found nobody.
     pub relookups: u32,
+    /// A get of a signed or immutable record: what verifies so far (`signed`).
+    pub record: Option<Box<super::signed::RecordGet>>,
 }
 
 impl Node {
@@ -148,6 +150,7 @@ impl Node {
                 phase,
                 answered: 0,
                 relookups: 0,
+                record: None,
             },
         );
         id
@@ -231,8 +234,21 @@ impl Node {
     }
 
     pub(super) fn start_get(&mut self, now: Instant, key: NodeId) -> QueryId {
+        self.start_record_get(now, key, None)
+    }
+
+    /// A get whose answers go through `record` (a signed or immutable record's), if any.
+    pub(super) fn start_record_get(
+        &mut self,
+        now: Instant,
+        key: NodeId,
+        record: Option<Box<super::signed::RecordGet>>,
+    ) -> QueryId {
         let lookup = self.new_lookup(now, key, Purpose::Get);
         let q = self.new_query(now, Purpose::Get, key, None, Phase::Lookup(lookup));
+        if let Some(query) = self.queries.get_mut(&q) {
+            query.record = record;
+        }
         self.drive(now, q);
         q
     }
@@ -297,8 +313,11 @@ impl Node {
                 let parsed = answer.map(|v| wire::parse_find_answer(v, self.config.k));
                 match parsed {
                     Some(Some(found)) => {
-                        self.contact_answered(now, Contact::new(id, p.to), sample);
-                        self.on_find_answer(now, q, id, found);
+                        let from = Contact::new(id, p.to);
+                        self.contact_answered(now, from, sample);
+                        if !self.on_record_answer(now, q, from, &found) {
+                            self.on_find_answer(now, q, id, found);
+                        }
                     }
                     Some(None) => {
                         // It answered (it lives) but not with a find answer.
@@ -637,7 +656,10 @@ impl Node {
                 };
                 self.finish(now, q, Ok(outcome), hops);
             }
-            Purpose::Get => self.finish(now, q, Ok(QueryOutcome::Get { value: None }), hops),
+            Purpose::Get => {
+                let value = self.record_found(q);
+                self.finish(now, q, Ok(QueryOutcome::Get { value }), hops)
+            }
             Purpose::Refresh => self.finish(now, q, Ok(QueryOutcome::Get { value: None }), hops),
             Purpose::Set | Purpose::Republish | Purpose::Replicate => {
                 let Some(value) = value else { return };
