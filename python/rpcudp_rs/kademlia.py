@@ -198,6 +198,48 @@ class Server:
             return False
         return stored > 0
 
+    async def put_signed(self, secret_key, value, salt=b""):
+        """Signs ``value`` (int, float, bool, str or bytes) with the 32-byte Ed25519
+        secret seed under ``salt``, with the next seq above the one the network holds, and
+        stores it as ``rpcudp dht put`` does; True if any node stored it."""
+        try:
+            return await self._call("put_signed", bytes(secret_key), value, bytes(salt)) > 0
+        except RuntimeError as e:
+            log.warning("put_signed failed: %s", e)
+            return False
+
+    async def get_signed(self, public_key, salt=b""):
+        """The value of the record signed by the 32-byte ``public_key`` under ``salt`` with
+        the highest seq found, verified (forgeries are skipped), or None; reads what
+        ``rpcudp dht put`` makes, as ``dht get --signed`` does."""
+        try:
+            return await self._call("get_signed", bytes(public_key), bytes(salt))
+        except RuntimeError as e:
+            log.warning("get_signed failed: %s", e)
+            return None
+
+    async def put_immutable(self, value):
+        """Stores ``value`` as a record named by its hash; returns that 20-byte target
+        (for ``get_immutable``), or None if no node stored it."""
+        try:
+            return await self._call("put_immutable", value)
+        except RuntimeError as e:
+            log.warning("put_immutable failed: %s", e)
+            return None
+
+    async def get_immutable(self, target):
+        """The value of the immutable record under the 20-byte ``target``, verified, or None."""
+        try:
+            return await self._call("get_immutable", bytes(target))
+        except RuntimeError as e:
+            log.warning("get_immutable failed: %s", e)
+            return None
+
+    @staticmethod
+    def public_key(secret_key):
+        """The 32-byte Ed25519 public key of a 32-byte secret seed."""
+        return Dht.public_key(bytes(secret_key))
+
     def metrics(self):
         """The node's metrics, in the Prometheus text format."""
         return self._dht.metrics() if self._dht is not None else ""

@@ -16,7 +16,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use rpcudp::kad::{DhtConfig, DhtError, NodeId};
+use rpcudp::kad::{DhtConfig, NodeId};
 use tokio::sync::oneshot;
 
 use crate::endpoint::{addr_tuple, parse_addr};
@@ -44,7 +44,15 @@ struct Running {
 enum Outcome {
     Count(usize),
     Value(Option<rmpv::Value>),
-    Failed(DhtError),
+    /// A record's target (the 20-byte key it is stored under).
+    Target(NodeId),
+    Failed(String),
+}
+
+fn key32(bytes: &[u8], what: &str) -> PyResult<[u8; 32]> {
+    bytes
+        .try_into()
+        .map_err(|_| PyValueError::new_err(format!("the {what} is 32 bytes")))
 }
 
 fn node_id(key: &[u8]) -> PyResult<NodeId> {
@@ -154,7 +162,7 @@ impl Dht {
         self.spawn(event_loop, future, async move {
             match dht.try_bootstrap(&addrs).await {
                 Ok(n) => Outcome::Count(n),
-                Err(e) => Outcome::Failed(e),
+                Err(e) => Outcome::Failed(e.to_string()),
             }
         })
     }
@@ -181,7 +189,7 @@ impl Dht {
         self.spawn(event_loop, future, async move {
             match dht.set_digest(key, value).await {
                 Ok(n) => Outcome::Count(n),
-                Err(e) => Outcome::Failed(e),
+                Err(e) => Outcome::Failed(e.to_string()),
             }
         })
     }
@@ -193,9 +201,94 @@ impl Dht {
         self.spawn(event_loop, future, async move {
             match dht.get_digest(key).await {
                 Ok(v) => Outcome::Value(v),
-                Err(e) => Outcome::Failed(e),
+                Err(e) => Outcome::Failed(e.to_string()),
             }
         })
+    }
+
+    /// Signs `value` with the 32-byte Ed25519 secret seed under `salt` (the next seq
+    /// above the one the network holds) and stores it; `future` gets how many nodes
+    /// acknowledged.
+    fn put_signed(
+        &self,
+        secret: &[u8],
+        value: &Bound<'_, PyAny>,
+        salt: Vec<u8>,
+        event_loop: Py<PyAny>,
+        future: Py<PyAny>,
+    ) -> PyResult<()> {
+        let secret = key32(secret, "secret key")?;
+        let value = to_value(value)?;
+        let dht = self.node()?;
+        self.spawn(event_loop, future, async move {
+            match dht.put_signed(&secret, &salt, None, value).await {
+                Ok(put) => Outcome::Count(put.stored_on),
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        })
+    }
+
+    /// Looks up the record of the 32-byte public key under `salt`, verified; `future`
+    /// gets its value, or None.
+    fn get_signed(
+        &self,
+        public_key: &[u8],
+        salt: Vec<u8>,
+        event_loop: Py<PyAny>,
+        future: Py<PyAny>,
+    ) -> PyResult<()> {
+        let public_key = key32(public_key, "public key")?;
+        let dht = self.node()?;
+        self.spawn(event_loop, future, async move {
+            match dht.get_signed(&public_key, &salt).await {
+                Ok(r) => Outcome::Value(r.map(|r| r.value)),
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        })
+    }
+
+    /// Stores `value` as an immutable record (named by its hash); `future` gets the
+    /// 20-byte target to read it back with `get_immutable`.
+    fn put_immutable(
+        &self,
+        value: &Bound<'_, PyAny>,
+        event_loop: Py<PyAny>,
+        future: Py<PyAny>,
+    ) -> PyResult<()> {
+        let value = to_value(value)?;
+        let dht = self.node()?;
+        self.spawn(event_loop, future, async move {
+            match dht.put_immutable(value).await {
+                Ok(put) if put.stored_on > 0 => Outcome::Target(put.target),
+                Ok(_) => Outcome::Failed("no node stored the record".into()),
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        })
+    }
+
+    /// Looks up the immutable record under the 20-byte `target`, verified; `future` gets
+    /// its value, or None.
+    fn get_immutable(
+        &self,
+        target: &[u8],
+        event_loop: Py<PyAny>,
+        future: Py<PyAny>,
+    ) -> PyResult<()> {
+        let target = node_id(target)?;
+        let dht = self.node()?;
+        self.spawn(event_loop, future, async move {
+            match dht.get_immutable(target).await {
+                Ok(v) => Outcome::Value(v),
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        })
+    }
+
+    /// The 32-byte Ed25519 public key of a 32-byte secret seed.
+    #[staticmethod]
+    fn public_key<'py>(py: Python<'py>, secret: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let secret = key32(secret, "secret key")?;
+        Ok(PyBytes::new(py, &rpcudp::kad::record::public_key(&secret)))
     }
 
     /// The node's metrics in the Prometheus text format (the families `dht run
@@ -271,7 +364,8 @@ impl Dht {
                     Outcome::Count(n) => (true, Ok(n.into_pyobject(py)?.into_any())),
                     Outcome::Value(None) => (true, Ok(py.None().into_bound(py))),
                     Outcome::Value(Some(v)) => (true, to_py(py, &v)),
-                    Outcome::Failed(e) => (false, Ok(e.to_string().into_pyobject(py)?.into_any())),
+                    Outcome::Target(t) => (true, Ok(PyBytes::new(py, t.as_bytes()).into_any())),
+                    Outcome::Failed(e) => (false, Ok(e.into_pyobject(py)?.into_any())),
                 };
                 let value = value.unwrap_or_else(|e| e.value(py).clone().into_any());
                 // The loop may be closed by now: nobody is waiting then.
