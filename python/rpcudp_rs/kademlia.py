@@ -91,10 +91,15 @@ class Server:
     """A Kademlia node, as kademlia's ``Server``; see the module docs for what it adds.
 
     ``storage`` is accepted for compatibility and not used: values live in the Rust
-    node (in memory, or in ``state_dir``).
+    node (in memory, or in ``state_dir``). Keyword-only extras: ``state_dir``,
+    ``rpc_timeout`` (5 s), ``verify_callers`` (True, as ``dht run``: a node that only
+    called this one is pinged before it enters the routing table and is handed values,
+    so a forged or silent caller gets nothing but its answer; False is kademlia's
+    insert-at-once), ``strict_local`` (``dht run --strict-local``).
     """
 
-    def __init__(self, ksize=20, alpha=3, node_id=None, storage=None, *, state_dir=None, rpc_timeout=5.0):
+    def __init__(self, ksize=20, alpha=3, node_id=None, storage=None, *, state_dir=None,
+                 rpc_timeout=5.0, verify_callers=True, strict_local=False):
         self.ksize = ksize
         self.alpha = alpha
         self.storage = storage
@@ -104,6 +109,8 @@ class Server:
         self.node = Node(node_id or digest(random.getrandbits(255)))
         self.state_dir = state_dir
         self.rpc_timeout = rpc_timeout
+        self.verify_callers = verify_callers
+        self.strict_local = strict_local
         self.transport = None
         self.protocol = None
         self.refresh_loop = None
@@ -124,7 +131,8 @@ class Server:
         """Start listening on the given port (``interface="::"`` for IPv6)."""
         node_id = self._given_id if self._given_id is not None else (None if self.state_dir else self.node.id)
         self._dht = Dht(interface, port, _resolve, self.ksize, self.alpha, node_id,
-                        None if self.state_dir is None else str(self.state_dir), float(self.rpc_timeout))
+                        None if self.state_dir is None else str(self.state_dir), float(self.rpc_timeout),
+                        None, self.verify_callers, self.strict_local)
         _LIVE.add(self)
         self.node = Node(self._dht.id())
         self.protocol = self._dht

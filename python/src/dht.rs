@@ -63,7 +63,7 @@ fn node_id(key: &[u8]) -> PyResult<NodeId> {
 impl Dht {
     /// Binds `(host, port)` and starts the node on a thread of its own.
     #[new]
-    #[pyo3(signature = (host, port, resolve, ksize=20, alpha=3, node_id=None, state_dir=None, rpc_timeout=5.0, seed=None))]
+    #[pyo3(signature = (host, port, resolve, ksize=20, alpha=3, node_id=None, state_dir=None, rpc_timeout=5.0, seed=None, verify_callers=true, strict_local=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -76,20 +76,24 @@ impl Dht {
         state_dir: Option<PathBuf>,
         rpc_timeout: f64,
         seed: Option<u64>,
+        verify_callers: bool,
+        strict_local: bool,
     ) -> PyResult<Self> {
         let ip = host
             .parse()
             .map_err(|_| PyValueError::new_err(format!("not an IP address: {host:?}")))?;
         let addr = SocketAddr::new(ip, port);
-        let config = DhtConfig {
+        let mut config = DhtConfig {
             k: ksize,
             alpha,
             node_id: node_id.map(self::node_id).transpose()?,
             state_dir,
             rpc_timeout: Duration::from_secs_f64(rpc_timeout.clamp(0.001, 1e6)),
             seed,
+            verify_callers,
             ..DhtConfig::default()
         };
+        config.node.endpoint.limits.strict_local = strict_local;
         let (started_tx, started) = mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
