@@ -13,10 +13,14 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 
 from rpcudp.protocol import RPCProtocol
+
+if os.environ.get("RPCUDP_PY_IMPL") == "rs":  # bench/python_compare.sh: rpcudp_rs instead
+    from rpcudp_rs.protocol import RPCProtocol  # noqa: E402,F811
 
 
 def parse_addr(text):

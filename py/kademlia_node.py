@@ -24,6 +24,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rpcudp_common import announce, parse_addr  # noqa: E402
 from kademlia.network import Server  # noqa: E402
+
+# RPCUDP_PY_IMPL=rs: the same script on rpcudp_rs.kademlia.Server (bench/python_compare.sh).
+RS = os.environ.get("RPCUDP_PY_IMPL") == "rs"
+if RS:
+    from rpcudp_rs.kademlia import Server  # noqa: E402,F811
 from kademlia.protocol import KademliaProtocol  # noqa: E402
 
 
@@ -34,6 +39,12 @@ def take_timeout(args):
 
 
 async def start(timeout, bootstrap):
+    if RS:
+        server = Server(rpc_timeout=timeout)
+        await server.listen(0, interface="127.0.0.1")
+        if bootstrap:
+            await server.bootstrap([parse_addr(a) for a in bootstrap])
+        return server
     server = Server()
 
     def make_protocol():

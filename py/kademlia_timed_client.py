@@ -15,6 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rpcudp_common import parse_addr  # noqa: E402
 from kademlia.network import Server  # noqa: E402
 
+if os.environ.get("RPCUDP_PY_IMPL") == "rs":  # bench/python_compare.sh
+    from rpcudp_rs.kademlia import Server  # noqa: E402,F811
+
 
 async def main():
     addr, keys = sys.argv[1], sys.argv[2:]

@@ -12,6 +12,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rpcudp_common import ErrorsAndShapes, ReferenceService, announce, parse_addr  # noqa: E402
 from rpcudp.protocol import RPCProtocol  # noqa: E402
 
+if os.environ.get("RPCUDP_PY_IMPL") == "rs":  # bench/python_compare.sh: rpcudp_rs instead
+    from rpcudp_rs.protocol import RPCProtocol  # noqa: E402,F811
+
 
 class Server(ReferenceService, ErrorsAndShapes, RPCProtocol):
     async def rpc_sleep(self, sender, ms):

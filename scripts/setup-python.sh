@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"
-stamp="$venv/.installed-$(sha1sum "$root/py/requirements.txt" | cut -c1-12)"
+stamp="$venv/.installed-$(cat "$root/py/requirements.txt" "$root/py/requirements-python.txt" | sha1sum | cut -c1-12)"
 if [ -f "$stamp" ]; then
   exit 0
 fi
@@ -17,5 +17,7 @@ rm -rf "$venv"
 "$python" -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/py/requirements.txt"
 "$venv/bin/pip" install -q --disable-pip-version-check --target "$venv/storj" storjrpcudp==2.5
+# The Python package's build and test tools (maturin, pytest), apart from the peers' list.
+"$venv/bin/pip" install -q --disable-pip-version-check -r "$root/py/requirements-python.txt"
 touch "$stamp"
 echo "setup-python: peers installed in $venv" >&2

@@ -15,10 +15,16 @@ summary() {
   # "skipped": ignored tests (the namespace helpers that the outer tests re-run inside a
   # namespace) and tests that found a tool missing and printed `SKIP name: reason`
   # (counted by libtest as passed, so moved here).
+  # pytest closes with "N passed, N skipped, N failed in T s" (any order, some absent).
   awk '/^test result:/ { p += $4; f += $6; i += $8 }
        /(^|\.\.\. )SKIP [^ ]+: / { s += 1 }
+       /^=*[ ]*[0-9]+ (passed|failed|skipped)/ && / in [0-9.]+s/ {
+         for (n = 1; n < NF; n++) {
+           if ($(n+1) == "passed") p += $n; if ($(n+1) == "failed") f += $n
+           if ($(n+1) == "skipped") i += $n
+         } }
        END { printf "summary: %d passed, %d failed, %d skipped\n", p - s, f, i + s }' \
-    FS='[ ;.]+' "$log"
+    FS='[ ;.,]+' "$log"
   if [ "$status" -ne 0 ] && ! grep -Eq '^test result: .* [1-9][0-9]* failed' "$log"; then
     echo "test.sh: a step failed outside the test counts (exit $status): see above"
   fi
@@ -68,3 +74,5 @@ export RPCUDP_REQUIRE_INTEROP=1
 
 cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc --no-fail-fast "$@" 2>&1 | tee -a "$log" || status=$?
+# The Python package (python/, module rpcudp_rs): built into .venv, then its pytest suite.
+bash scripts/test-python.sh 2>&1 | tee -a "$log" || status=$?
