@@ -84,15 +84,15 @@ impl Dht {
             .map_err(|_| PyValueError::new_err(format!("not an IP address: {host:?}")))?;
         let addr = SocketAddr::new(ip, port);
         let mut config = DhtConfig {
-            k: ksize,
-            alpha,
             node_id: node_id.map(self::node_id).transpose()?,
             state_dir,
-            rpc_timeout: Duration::from_secs_f64(rpc_timeout.clamp(0.001, 1e6)),
             seed,
-            verify_callers,
             ..DhtConfig::default()
         };
+        config.node.k = ksize;
+        config.node.alpha = alpha;
+        config.node.rpc_timeout = Duration::from_secs_f64(rpc_timeout.clamp(0.001, 1e6));
+        config.node.verify_callers = verify_callers;
         config.node.endpoint.limits.strict_local = strict_local;
         let (started_tx, started) = mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -164,7 +164,7 @@ impl Dht {
             .collect::<PyResult<Vec<_>>>()?;
         let dht = self.node()?;
         self.spawn(event_loop, future, async move {
-            match dht.try_bootstrap(&addrs).await {
+            match dht.bootstrap(&addrs).await {
                 Ok(n) => Outcome::Count(n),
                 Err(e) => Outcome::Failed(e.to_string()),
             }
@@ -175,7 +175,10 @@ impl Dht {
     fn rejoin(&self, event_loop: Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
         let dht = self.node()?;
         self.spawn(event_loop, future, async move {
-            Outcome::Count(dht.rejoin().await)
+            match dht.rejoin().await {
+                Ok(n) => Outcome::Count(n),
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
         })
     }
 
@@ -191,7 +194,7 @@ impl Dht {
         let value = to_value(value)?;
         let dht = self.node()?;
         self.spawn(event_loop, future, async move {
-            match dht.set_digest(key, value).await {
+            match dht.set(key, value).await {
                 Ok(n) => Outcome::Count(n),
                 Err(e) => Outcome::Failed(e.to_string()),
             }
@@ -203,7 +206,7 @@ impl Dht {
         let key = node_id(key)?;
         let dht = self.node()?;
         self.spawn(event_loop, future, async move {
-            match dht.get_digest(key).await {
+            match dht.get(key).await {
                 Ok(v) => Outcome::Value(v),
                 Err(e) => Outcome::Failed(e.to_string()),
             }

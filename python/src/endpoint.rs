@@ -117,6 +117,9 @@ impl Endpoint {
             ));
         }
         let mut config = EndpointConfig::for_dialect(dialect_of(dialect)?);
+        // rpcudp 5.0.1 hands an error-shaped answer (`{"__rpcudp_error__": ...}`) to the
+        // caller as the plain value it is: so does this drop-in.
+        config.error_replies = false;
         if let Some(f) = amplification_factor {
             config.limits.amplification_factor = f;
         }
@@ -393,7 +396,9 @@ impl Endpoint {
                     }
                 }
                 Event::CallFailed { call, error } => {
-                    let CallFailure::Timeout = error;
+                    // With error replies off (as rpcudp 5.0.1, see `new`) only a timeout
+                    // fails a call; a failure of any kind is `(False, None)` in Python.
+                    let (CallFailure::Timeout | CallFailure::Remote { .. }) = error;
                     if let Some(fut) = self.pending.remove(&call) {
                         resolve(py, &fut, None)?;
                     }
