@@ -4,7 +4,9 @@
 //! Owned here (each refusal counted in [`Stats`](super::Stats)):
 //! - **rate limits**: a token bucket per source subnet ([`SourceKey`]: IPv4 /24, IPv6
 //!   /64) for request datagrams per second and request bytes per second, checked before
-//!   the datagram is even decoded;
+//!   the datagram is even decoded; a subnet's validated addresses share a bucket apart
+//!   from its unvalidated ones, so a flood forged "from" the subnet cannot make the
+//!   endpoint refuse its real (validated) clients;
 //! - **handler shares**: at most [`LimitsConfig::max_requests_per_source`] requests of
 //!   one subnet handed out and not yet answered, so one source cannot take all of
 //!   `max_concurrent_requests`;
@@ -185,14 +187,17 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     }
 }
 
+/// A token bucket: refills at `rate` per second up to `burst` (also used by the
+/// Kademlia node's per-destination answer budget).
 #[derive(Debug, Clone, Copy)]
-struct TokenBucket {
-    tokens: f64,
-    last: Instant,
+pub(crate) struct TokenBucket {
+    pub(crate) tokens: f64,
+    pub(crate) last: Instant,
 }
 
 impl TokenBucket {
-    fn take(&mut self, now: Instant, rate: f64, burst: f64, amount: f64) -> bool {
+    /// Takes `amount` tokens if the bucket (refilled to `now`) holds them.
+    pub(crate) fn take(&mut self, now: Instant, rate: f64, burst: f64, amount: f64) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now.max(self.last);
         self.tokens = (self.tokens + elapsed * rate).min(burst);
@@ -245,6 +250,8 @@ pub(crate) enum AnswerVerdict {
 pub(crate) struct Limits {
     pub(crate) config: LimitsConfig,
     rates: GenMap<SourceKey, Rates>,
+    /// The same, for the subnets' validated addresses only.
+    validated_rates: GenMap<SourceKey, Rates>,
     /// Requests handed out per subnet (only subnets with some; at most
     /// `max_concurrent_requests` entries, so never evicted).
     inflight: HashMap<SourceKey, usize>,
@@ -260,6 +267,7 @@ impl Limits {
     pub(crate) fn new(config: LimitsConfig) -> Self {
         Limits {
             rates: GenMap::new(config.max_sources),
+            validated_rates: GenMap::new(config.max_sources),
             inflight: HashMap::new(),
             paths: GenMap::new(config.max_unvalidated_addresses),
             validated: GenMap::new(config.max_validated_addresses),
@@ -313,7 +321,14 @@ impl Limits {
             c.bytes_per_sec,
             c.bytes_burst,
         );
-        let r = self.rates.entry(SourceKey::of(addr.ip()), || Rates {
+        // Validated addresses of a subnet have buckets of their own: a flood forged from
+        // the subnet (which cannot validate) does not empty the real clients' buckets.
+        let table = if self.validated.get(&addr).is_some() {
+            &mut self.validated_rates
+        } else {
+            &mut self.rates
+        };
+        let r = table.entry(SourceKey::of(addr.ip()), || Rates {
             requests: TokenBucket {
                 tokens: rb,
                 last: now,

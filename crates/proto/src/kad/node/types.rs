@@ -125,6 +125,27 @@ pub struct NodeConfig {
     /// [`bootstrap`](super::Node::bootstrap)) are then inserted too; ours use
     /// [`introduce`](super::Node::introduce) and are not. Default false.
     pub insert_joining: bool,
+    /// Whether a `store` from an address that has not proven it receives there (and a
+    /// `find_value` whose value is over its 3× budget) waits for a ping of that address
+    /// and is served only if it answers (`probation`): forged stores are never kept nor
+    /// charged. Default true; false is the earlier rule (stores kept at once, big
+    /// answers held by the endpoint).
+    pub park_unproven: bool,
+    /// Most requests waiting for their address's ping, all sources together; when full,
+    /// the oldest of the subnet with the most goes (counted). Default 256.
+    pub max_parked: usize,
+    /// Most requests of one source subnet (IPv4 /24, IPv6 /64) waiting for their
+    /// addresses' pings; a newer one replaces the subnet's oldest (counted). Default 16.
+    pub max_parked_per_source: usize,
+    /// Answer bytes per second to one destination IP (the refill of its budget, see
+    /// `budget`); answers over it are dropped (counted). Local destinations are exempt
+    /// unless `endpoint.limits.strict_local`. Default 160 KiB/s.
+    pub answer_bytes_per_sec: f64,
+    /// Answer bytes one destination IP may get at once. Default 320 KiB (forty 8 KiB
+    /// values).
+    pub answer_bytes_burst: f64,
+    /// Most destinations whose answer budgets are remembered. Default 65 536.
+    pub max_answer_destinations: usize,
 }
 
 impl Default for NodeConfig {
@@ -161,6 +182,12 @@ impl Default for NodeConfig {
             endpoint: EndpointConfig::default(),
             verify_callers: true,
             insert_joining: false,
+            park_unproven: true,
+            max_parked: 256,
+            max_parked_per_source: 16,
+            answer_bytes_per_sec: (160 << 10) as f64,
+            answer_bytes_burst: (320 << 10) as f64,
+            max_answer_destinations: 65_536,
         }
     }
 }
@@ -345,4 +372,16 @@ pub struct NodeStats {
     pub address_checks: u64,
     /// Contacts moved to a new address because the old one did not answer the check.
     pub contacts_moved: u64,
+    /// Requests (stores, big `find_value`s) that waited for their address's ping.
+    pub requests_parked: u64,
+    /// Waiting requests dropped unanswered: their address did not answer the ping.
+    pub parked_unproven: u64,
+    /// Waiting requests given up for newer ones (their subnet's share, or the table, was
+    /// full; or their address had 8 waiting).
+    pub parked_evicted: u64,
+    /// `store`s never kept because their address did not prove itself (a subset of
+    /// `parked_unproven` + `parked_evicted`).
+    pub stores_refused_unproven: u64,
+    /// Answers dropped: their destination IP was over its answer budget.
+    pub answers_dropped_destination_budget: u64,
 }
