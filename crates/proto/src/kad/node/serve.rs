@@ -61,8 +61,13 @@ impl Node {
                 match (wire::parse_id(sender), wire::parse_id(key)) {
                     (Some(id), Some(key)) => {
                         self.welcome(now, id, from, true);
-                        if self.config.park_unproven && !self.ep.is_validated(from) {
-                            // Kept only once `from` answers a ping (`probation`).
+                        if self.config.park_unproven
+                            && self.store_source(from).is_some()
+                            && !self.ep.is_validated(from)
+                        {
+                            // Kept only once `from` answers a ping (`probation`). Exempt
+                            // local sources (as for the shares) are kept at once, so
+                            // `rpcudp call` can still store on a local test node.
                             let request = Parked::Store {
                                 key,
                                 value: value.clone(),
