@@ -201,3 +201,37 @@ fn a_python_node_answers_our_raw_rpcs_in_the_shapes_we_serve() {
         assert_eq!(call(&["find_value", me, key]), "{\"value\": 5}");
     }
 }
+
+#[test]
+fn a_python_node_answers_the_ping_that_proves_its_address_and_its_set_is_kept() {
+    let Some(python) = require_python("a_python_node_answers_the_ping_that_proves_its_address")
+    else {
+        return;
+    };
+    // --strict-local: loopback is not exempt, so a store from a Python node's address
+    // not proven yet waits for the node's ping of it.
+    let mut cmd = Command::new(BIN);
+    cmd.args(["dht", "run", "--bind", "127.0.0.1:0", "--timeout", TIMEOUT]);
+    cmd.args(["--strict-local", "--metrics", "127.0.0.1:0"]);
+    let mut ours = Child::spawn("rpcudp dht run", cmd);
+    let r = ours.wait_listening(START);
+    let line = ours.wait_line(START, |l| l.starts_with("metrics on "));
+    let metrics: SocketAddr = line["metrics on ".len()..].trim().parse().unwrap();
+    assert_eq!(
+        python_set(&python, r, &[("proven-python", "str", "kept")]),
+        vec!["stored True"]
+    );
+    assert_eq!(our_get(r, "proven-python"), vec!["kept"]);
+    let (code, body) =
+        rpcudp_testkit::prometheus::http_get(metrics, "/metrics", Duration::from_secs(10)).unwrap();
+    assert_eq!(code, 200);
+    let parked: f64 = body
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("rpcudp_dht_requests_parked_total ")?
+                .parse()
+                .ok()
+        })
+        .expect("rpcudp_dht_requests_parked_total");
+    assert!(parked >= 1.0, "the store waited for the ping: {parked}");
+}

@@ -1301,3 +1301,50 @@ fn forged_stores_from_a_victim_24_are_never_kept_and_its_real_publisher_gets_10_
     assert!(unproven >= 5_000.0, "{unproven} refused unproven");
     assert!(answered >= 198, "only {answered}/200 honest calls answered");
 }
+
+#[test]
+fn joining_find_node_with_new_ids_from_silent_addresses_gets_at_most_three_times() {
+    let (_honest, v) = joined(20, 40, 10.0);
+    // 50 silent addresses, each sending one joining find_node with a new id; and one
+    // silent address sending 100 with new ids.
+    let members: Vec<(String, Option<NodeId>)> =
+        (1..=51).map(|i| (format!("127.0.2.{i}"), None)).collect();
+    let silent = Peers::new(&members);
+    let client = honest_pings(&v, Duration::from_millis(10));
+    let join = |n: u64| {
+        let mut id = [0x33; 20];
+        id[..8].copy_from_slice(&n.to_be_bytes());
+        request(
+            n,
+            0x55,
+            "find_node",
+            &[id_value(&NodeId(id)), id_value(&NodeId(id))],
+        )
+    };
+    for n in 0..150u64 {
+        let from = if n < 50 { n as usize } else { 50 };
+        silent.send(from, v.addr, &join(n));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(SETTLE);
+    let worst = (0..50)
+        .map(|i| silent.bytes(i))
+        .max_by_key(|(sent, out)| out * 1000 / sent.max(&1))
+        .unwrap();
+    let many = silent.bytes(50);
+    let answered = client.join().unwrap();
+    eprintln!(
+        "joining find_node(id, id) from 50 silent addresses: the worst {} B in, {} B out \
+         ({:.2}×; before 5.29×); 100 new ids from one address: {} B in, {} B out ({:.2}×); \
+         honest client {answered}/200 within {WITHIN:?}",
+        worst.0,
+        worst.1,
+        worst.1 as f64 / worst.0 as f64,
+        many.0,
+        many.1,
+        many.1 as f64 / many.0 as f64
+    );
+    assert!(worst.1 <= 3 * worst.0, "{worst:?}");
+    assert!(many.1 <= 3 * many.0, "{many:?}");
+    assert!(answered >= 198, "only {answered}/200 honest calls answered");
+}

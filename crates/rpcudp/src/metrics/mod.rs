@@ -549,6 +549,12 @@ fn dht_store_families(f: &mut Families, s: &crate::kad::NodeStats) {
         f.counter(name, help, n);
     }
     f.counter(
+        "rpcudp_dht_requests_parked_total",
+        "Stores and big find_value requests from unproven addresses that waited for the \
+         node's ping of the address (kept or answered only if it answered).",
+        s.requests_parked,
+    );
+    f.counter(
         "rpcudp_dht_records_evicted_total",
         "Records given up to make room for a new store (the farthest keys of the source \
          subnet holding the most bytes first).",

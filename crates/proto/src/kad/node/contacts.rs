@@ -176,7 +176,10 @@ impl Node {
         let (failures, rechecking) = (p.failures, p.recheck_in_flight);
         let Some(id) = id else { return };
         let in_table = self.table.find(&id).is_some_and(|c| c.addr == addr);
-        if failures < max {
+        // An address that never answered us (a joining caller inserted at once, whose
+        // ping failed) gets no second ping: it goes now, and a forged join costs its
+        // source no more than the answer and that one ping (within 3×).
+        if failures < max && self.ep.is_validated(addr) {
             if in_table && !rechecking && self.rechecks_in_flight < MAX_RECHECKS {
                 self.send_recheck(now, addr, id);
             }

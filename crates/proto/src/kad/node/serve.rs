@@ -90,12 +90,10 @@ impl Node {
                             // Looking up its own id is how a node joins (Kademlia's join,
                             // Python's bootstrap): a node, not a one-shot client, and it
                             // is alive right now. Inserted at once, so the network learns
-                            // it without waiting for the verification ping. One ping per
-                            // address in flight (a forger's new ids get none), and the
-                            // answer to an unvalidated asker leaves room for it in 3×.
-                            let ping = !self.verify_pending.contains(&from);
-                            self.insert_caller(now, id, from, ping);
-                            pinged = ping && self.verify_pending.contains(&from);
+                            // it without waiting for the verification ping. The answer
+                            // to an unvalidated asker leaves room for that ping within 3×
+                            // (each new id from one address costs it one).
+                            pinged = self.insert_caller(now, id, from, true);
                         } else {
                             // No verification ping on top of a lookup's answer: with
                             // it, a forged find_* from a silent address would get
@@ -479,11 +477,17 @@ impl Node {
 
     /// Inserts a caller without verification (Python's rule, or a joining node); with
     /// `ping_now`, pings it at once so that it is verified (and handed out) as soon as it
-    /// answers.
-    fn insert_caller(&mut self, now: Instant, id: NodeId, from: SocketAddr, ping_now: bool) {
+    /// answers. Whether it sent that ping.
+    fn insert_caller(
+        &mut self,
+        now: Instant,
+        id: NodeId,
+        from: SocketAddr,
+        ping_now: bool,
+    ) -> bool {
         if id == self.id {
             self.own_id_seen(from);
-            return;
+            return false;
         }
         let contact = Contact::new(id, from);
         let known = self.table.find(&id);
@@ -507,8 +511,11 @@ impl Node {
                 .is_none()
             {
                 self.verify_pending.remove(&from);
+                return false;
             }
+            return true;
         }
+        false
     }
 }
 
