@@ -203,13 +203,12 @@ fn a_python_node_answers_our_raw_rpcs_in_the_shapes_we_serve() {
 }
 
 #[test]
-fn a_python_node_answers_the_ping_that_proves_its_address_and_its_set_is_kept() {
-    let Some(python) = require_python("a_python_node_answers_the_ping_that_proves_its_address")
-    else {
+fn a_python_nodes_set_through_a_strict_local_node_is_kept_once_its_address_answered_a_ping() {
+    let Some(python) = require_python("a_python_nodes_set_through_a_strict_local_node") else {
         return;
     };
-    // --strict-local: loopback is not exempt, so a store from a Python node's address
-    // not proven yet waits for the node's ping of it.
+    // --strict-local: loopback is not exempt, so a store is kept only from an address
+    // that answered one of the node's requests (its joining ping or the store's probe).
     let mut cmd = Command::new(BIN);
     cmd.args(["dht", "run", "--bind", "127.0.0.1:0", "--timeout", TIMEOUT]);
     cmd.args(["--strict-local", "--metrics", "127.0.0.1:0"]);
@@ -225,13 +224,14 @@ fn a_python_node_answers_the_ping_that_proves_its_address_and_its_set_is_kept() 
     let (code, body) =
         rpcudp_testkit::prometheus::http_get(metrics, "/metrics", Duration::from_secs(10)).unwrap();
     assert_eq!(code, 200);
-    let parked: f64 = body
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("rpcudp_dht_requests_parked_total ")?
-                .parse()
-                .ok()
-        })
-        .expect("rpcudp_dht_requests_parked_total");
-    assert!(parked >= 1.0, "the store waited for the ping: {parked}");
+    let sample = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let unproven = sample(r#"rpcudp_dht_stores_refused_total{reason="unproven"}"#);
+    let parked = sample("rpcudp_dht_requests_parked_total");
+    eprintln!("Python set through a --strict-local node: kept; {parked} requests parked");
+    assert_eq!(unproven, 0.0);
+    assert_eq!(sample("rpcudp_dht_records"), 1.0);
 }

@@ -183,9 +183,12 @@ impl Node {
             local,
             request,
         };
-        let parking =
-            self.probation
-                .park(w, self.config.max_parked_per_source, self.config.max_parked);
+        // Exempt local sources (a test network on 127.0.0.1) share only the whole table.
+        let per_source = match self.store_source(from) {
+            Some(_) => self.config.max_parked_per_source,
+            None => self.config.max_parked,
+        };
+        let parking = self.probation.park(w, per_source, self.config.max_parked);
         for old in parking.evicted.into_iter().chain(parking.refused) {
             self.stats.parked_evicted += 1;
             self.drop_parked(now, old);

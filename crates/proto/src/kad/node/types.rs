@@ -140,6 +140,8 @@ pub struct NodeConfig {
     /// addresses' pings; a newer one replaces the subnet's oldest (counted). Default 32
     /// (half the endpoint's handler share per subnet, so the subnet's pings still get
     /// in; at 900 forged requests a second, a real client's ping answer has 35 ms).
+    /// Local sources are exempt unless `endpoint.limits.strict_local` (they share only
+    /// `max_parked`).
     pub max_parked_per_source: usize,
     /// Answer bytes per second to one destination IP (the refill of its budget, see
     /// `budget`); answers over it are dropped (counted). Local destinations are exempt
