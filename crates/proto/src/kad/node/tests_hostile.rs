@@ -746,7 +746,7 @@ fn forged_store_row(victim: NodeConfig) -> (usize, usize, usize) {
     let sender = NodeId::from_bytes([0x70; 20]);
     let mut rng = SmallRng::seed_from_u64(6);
     let mut mine = 0u8;
-    let mut publish = |w: &mut World, mine: &mut u8| {
+    let publish = |w: &mut World, mine: &mut u8| {
         let key = NodeId::from_bytes([0xA0 + *mine; 20]);
         w.raw_send(
             publisher,
