@@ -2,7 +2,9 @@
 //! 2.2.3 answers them: `stun`, `ping`, `store`, `find_node`, `find_value`.
 //!
 //! Owns: argument checks, the answers' shapes, offering the caller as a contact (through
-//! verification: see the node's docs). Does not own: durability (a `store` becomes
+//! verification: see the node's docs), sending a `store` or a big `find_value` from an
+//! unproven address to wait for its ping (`probation`) and every answer through its
+//! destination's byte budget (`budget`). Does not own: durability (a `store` becomes
 //! [`Event::StoreRequested`]) nor the routing table's order.
 
 use super::super::wire;
