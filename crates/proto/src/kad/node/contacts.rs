@@ -177,9 +177,14 @@ impl Node {
         let Some(id) = id else { return };
         let in_table = self.table.find(&id).is_some_and(|c| c.addr == addr);
         // An address that never answered us (a joining caller inserted at once, whose
-        // ping failed) gets no second ping: it goes now, and a forged join costs its
-        // source no more than the answer and that one ping (within 3×).
-        if failures < max && self.ep.is_validated(addr) {
+        // ping failed) gets a second ping (and its resends) only if what it sent leaves
+        // room for them within 3×: a real joiner, which sent its lookups too, does; a
+        // forged join, which sent one request, is evicted now.
+        let room = self
+            .ep
+            .amplification_budget(addr)
+            .is_none_or(|b| b >= (1 + super::RPC_RESENDS as usize) * super::VERIFY_PING_BYTES);
+        if failures < max && room {
             if in_table && !rechecking && self.rechecks_in_flight < MAX_RECHECKS {
                 self.send_recheck(now, addr, id);
             }
