@@ -201,3 +201,37 @@ fn a_python_node_answers_our_raw_rpcs_in_the_shapes_we_serve() {
         assert_eq!(call(&["find_value", me, key]), "{\"value\": 5}");
     }
 }
+
+#[test]
+fn a_python_nodes_set_through_a_strict_local_node_is_kept_once_its_address_answered_a_ping() {
+    let Some(python) = require_python("a_python_nodes_set_through_a_strict_local_node") else {
+        return;
+    };
+    // --strict-local: loopback is not exempt, so a store is kept only from an address
+    // that answered one of the node's requests (its joining ping or the store's probe).
+    let mut cmd = Command::new(BIN);
+    cmd.args(["dht", "run", "--bind", "127.0.0.1:0", "--timeout", TIMEOUT]);
+    cmd.args(["--strict-local", "--metrics", "127.0.0.1:0"]);
+    let mut ours = Child::spawn("rpcudp dht run", cmd);
+    let r = ours.wait_listening(START);
+    let line = ours.wait_line(START, |l| l.starts_with("metrics on "));
+    let metrics: SocketAddr = line["metrics on ".len()..].trim().parse().unwrap();
+    assert_eq!(
+        python_set(&python, r, &[("proven-python", "str", "kept")]),
+        vec!["stored True"]
+    );
+    assert_eq!(our_get(r, "proven-python"), vec!["kept"]);
+    let (code, body) =
+        rpcudp_testkit::prometheus::http_get(metrics, "/metrics", Duration::from_secs(10)).unwrap();
+    assert_eq!(code, 200);
+    let sample = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let unproven = sample(r#"rpcudp_dht_stores_refused_total{reason="unproven"}"#);
+    let parked = sample("rpcudp_dht_requests_parked_total");
+    eprintln!("Python set through a --strict-local node: kept; {parked} requests parked");
+    assert_eq!(unproven, 0.0);
+    assert_eq!(sample("rpcudp_dht_records"), 1.0);
+}

@@ -94,3 +94,48 @@ fn a_node_restarted_on_a_large_state_serves_its_values_without_loading_them_into
     let (code, stdout, _) = get(addr, "not-stored");
     assert_eq!(code, 1, "a key not in the state is not found: {stdout:?}");
 }
+
+/// `dht run --state DIR` on a state folder whose `dht.redb` holds `bytes`: (exit code,
+/// stderr).
+fn run_on_state_file(bytes: &[u8]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dht.redb"), bytes).unwrap();
+    let mut cmd = Command::new(BIN);
+    let state = dir.path().to_str().unwrap();
+    cmd.args(["dht", "run", "--bind", "127.0.0.1:0", "--state", state]);
+    let mut child = Child::spawn("rpcudp dht run", cmd);
+    let status = child
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("dht run did not exit; stderr: {}", child.stderr()));
+    // The reader threads may lag the exit by a moment.
+    std::thread::sleep(Duration::from_millis(50));
+    (status.code(), child.stderr())
+}
+
+#[test]
+fn a_garbage_or_truncated_state_file_is_a_one_line_error_naming_it_and_exit_1() {
+    // A real state file, cut after its first 3,000 bytes.
+    let good = tempfile::tempdir().unwrap();
+    write_dht_copies(
+        good.path(),
+        (0..10u8).map(|i| ([i; 20], rmpv::Value::from(i))),
+        Duration::from_secs(3600),
+    );
+    let full = std::fs::read(good.path().join("dht.redb")).unwrap();
+    for (what, bytes) in [
+        ("garbage", &b"garbage"[..]),
+        ("truncated", &full[..3_000]),
+        ("its first 5 bytes", &full[..5]),
+    ] {
+        let (code, stderr) = run_on_state_file(bytes);
+        eprintln!("{what}: exit {code:?}: {stderr}");
+        assert_eq!(code, Some(1), "{what}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{what}: one line: {stderr}");
+        assert!(
+            lines[0].contains("dht.redb"),
+            "{what}: names the file: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    }
+}

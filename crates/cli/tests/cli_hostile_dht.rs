@@ -16,13 +16,14 @@ use rpcudp_proto::kad::wire::{contact_value, id_value, parse_contact, parse_id};
 use rpcudp_proto::wire::rpc::{
     decode_packet, encode_response, DecodeLimits, Dialect, MessageId, Packet,
 };
+use rpcudp_testkit::forge::Forger;
 use rpcudp_testkit::hostile::{
     bind, cpu_time, honest_client, message_id, request, vm_hwm_kib, write_dht_copies,
 };
 use rpcudp_testkit::prometheus::http_get;
 use rpcudp_testkit::Child;
 use std::collections::HashSet;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,8 +59,11 @@ struct Victim {
 impl Victim {
     /// `rpcudp dht run --bind 127.0.1.1:0 --timeout 1 --strict-local --metrics …` and
     /// `extra` arguments.
+    /// (`RPCUDP_HOSTILE_BIN` names another build to attack, e.g. main's for the "before"
+    /// figures; its assertions then fail where main did.)
     fn start(extra: &[&str]) -> Victim {
-        let mut cmd = Command::new(BIN);
+        let bin = std::env::var_os("RPCUDP_HOSTILE_BIN").unwrap_or(BIN.into());
+        let mut cmd = Command::new(bin);
         cmd.args([
             "dht",
             "run",
@@ -94,12 +98,18 @@ impl Victim {
     /// A sample of `/metrics`: `name` is the metric's name with its labels, if any, as
     /// the text format writes them (`rpcudp_rpc_dropped_total{reason="overload"}`).
     fn metric(&self, name: &str) -> f64 {
+        self.metric_if_any(name)
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    }
+
+    /// As [`metric`](Self::metric), `None` if the node does not export it (an older
+    /// build under `RPCUDP_HOSTILE_BIN`).
+    fn metric_if_any(&self, name: &str) -> Option<f64> {
         let (code, body) =
             http_get(self.metrics, "/metrics", Duration::from_secs(10)).expect("GET /metrics");
         assert_eq!(code, 200);
         body.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /metrics"))
     }
 }
 
@@ -334,7 +344,8 @@ fn peer_answer(directory: &[Contact], me: NodeId, method: &str, args: &[Value]) 
 }
 
 /// Stores `items` from one socket on `ip` (sender id `sender`), one at a time, each
-/// resent once after 500 ms: how many were acknowledged with true.
+/// resent once after 500 ms, answering the node's pings: how many were acknowledged
+/// with true.
 fn store_all(ip: &str, to: SocketAddr, sender: NodeId, items: &[(NodeId, Value)]) -> usize {
     let sock = bind(ip);
     let mut buf = vec![0u8; 65_536];
@@ -353,16 +364,22 @@ fn store_all(ip: &str, to: SocketAddr, sender: NodeId, items: &[(NodeId, Value)]
             while let Some(left) = Duration::from_millis(500).checked_sub(sent.elapsed()) {
                 sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
                     .unwrap();
-                let Ok((len, _)) = sock.recv_from(&mut buf) else {
+                let Ok((len, from)) = sock.recv_from(&mut buf) else {
                     break;
                 };
-                if let Ok(Packet::Response { id, value }) =
-                    decode_packet(Dialect::Rpcudp, &buf[..len], &DecodeLimits::default())
-                {
-                    if id == want {
+                match decode_packet(Dialect::Rpcudp, &buf[..len], &DecodeLimits::default()) {
+                    Ok(Packet::Response { id, value }) if id == want => {
                         acked += usize::from(value == Value::Boolean(true));
                         break 'attempts;
                     }
+                    // The node's ping proving this address (a store from an unproven
+                    // address waits for it): answered, as a Kademlia peer does.
+                    Ok(Packet::Request { id, method, .. }) if method == "ping" => {
+                        let mut out = Vec::new();
+                        encode_response(Dialect::Rpcudp, &id, &id_value(&sender), &mut out);
+                        let _ = sock.send_to(&out, from);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -816,7 +833,7 @@ fn a_flood_of_100000_stores_from_one_sender_leaves_room_for_a_legitimate_store()
     let before = v.usage();
     // One socket, 100,000 stores of distinct keys in about 8 s (12,500 a second: 12.5 ×
     // the per-subnet request rate, and 20 × the per-subnet record share in all).
-    let flooder = Peers::new(&[("127.0.2.1".into(), None)]);
+    let flooder = Peers::new(&[("127.0.2.1".into(), Some(id_of("flooder")))]);
     let sender = id_of("flooder");
     let client = honest_pings(&v, Duration::from_millis(25));
     let start = Instant::now();
@@ -1161,4 +1178,231 @@ fn the_store_caps_given_to_dht_run_are_the_ones_it_enforces() {
     assert_eq!((by_records, by_bytes, evicting), (3, 2, 2));
     assert_eq!((too_large, share, full), (1.0, 3.0, 0.0));
     assert_eq!((evicted, records), (1.0, 6.0));
+}
+
+/// The IPv4 socket address of `a` (the loopback addresses of these tests).
+fn v4(a: SocketAddr) -> SocketAddrV4 {
+    match a {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => panic!("{a} is not IPv4"),
+    }
+}
+
+/// A source on `127.0.<subnet>.x` with a pseudo-random host and port (the `n`th).
+fn forged_source(subnet: u8, n: u64) -> SocketAddrV4 {
+    let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    let host = 1 + (h % 254) as u8;
+    let port = 1024 + ((h >> 8) % 60_000) as u16;
+    SocketAddrV4::new([127, 0, subnet, host].into(), port)
+}
+
+#[test]
+fn forged_find_value_floods_in_a_validated_peers_name_send_it_at_most_1_mb_in_3_s() {
+    let (honest, v) = joined(5, 40, 3.0);
+    let key = id_of("reflected-8k");
+    let stored = store_all(
+        "127.0.4.1",
+        v.addr,
+        id_of("attacker"),
+        &[(key, value_8k(0xAB))],
+    );
+    assert_eq!(stored, 1);
+    // H: the peer the node bootstrapped through (it answered: validated), whose address
+    // any find_node answer hands out.
+    let h = v4(honest.addrs[0]);
+    let mut forger = Forger::new();
+    let at_start = honest.bytes(0).1;
+    let client = honest_pings(&v, Duration::from_millis(15));
+    let asker = id_value(&id_of("forger"));
+    let start = Instant::now();
+    let mut forged = 0;
+    for n in 0..3_000u64 {
+        let ask = request(n, 0x44, "find_value", &[asker.clone(), id_value(&key)]);
+        forged += forger.send(h, v4(v.addr), &ask).unwrap_or(0);
+        if n % 10 == 9 {
+            let due = Duration::from_millis(n + 1);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    let took = start.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let to_h = honest.bytes(0).1 - at_start;
+    let answered = client.join().unwrap();
+    let over = v
+        .metric_if_any(r#"rpcudp_dht_dropped_total{reason="destination_budget"}"#)
+        .unwrap_or(0.0);
+    eprintln!(
+        "3,000 forged find_value of 8 KiB \"from\" a validated peer in {took:?} ({forged} B \
+         on the wire): {to_h} B sent to it ({:.1}×; before 24.6 MB, 105×), {over} answers \
+         over its budget; honest client {answered}/200 within {WITHIN:?}",
+        to_h as f64 / forged as f64
+    );
+    assert!(to_h <= 1_000_000, "{to_h} B sent to the peer");
+    assert!(
+        to_h >= 300_000,
+        "the peer is validated: it got its burst ({to_h} B)"
+    );
+    assert!(over >= 2_000.0, "{over} answers over budget");
+    assert!(answered >= 198, "only {answered}/200 honest calls answered");
+}
+
+#[test]
+fn forged_stores_from_a_victim_24_are_never_kept_and_its_real_publisher_gets_10_of_10() {
+    let v = Victim::start(&[]);
+    let client = honest_pings(&v, Duration::from_millis(30));
+    let to = v.addr;
+    let items = |from: u8| -> Vec<(NodeId, Value)> {
+        (from..from + 5)
+            .map(|n| (id_of(&format!("published-{n}")), Value::from(u32::from(n))))
+            .collect()
+    };
+    let during = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        store_all("127.0.6.7", to, id_of("publisher"), &items(0))
+    });
+    let mut forger = Forger::new();
+    let sender = id_value(&id_of("forged-publisher"));
+    let start = Instant::now();
+    for n in 0..5_200u64 {
+        let mut key = [0x99; 20];
+        key[..8].copy_from_slice(&n.to_be_bytes());
+        let req = request(
+            n,
+            0x66,
+            "store",
+            &[sender.clone(), id_value(&NodeId(key)), Value::from(n)],
+        );
+        let _ = forger.send(forged_source(6, n), v4(v.addr), &req);
+        if n % 9 == 8 {
+            let due = Duration::from_micros((n + 1) * 1_000_000 / 900);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    let took = start.elapsed();
+    let during = during.join().unwrap();
+    let after = store_all("127.0.6.7", v.addr, id_of("publisher"), &items(5));
+    let answered = client.join().unwrap();
+    let records = v.metric("rpcudp_dht_records");
+    let unproven = v
+        .metric_if_any(r#"rpcudp_dht_stores_refused_total{reason="unproven"}"#)
+        .unwrap_or(0.0);
+    eprintln!(
+        "5,200 forged stores \"from\" 127.0.6.0/24 in {took:?}: {records} records kept (the \
+         publisher's), {unproven} refused unproven; the real publisher on that /24: \
+         {during}/5 acknowledged during the flood, {after}/5 after (before: 0/10); honest \
+         client {answered}/200 within {WITHIN:?}"
+    );
+    assert_eq!(during + after, 10, "the publisher's stores acknowledged");
+    assert_eq!(records, 10.0, "no forged store kept");
+    assert!(unproven >= 5_000.0, "{unproven} refused unproven");
+    assert!(answered >= 198, "only {answered}/200 honest calls answered");
+}
+
+#[test]
+fn joining_find_node_with_new_ids_from_silent_addresses_gets_at_most_three_times() {
+    let (_honest, v) = joined(20, 40, 10.0);
+    // 50 silent addresses, each sending one joining find_node with a new id; and one
+    // silent address sending 100 with new ids.
+    let members: Vec<(String, Option<NodeId>)> =
+        (1..=51).map(|i| (format!("127.0.2.{i}"), None)).collect();
+    let silent = Peers::new(&members);
+    let client = honest_pings(&v, Duration::from_millis(10));
+    let join = |n: u64| {
+        let mut id = [0x33; 20];
+        id[..8].copy_from_slice(&n.to_be_bytes());
+        request(
+            n,
+            0x55,
+            "find_node",
+            &[id_value(&NodeId(id)), id_value(&NodeId(id))],
+        )
+    };
+    for n in 0..150u64 {
+        let from = if n < 50 { n as usize } else { 50 };
+        silent.send(from, v.addr, &join(n));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(SETTLE);
+    let worst = (0..50)
+        .map(|i| silent.bytes(i))
+        .max_by_key(|(sent, out)| out * 1000 / sent.max(&1))
+        .unwrap();
+    let many = silent.bytes(50);
+    let answered = client.join().unwrap();
+    eprintln!(
+        "joining find_node(id, id) from 50 silent addresses: the worst {} B in, {} B out \
+         ({:.2}×; before 5.29×); 100 new ids from one address: {} B in, {} B out ({:.2}×); \
+         honest client {answered}/200 within {WITHIN:?}",
+        worst.0,
+        worst.1,
+        worst.1 as f64 / worst.0 as f64,
+        many.0,
+        many.1,
+        many.1 as f64 / many.0 as f64
+    );
+    assert!(worst.1 <= 3 * worst.0, "{worst:?}");
+    assert!(many.1 <= 3 * many.0, "{many:?}");
+    assert!(answered >= 198, "only {answered}/200 honest calls answered");
+}
+
+#[test]
+fn forged_pings_from_a_victim_24_at_20000_a_second_leave_its_real_client_answered() {
+    let v = Victim::start(&[]);
+    // The real client on 127.0.6.0/24: a Kademlia peer (it answers the node's pings).
+    let real = Peers::new(&[("127.0.6.9".into(), Some(id_of("real-client")))]);
+    let me = [id_value(&id_of("real-client"))];
+    assert!(real
+        .call(0, v.addr, 0, ("ping", &me), Duration::from_secs(1))
+        .is_some());
+    // The node pings a new caller 5 s after its first request: then it is proven.
+    std::thread::sleep(Duration::from_millis(6_500));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let (stop, to) = (stop.clone(), v4(v.addr));
+        std::thread::spawn(move || {
+            let mut forger = Forger::new();
+            let ping = [id_value(&id_of("forger"))];
+            let start = Instant::now();
+            let mut n = 0u64;
+            // 20,000 a second for at most 8 s.
+            while !stop.load(Ordering::Acquire) && n < 160_000 {
+                let _ = forger.send(forged_source(6, n), to, &request(n, 0x22, "ping", &ping));
+                n += 1;
+                if n % 20 == 0 {
+                    let due = Duration::from_millis(n / 20);
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+            (n, start.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // Each ping resent once after 500 ms if unanswered (as a node resends at its RTO: a
+    // datagram the kernel dropped under the flood costs one wait), answered within 1 s.
+    let answered = (1..=100u64)
+        .filter(|&n| {
+            std::thread::sleep(Duration::from_millis(50));
+            let half = Duration::from_millis(500);
+            real.call(0, v.addr, n, ("ping", &me), half).is_some()
+                || real
+                    .call(0, v.addr, 1000 + n, ("ping", &me), half)
+                    .is_some()
+        })
+        .count();
+    stop.store(true, Ordering::Release);
+    let (forged, took) = flood.join().unwrap();
+    let limited = v.metric(r#"rpcudp_rpc_dropped_total{reason="rate_limited_requests"}"#);
+    eprintln!(
+        "{forged} forged pings \"from\" 127.0.6.0/24 in {took:?}: the real client on that /24 \
+         {answered}/100 answered within 1 s (before: 16/100, issue 16); {limited} forged ones \
+         rate-limited"
+    );
+    assert!(limited > 10_000.0, "the flood is limited: {limited}");
+    assert!(answered >= 99, "{answered}/100");
 }

@@ -29,8 +29,14 @@ impl Forger {
     }
 
     /// Sends `payload` to `to` as if from `from` (UDP checksum 0: optional over IPv4;
-    /// the kernel fills the IP checksum and total length).
-    pub fn send(&mut self, from: SocketAddrV4, to: SocketAddrV4, payload: &[u8]) -> io::Result<()> {
+    /// the kernel fills the IP checksum and total length). The bytes put on the wire,
+    /// headers included.
+    pub fn send(
+        &mut self,
+        from: SocketAddrV4,
+        to: SocketAddrV4,
+        payload: &[u8],
+    ) -> io::Result<usize> {
         let udp_len = 8 + payload.len();
         let total = 20 + udp_len;
         let p = &mut self.packet;
@@ -46,7 +52,7 @@ impl Forger {
         p.extend_from_slice(&[0, 0]);
         p.extend_from_slice(payload);
         let dest = SockAddr::from(SocketAddrV4::new(*to.ip(), 0));
-        self.sock.send_to(p, &dest).map(|_| ())
+        self.sock.send_to(p, &dest)
     }
 }
 

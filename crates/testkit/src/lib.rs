@@ -13,7 +13,8 @@
 //! - [`rpcudp_bin`]: the path of the built `rpcudp` binary;
 //! - [`prometheus`]: a real Prometheus server, `promtool`, a bounded HTTP GET;
 //! - [`hostile`]: raw sockets crafting RPC datagrams, a timed honest client, peak memory
-//!   and CPU time from `/proc`, a DHT state file written directly.
+//!   and CPU time from `/proc`, a DHT state file written directly;
+//! - [`forge`]: UDP datagrams with a forged IPv4 source (a raw `IP_HDRINCL` socket; root).
 //!
 //! Everything here bounds its waits in time, so a broken peer fails a test instead of
 //! hanging it.

@@ -217,13 +217,14 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct TokenBucket {
-    tokens: f64,
-    last: Instant,
+pub(crate) struct TokenBucket {
+    pub(crate) tokens: f64,
+    pub(crate) last: Instant,
 }
 
 impl TokenBucket {
-    fn take(&mut self, now: Instant, rate: f64, burst: f64, amount: f64) -> bool {
+    /// Takes `amount` tokens if the bucket (refilled to `now`) holds them.
+    pub(crate) fn take(&mut self, now: Instant, rate: f64, burst: f64, amount: f64) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now.max(self.last);
         self.tokens = (self.tokens + elapsed * rate).min(burst);

@@ -95,7 +95,45 @@ pub(crate) struct Loaded {
 
 /// Opens (creating if needed) the state in `dir`; a new state gets `fresh_id` as its id,
 /// an existing one keeps the id it has.
+///
+/// A file that is not a redb database (garbage, truncated below its header) or that
+/// makes redb panic while it is read is an error naming the file, not a panic.
 pub(crate) fn open(dir: &Path, fresh_id: NodeId) -> Result<Loaded, DhtError> {
+    let path = dir.join("dht.redb");
+    let corrupt = |why: &str| DhtError::State(format!("{} is corrupt: {why}", path.display()));
+    if let Ok(mut f) = std::fs::File::open(&path) {
+        use std::io::Read;
+        let mut head = [0u8; 9];
+        let len = f.metadata().map_or(0, |m| m.len());
+        if len > 0 && (f.read_exact(&mut head).is_err() || head != REDB_MAGIC) {
+            return Err(corrupt("not a redb database (truncated or overwritten)"));
+        }
+    }
+    match quietly(|| open_unchecked(dir, fresh_id)) {
+        Ok(loaded) => loaded,
+        Err(panic) => Err(corrupt(&panic)),
+    }
+}
+
+/// The first bytes of every redb file.
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Runs `f`, turning a panic (redb asserts on some corrupt files) into its message,
+/// without the panic hook's report on stderr. Only at start, before the node runs.
+fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    out.map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unreadable".into())
+    })
+}
+
+fn open_unchecked(dir: &Path, fresh_id: NodeId) -> Result<Loaded, DhtError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         DhtError::State(format!(
             "cannot create the state folder {}: {e}",

@@ -480,6 +480,7 @@ pub fn store_refusals(s: &crate::kad::NodeStats) -> Vec<(&'static str, u64)> {
         ("source_share", s.stores_refused_source_share),
         ("not_storable", s.stores_refused_not_storable),
         ("failed", s.stores_failed),
+        ("unproven", s.stores_refused_unproven),
     ];
     // Answered `false` by the record rule: forged or malformed records, stale seqs,
     // values over a record (`record_*`).
@@ -507,6 +508,9 @@ pub fn dht_drop_reasons(s: &crate::kad::NodeStats) -> Vec<(&'static str, u64)> {
         ("verification_over_budget", s.verifications_skipped_budget),
         ("handover_queue_full", s.handover_jobs_dropped),
         ("subnet_limit", s.contacts_refused_subnet),
+        ("unproven", s.parked_unproven),
+        ("parked_evicted", s.parked_evicted),
+        ("destination_budget", s.answers_dropped_destination_budget),
     ]
 }
 
@@ -517,7 +521,7 @@ fn dht_store_families(f: &mut Families, s: &crate::kad::NodeStats) {
          value over the size cap, the source subnet over its share, a value kind Python \
          kademlia does not store, the state file failing to save it, or (answered false) \
          a record that fails verification, a seq not above the held one, a value over a \
-         held record.",
+         held record, or its address never answering the node's ping (unproven).",
         "reason",
         &store_refusals(s),
     );
@@ -526,7 +530,10 @@ fn dht_store_families(f: &mut Families, s: &crate::kad::NodeStats) {
         "Kademlia requests, answers and contacts dropped, by reason: a request of the \
          wrong shape or after stop, our own id, an answer of the wrong shape, a caller not \
          verified (queue full, or no room within 3x its bytes), a newcomer given no \
-         hand-over (queue full), a contact over its subnet's share of a bucket or table.",
+         hand-over (queue full), a contact over its subnet's share of a bucket or table, \
+         a request whose address never answered the node's ping (unproven) or given up \
+         for a newer one of its subnet (parked_evicted), an answer over its destination's \
+         byte budget.",
         "reason",
         &dht_drop_reasons(s),
     );
@@ -565,6 +572,12 @@ fn dht_store_families(f: &mut Families, s: &crate::kad::NodeStats) {
     for (name, help, n) in events {
         f.counter(name, help, n);
     }
+    f.counter(
+        "rpcudp_dht_requests_parked_total",
+        "Stores and big find_value requests from unproven addresses that waited for the \
+         node's ping of the address (kept or answered only if it answered).",
+        s.requests_parked,
+    );
     f.counter(
         "rpcudp_dht_records_evicted_total",
         "Records given up to make room for a new store (the farthest keys of the source \

@@ -176,7 +176,15 @@ impl Node {
         let (failures, rechecking) = (p.failures, p.recheck_in_flight);
         let Some(id) = id else { return };
         let in_table = self.table.find(&id).is_some_and(|c| c.addr == addr);
-        if failures < max {
+        // An address that never answered us (a joining caller inserted at once, whose
+        // ping failed) gets a second ping (and its resends) only if what it sent leaves
+        // room for them within 3×: a real joiner, which sent its lookups too, does; a
+        // forged join, which sent one request, is evicted now.
+        let room = self
+            .ep
+            .amplification_budget(addr)
+            .is_none_or(|b| b >= (1 + super::RPC_RESENDS as usize) * super::VERIFY_PING_BYTES);
+        if failures < max && room {
             if in_table && !rechecking && self.rechecks_in_flight < MAX_RECHECKS {
                 self.send_recheck(now, addr, id);
             }

@@ -117,8 +117,10 @@
 //! replication and republish deadlines are heaps popped a bounded number per timeout.
 //! Serving `find_node` costs one pass over the table (hundreds of contacts).
 
+mod budget;
 mod contacts;
 mod handover;
+mod probation;
 mod query;
 pub(crate) mod quota;
 mod rtt;
@@ -233,6 +235,10 @@ pub struct Node {
     /// Every round trip measured, whatever the contact (the estimate for unmeasured ones).
     rtt_all: RttEstimator,
     rtt_samples: u64,
+    /// Requests waiting for their address's ping (`probation`).
+    probation: probation::Probation,
+    /// Answer bytes per destination (`budget`).
+    answer_budget: budget::AnswerBudget,
 }
 
 /// Round trips measured before the node-wide estimate stands in for unmeasured contacts.
@@ -339,6 +345,8 @@ impl Node {
             recheck_queue: VecDeque::new(),
             rtt_all: RttEstimator::default(),
             rtt_samples: 0,
+            probation: probation::Probation::default(),
+            answer_budget: budget::AnswerBudget::new(config.max_answer_destinations),
             config,
         }
     }
@@ -596,6 +604,9 @@ impl Node {
         }
         for (_, s) in self.stores.drain() {
             self.ep.abandon(now, s.request);
+        }
+        for w in self.probation.drain() {
+            self.ep.abandon(now, w.token);
         }
         for (call, _) in self.calls.drain() {
             self.ep.cancel(call);

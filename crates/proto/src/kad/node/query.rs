@@ -275,6 +275,9 @@ impl Node {
 
     /// An RPC ended: `answer` is its value, or `None` if it failed.
     pub(super) fn on_answer(&mut self, now: Instant, call: CallId, answer: Option<Value>) {
+        if self.probe_ended(now, call, answer.is_some()) {
+            return;
+        }
         let Some(p) = self.calls.remove(&call) else {
             return;
         };

@@ -2,15 +2,19 @@
 //! 2.2.3 answers them: `stun`, `ping`, `store`, `find_node`, `find_value`.
 //!
 //! Owns: argument checks, the answers' shapes, offering the caller as a contact (through
-//! verification: see the node's docs). Does not own: durability (a `store` becomes
+//! verification: see the node's docs), sending a `store` or a big `find_value` from an
+//! unproven address to wait for its ping (`probation`) and every answer through its
+//! destination's byte budget (`budget`). Does not own: durability (a `store` becomes
 //! [`Event::StoreRequested`]) nor the routing table's order.
 
 use super::super::wire;
+use super::budget::encoded_len;
+use super::probation::{Parked, Waiting};
 use super::query::PendingStore;
 use super::quota::value_size;
 use super::{Event, Node, StoreToken};
 use crate::kad::{is_storable, record, Contact, NodeId};
-use crate::rpc::RequestToken;
+use crate::rpc::{CallId, CallOptions, RequestToken};
 use crate::subnet::{is_local, SourceKey};
 use rmpv::Value;
 use std::net::{IpAddr, SocketAddr};
@@ -58,6 +62,20 @@ impl Node {
                 match (wire::parse_id(sender), wire::parse_id(key)) {
                     (Some(id), Some(key)) => {
                         self.welcome(now, id, from, true);
+                        if self.config.park_unproven
+                            && self.store_source(from).is_some()
+                            && !self.ep.is_validated(from)
+                        {
+                            // Kept only once `from` answers a ping (`probation`). Exempt
+                            // local sources (as for the shares) are kept at once, so
+                            // `rpcudp call` can still store on a local test node.
+                            let request = Parked::Store {
+                                key,
+                                value: value.clone(),
+                            };
+                            self.park(now, token, from, request);
+                            return;
+                        }
                         // The answer comes from `serve_store`, now or once durable.
                         self.serve_store(now, token, from, key, value.clone());
                         return;
@@ -68,24 +86,42 @@ impl Node {
             ("find_node" | "find_value", [sender, key]) => {
                 match (wire::parse_id(sender), wire::parse_id(key)) {
                     (Some(id), Some(key)) => {
+                        let mut pinged = false;
                         if key == id && method == "find_node" && self.config.insert_joining {
                             // Looking up its own id is how a node joins (Kademlia's join,
                             // Python's bootstrap): a node, not a one-shot client, and it
                             // is alive right now. Inserted at once, so the network learns
-                            // it without waiting for the verification ping.
-                            self.insert_caller(now, id, from, true);
+                            // it without waiting for the verification ping. The answer
+                            // to an unvalidated asker leaves room for that ping within 3×
+                            // (each new id from one address costs it one).
+                            pinged = self.insert_caller(now, id, from, true);
                         } else {
                             // No verification ping on top of a lookup's answer: with
                             // it, a forged find_* from a silent address would get
                             // more than the 3x amplification budget allows.
                             self.welcome(now, id, from, false);
                         }
+                        if method == "find_value" && self.config.park_unproven {
+                            if let Some(v) = self.records.value(&key, now) {
+                                let answer = value_answer(&v);
+                                let over = self.ep.amplification_budget(from).is_some_and(|b| {
+                                    crate::wire::rpc::HEADER_LEN + encoded_len(&answer) > b
+                                });
+                                if over {
+                                    // Sent once `from` answers a ping (`probation`).
+                                    self.park(now, token, from, Parked::FindValue { key });
+                                    return;
+                                }
+                                self.answer(now, token, from, &answer);
+                                return;
+                            }
+                        }
                         let held = (method == "find_value")
                             .then(|| self.records.value(&key, now))
                             .flatten();
                         Some(match held {
-                            Some(v) => Value::Map(vec![(Value::from("value"), (*v).clone())]),
-                            None => self.neighbours(now, &key, from),
+                            Some(v) => value_answer(&v),
+                            None => self.neighbours(now, &key, from, pinged),
                         })
                     }
                     _ => None,
@@ -94,7 +130,7 @@ impl Node {
             _ => None,
         };
         match answer {
-            Some(v) => self.respond(now, token, &v),
+            Some(v) => self.answer(now, token, from, &v),
             None => {
                 // Unknown method or wrong arguments: the Python peer raises and sends
                 // nothing, so the caller times out.
@@ -102,6 +138,116 @@ impl Node {
                 self.ep.abandon(now, token);
             }
         }
+    }
+
+    /// Answers `token` with `value`, within `to`'s answer budget (`budget`): over it,
+    /// the answer is dropped and counted.
+    fn answer(
+        &mut self,
+        now: Instant,
+        token: RequestToken,
+        to: SocketAddr,
+        value: &Value,
+    ) {
+        let strict = self.config.endpoint.limits.strict_local;
+        if strict || !is_local(to.ip()) {
+            let (rate, burst) = (
+                self.config.answer_bytes_per_sec,
+                self.config.answer_bytes_burst,
+            );
+            let bytes = crate::wire::rpc::HEADER_LEN + encoded_len(value);
+            let ip = crate::subnet::canonical_ip(to.ip());
+            if !self.answer_budget.allow(now, ip, bytes, rate, burst) {
+                self.stats.answers_dropped_destination_budget += 1;
+                self.ep.abandon(now, token);
+                return;
+            }
+        }
+        self.respond(now, token, value);
+    }
+
+    /// Parks a request until `from` answers a ping (`probation`), starting that ping if
+    /// none is in flight; what is given up for room is dropped unanswered and counted.
+    fn park(
+        &mut self,
+        now: Instant,
+        token: RequestToken,
+        from: SocketAddr,
+        request: Parked,
+    ) {
+        self.stats.requests_parked += 1;
+        let w = Waiting {
+            token,
+            from,
+            request,
+        };
+        // Exempt local sources (a test network on 127.0.0.1) share only the whole table.
+        let per_source = match self.store_source(from) {
+            Some(_) => self.config.max_parked_per_source,
+            None => self.config.max_parked,
+        };
+        let parking = self.probation.park(w, per_source, self.config.max_parked);
+        for old in parking.evicted.into_iter().chain(parking.refused) {
+            self.stats.parked_evicted += 1;
+            self.drop_parked(now, old);
+        }
+        if parking.probe {
+            let args = [wire::id_value(&self.id)];
+            let options = CallOptions {
+                // Resent once: a lost probe would otherwise cost the request.
+                attempt_timeout: self.config.initial_rto.min(self.config.rpc_timeout),
+                retries: 1,
+                backoff: 1.0,
+                ..CallOptions::default()
+            };
+            self.flush_endpoint();
+            match self.ep.call(now, from, "ping", &args, options) {
+                Ok(call) => self.probation.probe_started(from, call),
+                Err(_) => {
+                    for w in self.probation.take(from) {
+                        self.stats.parked_unproven += 1;
+                        self.drop_parked(now, w);
+                    }
+                }
+            }
+            self.flush_endpoint();
+        }
+    }
+
+    /// A waiting request goes unanswered.
+    fn drop_parked(&mut self, now: Instant, w: Waiting) {
+        if matches!(w.request, Parked::Store { .. }) {
+            self.stats.stores_refused_unproven += 1;
+        }
+        self.ep.abandon(now, w.token);
+    }
+
+    /// The probe `call` of `probation` ended (`answered` or not): serves or drops the
+    /// requests that waited for it. False if `call` is no probe.
+    pub(super) fn probe_ended(&mut self, now: Instant, call: CallId, answered: bool) -> bool {
+        let Some(waiting) = self.probation.probe_ended(call) else {
+            return false;
+        };
+        for w in waiting {
+            if !answered || self.stopped {
+                self.stats.parked_unproven += 1;
+                self.drop_parked(now, w);
+                continue;
+            }
+            match w.request {
+                Parked::Store { key, value } => {
+                    self.serve_store(now, w.token, w.from, key, value)
+                }
+                Parked::FindValue { key } => {
+                    let answer = match self.records.value(&key, now) {
+                        Some(v) => value_answer(&v),
+                        None => self.neighbours(now, &key, w.from, false),
+                    };
+                    self.answer(now, w.token, w.from, &answer);
+                }
+            }
+        }
+        true
     }
 
     fn serve_store(
@@ -126,7 +272,7 @@ impl Node {
         }
         if held.is_some_and(|v| *v == value) {
             // Held already (and durable): a replica or republish changes nothing.
-            self.respond(now, token, &Value::Boolean(true));
+            self.answer(now, token, from, &Value::Boolean(true));
             return;
         }
         let size = value_size(&value);
@@ -144,7 +290,7 @@ impl Node {
         let expires_at = now + self.config.value_ttl;
         if !self.config.persistence {
             self.keep_copy(now, key, value, now, expires_at, source);
-            self.respond(now, token, &Value::Boolean(true));
+            self.answer(now, token, from, &Value::Boolean(true));
             return;
         }
         let st = StoreToken(self.next_store);
@@ -220,7 +366,9 @@ impl Node {
     /// The k nearest contacts to `key` that answered us and are not suspect, leaving out
     /// the asker (by address, as Python does) and a contact whose id is `key`. Those not
     /// heard from for `recheck_after` are pinged (a few at a time).
-    fn neighbours(&mut self, now: Instant, key: &NodeId, asker: SocketAddr) -> Value {
+    /// With `pinged`, a ping went to the asker for this request: the answer leaves room
+    /// for it within 3×.
+    fn neighbours(&mut self, now: Instant, key: &NodeId, asker: SocketAddr, pinged: bool) -> Value {
         let list = {
             let peers = &self.peers;
             self.table
@@ -241,7 +389,8 @@ impl Node {
         // fewer contacts per answer.
         // At most what one request's bytes allow, even when earlier ones left a surplus:
         // a resend of the request (after a loss) then allows the cached answer again.
-        let per_request = FIND_REQUEST_BYTES * self.config.endpoint.limits.amplification_factor;
+        let per_request = (FIND_REQUEST_BYTES * self.config.endpoint.limits.amplification_factor)
+            .saturating_sub(if pinged { super::VERIFY_PING_BYTES } else { 0 });
         let budget = self
             .ep
             .amplification_budget(asker)
@@ -334,11 +483,17 @@ impl Node {
 
     /// Inserts a caller without verification (Python's rule, or a joining node); with
     /// `ping_now`, pings it at once so that it is verified (and handed out) as soon as it
-    /// answers.
-    fn insert_caller(&mut self, now: Instant, id: NodeId, from: SocketAddr, ping_now: bool) {
+    /// answers. Whether it sent that ping.
+    fn insert_caller(
+        &mut self,
+        now: Instant,
+        id: NodeId,
+        from: SocketAddr,
+        ping_now: bool,
+    ) -> bool {
         if id == self.id {
             self.own_id_seen(from);
-            return;
+            return false;
         }
         let contact = Contact::new(id, from);
         let known = self.table.find(&id);
@@ -362,9 +517,17 @@ impl Node {
                 .is_none()
             {
                 self.verify_pending.remove(&from);
+                return false;
             }
+            return true;
         }
+        false
     }
+}
+
+/// A `find_value` answer carrying `v`.
+fn value_answer(v: &Value) -> Value {
+    Value::Map(vec![(Value::from("value"), v.clone())])
 }
 
 /// The length of `ip` as text (what `ip.to_string().len()` gives), without building the

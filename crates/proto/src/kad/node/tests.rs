@@ -313,23 +313,40 @@ impl Peer {
             .ep
             .call(now, node_addr, method, args, CallOptions::default())
             .unwrap();
-        let req = self.ep.poll_transmit().unwrap();
-        node.handle_datagram(now, self.at, None, &req.payload);
-        while let Some(t) = node.poll_transmit() {
-            if t.destination == self.at {
-                self.ep.handle_datagram(now, node_addr, &t.payload);
-            } else {
-                self.others.push(t);
+        let mut answer = None;
+        // A few rounds: the node may ping us (to validate our address) before it answers;
+        // a Python peer answers that ping, and so does this one.
+        for _ in 0..4 {
+            let mut sent = false;
+            while let Some(req) = self.ep.poll_transmit() {
+                node.handle_datagram(now, self.at, None, &req.payload);
+                sent = true;
             }
-        }
-        while let Some(e) = self.ep.poll_event() {
-            if let RpcEvent::CallSucceeded { call: c, value } = e {
-                if c == call {
-                    return Some(value);
+            if !sent {
+                break;
+            }
+            while let Some(t) = node.poll_transmit() {
+                if t.destination == self.at {
+                    self.ep.handle_datagram(now, node_addr, &t.payload);
+                } else {
+                    self.others.push(t);
+                }
+            }
+            while let Some(e) = self.ep.poll_event() {
+                match e {
+                    RpcEvent::CallSucceeded { call: c, value } if c == call => {
+                        answer = Some(value);
+                    }
+                    RpcEvent::Request { token, method, .. } if method == "ping" => {
+                        self.ep
+                            .respond(now, token, &bin(&NodeId::from_bytes([0xFE; 20])));
+                    }
+                    RpcEvent::Request { token, .. } => self.ep.abandon(now, token),
+                    _ => {}
                 }
             }
         }
-        None
+        answer
     }
 }
 

@@ -52,6 +52,10 @@ struct World {
     raws: HashMap<SocketAddr, Raw>,
     queue: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     rng: SmallRng,
+    /// Bytes delivered to each node, by (sender, node).
+    node_bytes_in: HashMap<(SocketAddr, SocketAddr), usize>,
+    /// Events the nodes gave, by node.
+    events: Vec<(SocketAddr, Event)>,
 }
 
 impl World {
@@ -68,6 +72,8 @@ impl World {
             raws: HashMap::new(),
             queue: VecDeque::new(),
             rng: SmallRng::seed_from_u64(9),
+            node_bytes_in: HashMap::new(),
+            events: Vec::new(),
         }
     }
 
@@ -84,7 +90,9 @@ impl World {
         while let Some(t) = node.poll_transmit() {
             self.queue.push_back((at, t.destination, t.payload));
         }
-        while node.poll_event().is_some() {}
+        while let Some(e) = node.poll_event() {
+            self.events.push((at, e));
+        }
     }
 
     /// Delivers queued datagrams until none are left (bounded).
@@ -94,6 +102,7 @@ impl World {
                 return;
             };
             if let Some(node) = self.nodes.get_mut(&to) {
+                *self.node_bytes_in.entry((from, to)).or_default() += payload.len();
                 node.handle_datagram(self.now, from, None, &payload);
                 self.drain(to);
             } else if let Some(raw) = self.raws.get_mut(&to) {
@@ -165,6 +174,24 @@ impl World {
             }
             self.run_for(Duration::from_secs(8));
         }
+    }
+
+    /// Raw socket `from` receives where it says and proved it to the victim (as by
+    /// answering its ping): its stores are kept at once, within the shares.
+    fn proven(&mut self, from: SocketAddr) {
+        self.raws.entry(from).or_default().id = Some(NodeId::from_bytes([0x71; 20]));
+        self.victim_mut().ep.mark_validated(from);
+    }
+
+    /// A request to the victim forged with source `from` (whoever is there, if anyone,
+    /// gets the answers); its bytes.
+    fn forge(&mut self, from: SocketAddr, method: &str, args: &[Value]) -> usize {
+        let mut out = Vec::new();
+        let id = MessageId(self.rng.random());
+        encode_request(Dialect::Rpcudp, &id, method, args, &mut out);
+        let n = out.len();
+        self.queue.push_back((from, VICTIM, out));
+        n
     }
 
     /// A request from raw socket `from` (created if new) to the victim.
@@ -385,6 +412,7 @@ fn a_store_flood_from_one_subnet_leaves_room_for_a_legitimate_store() {
     // 10,000 stores from ports of one /24 (twice the per-source share).
     for n in 0..10_000u32 {
         let from = SocketAddr::from(([203, 0, 113, (n % 200) as u8], 2000 + (n / 200) as u16));
+        w.proven(from);
         let key = NodeId::from_bytes(rng.random());
         w.raw_send(from, "store", &[bin(&sender), bin(&key), Value::from(n)]);
         if n % 100 == 99 {
@@ -404,6 +432,7 @@ fn a_store_flood_from_one_subnet_leaves_room_for_a_legitimate_store() {
     assert_eq!(v.stats().stores_refused_source_share + rate_limited, 5000);
     // A legitimate store from another /24 is accepted.
     let honest: SocketAddr = "198.19.5.5:8468".parse().unwrap();
+    w.proven(honest);
     w.raw_send(
         honest,
         "store",
@@ -434,6 +463,7 @@ fn a_full_store_evicts_the_largest_sources_farthest_keys_for_a_newcomer() {
     for (subnet, count) in [(1u8, 400u32), (2, 400), (3, 300)] {
         for n in 0..count {
             let from = SocketAddr::from(([203, 0, subnet, (n % 200) as u8], 3000));
+            w.proven(from);
             let key = NodeId::from_bytes(rng.random());
             w.raw_send(from, "store", &[bin(&sender), bin(&key), Value::from(n)]);
         }
@@ -444,6 +474,7 @@ fn a_full_store_evicts_the_largest_sources_farthest_keys_for_a_newcomer() {
     let evicted_before = v.stats().records_evicted;
     // A newcomer's store is accepted; it costs the largest source its farthest key.
     let honest: SocketAddr = "198.19.5.5:8468".parse().unwrap();
+    w.proven(honest);
     w.raw_send(
         honest,
         "store",
@@ -471,6 +502,7 @@ fn a_value_over_the_size_cap_is_refused_both_ways() {
     let mut w = World::new();
     w.honest(2);
     let from: SocketAddr = "198.19.5.5:8468".parse().unwrap();
+    w.proven(from);
     let big = Value::Binary(vec![1; 65_000]);
     w.raw_send(
         from,
@@ -580,4 +612,349 @@ fn cut_find_node_answers_name_the_nearest_and_a_sample_of_the_others() {
     // Askers of the same key learn different contacts: a lookup is not stuck with the
     // nearest few.
     assert!(named.len() >= most + 4, "only {} named", named.len());
+}
+
+/// Main's rules before issue 16: stores and big answers not parked, no answer budget
+/// per destination (for the "before" figures).
+fn main_rules(c: NodeConfig) -> NodeConfig {
+    NodeConfig {
+        park_unproven: false,
+        answer_bytes_per_sec: 1e15,
+        answer_bytes_burst: 1e15,
+        ..c
+    }
+}
+
+/// Issue 16's reflection row: 3,000 forged `find_value` of an 8 KiB value "from" a
+/// validated honest node H in 3 s. (bytes forged, bytes the victim sent H).
+fn reflection_row(victim: NodeConfig) -> (usize, usize) {
+    let mut w = World::new();
+    w.nodes
+        .insert(VICTIM, Node::new(victim, NodeId::from_bytes([0x55; 20]), 1));
+    w.honest(5);
+    let h = honest_addr(0);
+    assert!(
+        w.victim().endpoint().is_validated(h),
+        "H is a validated peer"
+    );
+    let key = NodeId::from_bytes([0x56; 20]);
+    let now = w.now;
+    w.victim_mut()
+        .load_record(now, key, value_8k(), now + Duration::from_secs(3600));
+    let to_h = |w: &World| w.node_bytes_in.get(&(VICTIM, h)).copied().unwrap_or(0);
+    let start = to_h(&w);
+    let mut forged = 0;
+    let asker = NodeId::from_bytes([0x66; 20]);
+    for _ in 0..30 {
+        for _ in 0..100 {
+            forged += w.forge(h, "find_value", &[bin(&asker), bin(&key)]);
+        }
+        w.run_for(Duration::from_millis(100));
+    }
+    (forged, to_h(&w) - start)
+}
+
+#[test]
+fn forged_find_value_floods_from_a_validated_peer_send_it_at_most_its_answer_budget() {
+    let (forged, before) = reflection_row(main_rules(config()));
+    let (_, after) = reflection_row(config());
+    eprintln!(
+        "3,000 forged find_value of 8 KiB \"from\" a validated peer in 3 s ({forged} B): \
+         main's rules sent it {before} B ({:.0}×), the answer budget {after} B ({:.1}×)",
+        before as f64 / forged as f64,
+        after as f64 / forged as f64
+    );
+    assert!(before > 20_000_000, "the row reproduces: {before} B");
+    assert!(after <= 1_000_000, "{after} B sent to the peer");
+}
+
+#[test]
+fn a_real_peers_lookups_and_stores_never_hit_the_answer_budget() {
+    let mut w = World::new();
+    w.honest(12);
+    let mut keys = Vec::new();
+    for i in 0..12 {
+        for j in 0..4u8 {
+            let key = NodeId::from_bytes([0x10 + i as u8 * 4 + j; 20]);
+            let now = w.now;
+            let a = honest_addr(i);
+            w.nodes
+                .get_mut(&a)
+                .unwrap()
+                .set(now, key, value_8k())
+                .unwrap();
+            w.drain(a);
+            keys.push(key);
+        }
+        w.run_for(Duration::from_millis(50));
+    }
+    w.run_for(Duration::from_secs(3));
+    w.events.clear();
+    // Every node reads every value, as fast as its lookups go.
+    for i in 0..12 {
+        for k in &keys {
+            let now = w.now;
+            let a = honest_addr(i);
+            w.nodes.get_mut(&a).unwrap().get(now, *k).unwrap();
+            w.drain(a);
+        }
+        w.run_for(Duration::from_millis(100));
+    }
+    w.run_for(Duration::from_secs(5));
+    let found = w
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::QueryFinished {
+                    result: Ok(QueryOutcome::Get { value: Some(_) }),
+                    ..
+                }
+            )
+        })
+        .count();
+    let dropped: u64 = w
+        .nodes
+        .values()
+        .map(|n| n.stats().answers_dropped_destination_budget)
+        .sum();
+    eprintln!(
+        "12 peers, 48 values of 8 KiB, 576 gets: {found} found, {dropped} answers over budget"
+    );
+    assert_eq!(found, 12 * keys.len());
+    assert_eq!(dropped, 0);
+}
+
+/// Issue 16's forged-store row: 5,200 forged stores "from" silent addresses of a
+/// victim /24 at 900/s (9 every 10 ms), while the real publisher on that /24 stores 5
+/// values, and 5 more afterwards. (records kept from the forger, records charged to the
+/// /24, the publisher's acknowledgements.)
+fn forged_store_row(victim: NodeConfig) -> (usize, usize, usize) {
+    let mut w = World::new();
+    w.nodes
+        .insert(VICTIM, Node::new(victim, NodeId::from_bytes([0x55; 20]), 1));
+    w.honest(3);
+    let publisher: SocketAddr = "203.0.113.7:8468".parse().unwrap();
+    w.raws.insert(
+        publisher,
+        Raw {
+            id: Some(NodeId::from_bytes([0x77; 20])),
+            ..Raw::default()
+        },
+    );
+    let sender = NodeId::from_bytes([0x70; 20]);
+    let mut rng = SmallRng::seed_from_u64(6);
+    let mut mine = 0u8;
+    let publish = |w: &mut World, mine: &mut u8| {
+        let key = NodeId::from_bytes([0xA0 + *mine; 20]);
+        w.raw_send(
+            publisher,
+            "store",
+            &[bin(&sender), bin(&key), Value::from("mine")],
+        );
+        *mine += 1;
+    };
+    for n in 0..5_200u32 {
+        let from = SocketAddr::from((
+            [203, 0, 113, rng.random_range(1..=254)],
+            rng.random_range(1024..65535),
+        ));
+        let key = NodeId::from_bytes(rng.random());
+        w.forge(from, "store", &[bin(&sender), bin(&key), Value::from(n)]);
+        if n % 9 == 8 {
+            w.run_for(Duration::from_millis(10));
+        }
+        if n % 1000 == 999 {
+            publish(&mut w, &mut mine);
+        }
+    }
+    while mine < 10 {
+        w.run_for(Duration::from_millis(100));
+        publish(&mut w, &mut mine);
+    }
+    w.run_for(Duration::from_secs(3));
+    let acked = w.raws[&publisher]
+        .answers
+        .iter()
+        .filter(|a| **a == Value::Boolean(true))
+        .count();
+    let v = w.victim();
+    let kept = v.stored_count() - acked.min(v.stored_count());
+    (kept, v.largest_store_share(), acked)
+}
+
+#[test]
+fn forged_stores_from_a_victim_subnet_are_never_kept_and_its_real_publisher_is_served() {
+    let before = forged_store_row(main_rules(config()));
+    let after = forged_store_row(config());
+    eprintln!(
+        "5,200 forged stores \"from\" a /24 at 900/s: main's rules kept {} (share charged \
+         {}), the publisher got {}/10; parked until proven: kept {}, charged {}, \
+         publisher {}/10",
+        before.0, before.1, before.2, after.0, after.1, after.2
+    );
+    assert!(
+        before.0 >= 4_900 && before.2 <= 5,
+        "the row reproduces: {before:?}"
+    );
+    assert_eq!(after.0, 0, "no forged store kept");
+    assert_eq!(after.1, 10, "only the publisher's 10 charged");
+    assert_eq!(after.2, 10, "the publisher's stores acknowledged");
+}
+
+/// Issue 16's held-answer row: one /24 forging `find_value` of an 8 KiB value at 900/s
+/// from silent addresses, while a new client on another /24 (which answers the ping)
+/// asks 5 times; how many of its answers carried the value within 1 s.
+fn held_share_row(victim: NodeConfig) -> usize {
+    let mut w = World::new();
+    w.nodes
+        .insert(VICTIM, Node::new(victim, NodeId::from_bytes([0x55; 20]), 1));
+    w.honest(3);
+    let key = NodeId::from_bytes([0x56; 20]);
+    let now = w.now;
+    w.victim_mut()
+        .load_record(now, key, value_8k(), now + Duration::from_secs(3600));
+    let mut rng = SmallRng::seed_from_u64(7);
+    let asker = NodeId::from_bytes([0x66; 20]);
+    let mut got = 0;
+    for round in 0..5u8 {
+        // 1 s of the flood: 90 every 100 ms.
+        for _ in 0..10 {
+            for _ in 0..90 {
+                let from = SocketAddr::from((
+                    [203, 0, 113, rng.random_range(1..=254)],
+                    rng.random_range(1024..65535),
+                ));
+                w.forge(from, "find_value", &[bin(&asker), bin(&key)]);
+            }
+            w.run_for(Duration::from_millis(100));
+        }
+        let client = SocketAddr::from(([198, 19, 9, round], 8468));
+        w.raws.insert(
+            client,
+            Raw {
+                id: Some(NodeId::from_bytes([0x90 + round; 20])),
+                ..Raw::default()
+            },
+        );
+        w.raw_send(
+            client,
+            "find_value",
+            &[bin(&NodeId::from_bytes([0x90 + round; 20])), bin(&key)],
+        );
+        for _ in 0..10 {
+            for _ in 0..90 {
+                let from = SocketAddr::from((
+                    [203, 0, 113, rng.random_range(1..=254)],
+                    rng.random_range(1024..65535),
+                ));
+                w.forge(from, "find_value", &[bin(&asker), bin(&key)]);
+            }
+            w.run_for(Duration::from_millis(100));
+        }
+        got += usize::from(
+            w.raws[&client]
+                .answers
+                .iter()
+                .any(|a| *a == Value::Map(vec![(Value::from("value"), value_8k())])),
+        );
+    }
+    got
+}
+
+#[test]
+fn one_subnet_forging_find_value_holds_only_its_share_and_a_new_client_gets_its_value() {
+    let before = held_share_row(main_rules(config()));
+    let after = held_share_row(config());
+    eprintln!(
+        "one /24 forging find_value of 8 KiB at 900/s: a new answering client got the value \
+         {before}/5 under main's rules, {after}/5 with a share per subnet"
+    );
+    assert_eq!(after, 5);
+}
+
+/// Issue 16's joining row: `find_node(id, key = id)` with 200 new ids from one silent
+/// address, and one each from 20 new silent addresses, at a node that inserts joining
+/// nodes. (bytes in and out of the first, the worst ratio of the others in ‰).
+fn joining_row(victim: NodeConfig) -> (usize, usize, usize) {
+    let mut w = World::new();
+    let victim = NodeConfig {
+        insert_joining: true,
+        ..victim
+    };
+    w.nodes
+        .insert(VICTIM, Node::new(victim, NodeId::from_bytes([0x55; 20]), 1));
+    w.honest(20);
+    let from: SocketAddr = "203.0.113.5:4000".parse().unwrap();
+    for n in 0..200u32 {
+        let mut id = [0x33; 20];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        let id = NodeId::from_bytes(id);
+        w.raw_send(from, "find_node", &[bin(&id), bin(&id)]);
+        w.run_for(Duration::from_millis(20));
+    }
+    // And one each from 20 new silent addresses.
+    for n in 0..20u8 {
+        let id = NodeId::from_bytes([0x44 + n; 20]);
+        let one = SocketAddr::from(([203, 0, 113, 100 + n], 4000));
+        w.raw_send(one, "find_node", &[bin(&id), bin(&id)]);
+    }
+    w.run_for(Duration::from_secs(10));
+    let raw = &w.raws[&from];
+    let worst = (0..20u8)
+        .map(|n| &w.raws[&SocketAddr::from(([203, 0, 113, 100 + n], 4000))])
+        .map(|r| r.bytes_to * 1000 / r.bytes_from)
+        .max()
+        .unwrap();
+    (raw.bytes_from, raw.bytes_to, worst)
+}
+
+#[test]
+fn the_joining_find_node_from_a_silent_address_with_new_ids_gets_at_most_three_times() {
+    let (sent, out, worst) = joining_row(config());
+    eprintln!(
+        "200 joining find_node with new ids from a silent address: {sent} B in, {out} B out \
+         ({:.2}×); one from each of 20 new silent addresses: at most {:.2}×",
+        out as f64 / sent as f64,
+        worst as f64 / 1000.0
+    );
+    assert!(out <= 3 * sent, "{out} B out for {sent} B in");
+    assert!(worst <= 3000, "{worst}‰");
+}
+
+#[test]
+fn forged_pings_from_a_victim_subnet_leave_its_validated_client_answered() {
+    let mut w = World::new();
+    w.honest(2);
+    let client: SocketAddr = "203.0.113.7:8468".parse().unwrap();
+    w.proven(client);
+    let mut rng = SmallRng::seed_from_u64(8);
+    let forger = NodeId::from_bytes([0x66; 20]);
+    let mut answered = 0;
+    // 20,000 forged pings a second for 2 s, 100 client pings among them.
+    for step in 0..200 {
+        for _ in 0..200 {
+            let from = SocketAddr::from((
+                [203, 0, 113, rng.random_range(1..=254)],
+                rng.random_range(1024..65535),
+            ));
+            w.forge(from, "ping", &[bin(&forger)]);
+        }
+        if step % 2 == 0 {
+            let before = w.raws[&client].answers.len();
+            w.raw_send(client, "ping", &[bin(&NodeId::from_bytes([0x77; 20]))]);
+            w.run_for(Duration::from_millis(10));
+            answered += usize::from(w.raws[&client].answers.len() > before);
+        } else {
+            w.run_for(Duration::from_millis(10));
+        }
+    }
+    let limited = w.victim().endpoint().stats().requests_rate_limited;
+    eprintln!(
+        "40,000 forged pings \"from\" a /24 in 2 s: its validated client {answered}/100 \
+         answered; {limited} forged ones rate-limited"
+    );
+    assert!(limited > 30_000, "the forged flood is limited: {limited}");
+    assert!(answered >= 99, "{answered}/100");
 }

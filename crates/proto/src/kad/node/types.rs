@@ -134,6 +134,33 @@ pub struct NodeConfig {
     /// joined (on the simulator, a loss-free 200-node run then missed values). Safe: the
     /// newcomer is pinged at once and handed out only once it answered.
     pub insert_joining: bool,
+    /// Whether a `store` from an address that has not proven it receives there (and a
+    /// `find_value` whose value is over its 3× budget) waits for a ping of that address
+    /// and is served only if it answers (`probation`): forged stores are never kept nor
+    /// charged. Stores from local sources exempt from the shares (loopback and private
+    /// addresses unless `endpoint.limits.strict_local`) are kept at once. Default true;
+    /// false is the earlier rule (stores kept at once, big answers held by the
+    /// endpoint).
+    pub park_unproven: bool,
+    /// Most requests waiting for their address's ping, all sources together; when full,
+    /// the oldest of the subnet with the most goes (counted). Default 256.
+    pub max_parked: usize,
+    /// Most requests of one source subnet (IPv4 /24, IPv6 /64) waiting for their
+    /// addresses' pings; a newer one replaces the subnet's oldest (counted). Default 32
+    /// (half the endpoint's handler share per subnet, so the subnet's pings still get
+    /// in; at 900 forged requests a second, a real client's ping answer has 35 ms).
+    /// Local sources are exempt unless `endpoint.limits.strict_local` (they share only
+    /// `max_parked`).
+    pub max_parked_per_source: usize,
+    /// Answer bytes per second to one destination IP (the refill of its budget, see
+    /// `budget`); answers over it are dropped (counted). Local destinations are exempt
+    /// unless `endpoint.limits.strict_local`. Default 160 KiB/s.
+    pub answer_bytes_per_sec: f64,
+    /// Answer bytes one destination IP may get at once. Default 320 KiB (forty 8 KiB
+    /// values).
+    pub answer_bytes_burst: f64,
+    /// Most destinations whose answer budgets are remembered. Default 65 536.
+    pub max_answer_destinations: usize,
 }
 
 impl Default for NodeConfig {
@@ -170,6 +197,12 @@ impl Default for NodeConfig {
             endpoint: EndpointConfig::default(),
             verify_callers: true,
             insert_joining: true,
+            park_unproven: true,
+            max_parked: 256,
+            max_parked_per_source: 32,
+            answer_bytes_per_sec: (160 << 10) as f64,
+            answer_bytes_burst: (320 << 10) as f64,
+            max_answer_destinations: 65_536,
         }
     }
 }
@@ -425,4 +458,16 @@ pub struct NodeStats {
     /// `store`s answered `false` by the record rule ([`crate::kad::record::admit`]): a
     /// forged or malformed record, a seq not above the held one, a value over a record.
     pub record_refusals: crate::kad::record::RecordRefusals,
+    /// Requests (stores, big `find_value`s) that waited for their address's ping.
+    pub requests_parked: u64,
+    /// Waiting requests dropped unanswered: their address did not answer the ping.
+    pub parked_unproven: u64,
+    /// Waiting requests given up for newer ones (their subnet's share, or the table, was
+    /// full; or their address had 8 waiting).
+    pub parked_evicted: u64,
+    /// `store`s never kept because their address did not prove itself (a subset of
+    /// `parked_unproven` + `parked_evicted`).
+    pub stores_refused_unproven: u64,
+    /// Answers dropped: their destination IP was over its answer budget.
+    pub answers_dropped_destination_budget: u64,
 }
