@@ -125,6 +125,14 @@ pub struct NodeConfig {
     /// [`bootstrap`](super::Node::bootstrap)) are then inserted too; ours use
     /// [`introduce`](super::Node::introduce) and are not. Default false.
     pub insert_joining: bool,
+    /// Disjoint paths of a `get` or `set` lookup (and of republishing and replicating),
+    /// as S/Kademlia §4.4 ([`LookupConfig::paths`](crate::kad::LookupConfig::paths)):
+    /// no node is asked by two paths, so one hostile contact steers one path only. A
+    /// get ends at the first value it accepts, from any path; a set stores on the k
+    /// nearest that answered over all paths. Joins and refreshes use one path (they
+    /// build tables, where the value is not). Default 1 (see BENCHMARKS.md, "Hostile
+    /// networks", for what more paths cost and buy).
+    pub lookup_paths: usize,
 }
 
 impl Default for NodeConfig {
@@ -161,6 +169,7 @@ impl Default for NodeConfig {
             endpoint: EndpointConfig::default(),
             verify_callers: true,
             insert_joining: false,
+            lookup_paths: 1,
         }
     }
 }
