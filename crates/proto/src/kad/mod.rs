@@ -19,6 +19,7 @@
 mod id;
 mod lookup;
 pub mod node;
+pub mod record;
 mod routing;
 mod rto;
 mod store;
