@@ -48,6 +48,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rmpv::Value;
+use rpcudp_proto::kad::record::SignedRecord;
 use rpcudp_proto::kad::{self, Event, NodeConfig, QueryId, QueryOutcome};
 
 use crate::hostile::{Attack, Crowd, Forger, Role, SimNode};
@@ -100,6 +101,10 @@ pub struct DhtScenario {
     pub adversarial: f64,
     /// What the hostile nodes do.
     pub attack: Attack,
+    /// Whether the values are stored as signed records (one key pair per value), which
+    /// gets verify. Forgers then answer a well-formed record of a higher seq with a bad
+    /// signature.
+    pub signed: bool,
 }
 
 impl Default for DhtScenario {
@@ -128,6 +133,7 @@ impl Default for DhtScenario {
             },
             adversarial: 0.0,
             attack: Attack::Eclipse,
+            signed: false,
         }
     }
 }
@@ -230,6 +236,8 @@ pub struct DhtReport {
     pub evicted: u64,
     /// Hostile nodes.
     pub adversarial: usize,
+    /// What they did.
+    pub attack: Attack,
     /// Gets (both rounds) that returned a value other than the genuine one.
     pub forged_accepted: usize,
 }
@@ -264,6 +272,8 @@ struct Run<'s> {
     /// Whether each node (by index) is hostile.
     hostile: Vec<bool>,
     crowd: Rc<RefCell<Crowd>>,
+    /// The genuine signed records by key, which forgers know (they are public).
+    records: Rc<RefCell<HashMap<kad::NodeId, SignedRecord>>>,
     forged_accepted: usize,
     rng: SmallRng,
     pending: HashMap<(NodeId, QueryId), Purpose>,
@@ -307,6 +317,7 @@ impl<'s> Run<'s> {
             sim,
             hostile: choose_hostile(seed, scenario),
             crowd: Rc::default(),
+            records: Rc::default(),
             forged_accepted: 0,
             rng: SmallRng::seed_from_u64(sub_seed(seed, 0xD47)),
             pending: HashMap::new(),
@@ -353,7 +364,8 @@ impl<'s> Run<'s> {
         self.crowd
             .borrow_mut()
             .insert(kad::Contact::new(id, node_addr(index)));
-        let forger: Forger = Rc::new(|_key: &kad::NodeId| Value::from("forged"));
+        let records = self.records.clone();
+        let forger: Forger = Rc::new(move |key: &kad::NodeId| forge(&records.borrow(), key));
         let role = Role::new(self.scenario.attack, self.crowd.clone(), forger, self.scenario.node.k);
         SimNode::hostile(node, role)
     }
@@ -454,6 +466,7 @@ impl<'s> Run<'s> {
             evicted_joining,
             evicted: self.evicted(),
             adversarial: self.hostile.iter().filter(|&&h| h).count(),
+            attack: s.attack,
             forged_accepted: self.forged_accepted,
         })
     }
@@ -536,9 +549,19 @@ impl<'s> Run<'s> {
 
     fn store_round(&mut self, round: Round) -> Result<(), SimError> {
         for i in 0..self.scenario.gets {
-            let key = kad::NodeId::random(&mut self.rng);
             let tag = if round == Round::Before { "v" } else { "w" };
             let value = Value::from(format!("{tag}{i}-{}", self.seed));
+            let (key, value) = if self.scenario.signed {
+                let secret: [u8; 32] = self.rng.random();
+                let rec = SignedRecord::sign(&secret, b"", 1, value)
+                    .map_err(|e| self.fail(format!("signing: {e}")))?;
+                let key = rec.target();
+                let wire = rec.to_value();
+                self.records.borrow_mut().insert(key, rec);
+                (key, wire)
+            } else {
+                (kad::NodeId::random(&mut self.rng), value)
+            };
             self.values.push((key, value.clone()));
             let via = self.random_alive()?;
             match self.sim.command(via, |n, now| n.kad_mut().set(now, key, value)) {
@@ -684,4 +707,19 @@ fn choose_hostile(seed: u64, scenario: &DhtScenario) -> Vec<bool> {
         hostile[order[i]] = true;
     }
     hostile
+}
+
+/// What a forger answers for `key`: for a genuine signed record it knows, the same
+/// record with another value and a higher seq, its signature left as it was (so it is
+/// well formed and does not verify); for any other key, a plain forged value.
+fn forge(records: &HashMap<kad::NodeId, SignedRecord>, key: &kad::NodeId) -> Value {
+    match records.get(key) {
+        Some(rec) => SignedRecord {
+            seq: rec.seq + 1,
+            value: Value::from("forged"),
+            ..rec.clone()
+        }
+        .to_value(),
+        None => Value::from("forged"),
+    }
 }
