@@ -283,14 +283,6 @@ fn envelope(items: Vec<Value>) -> Value {
     Value::Binary(out)
 }
 
-/// The bytes a record's `bin` begins with, array header and tag included: a value that
-/// begins so claims to be a record, and is refused if it is not a valid one.
-fn prefix(len: u8, tag: &str) -> Vec<u8> {
-    let mut p = vec![0x90 | len];
-    encode_into(&mut p, &Value::from(tag));
-    p
-}
-
 /// Whether `value` claims to be a record (a `bin` beginning with a record's array
 /// header and tag), valid or not. O(1).
 pub fn is_record_claim(value: &Value) -> bool {

@@ -126,6 +126,7 @@ mod query;
 pub(crate) mod quota;
 mod rtt;
 mod serve;
+mod signed;
 mod timers;
 mod types;
 

@@ -122,6 +122,8 @@ pub(crate) struct Query {
     pub answered: usize,
     /// Bootstrap: lookups of our own id run again because one found nobody.
     pub relookups: u32,
+    /// A get of a signed or immutable record: what verifies so far (`signed`).
+    pub record: Option<Box<crate::kad::record::RecordPick>>,
 }
 
 impl Node {
@@ -148,6 +150,7 @@ impl Node {
                 phase,
                 answered: 0,
                 relookups: 0,
+                record: None,
             },
         );
         id
@@ -237,8 +240,21 @@ impl Node {
     }
 
     pub(super) fn start_get(&mut self, now: Instant, key: NodeId) -> QueryId {
+        self.start_record_get(now, key, None)
+    }
+
+    /// A get whose answers go through `record` (a signed or immutable record's), if any.
+    pub(super) fn start_record_get(
+        &mut self,
+        now: Instant,
+        key: NodeId,
+        record: Option<Box<crate::kad::record::RecordPick>>,
+    ) -> QueryId {
         let lookup = self.new_lookup(now, key, Purpose::Get);
         let q = self.new_query(now, Purpose::Get, key, None, Phase::Lookup(lookup));
+        if let Some(query) = self.queries.get_mut(&q) {
+            query.record = record;
+        }
         self.drive(now, q);
         q
     }
@@ -438,6 +454,11 @@ impl Node {
     }
 
     fn on_find_answer(&mut self, now: Instant, q: QueryId, from: NodeId, found: FindAnswer) {
+        if let FindAnswer::Value(v) = &found {
+            if self.on_record_value(now, q, from, v) {
+                return;
+            }
+        }
         let Some(query) = self.queries.get_mut(&q) else {
             return;
         };
@@ -643,7 +664,10 @@ impl Node {
                 };
                 self.finish(now, q, Ok(outcome), hops);
             }
-            Purpose::Get => self.finish(now, q, Ok(QueryOutcome::Get { value: None }), hops),
+            Purpose::Get => {
+                let value = self.record_found(q);
+                self.finish(now, q, Ok(QueryOutcome::Get { value }), hops)
+            }
             Purpose::Refresh => self.finish(now, q, Ok(QueryOutcome::Get { value: None }), hops),
             Purpose::Set | Purpose::Republish | Purpose::Replicate => {
                 let Some(value) = value else { return };

@@ -9,7 +9,7 @@ use super::super::wire;
 use super::query::PendingStore;
 use super::quota::value_size;
 use super::{Event, Node, StoreToken};
-use crate::kad::{is_storable, Contact, NodeId};
+use crate::kad::{is_storable, record, Contact, NodeId};
 use crate::rpc::RequestToken;
 use crate::subnet::{is_local, SourceKey};
 use rmpv::Value;
@@ -119,7 +119,14 @@ impl Node {
             self.ep.abandon(now, token);
             return;
         }
-        if self.records.value(&key, now).is_some_and(|v| *v == value) {
+        let held = self.records.value(&key, now);
+        if let Err(refusal) = record::admit(&key, held.as_deref(), &value) {
+            // Answered (not abandoned): the storer learns its record was refused.
+            self.stats.record_refusals.count(&refusal);
+            self.respond(now, token, &Value::Boolean(false), local);
+            return;
+        }
+        if held.is_some_and(|v| *v == value) {
             // Held already (and durable): a replica or republish changes nothing.
             self.respond(now, token, &Value::Boolean(true), local);
             return;

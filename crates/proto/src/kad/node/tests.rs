@@ -1525,3 +1525,6 @@ fn stale_contacts_handed_out_while_every_recheck_slot_is_taken_are_pinged_as_slo
     );
     assert!(order[..16].iter().all(|id| second.contains(id)));
 }
+
+#[path = "tests_signed.rs"]
+mod signed;

@@ -354,4 +354,7 @@ pub struct NodeStats {
     pub address_checks: u64,
     /// Contacts moved to a new address because the old one did not answer the check.
     pub contacts_moved: u64,
+    /// `store`s answered `false` by the record rule ([`crate::kad::record::admit`]): a
+    /// forged or malformed record, a seq not above the held one, a value over a record.
+    pub record_refusals: crate::kad::record::RecordRefusals,
 }

@@ -1,5 +1,12 @@
 use super::*;
 
+/// The bytes a record's `bin` begins with: array header and tag.
+fn prefix(len: u8, tag: &str) -> Vec<u8> {
+    let mut p = vec![0x90 | len];
+    encode_into(&mut p, &Value::from(tag));
+    p
+}
+
 const SECRET: [u8; 32] = [42; 32];
 const OTHER: [u8; 32] = [43; 32];
 
