@@ -48,7 +48,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rmpv::Value;
-use rpcudp_proto::kad::record::SignedRecord;
+use rpcudp_proto::kad::record::{RecordPick, SignedRecord};
 use rpcudp_proto::kad::{self, Event, NodeConfig, QueryId, QueryOutcome};
 
 use crate::hostile::{Attack, Crowd, Forger, Role, SimNode};
@@ -238,6 +238,12 @@ pub struct DhtReport {
     pub adversarial: usize,
     /// What they did.
     pub attack: Attack,
+    /// With hostile nodes: the mean number of honest nodes holding each first-round
+    /// value once its round of stores ended (what an eclipse leaves to find).
+    pub honest_holders_mean: f64,
+    /// With hostile nodes: the share of hostile contacts in the honest nodes' routing
+    /// tables once the network settled.
+    pub table_hostile_share: f64,
     /// Gets (both rounds) that returned a value other than the genuine one.
     pub forged_accepted: usize,
 }
@@ -416,10 +422,12 @@ impl<'s> Run<'s> {
         self.alive = self.honest_joined();
         let joined = self.joined.len();
         let tables = self.table_sizes();
+        let table_hostile_share = self.table_hostile_share();
         let evicted_joining = self.evicted();
 
         // 2. Stores, 3. the kill, 4. lookups.
         self.store_round(Round::Before)?;
+        let honest_holders_mean = self.honest_holders_mean();
         let killed = self.kill();
         self.get_round(Round::Before)?;
 
@@ -467,6 +475,8 @@ impl<'s> Run<'s> {
             evicted: self.evicted(),
             adversarial: self.hostile.iter().filter(|&&h| h).count(),
             attack: s.attack,
+            honest_holders_mean,
+            table_hostile_share,
             forged_accepted: self.forged_accepted,
         })
     }
@@ -580,7 +590,16 @@ impl<'s> Run<'s> {
         for i in 0..self.values.len() {
             let key = self.values[i].0;
             let via = self.random_alive()?;
-            match self.sim.command(via, |n, now| n.kad_mut().get(now, key)) {
+            let pick = self
+                .records
+                .borrow()
+                .get(&key)
+                .map(|r| RecordPick::signed(r.public_key, r.salt.clone()));
+            let get = |n: &mut SimNode, now| match pick {
+                Some(pick) => n.kad_mut().get_record(now, pick),
+                None => n.kad_mut().get(now, key),
+            };
+            match self.sim.command(via, get) {
                 Some(Ok(q)) => {
                     self.pending
                         .insert((via, q), Purpose::Get { round, value: i });
@@ -632,6 +651,42 @@ impl<'s> Run<'s> {
             .collect();
         sizes.sort_unstable();
         sizes
+    }
+
+    /// With hostile nodes, the mean count of live honest nodes holding each value
+    /// (O(values × nodes): only then); 0 without.
+    fn honest_holders_mean(&self) -> f64 {
+        if !self.hostile.contains(&true) || self.values.is_empty() {
+            return 0.0;
+        }
+        let now = self.sim.instant();
+        let mut held = 0usize;
+        for &id in &self.alive {
+            let Some(node) = self.sim.node(id) else { continue };
+            held += self
+                .values
+                .iter()
+                .filter(|(key, v)| node.kad().local_value(key, now).is_some_and(|h| *h == *v))
+                .count();
+        }
+        held as f64 / self.values.len() as f64
+    }
+
+    /// The share of hostile contacts in the live honest nodes' tables (0 without).
+    fn table_hostile_share(&self) -> f64 {
+        let crowd = self.crowd.borrow();
+        if crowd.is_empty() {
+            return 0.0;
+        }
+        let (mut hostile, mut all) = (0usize, 0usize);
+        for &id in &self.alive {
+            let Some(node) = self.sim.node(id) else { continue };
+            for c in node.kad().table().contacts() {
+                all += 1;
+                hostile += usize::from(crowd.contains(&c.id));
+            }
+        }
+        hostile as f64 / all.max(1) as f64
     }
 
     /// Contacts the live nodes evicted after failed RPCs, so far.

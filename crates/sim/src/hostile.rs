@@ -90,6 +90,13 @@ impl Crowd {
         self.sorted.len()
     }
 
+    /// Whether `id` is a hostile node's.
+    pub fn contains(&self, id: &NodeId) -> bool {
+        self.sorted
+            .binary_search_by(|c| c.id.cmp(id))
+            .is_ok()
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.sorted.is_empty()

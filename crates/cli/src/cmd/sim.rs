@@ -54,6 +54,9 @@ pub struct DhtArgs {
     /// Disjoint paths per get or set lookup (default: the node's, `kad::NodeConfig`).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=16))]
     pub paths: Option<u64>,
+    /// RPCs in flight per lookup path (default: the node's, `kad::NodeConfig::alpha`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub alpha: Option<u64>,
     /// Print one JSON object instead of the readable report.
     #[arg(long)]
     pub json: bool,
@@ -102,6 +105,9 @@ fn dht(args: DhtArgs) -> u8 {
         signed: args.signed,
         ..DhtScenario::default()
     };
+    if let Some(alpha) = args.alpha {
+        scenario.node.alpha = alpha as usize;
+    }
     if let Some(paths) = args.paths {
         scenario.node.lookup_paths = paths as usize;
     }
@@ -123,6 +129,8 @@ fn dht(args: DhtArgs) -> u8 {
         out["signed"] = serde_json::json!(args.signed);
         out["forged_accepted"] = serde_json::json!(report.forged_accepted);
         out["adversarial_nodes"] = serde_json::json!(report.adversarial);
+        out["honest_holders_mean"] = serde_json::json!(report.honest_holders_mean);
+        out["table_hostile_share"] = serde_json::json!(report.table_hostile_share);
         out["lookup_paths"] = serde_json::json!(scenario.node.lookup_paths);
         println!("{out}");
     } else {

@@ -130,7 +130,7 @@ pub struct NodeConfig {
     /// no node is asked by two paths, so one hostile contact steers one path only. A
     /// get ends at the first value it accepts, from any path; a set stores on the k
     /// nearest that answered over all paths. Joins and refreshes use one path (they
-    /// build tables, where the value is not). Default 1 (see BENCHMARKS.md, "Hostile
+    /// build tables, where the value is not). Default 2 (see BENCHMARKS.md, "Hostile
     /// networks", for what more paths cost and buy).
     pub lookup_paths: usize,
 }
@@ -169,7 +169,7 @@ impl Default for NodeConfig {
             endpoint: EndpointConfig::default(),
             verify_callers: true,
             insert_joining: false,
-            lookup_paths: 1,
+            lookup_paths: 2,
         }
     }
 }
