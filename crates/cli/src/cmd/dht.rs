@@ -1,5 +1,9 @@
 //! `rpcudp dht run|set|get` (docs/cli.md): a Kademlia node that interoperates with
 //! Python `kademlia` 2.2.3, and short-lived nodes that store or look up one key.
+//! `dht keygen|put` and `dht get --signed|--immutable` (records nobody can forge) are
+//! in `records`.
+
+mod records;
 
 use super::call::{parse_secs, resolve};
 use crate::common::{self, HostPort};
@@ -19,6 +23,10 @@ pub enum Command {
     Set(SetArgs),
     /// Join through a node, look KEY up, print its value, and leave.
     Get(GetArgs),
+    /// Make an Ed25519 key pair for signed records; write its secret seed to a file.
+    Keygen(records::KeygenArgs),
+    /// Join through a node, store a signed (or immutable) record, and leave.
+    Put(records::PutArgs),
     /// Print the status view of a node started with `--metrics` (`GET /status`).
     Status(crate::metrics_http::StatusArgs),
 }
@@ -139,12 +147,15 @@ pub struct GetArgs {
     /// The node to join through.
     #[arg(long)]
     pub bootstrap: HostPort,
-    /// The key to look up.
-    #[arg(allow_negative_numbers = true)]
-    pub key: String,
+    /// The key to look up (not with `--signed` / `--immutable`).
+    #[arg(allow_negative_numbers = true, required_unless_present_any = ["signed", "immutable"])]
+    pub key: Option<String>,
     /// Seconds each RPC waits for its answer.
     #[arg(long, default_value = "5", value_parser = parse_secs)]
     pub timeout: Duration,
+    /// Look up the signed record of this public key (64 hex digits) instead.
+    #[command(flatten)]
+    pub record: records::GetRecordArgs,
 }
 
 /// A value lifetime in seconds: over 0, at most ten years (longer than any node runs).
@@ -166,6 +177,8 @@ pub async fn run(command: Command) -> u8 {
         Command::Run(args) => run_node(args).await,
         Command::Set(args) => set(args).await,
         Command::Get(args) => get(args).await,
+        Command::Keygen(args) => records::keygen(args),
+        Command::Put(args) => records::put(args).await,
         Command::Status(args) => crate::metrics_http::status(args).await,
     }
 }
@@ -284,25 +297,32 @@ async fn join(through: &HostPort, timeout: Duration) -> Result<Dht, u8> {
     Ok(dht)
 }
 
-async fn set(args: SetArgs) -> u8 {
-    let value = if args.json {
-        match json_value::parse_arg(&args.value) {
-            Ok(v) if is_storable(&v) => v,
-            Ok(v) => {
-                eprintln!(
-                    "error: '{}' is {}, but a DHT value must be an int, float, bool, str or $bin",
-                    args.value,
-                    json_value::to_json(&v)
-                );
-                return common::EXIT_USAGE;
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return common::EXIT_USAGE;
-            }
+/// VALUE as `dht set` reads it: a str, or with `--json` the int, float, bool, str or
+/// `$bin` it denotes; anything else is a usage error (its message printed).
+fn read_value(text: &str, json: bool) -> Result<Value, u8> {
+    if !json {
+        return Ok(Value::from(text));
+    }
+    match json_value::parse_arg(text) {
+        Ok(v) if is_storable(&v) => Ok(v),
+        Ok(v) => {
+            eprintln!(
+                "error: '{text}' is {}, but a DHT value must be an int, float, bool, str or $bin",
+                json_value::to_json(&v)
+            );
+            Err(common::EXIT_USAGE)
         }
-    } else {
-        Value::from(args.value.as_str())
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(common::EXIT_USAGE)
+        }
+    }
+}
+
+async fn set(args: SetArgs) -> u8 {
+    let value = match read_value(&args.value, args.json) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
     let dht = match join(&args.bootstrap, args.timeout).await {
         Ok(d) => d,
@@ -328,28 +348,35 @@ async fn set(args: SetArgs) -> u8 {
 }
 
 async fn get(args: GetArgs) -> u8 {
+    let Some(key) = args.key.as_deref() else {
+        return records::get(&args).await;
+    };
     let dht = match join(&args.bootstrap, args.timeout).await {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let result = dht.get(args.key.as_bytes()).await;
+    let result = dht.get(key.as_bytes()).await;
     dht.shutdown().await;
     match result {
-        Ok(Some(Value::String(s))) if s.as_str().is_some() => {
-            println!("{}", s.as_str().unwrap_or_default());
-            common::EXIT_OK
-        }
         Ok(Some(v)) => {
-            println!("{}", json_value::to_json(&v));
+            print_value(&v);
             common::EXIT_OK
         }
         Ok(None) => {
-            eprintln!("not found: the network has no value for '{}'", args.key);
+            eprintln!("not found: the network has no value for '{key}'");
             common::EXIT_FAILURE
         }
         Err(e) => {
             eprintln!("error: {e}");
             common::EXIT_FAILURE
         }
+    }
+}
+
+/// Prints a found value as `dht get` does: a str as it is, any other value as JSON.
+fn print_value(v: &Value) {
+    match v {
+        Value::String(s) if s.as_str().is_some() => println!("{}", s.as_str().unwrap_or_default()),
+        v => println!("{}", json_value::to_json(v)),
     }
 }

@@ -1,4 +1,4 @@
-//! Records nobody can forge (`docs/wire.md` §3.6): Ed25519-signed mutable records
+//! Records nobody can forge (`docs/wire.md` §3.1): Ed25519-signed mutable records
 //! ([`SignedRecord`], as BEP 44's mutable items) and hash-named immutable records
 //! ([`ImmutableRecord`]), each one MessagePack `bin` on the wire so that Python
 //! `kademlia` nodes store and return it like any other value.
@@ -22,13 +22,13 @@
 //! let wire = rec.to_value();
 //! assert!(record::admit(&key, None, &wire).is_ok());
 //! let mut pick = RecordPick::signed(rec.public_key, b"salt".to_vec());
-//! pick.offer(&wire);
+//! assert_eq!(pick.offer(&wire), record::Offer::Best);
 //! assert!(matches!(pick.best(), Some(Certified::Signed(r)) if r.seq == 1));
 //!
 //! // The same record with its value altered verifies no more.
 //! let forged = SignedRecord { value: "forged".into(), ..rec }.to_value();
 //! assert!(record::admit(&key, Some(&wire), &forged).is_err());
-//! assert!(!pick.offer(&forged));
+//! assert_eq!(pick.offer(&forged), record::Offer::Rejected);
 //! ```
 
 use super::store::is_storable;
@@ -92,7 +92,7 @@ pub enum RecordError {
     #[error("the salt is over {MAX_SALT} bytes")]
     SaltTooLong,
     /// The bytes claim to be a record (they begin with its tag) but are not one in the
-    /// canonical encoding of `docs/wire.md` §3.6.
+    /// canonical encoding of `docs/wire.md` §3.1.
     #[error("a malformed record")]
     Malformed,
     /// The signature does not verify under the record's public key.
@@ -483,6 +483,17 @@ impl RecordRefusals {
     }
 }
 
+/// What [`RecordPick::offer`] made of a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// It verified and is the best so far.
+    Best,
+    /// It verified, but is no better than the best so far (a lower or equal seq).
+    Valid,
+    /// It is not a valid record of the wanted target (counted in `rejected`).
+    Rejected,
+}
+
 /// What a reader wants: the records of one signer and salt, or one immutable record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Wanted {
@@ -528,32 +539,31 @@ impl RecordPick {
         }
     }
 
-    /// Considers an answer's value; true if it became the best.
-    pub fn offer(&mut self, value: &Value) -> bool {
-        let accepted = match classify(&self.target(), value) {
-            Ok(Some(rec)) => match (&self.wanted, &rec, &self.best) {
-                (Wanted::Signed { .. }, Certified::Signed(new), Some(Certified::Signed(old))) => {
-                    (new.seq > old.seq).then_some(rec)
-                }
-                (Wanted::Signed { .. }, Certified::Signed(_), None) => Some(rec),
-                (Wanted::Immutable { .. }, Certified::Immutable(_), None) => Some(rec),
-                (Wanted::Immutable { .. }, Certified::Immutable(_), Some(_)) => None,
-                _ => {
-                    self.rejected += 1;
-                    None
-                }
-            },
+    /// Considers an answer's value.
+    pub fn offer(&mut self, value: &Value) -> Offer {
+        let Ok(Some(rec)) = classify(&self.target(), value) else {
+            self.rejected += 1;
+            return Offer::Rejected;
+        };
+        let better = match (&self.wanted, &rec, &self.best) {
+            (Wanted::Signed { .. }, Certified::Signed(new), Some(Certified::Signed(old))) => {
+                new.seq > old.seq
+            }
+            (Wanted::Signed { .. }, Certified::Signed(_), None) => true,
+            (Wanted::Immutable { .. }, Certified::Immutable(_), None) => true,
+            (Wanted::Immutable { .. }, Certified::Immutable(_), Some(_)) => false,
             _ => {
+                // Unreachable by the target's hash (a signed record under an immutable
+                // record's name): rejected all the same.
                 self.rejected += 1;
-                None
+                return Offer::Rejected;
             }
         };
-        match accepted {
-            Some(rec) => {
-                self.best = Some(rec);
-                true
-            }
-            None => false,
+        if better {
+            self.best = Some(rec);
+            Offer::Best
+        } else {
+            Offer::Valid
         }
     }
 

@@ -28,8 +28,10 @@
 //!   node that sees its own id logs it, counts it ([`DhtStats::node`]) and says so in
 //!   [`DhtError::SameId`].
 //!
-//! What it does not do (like Python `kademlia`): anyone may overwrite a key (no
-//! signatures).
+//! Plain values are last-writer-wins, as in Python `kademlia`: anyone may overwrite a
+//! key. Records nobody can forge ([`record`]: Ed25519-signed, or named by their hash) go
+//! through [`Dht::put_signed`] / [`Dht::get_signed`] and [`Dht::put_immutable`] /
+//! [`Dht::get_immutable`]; the node refuses forged or stale ones (see `signed`).
 //!
 //! A full store ([`DhtConfig::max_records`], [`DhtConfig::max_store_bytes`]) gives up
 //! the records it is least responsible for (the farthest keys of the source subnet
@@ -61,6 +63,7 @@
 
 mod metrics_snapshot;
 mod persist;
+mod signed;
 
 use crate::driver::{Application, Driver, DriverHandle, DriverStats, Flow};
 use crate::rpc::NodeConfig;
@@ -73,8 +76,9 @@ use rmpv::Value;
 use rpcudp_proto::kad::{
     self as core, CommandError, Event, QueryId, QueryOutcome, StoreToken, ValueStore,
 };
-pub use rpcudp_proto::kad::{is_storable, Contact, NodeId, NodeStats};
+pub use rpcudp_proto::kad::{is_storable, record, Contact, NodeId, NodeStats};
 use sha1::{Digest, Sha1};
+pub use signed::{PutError, PutOutcome};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -351,6 +355,11 @@ enum Command {
         key: NodeId,
         reply: oneshot::Sender<Result<Option<Value>, DhtError>>,
     },
+    /// A get of a signed or immutable record (`signed`): the best record's wire value.
+    GetRecord {
+        pick: core::record::RecordPick,
+        reply: oneshot::Sender<Result<Option<Value>, DhtError>>,
+    },
     Shutdown,
 }
 
@@ -543,14 +552,8 @@ impl Application<core::Node> for App {
                     let _ = reply.send(Err(e.into()));
                 }
             },
-            Command::Get { key, reply } => match node.get(now, key) {
-                Ok(q) => {
-                    self.replies.insert(q, Reply::Get(reply));
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-            },
+            Command::Get { key, reply } => self.reply_get(node.get(now, key), reply),
+            Command::GetRecord { pick, reply } => self.reply_get(node.get_record(now, pick), reply),
             Command::Shutdown => {
                 node.stop(now);
                 return Flow::Stop;

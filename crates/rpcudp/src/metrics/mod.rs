@@ -455,13 +455,17 @@ fn dht_families(f: &mut Families, s: &DhtSnapshot) {
 /// node's store (see [`crate::kad::NodeStats`]). A new refusal counter gets its row here,
 /// and with it a `reason` of `rpcudp_dht_stores_refused_total`.
 pub fn store_refusals(s: &crate::kad::NodeStats) -> Vec<(&'static str, u64)> {
-    vec![
+    let mut rows = vec![
         ("full", s.stores_refused_full),
         ("too_large", s.stores_refused_too_large),
         ("source_share", s.stores_refused_source_share),
         ("not_storable", s.stores_refused_not_storable),
         ("failed", s.stores_failed),
-    ]
+    ];
+    // Answered `false` by the record rule: forged or malformed records, stale seqs,
+    // values over a record (`record_*`).
+    rows.extend(s.record_refusals.by_reason());
+    rows
 }
 
 /// What a DHT node dropped or refused, other than stores: `(reason label, count)`, every
@@ -492,7 +496,9 @@ fn dht_store_families(f: &mut Families, s: &crate::kad::NodeStats) {
         "rpcudp_dht_stores_refused_total",
         "Stores not acknowledged, by reason: the store full with nothing to evict, a \
          value over the size cap, the source subnet over its share, a value kind Python \
-         kademlia does not store, or the state file failing to save it.",
+         kademlia does not store, the state file failing to save it, or (answered false) \
+         a record that fails verification, a seq not above the held one, a value over a \
+         held record.",
         "reason",
         &store_refusals(s),
     );

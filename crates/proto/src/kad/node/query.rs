@@ -123,7 +123,7 @@ pub(crate) struct Query {
     /// Bootstrap: lookups of our own id run again because one found nobody.
     pub relookups: u32,
     /// A get of a signed or immutable record: what verifies so far (`signed`).
-    pub record: Option<Box<crate::kad::record::RecordPick>>,
+    pub record: Option<Box<super::signed::RecordGet>>,
 }
 
 impl Node {
@@ -248,7 +248,7 @@ impl Node {
         &mut self,
         now: Instant,
         key: NodeId,
-        record: Option<Box<crate::kad::record::RecordPick>>,
+        record: Option<Box<super::signed::RecordGet>>,
     ) -> QueryId {
         let lookup = self.new_lookup(now, key, Purpose::Get);
         let q = self.new_query(now, Purpose::Get, key, None, Phase::Lookup(lookup));
@@ -319,8 +319,11 @@ impl Node {
                 let parsed = answer.map(|v| wire::parse_find_answer(v, self.config.k));
                 match parsed {
                     Some(Some(found)) => {
-                        self.contact_answered(now, Contact::new(id, p.to), sample);
-                        self.on_find_answer(now, q, id, found);
+                        let from = Contact::new(id, p.to);
+                        self.contact_answered(now, from, sample);
+                        if !self.on_record_answer(now, q, from, &found) {
+                            self.on_find_answer(now, q, id, found);
+                        }
                     }
                     Some(None) => {
                         // It answered (it lives) but not with a find answer.
@@ -454,11 +457,6 @@ impl Node {
     }
 
     fn on_find_answer(&mut self, now: Instant, q: QueryId, from: NodeId, found: FindAnswer) {
-        if let FindAnswer::Value(v) = &found {
-            if self.on_record_value(now, q, from, v) {
-                return;
-            }
-        }
         let Some(query) = self.queries.get_mut(&q) else {
             return;
         };

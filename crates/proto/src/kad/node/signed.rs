@@ -3,15 +3,29 @@
 //! go through its [`RecordPick`].
 //!
 //! Owns: running a record get to its end (a signed record's lookup does not stop at the
-//! first value: a higher seq may be elsewhere, and a forged answer must not end it).
+//! first value: a higher seq may be elsewhere, and a forged answer must not end it). A
+//! node that answers `find_value` with a value gives no contacts (as Python
+//! `kademlia`): one whose value fails verification is asked `find_node` once, so that a
+//! forger (or a Python node holding a forgery) between the asker and the genuine
+//! holders cannot end the lookup.
 //! Does not own: verification and the store rule (`record`), the lookup (`query`).
 
-use super::query::Phase;
+use super::super::wire::{self, FindAnswer};
+use super::query::{CallKind, Phase};
 use super::{CommandError, Event, Node, QueryId, QueryOutcome, QueryStats};
-use crate::kad::record::{Certified, RecordPick};
-use crate::kad::NodeId;
-use rmpv::Value;
+use crate::kad::record::{Certified, Offer, RecordPick};
+use crate::kad::{Contact, NodeId};
+use std::collections::HashSet;
 use std::time::Instant;
+
+/// A record get's state beside its lookup.
+#[derive(Debug)]
+pub(crate) struct RecordGet {
+    pick: RecordPick,
+    /// Nodes asked `find_node` after a value that failed (each once: a node that answers
+    /// that with a value too is done with).
+    followed: HashSet<NodeId>,
+}
 
 impl Node {
     /// Stores a verified record under its target, as [`set`](Self::set) stores a value
@@ -87,44 +101,70 @@ impl Node {
             return Ok(id);
         }
         self.no_contacts_check()?;
-        let q = self.start_record_get(now, key, Some(Box::new(pick)));
+        let get = RecordGet {
+            pick,
+            followed: HashSet::new(),
+        };
+        let q = self.start_record_get(now, key, Some(Box::new(get)));
         self.after_input(now, None);
         Ok(q)
     }
 
-    /// A value answered a record get's `find_value`: offered to its pick (true: handled
-    /// here; false: not a record get).
-    pub(super) fn on_record_value(
+    /// A find answer of query `q` from `from`: if `q` is a record get and the answer a
+    /// value, it is offered to the pick here (true: handled; false: the usual path).
+    pub(super) fn on_record_answer(
         &mut self,
         now: Instant,
         q: QueryId,
-        from: NodeId,
-        value: &Value,
+        from: Contact,
+        found: &FindAnswer,
     ) -> bool {
+        let FindAnswer::Value(value) = found else {
+            return false;
+        };
         let Some(query) = self.queries.get_mut(&q) else {
             return false;
         };
-        let (Some(pick), Phase::Lookup(lookup)) = (query.record.as_deref_mut(), &mut query.phase)
+        let (Some(get), Phase::Lookup(lookup)) = (query.record.as_deref_mut(), &mut query.phase)
         else {
             return false;
         };
-        pick.offer(value);
-        if !pick.is_final() {
-            // No contacts in a value answer; the lookup goes on with the others.
-            lookup.on_success(&from, []);
+        let offer = get.pick.offer(value);
+        if get.pick.is_final() {
+            let hops = lookup.depth_of(&from.id).unwrap_or(1);
+            lookup.finish();
+            let value = get.pick.best().map(Certified::to_value);
+            self.finish(now, q, Ok(QueryOutcome::Get { value }), hops);
             return true;
         }
-        let hops = lookup.depth_of(&from).unwrap_or(1);
-        lookup.finish();
-        let value = pick.best().map(Certified::to_value);
-        self.finish(now, q, Ok(QueryOutcome::Get { value }), hops);
+        if offer == Offer::Rejected && get.followed.insert(from.id) {
+            // Its contacts, then: the lookup waits for them as for the first answer.
+            query.messages += 1;
+            let args = [wire::id_value(&self.id), wire::id_value(&query.key)];
+            let sent = self.send_rpc(
+                now,
+                from.addr,
+                Some(from.id),
+                "find_node",
+                &args,
+                CallKind::Find(q),
+            );
+            if sent.is_some() {
+                return true;
+            }
+        }
+        // No contacts in a value answer; the lookup goes on with the others (the caller
+        // drives it).
+        if let Some(Phase::Lookup(lookup)) = self.queries.get_mut(&q).map(|q| &mut q.phase) {
+            lookup.on_success(&from.id, []);
+        }
         true
     }
 
     /// The wire value of the best record query `q`'s answers carried, if it is a record
     /// get.
-    pub(super) fn record_found(&self, q: QueryId) -> Option<Value> {
-        let pick = self.queries.get(&q)?.record.as_ref()?;
-        pick.best().map(Certified::to_value)
+    pub(super) fn record_found(&self, q: QueryId) -> Option<rmpv::Value> {
+        let get = self.queries.get(&q)?.record.as_ref()?;
+        get.pick.best().map(Certified::to_value)
     }
 }

@@ -166,3 +166,36 @@ fn an_immutable_record_is_found_by_its_hash_and_a_wrong_one_is_ignored() {
     let none = RecordPick::immutable(record::immutable_target(b"nobody stored this"));
     assert_eq!(get_record(&mut net, 21, none), None);
 }
+
+#[test]
+fn a_client_whose_only_contact_holds_a_forgery_still_finds_the_genuine_record() {
+    let mut net = Net::new(25, quiet_config());
+    net.join_all();
+    let rec = signed(1, "genuine");
+    let key = rec.target();
+    assert!(put(&mut net, 2, &Certified::Signed(rec.clone())) >= 15);
+    // The one node the client knows answers `find_value` with a forgery (as a Python
+    // node that was sent one would), and so no contacts.
+    let liar = (0..25)
+        .find(|&i| i != 2 && net.nodes[i].local_value(&key, net.now).is_some())
+        .unwrap();
+    let forged = SignedRecord {
+        value: "forged".into(),
+        ..rec.clone()
+    };
+    let expires = net.now + Duration::from_secs(3600);
+    net.nodes[liar].load_record(net.now, key, forged.to_value(), expires);
+    let client = net.add(quiet_config());
+    let q = net.nodes[client].introduce(net.now, &[addr(liar)]).unwrap();
+    net.flush(client);
+    let (joined, _) = net.wait(client, q, Duration::from_secs(10));
+    assert!(
+        matches!(joined, Ok(QueryOutcome::Bootstrap { answered: 1, .. })),
+        "{joined:?}"
+    );
+    let sent_before = net.sent[client];
+    let got = get_record(&mut net, client, pick());
+    assert_eq!(got, Some(Certified::Signed(rec)));
+    // The liar was asked twice (find_value, then find_node), the others once.
+    assert!(net.sent[client] - sent_before >= 3);
+}

@@ -275,12 +275,13 @@ fn a_reader_takes_the_highest_valid_seq_and_ignores_forgeries() {
         ..signed(1, "v")
     };
     let by_other = SignedRecord::sign(&OTHER, b"s", 50, "other".into()).unwrap();
-    assert!(!pick.offer(&forged_high.to_value()));
-    assert!(pick.offer(&signed(2, "two").to_value()));
-    assert!(!pick.offer(&Value::from("plain")));
-    assert!(!pick.offer(&by_other.to_value()));
-    assert!(!pick.offer(&signed(1, "one").to_value()));
-    assert!(pick.offer(&signed(3, "three").to_value()));
+    assert_eq!(pick.offer(&forged_high.to_value()), Offer::Rejected);
+    assert_eq!(pick.offer(&signed(2, "two").to_value()), Offer::Best);
+    assert_eq!(pick.offer(&Value::from("plain")), Offer::Rejected);
+    assert_eq!(pick.offer(&by_other.to_value()), Offer::Rejected);
+    assert_eq!(pick.offer(&signed(1, "one").to_value()), Offer::Valid);
+    assert_eq!(pick.offer(&signed(2, "two").to_value()), Offer::Valid);
+    assert_eq!(pick.offer(&signed(3, "three").to_value()), Offer::Best);
     assert_eq!(pick.rejected, 3);
     assert!(!pick.is_final());
     let best = pick.into_best().unwrap();
@@ -293,8 +294,8 @@ fn a_salt_names_another_target() {
     let b = SignedRecord::sign(&SECRET, b"b", 1, "v".into()).unwrap();
     assert_ne!(a.target(), b.target());
     let mut pick = RecordPick::signed(public_key(&SECRET), b"a".to_vec());
-    assert!(!pick.offer(&b.to_value()));
-    assert!(pick.offer(&a.to_value()));
+    assert_eq!(pick.offer(&b.to_value()), Offer::Rejected);
+    assert_eq!(pick.offer(&a.to_value()), Offer::Best);
 }
 
 #[test]
@@ -302,10 +303,14 @@ fn an_immutable_reader_is_done_at_the_first_valid_answer() {
     let rec = ImmutableRecord::new(Value::Binary(b"data".to_vec())).unwrap();
     let mut pick = RecordPick::immutable(rec.target());
     let wrong = ImmutableRecord::new("other".into()).unwrap();
-    assert!(!pick.offer(&wrong.to_value()));
-    assert!(!pick.offer(&Value::Binary(b"data".to_vec())));
+    assert_eq!(pick.offer(&wrong.to_value()), Offer::Rejected);
+    assert_eq!(
+        pick.offer(&Value::Binary(b"data".to_vec())),
+        Offer::Rejected
+    );
     assert!(!pick.is_final());
-    assert!(pick.offer(&rec.to_value()));
+    assert_eq!(pick.offer(&rec.to_value()), Offer::Best);
+    assert_eq!(pick.offer(&rec.to_value()), Offer::Valid);
     assert!(pick.is_final());
     assert_eq!(
         pick.best().unwrap().value(),
