@@ -128,8 +128,18 @@ fn sim_dht_with_hostile_forgers_reports_the_attack_and_no_forged_signed_record_a
     assert_eq!(v["attack"], "forge");
     assert_eq!(v["signed"], true);
     assert_eq!(v["forged_accepted"], 0, "{v}");
-    for key in ["nodes", "seed", "gets", "get_success_rate", "get_success_rate_new", "lookup_ms_p50",
-        "lookup_ms_p99", "hops_mean", "messages_per_lookup", "wall_s"] {
+    for key in [
+        "nodes",
+        "seed",
+        "gets",
+        "get_success_rate",
+        "get_success_rate_new",
+        "lookup_ms_p50",
+        "lookup_ms_p99",
+        "hops_mean",
+        "messages_per_lookup",
+        "wall_s",
+    ] {
         assert!(v.get(key).is_some(), "{key} missing: {v}");
     }
     // Plain values have no defence against forgers: some gets take the forgery.

@@ -372,7 +372,12 @@ impl<'s> Run<'s> {
             .insert(kad::Contact::new(id, node_addr(index)));
         let records = self.records.clone();
         let forger: Forger = Rc::new(move |key: &kad::NodeId| forge(&records.borrow(), key));
-        let role = Role::new(self.scenario.attack, self.crowd.clone(), forger, self.scenario.node.k);
+        let role = Role::new(
+            self.scenario.attack,
+            self.crowd.clone(),
+            forger,
+            self.scenario.node.k,
+        );
         SimNode::hostile(node, role)
     }
 
@@ -503,7 +508,10 @@ impl<'s> Run<'s> {
         }
         let via = candidates[self.rng.random_range(0..candidates.len())];
         let addr = self.sim.addr(via);
-        match self.sim.command(id, |n, now| n.kad_mut().bootstrap(now, &[addr])) {
+        match self
+            .sim
+            .command(id, |n, now| n.kad_mut().bootstrap(now, &[addr]))
+        {
             Some(Ok(q)) => {
                 self.pending.insert((id, q), Purpose::Join { attempt });
             }
@@ -574,7 +582,10 @@ impl<'s> Run<'s> {
             };
             self.values.push((key, value.clone()));
             let via = self.random_alive()?;
-            match self.sim.command(via, |n, now| n.kad_mut().set(now, key, value)) {
+            match self
+                .sim
+                .command(via, |n, now| n.kad_mut().set(now, key, value))
+            {
                 Some(Ok(q)) => {
                     self.pending.insert((via, q), Purpose::Set { round });
                 }
@@ -662,7 +673,9 @@ impl<'s> Run<'s> {
         let now = self.sim.instant();
         let mut held = 0usize;
         for &id in &self.alive {
-            let Some(node) = self.sim.node(id) else { continue };
+            let Some(node) = self.sim.node(id) else {
+                continue;
+            };
             held += self
                 .values
                 .iter()
@@ -680,7 +693,9 @@ impl<'s> Run<'s> {
         }
         let (mut hostile, mut all) = (0usize, 0usize);
         for &id in &self.alive {
-            let Some(node) = self.sim.node(id) else { continue };
+            let Some(node) = self.sim.node(id) else {
+                continue;
+            };
             for c in node.kad().table().contacts() {
                 all += 1;
                 hostile += usize::from(crowd.contains(&c.id));

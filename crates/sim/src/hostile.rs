@@ -92,9 +92,7 @@ impl Crowd {
 
     /// Whether `id` is a hostile node's.
     pub fn contains(&self, id: &NodeId) -> bool {
-        self.sorted
-            .binary_search_by(|c| c.id.cmp(id))
-            .is_ok()
+        self.sorted.binary_search_by(|c| c.id.cmp(id)).is_ok()
     }
 
     /// Whether there are none.

@@ -31,7 +31,12 @@ fn forgers_answering_every_find_value_get_no_forged_signed_record_accepted() {
     let r = run(1, &hostile(Attack::Forge, true, 2));
     assert_eq!(r.adversarial, 60);
     assert_eq!(r.forged_accepted, 0, "{r:?}");
-    assert!(found(&r) * 100 >= 2 * r.gets * 95, "found {} of {}", found(&r), 2 * r.gets);
+    assert!(
+        found(&r) * 100 >= 2 * r.gets * 95,
+        "found {} of {}",
+        found(&r),
+        2 * r.gets
+    );
 }
 
 #[test]
@@ -57,7 +62,10 @@ fn under_an_eclipse_two_disjoint_paths_find_more_than_one_and_accept_no_forgery(
         two += found(&r2);
     }
     let gets = 2 * 2 * 40;
-    assert!(two > one, "two paths found {two}, one path {one}, of {gets}");
+    assert!(
+        two > one,
+        "two paths found {two}, one path {one}, of {gets}"
+    );
     assert!(two * 100 >= gets * 80, "two paths found {two} of {gets}");
 }
 
@@ -65,5 +73,10 @@ fn under_an_eclipse_two_disjoint_paths_find_more_than_one_and_accept_no_forgery(
 fn nodes_that_only_answer_pings_leave_almost_every_value_found() {
     let r = run(1, &hostile(Attack::Drop, false, 2));
     assert_eq!(r.forged_accepted, 0);
-    assert!(found(&r) * 100 >= 2 * r.gets * 95, "found {} of {}", found(&r), 2 * r.gets);
+    assert!(
+        found(&r) * 100 >= 2 * r.gets * 95,
+        "found {} of {}",
+        found(&r),
+        2 * r.gets
+    );
 }

@@ -353,7 +353,10 @@ impl Lookup {
             .get_mut(&d)
             .filter(|p| p.contact.id == *id)
         {
-            if matches!(peer.state, PeerState::Waiting(..) | PeerState::Unresponsive(_)) {
+            if matches!(
+                peer.state,
+                PeerState::Waiting(..) | PeerState::Unresponsive(_)
+            ) {
                 peer.state = PeerState::Failed;
             }
         }
