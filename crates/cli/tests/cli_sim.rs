@@ -105,6 +105,8 @@ fn sim_dht_mistakes_exit_2_naming_the_input() {
         (&["--rtt-ms", "0"][..], "'0'"),
         (&["--nodes", "1"][..], "--nodes"),
         (&["--gets", "x"][..], "--gets"),
+        (&["--adversarial", "2"][..], "'2'"),
+        (&["--attack", "sybil"][..], "sybil"),
     ] {
         let mut all = vec!["sim", "dht"];
         all.extend_from_slice(args);
@@ -113,4 +115,37 @@ fn sim_dht_mistakes_exit_2_naming_the_input() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(names), "{all:?}: {err}");
     }
+}
+
+#[test]
+fn sim_dht_with_hostile_forgers_reports_the_attack_and_no_forged_signed_record_accepted() {
+    let mut args = SMALL.to_vec();
+    args.extend(["--adversarial", "0.2", "--attack", "forge", "--signed"]);
+    let out = rpcudp(&args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = json(&out);
+    assert_eq!(v["adversarial"], serde_json::json!(0.2));
+    assert_eq!(v["attack"], "forge");
+    assert_eq!(v["signed"], true);
+    assert_eq!(v["forged_accepted"], 0, "{v}");
+    for key in [
+        "nodes",
+        "seed",
+        "gets",
+        "get_success_rate",
+        "get_success_rate_new",
+        "lookup_ms_p50",
+        "lookup_ms_p99",
+        "hops_mean",
+        "messages_per_lookup",
+        "wall_s",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing: {v}");
+    }
+    // Plain values have no defence against forgers: some gets take the forgery.
+    let mut args = SMALL.to_vec();
+    args.extend(["--adversarial", "0.2", "--attack", "forge"]);
+    let v = json(&rpcudp(&args));
+    assert_eq!(v["signed"], false);
+    assert!(v["forged_accepted"].as_u64().unwrap() > 0, "{v}");
 }

@@ -20,6 +20,14 @@
 //! 6. `gets` new values are stored through random live nodes and looked up through
 //!    others.
 //!
+//! With [`DhtScenario::adversarial`] above 0, that fraction of the nodes (chosen by the
+//! seed, never node 0, which the others bootstrap through first) is hostile from the
+//! start ([`crate::hostile`]): they join like the others, are never killed, and never
+//! carry a store or a get. Nodes bootstrap through honest nodes only (the address a user
+//! bootstraps through is one they trust); hostile nodes are met through lookups. A get
+//! counts as found only if it returned the genuine value; one that returned another
+//! value counts in [`DhtReport::forged_accepted`].
+//!
 //! A run is an `Err` ([`SimError`], naming the seed) only when the script cannot go on:
 //! a query that never finishes, or no node left to act through. Figures that miss a
 //! target are the caller's to judge.
@@ -32,14 +40,18 @@
 //! assert_eq!(run_dht(3, &scenario).unwrap(), report); // the seed replays the run
 //! ```
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rmpv::Value;
+use rpcudp_proto::kad::record::{RecordPick, SignedRecord};
 use rpcudp_proto::kad::{self, Event, NodeConfig, QueryId, QueryOutcome};
 
+use crate::hostile::{Attack, Crowd, Forger, Role, SimNode};
 use crate::net::{node_addr, sub_seed, Delay, LinkConfig, NetConfig, NodeId, RunOutcome, Sim};
 use crate::SimError;
 
@@ -86,6 +98,14 @@ pub struct DhtScenario {
     /// Every node's configuration, started through [`kad::NodeSetup::new`] as the tokio
     /// `Dht` starts its node (persistence is turned off: nothing is durable here).
     pub node: NodeConfig,
+    /// Fraction of the nodes that are hostile from the start (0 to 1; default 0).
+    pub adversarial: f64,
+    /// What the hostile nodes do.
+    pub attack: Attack,
+    /// Whether the values are stored as signed records (one key pair per value), which
+    /// gets verify. Forgers then answer a well-formed record of a higher seq with a bad
+    /// signature.
+    pub signed: bool,
 }
 
 impl Default for DhtScenario {
@@ -107,6 +127,9 @@ impl Default for DhtScenario {
             round_limit: Duration::from_secs(600),
             // The node the tokio `Dht` and `rpcudp dht run` run: the core's defaults.
             node: NodeConfig::default(),
+            adversarial: 0.0,
+            attack: Attack::Eclipse,
+            signed: false,
         }
     }
 }
@@ -207,6 +230,18 @@ pub struct DhtReport {
     pub evicted_joining: u64,
     /// Contacts evicted by the nodes alive at the end, over the whole run.
     pub evicted: u64,
+    /// Hostile nodes.
+    pub adversarial: usize,
+    /// What they did.
+    pub attack: Attack,
+    /// With hostile nodes: the mean number of honest nodes holding each first-round
+    /// value once its round of stores ended (what an eclipse leaves to find).
+    pub honest_holders_mean: f64,
+    /// With hostile nodes: the share of hostile contacts in the honest nodes' routing
+    /// tables once the network settled.
+    pub table_hostile_share: f64,
+    /// Gets (both rounds) that returned a value other than the genuine one.
+    pub forged_accepted: usize,
 }
 
 /// The nearest-rank percentile of sorted sizes (0 for none).
@@ -235,7 +270,13 @@ enum Purpose {
 struct Run<'s> {
     seed: u64,
     scenario: &'s DhtScenario,
-    sim: Sim<kad::Node>,
+    sim: Sim<SimNode>,
+    /// Whether each node (by index) is hostile.
+    hostile: Vec<bool>,
+    crowd: Rc<RefCell<Crowd>>,
+    /// The genuine signed records by key, which forgers know (they are public).
+    records: Rc<RefCell<HashMap<kad::NodeId, SignedRecord>>>,
+    forged_accepted: usize,
     rng: SmallRng,
     pending: HashMap<(NodeId, QueryId), Purpose>,
     joined: Vec<NodeId>,
@@ -276,6 +317,10 @@ impl<'s> Run<'s> {
             seed,
             scenario,
             sim,
+            hostile: choose_hostile(seed, scenario),
+            crowd: Rc::default(),
+            records: Rc::default(),
+            forged_accepted: 0,
             rng: SmallRng::seed_from_u64(sub_seed(seed, 0xD47)),
             pending: HashMap::new(),
             joined: Vec::new(),
@@ -306,29 +351,61 @@ impl<'s> Run<'s> {
         }
     }
 
-    /// A fresh node: its own id and seed, drawn from the run's seed.
-    fn fresh_node(&mut self, salt: u64) -> kad::Node {
+    /// A fresh node for address index `index`: its own id and seed, drawn from the
+    /// run's seed; hostile if `index` was chosen so.
+    fn fresh_node(&mut self, index: usize, salt: u64) -> SimNode {
         let config = NodeConfig {
             persistence: false,
             ..self.scenario.node.clone()
         };
         let id = kad::NodeId::random(&mut self.rng);
         let setup = kad::NodeSetup::new(config, sub_seed(self.seed, 0x10_0000 + salt));
-        kad::Node::new(setup.config, id, setup.seed)
+        let node = kad::Node::new(setup.config, id, setup.seed);
+        if !self.hostile[index] {
+            return SimNode::honest(node);
+        }
+        self.crowd
+            .borrow_mut()
+            .insert(kad::Contact::new(id, node_addr(index)));
+        let records = self.records.clone();
+        let forger: Forger = Rc::new(move |key: &kad::NodeId| forge(&records.borrow(), key));
+        let role = Role::new(
+            self.scenario.attack,
+            self.crowd.clone(),
+            forger,
+            self.scenario.node.k,
+        );
+        SimNode::hostile(node, role)
+    }
+
+    fn is_hostile(&self, id: NodeId) -> bool {
+        self.hostile[id.index()]
+    }
+
+    /// The joined honest nodes, in order: those that carry the script's stores and gets.
+    fn honest_joined(&self) -> Vec<NodeId> {
+        let mut alive: Vec<NodeId> = self
+            .joined
+            .iter()
+            .copied()
+            .filter(|&j| !self.is_hostile(j))
+            .collect();
+        alive.sort_unstable();
+        alive
     }
 
     fn run(mut self) -> Result<DhtReport, SimError> {
         let s = self.scenario;
         self.sim.reserve(s.nodes);
         // 1. Joins.
-        let first = self.fresh_node(0);
+        let first = self.fresh_node(0, 0);
         let first = self.sim.add_node(node_addr(0), first);
         self.joined.push(first);
         let every = s.join_interval.min(s.join_window / s.nodes as u32);
         for i in 1..s.nodes {
             let at = every * i as u32;
             self.pump(at)?;
-            let node = self.fresh_node(i as u64);
+            let node = self.fresh_node(i, i as u64);
             let id = self.sim.add_node(node_addr(i), node);
             self.bootstrap(id, 1);
             for (id, attempt) in std::mem::take(&mut self.retry) {
@@ -344,14 +421,15 @@ impl<'s> Run<'s> {
         }
         let settled = self.sim.now() + s.settle;
         self.pump(settled)?;
-        self.alive = self.joined.clone();
-        self.alive.sort_unstable();
+        self.alive = self.honest_joined();
         let joined = self.joined.len();
         let tables = self.table_sizes();
+        let table_hostile_share = self.table_hostile_share();
         let evicted_joining = self.evicted();
 
         // 2. Stores, 3. the kill, 4. lookups.
         self.store_round(Round::Before)?;
+        let honest_holders_mean = self.honest_holders_mean();
         let killed = self.kill();
         self.get_round(Round::Before)?;
 
@@ -397,22 +475,28 @@ impl<'s> Run<'s> {
             small_tables: tables.iter().filter(|&&t| t < s.node.k).count(),
             evicted_joining,
             evicted: self.evicted(),
+            adversarial: self.hostile.iter().filter(|&&h| h).count(),
+            attack: s.attack,
+            honest_holders_mean,
+            table_hostile_share,
+            forged_accepted: self.forged_accepted,
         })
     }
 
     /// Bootstraps `id` through a random joined node (not itself).
     fn bootstrap(&mut self, id: NodeId, attempt: u32) {
+        let hostile = &self.hostile;
         let candidates: Vec<NodeId> = if self.joined.len() > 64 {
             (0..8)
                 .map(|_| self.joined[self.rng.random_range(0..self.joined.len())])
-                .filter(|&j| j != id && self.sim.is_alive(j))
+                .filter(|&j| j != id && !hostile[j.index()] && self.sim.is_alive(j))
                 .take(1)
                 .collect()
         } else {
             self.joined
                 .iter()
                 .copied()
-                .filter(|&j| j != id && self.sim.is_alive(j))
+                .filter(|&j| j != id && !hostile[j.index()] && self.sim.is_alive(j))
                 .collect()
         };
         if candidates.is_empty() {
@@ -421,7 +505,10 @@ impl<'s> Run<'s> {
         }
         let via = candidates[self.rng.random_range(0..candidates.len())];
         let addr = self.sim.addr(via);
-        match self.sim.command(id, |n, now| n.bootstrap(now, &[addr])) {
+        match self
+            .sim
+            .command(id, |n, now| n.kad_mut().bootstrap(now, &[addr]))
+        {
             Some(Ok(q)) => {
                 self.pending.insert((id, q), Purpose::Join { attempt });
             }
@@ -455,7 +542,7 @@ impl<'s> Run<'s> {
         let before = self.joined.len();
         for &id in killed.iter().take(count) {
             self.restarts += 1;
-            let node = self.fresh_node(1 << 40 | self.restarts);
+            let node = self.fresh_node(id.index(), 1 << 40 | self.restarts);
             self.sim.restart(id, node);
             self.bootstrap(id, 1);
             let at = self.sim.now() + self.scenario.join_interval;
@@ -464,8 +551,7 @@ impl<'s> Run<'s> {
         self.finish_round()?;
         let settled = self.sim.now() + self.scenario.settle;
         self.pump(settled)?;
-        self.alive = self.joined.clone();
-        self.alive.sort_unstable();
+        self.alive = self.honest_joined();
         Ok(self.joined.len() - before)
     }
 
@@ -478,12 +564,25 @@ impl<'s> Run<'s> {
 
     fn store_round(&mut self, round: Round) -> Result<(), SimError> {
         for i in 0..self.scenario.gets {
-            let key = kad::NodeId::random(&mut self.rng);
             let tag = if round == Round::Before { "v" } else { "w" };
             let value = Value::from(format!("{tag}{i}-{}", self.seed));
+            let (key, value) = if self.scenario.signed {
+                let secret: [u8; 32] = self.rng.random();
+                let rec = SignedRecord::sign(&secret, b"", 1, value)
+                    .map_err(|e| self.fail(format!("signing: {e}")))?;
+                let key = rec.target();
+                let wire = rec.to_value();
+                self.records.borrow_mut().insert(key, rec);
+                (key, wire)
+            } else {
+                (kad::NodeId::random(&mut self.rng), value)
+            };
             self.values.push((key, value.clone()));
             let via = self.random_alive()?;
-            match self.sim.command(via, |n, now| n.set(now, key, value)) {
+            match self
+                .sim
+                .command(via, |n, now| n.kad_mut().set(now, key, value))
+            {
                 Some(Ok(q)) => {
                     self.pending.insert((via, q), Purpose::Set { round });
                 }
@@ -499,7 +598,16 @@ impl<'s> Run<'s> {
         for i in 0..self.values.len() {
             let key = self.values[i].0;
             let via = self.random_alive()?;
-            match self.sim.command(via, |n, now| n.get(now, key)) {
+            let pick = self
+                .records
+                .borrow()
+                .get(&key)
+                .map(|r| RecordPick::signed(r.public_key, r.salt.clone()));
+            let get = |n: &mut SimNode, now| match pick {
+                Some(pick) => n.kad_mut().get_record(now, pick),
+                None => n.kad_mut().get(now, key),
+            };
+            match self.sim.command(via, get) {
                 Some(Ok(q)) => {
                     self.pending
                         .insert((via, q), Purpose::Get { round, value: i });
@@ -547,17 +655,57 @@ impl<'s> Run<'s> {
         let mut sizes: Vec<usize> = self
             .alive
             .iter()
-            .filter_map(|&id| self.sim.node(id).map(|n| n.table().len()))
+            .filter_map(|&id| self.sim.node(id).map(|n| n.kad().table().len()))
             .collect();
         sizes.sort_unstable();
         sizes
+    }
+
+    /// With hostile nodes, the mean count of live honest nodes holding each value
+    /// (O(values × nodes): only then); 0 without.
+    fn honest_holders_mean(&self) -> f64 {
+        if !self.hostile.contains(&true) || self.values.is_empty() {
+            return 0.0;
+        }
+        let now = self.sim.instant();
+        let mut held = 0usize;
+        for &id in &self.alive {
+            let Some(node) = self.sim.node(id) else {
+                continue;
+            };
+            held += self
+                .values
+                .iter()
+                .filter(|(key, v)| node.kad().local_value(key, now).is_some_and(|h| *h == *v))
+                .count();
+        }
+        held as f64 / self.values.len() as f64
+    }
+
+    /// The share of hostile contacts in the live honest nodes' tables (0 without).
+    fn table_hostile_share(&self) -> f64 {
+        let crowd = self.crowd.borrow();
+        if crowd.is_empty() {
+            return 0.0;
+        }
+        let (mut hostile, mut all) = (0usize, 0usize);
+        for &id in &self.alive {
+            let Some(node) = self.sim.node(id) else {
+                continue;
+            };
+            for c in node.kad().table().contacts() {
+                all += 1;
+                hostile += usize::from(crowd.contains(&c.id));
+            }
+        }
+        hostile as f64 / all.max(1) as f64
     }
 
     /// Contacts the live nodes evicted after failed RPCs, so far.
     fn evicted(&self) -> u64 {
         self.alive
             .iter()
-            .filter_map(|&id| self.sim.node(id).map(|n| n.stats().evicted))
+            .filter_map(|&id| self.sim.node(id).map(|n| n.kad().stats().evicted))
             .sum()
     }
 
@@ -599,10 +747,46 @@ impl<'s> Run<'s> {
                     if let Ok(QueryOutcome::Get { value: Some(v) }) = result {
                         if &v == expected {
                             self.found[round as usize] += 1;
+                        } else {
+                            self.forged_accepted += 1;
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// Which node indexes are hostile: the scenario's fraction of them, drawn from the seed
+/// (by its own RNG, so an honest run draws the same ids as before), never node 0.
+fn choose_hostile(seed: u64, scenario: &DhtScenario) -> Vec<bool> {
+    let n = scenario.nodes;
+    let mut hostile = vec![false; n];
+    let count = ((scenario.adversarial * n as f64).round() as usize).min(n.saturating_sub(1));
+    if count == 0 {
+        return hostile;
+    }
+    let mut rng = SmallRng::seed_from_u64(sub_seed(seed, 0xAD5));
+    let mut order: Vec<usize> = (1..n).collect();
+    for i in 0..count {
+        let j = rng.random_range(i..order.len());
+        order.swap(i, j);
+        hostile[order[i]] = true;
+    }
+    hostile
+}
+
+/// What a forger answers for `key`: for a genuine signed record it knows, the same
+/// record with another value and a higher seq, its signature left as it was (so it is
+/// well formed and does not verify); for any other key, a plain forged value.
+fn forge(records: &HashMap<kad::NodeId, SignedRecord>, key: &kad::NodeId) -> Value {
+    match records.get(key) {
+        Some(rec) => SignedRecord {
+            seq: rec.seq + 1,
+            value: Value::from("forged"),
+            ..rec.clone()
+        }
+        .to_value(),
+        None => Value::from("forged"),
     }
 }

@@ -15,6 +15,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod dht;
+pub mod hostile;
 pub mod net;
 pub mod rpc;
 

@@ -7,6 +7,7 @@
 
 use crate::common;
 use rpcudp_sim::dht::{run_dht, DhtReport, DhtScenario};
+use rpcudp_sim::hostile::Attack;
 use std::time::{Duration, Instant};
 
 /// `rpcudp sim …`.
@@ -39,9 +40,32 @@ pub struct DhtArgs {
     /// The seed: the same seed replays the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Fraction of the nodes that are hostile from the start (0 to 1), chosen by the
+    /// seed and never killed.
+    #[arg(long, default_value = "0", value_parser = parse_fraction)]
+    pub adversarial: f64,
+    /// What hostile nodes do: eclipse (answer lookups with each other, drop stores),
+    /// drop (answer pings only) or forge (answer every find_value with a forged value).
+    #[arg(long, default_value = "eclipse", value_parser = parse_attack)]
+    pub attack: Attack,
+    /// Store the values as signed records; gets verify them.
+    #[arg(long)]
+    pub signed: bool,
+    /// Disjoint paths per get or set lookup (default: the node's, `kad::NodeConfig`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub paths: Option<u64>,
+    /// RPCs in flight per lookup path (default: the node's, `kad::NodeConfig::alpha`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub alpha: Option<u64>,
     /// Print one JSON object instead of the readable report.
     #[arg(long)]
     pub json: bool,
+}
+
+/// An attack's name.
+fn parse_attack(text: &str) -> Result<Attack, String> {
+    Attack::from_name(text)
+        .ok_or_else(|| format!("'{text}' is not an attack: eclipse, drop or forge"))
 }
 
 /// A probability or fraction: a number from 0 to 1.
@@ -70,14 +94,23 @@ pub async fn run(command: Command) -> u8 {
 }
 
 fn dht(args: DhtArgs) -> u8 {
-    let scenario = DhtScenario {
+    let mut scenario = DhtScenario {
         nodes: args.nodes as usize,
         gets: args.gets as usize,
         kill: args.kill,
         loss: args.loss,
         rtt: Duration::from_secs_f64(args.rtt_ms / 1000.0),
+        adversarial: args.adversarial,
+        attack: args.attack,
+        signed: args.signed,
         ..DhtScenario::default()
     };
+    if let Some(alpha) = args.alpha {
+        scenario.node.alpha = alpha as usize;
+    }
+    if let Some(paths) = args.paths {
+        scenario.node.lookup_paths = paths as usize;
+    }
     // Wall time is the CLI's to measure: the simulator itself never reads a clock.
     let started = Instant::now();
     let report = match run_dht(args.seed, &scenario) {
@@ -90,7 +123,16 @@ fn dht(args: DhtArgs) -> u8 {
     let wall_s = started.elapsed().as_secs_f64();
     let peak = peak_memory_bytes();
     if args.json {
-        println!("{}", json(&report, wall_s, peak));
+        let mut out = json(&report, wall_s, peak);
+        out["adversarial"] = serde_json::json!(args.adversarial);
+        out["attack"] = serde_json::json!(args.attack.name());
+        out["signed"] = serde_json::json!(args.signed);
+        out["forged_accepted"] = serde_json::json!(report.forged_accepted);
+        out["adversarial_nodes"] = serde_json::json!(report.adversarial);
+        out["honest_holders_mean"] = serde_json::json!(report.honest_holders_mean);
+        out["table_hostile_share"] = serde_json::json!(report.table_hostile_share);
+        out["lookup_paths"] = serde_json::json!(scenario.node.lookup_paths);
+        println!("{out}");
     } else {
         print!("{}", readable(&report, wall_s, peak));
     }
@@ -160,6 +202,14 @@ fn readable(r: &DhtReport, wall_s: f64, peak: Option<u64>) -> String {
         "routing tables once settled: p10 {} contacts, median {}; {} nodes below k; {} contacts evicted while joining\n",
         r.table_p10, r.table_p50, r.small_tables, r.evicted_joining
     );
+    if r.adversarial > 0 {
+        out += &format!(
+            "hostile nodes: {} ({} attack); gets that returned a forged value: {}\n",
+            r.adversarial,
+            r.attack.name(),
+            r.forged_accepted
+        );
+    }
     out += &format!("killed {} nodes at once without warning\n", r.killed);
     out += &format!(
         "values stored before the kill: {}/{} found ({})\n",

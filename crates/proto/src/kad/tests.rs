@@ -365,6 +365,76 @@ fn lookup_finds_the_k_closest_of_a_network_from_one_seed() {
 }
 
 #[test]
+fn disjoint_paths_never_ask_a_node_twice_and_still_find_the_k_closest() {
+    let net = Net::new(300, 5);
+    let target = NodeId::random(&mut SmallRng::seed_from_u64(7));
+    let c = LookupConfig {
+        paths: 3,
+        ..config(20, 3)
+    };
+    let seeds: Vec<Contact> = net.nodes.iter().take(12).copied().collect();
+    let mut lookup = Lookup::new(target, None, seeds, c);
+    let asked = drive(&mut lookup, &net, t0());
+    let mut ids: Vec<NodeId> = asked.iter().map(|c| c.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), asked.len(), "a node was asked by two paths");
+    assert_eq!(lookup.closest(), net.answer(&target, 20));
+}
+
+/// Hostile nodes nearer the target than any honest one, each answering with the others
+/// only (an eclipse): one of them among the seeds captures a one-path lookup, which
+/// never asks the honest nodes nearest the target; with two paths, the path it did not
+/// seed asks them all.
+#[test]
+fn a_hostile_seed_captures_one_path_but_not_the_other() {
+    let net = Net::new(200, 6);
+    let target = NodeId::random(&mut SmallRng::seed_from_u64(8));
+    let hostile: Vec<Contact> = (0..20u8)
+        .map(|i| {
+            let mut b = target.0;
+            b[19] ^= i + 1; // differs from the target in the last bits only
+            Contact::new(NodeId::from_bytes(b), addr(100 + u16::from(i)))
+        })
+        .collect();
+    let honest_nearest = net.answer(&target, 20);
+    let asked_with = |paths: usize| {
+        let c = LookupConfig {
+            paths,
+            ..config(20, 3)
+        };
+        // The hostile seed is the nearest, so it seeds the first path.
+        let seeds = [hostile[0], net.nodes[0], net.nodes[1]];
+        let mut lookup = Lookup::new(target, None, seeds, c);
+        let mut asked = Vec::new();
+        for _ in 0..10_000 {
+            match lookup.next(t0()) {
+                LookupState::Contact(c) => {
+                    asked.push(c.id);
+                    let answer = if hostile.contains(&c) {
+                        hostile.clone()
+                    } else {
+                        net.answer(&target, 20)
+                    };
+                    lookup.on_success(&c.id, answer);
+                }
+                LookupState::Waiting(_) => panic!("synchronous"),
+                LookupState::Finished => return asked,
+            }
+        }
+        panic!("lookup did not finish");
+    };
+    let reached = |asked: &[NodeId]| {
+        honest_nearest
+            .iter()
+            .filter(|c| asked.contains(&c.id))
+            .count()
+    };
+    assert!(reached(&asked_with(1)) < 20, "one path was not captured");
+    assert_eq!(reached(&asked_with(2)), 20);
+}
+
+#[test]
 fn lookup_keeps_at_most_alpha_requests_in_flight() {
     let net = Net::new(50, 2);
     let target = id_with(1, 2);

@@ -185,6 +185,12 @@ impl Node {
             } else {
                 0
             },
+            paths: match purpose {
+                Purpose::Bootstrap | Purpose::Introduce | Purpose::Refresh => 1,
+                Purpose::Get | Purpose::Set | Purpose::Republish | Purpose::Replicate => {
+                    self.config.lookup_paths
+                }
+            },
             ..LookupConfig::default()
         };
         Box::new(Lookup::new(target, Some(self.id), seeds, config))

@@ -161,6 +161,14 @@ pub struct NodeConfig {
     pub answer_bytes_burst: f64,
     /// Most destinations whose answer budgets are remembered. Default 65 536.
     pub max_answer_destinations: usize,
+    /// Disjoint paths of a `get` or `set` lookup (and of republishing and replicating),
+    /// as S/Kademlia §4.4 ([`LookupConfig::paths`](crate::kad::LookupConfig::paths)):
+    /// no node is asked by two paths, so one hostile contact steers one path only. A
+    /// get ends at the first value it accepts, from any path; a set stores on the k
+    /// nearest that answered over all paths. Joins and refreshes use one path (they
+    /// build tables, where the value is not). Default 2 (see BENCHMARKS.md, "Hostile
+    /// networks", for what more paths cost and buy).
+    pub lookup_paths: usize,
 }
 
 impl Default for NodeConfig {
@@ -197,6 +205,7 @@ impl Default for NodeConfig {
             endpoint: EndpointConfig::default(),
             verify_callers: true,
             insert_joining: true,
+            lookup_paths: 2,
             park_unproven: true,
             max_parked: 256,
             max_parked_per_source: 32,
