@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run -p rpcudp-examples --example adopt_socket -- 127.0.0.1:9999`
 
-use rpcudp::udp::{listen, DatagramHandler, Endpoint, Transport};
+use rpcudp::udp::{listen, DatagramHandler, Socket, Transport};
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let port_socket = std::net::UdpSocket::bind(&addr)?;
     // ...and passes its file descriptor on; the endpoint owns it from here.
     let fd: OwnedFd = port_socket.into();
-    let server = listen(Endpoint::from_fd(fd)?, Echo);
+    let server = listen(Socket::from_fd(fd)?, Echo);
     println!("listening on {}", server.local_addr());
     tokio::signal::ctrl_c().await?;
     server.stop().await?;

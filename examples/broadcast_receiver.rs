@@ -4,7 +4,7 @@
 //! Run: `cargo run -p rpcudp-examples --example broadcast_receiver -- 8555`
 
 use futures::StreamExt;
-use rpcudp::udp::{Endpoint, SocketConfig};
+use rpcudp::udp::{Socket, SocketConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
         .parse()?;
     // Address reuse so several receivers on one host can all listen.
     let endpoint =
-        Endpoint::bind_with(([0, 0, 0, 0], port).into(), SocketConfig::listen_multiple()).await?;
+        Socket::bind_with(([0, 0, 0, 0], port).into(), SocketConfig::listen_multiple()).await?;
     println!("listening on {}", endpoint.local_addr()?);
     let mut datagrams = endpoint.datagrams();
     loop {

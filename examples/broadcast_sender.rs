@@ -5,7 +5,7 @@
 //! terminal and `cargo run -p rpcudp-examples --example broadcast_sender -- 8555` in
 //! another. Broadcast reaches every host of the local network (routers stop it).
 
-use rpcudp::udp::Endpoint;
+use rpcudp::udp::Socket;
 use std::time::Duration;
 
 #[tokio::main]
@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "8555".into())
         .parse()?;
-    let endpoint = Endpoint::bind("0.0.0.0:0".parse()?).await?;
+    let endpoint = Socket::bind("0.0.0.0:0".parse()?).await?;
     endpoint.set_broadcast(true)?;
     println!("broadcast allowed: {}", endpoint.broadcast()?);
     for i in 1..=3 {

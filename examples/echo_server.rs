@@ -3,7 +3,7 @@
 //! Run: `cargo run -p rpcudp-examples --example echo_server -- 127.0.0.1:9999`
 //! Try: `echo hi | nc -u -w1 127.0.0.1 9999`
 
-use rpcudp::udp::{listen, DatagramHandler, Endpoint, Transport};
+use rpcudp::udp::{listen, DatagramHandler, Socket, Transport};
 use std::net::SocketAddr;
 
 struct Echo;
@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9999".into());
-    let server = listen(Endpoint::bind(addr.parse()?).await?, Echo);
+    let server = listen(Socket::bind(addr.parse()?).await?, Echo);
     println!("listening on {}", server.local_addr());
     tokio::signal::ctrl_c().await?;
     server.stop().await?;

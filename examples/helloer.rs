@@ -5,7 +5,7 @@
 //! With nothing on that port it prints "No one listening"; start
 //! `--example echo_server -- 127.0.0.1:1234` first to get an answer instead.
 
-use rpcudp::udp::{listen, DatagramHandler, Endpoint, Transport};
+use rpcudp::udp::{listen, DatagramHandler, Socket, Transport};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
         .parse()?;
     // Port 0: any port, we don't care in this case.
     let helloer = listen(
-        Endpoint::bind("127.0.0.1:0".parse()?).await?,
+        Socket::bind("127.0.0.1:0".parse()?).await?,
         Helloer { peer },
     );
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -3,7 +3,7 @@
 //! Run: `cargo run -p rpcudp-examples --example ipv6_echo -- [::1]:8006`
 //! Try: `echo hi | nc -6 -u -w1 ::1 8006`
 
-use rpcudp::udp::{listen, DatagramHandler, Endpoint, IpStack, SocketConfig, Transport};
+use rpcudp::udp::{listen, DatagramHandler, IpStack, Socket, SocketConfig, Transport};
 use std::net::SocketAddr;
 
 struct Echo;
@@ -21,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "[::]:8006".into());
     // IPv6 only: IPv4 clients are not mixed in as ::ffff:a.b.c.d addresses.
-    let endpoint = Endpoint::bind_with(
+    let endpoint = Socket::bind_with(
         addr.parse()?,
         SocketConfig {
             ip_stack: IpStack::V6Only,

@@ -28,7 +28,7 @@ impl BinrwMessage for StrMsg {
     const TYPE: u64 = 2;
 }
 
-rpcudp::lt_protocol! {
+rpcudp::lt_messages! {
     /// `TEST_PROTOCOL`: 2-byte length ('H'), 1-byte type ('B'), big-endian.
     #[derive(Debug, Clone, PartialEq)]
     pub enum TestProtocol {

@@ -7,12 +7,12 @@
 //!
 //! Run: `cargo run -p rpcudp-examples --example multicast_client`
 
-use rpcudp::udp::Endpoint;
+use rpcudp::udp::Socket;
 use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let endpoint = Endpoint::bind("0.0.0.0:0".parse()?).await?;
+    let endpoint = Socket::bind("0.0.0.0:0".parse()?).await?;
     endpoint
         .send_to(b"Client: Ping", "228.0.0.5:8005".parse()?)
         .await?;

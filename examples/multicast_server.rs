@@ -5,7 +5,7 @@
 //! then `cargo run -p rpcudp-examples --example multicast_client` (needs a multicast
 //! route, which most hosts with a network have).
 
-use rpcudp::udp::{listen, DatagramHandler, Endpoint, Interface, SocketConfig, Transport};
+use rpcudp::udp::{listen, DatagramHandler, Interface, Socket, SocketConfig, Transport};
 use std::net::SocketAddr;
 
 struct MulticastPingPong;
@@ -38,7 +38,7 @@ impl DatagramHandler for MulticastPingPong {
 async fn main() -> anyhow::Result<()> {
     // listen_multiple, so several servers can run on one machine.
     let endpoint =
-        Endpoint::bind_with("0.0.0.0:8005".parse()?, SocketConfig::listen_multiple()).await?;
+        Socket::bind_with("0.0.0.0:8005".parse()?, SocketConfig::listen_multiple()).await?;
     let server = listen(endpoint, MulticastPingPong);
     println!("listening on {}", server.local_addr());
     // Ends on Ctrl-C, or by itself if joining the group failed.

@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run -p rpcudp-examples --example sayhi_client -- 127.0.0.1:1234 "Snake Plissken"`
 
-use rpcudp::rpc::{CallError, Node};
+use rpcudp::rpc::{CallError, Endpoint};
 use std::net::SocketAddr;
 
 #[tokio::main]
@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
         .parse()?;
     let name = args.next().unwrap_or_else(|| "Snake Plissken".into());
     // The client needs a port too, to receive the answer on; 0 lets the OS pick one.
-    let client = Node::bind("127.0.0.1:0".parse()?).await?;
+    let client = Endpoint::bind("127.0.0.1:0".parse()?).await?;
     let result: Result<String, CallError> = client.call_typed(server, "sayhi", (name,)).await;
     match result {
         Ok(greeting) => println!("Success! {greeting}"),

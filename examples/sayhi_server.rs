@@ -4,7 +4,7 @@
 //! Run: `cargo run -p rpcudp-examples --example sayhi_server -- 127.0.0.1:1234`
 //! then the client (`--example sayhi_client`), or the Python client of the README.
 
-use rpcudp::rpc::Node;
+use rpcudp::rpc::Endpoint;
 use std::net::SocketAddr;
 
 #[tokio::main]
@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:1234".into())
         .parse()?;
-    let server = Node::bind(addr).await?;
+    let server = Endpoint::bind(addr).await?;
     // Any method registered here is callable by clients, as `rpc_*` methods in Python.
     server.register_typed("sayhi", |sender: SocketAddr, name: String| async move {
         format!("Hello {name} you live at {}:{}", sender.ip(), sender.port())

@@ -2,14 +2,14 @@
 //! objects or hand-packed `struct` formats.
 //!
 //! The mailing-list answer this ports sketches a UDP RPC with a nonce per call and a table
-//! of pending calls; `rpcudp::rpc::Node` is that, done with MessagePack (readable from
+//! of pending calls; `rpcudp::rpc::Endpoint` is that, done with MessagePack (readable from
 //! any language), a 20-byte random message id, responses accepted only from the address
 //! the request went to, timeouts, and optional retries of the same datagram.
 //!
 //! Run: `cargo run -p rpcudp-examples --example structured_data`
 //! (a weather station server and a client in one process, on loopback).
 
-use rpcudp::rpc::Node;
+use rpcudp::rpc::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -40,7 +40,7 @@ struct Report {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let server = Node::bind("127.0.0.1:0".parse()?).await?;
+    let server = Endpoint::bind("127.0.0.1:0".parse()?).await?;
     let store: Arc<Mutex<BTreeMap<String, Vec<Reading>>>> = Arc::default();
 
     // On the wire a struct travels as a MessagePack map with its field names, so
@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     });
     println!("weather server listening on {}", server.local_addr());
 
-    let client = Node::bind("127.0.0.1:0".parse()?).await?;
+    let client = Endpoint::bind("127.0.0.1:0".parse()?).await?;
     let mut options = client.default_call_options();
     options.attempt_timeout = Duration::from_millis(500);
     options.retries = 2; // resend the same datagram if it was lost

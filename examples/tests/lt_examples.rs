@@ -35,7 +35,7 @@ fn lt_client_receives_ltprotocols_three_messages_from_lt_server_and_says_hello()
 }
 
 /// This crate has no dependency on `binrw` and this scope imports no trait: the
-/// re-exported `binrw` and the inherent `FORMAT` of `lt_protocol!` are all a user needs.
+/// re-exported `binrw` and the inherent `FORMAT` of `lt_messages!` are all a user needs.
 mod declared_without_binrw_or_trait_imports {
     use rpcudp::lt::binrw::{self, binrw};
     use rpcudp::lt::{BinrwMessage, Width};
@@ -53,7 +53,7 @@ mod declared_without_binrw_or_trait_imports {
         const TYPE: u64 = 5;
     }
 
-    rpcudp::lt_protocol! {
+    rpcudp::lt_messages! {
         #[derive(Debug, Clone, PartialEq)]
         pub enum Msg {
             Count(Count),

@@ -1372,7 +1372,7 @@ fn forged_pings_from_a_victim_24_at_20000_a_second_leave_its_real_client_answere
             while !stop.load(Ordering::Acquire) && n < 160_000 {
                 let _ = forger.send(forged_source(6, n), to, &request(n, 0x22, "ping", &ping));
                 n += 1;
-                if n % 20 == 0 {
+                if n.is_multiple_of(20) {
                     let due = Duration::from_millis(n / 20);
                     if let Some(wait) = due.checked_sub(start.elapsed()) {
                         std::thread::sleep(wait);

@@ -302,7 +302,7 @@ fn rust_load(addr: SocketAddr, calls: usize, concurrency: usize) -> (usize, f64)
         .build()
         .unwrap();
     rt.block_on(async move {
-        let client = rpcudp::rpc::Node::bind("127.0.0.1:0".parse().unwrap())
+        let client = rpcudp::rpc::Endpoint::bind("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         let mut options = client.default_call_options();

@@ -1,11 +1,11 @@
 //! The one tokio driver for every sans-IO protocol: [`Driver`] runs anything that
-//! implements [`rpcudp_proto::Protocol`] on a [`udp::Endpoint`](crate::udp::Endpoint).
+//! implements [`rpcudp_proto::Protocol`] on a [`udp::Socket`](crate::udp::Socket).
 //!
 //! Owns: moving datagrams between the socket and the protocol (in batches: `recvmmsg`,
 //! `sendmmsg`, UDP GSO, with the local address of each datagram on wildcard-bound
 //! sockets), reading the clock, arming the protocol's timer, and handing events and
 //! commands to an [`Application`]. Does not own: what any event means (the application
-//! decides: the RPC [`Node`](crate::rpc::Node) runs handlers and answers callers, the
+//! decides: the RPC [`Node`](crate::rpc::Endpoint) runs handlers and answers callers, the
 //! benchmark records latencies, the Kademlia node answers lookups), nor any protocol
 //! decision (duplicates, retries, which answer is genuine: all in the core).
 //!
@@ -32,7 +32,7 @@
 //!
 //! ```
 //! use rpcudp::driver::{Application, Driver, Flow};
-//! use rpcudp::proto::rpc::{Endpoint, EndpointConfig, Event};
+//! use rpcudp::proto::rpc::{Socket, EndpointConfig, Event};
 //! use rmpv::Value;
 //! use std::time::Instant;
 //!
@@ -43,9 +43,9 @@
 //!     Stop,
 //! }
 //!
-//! impl Application<Endpoint> for Pong {
+//! impl Application<Socket> for Pong {
 //!     type Command = Command;
-//!     fn on_event(&mut self, core: &mut Endpoint, now: Instant, event: Event) {
+//!     fn on_event(&mut self, core: &mut Socket, now: Instant, event: Event) {
 //!         if let Event::Request { token, method, .. } = event {
 //!             match method.as_str() {
 //!                 "ping" => core.respond(now, token, &Value::from("pong")),
@@ -53,7 +53,7 @@
 //!             }
 //!         }
 //!     }
-//!     fn on_command(&mut self, _: &mut Endpoint, _: Instant, command: Command) -> Flow {
+//!     fn on_command(&mut self, _: &mut Socket, _: Instant, command: Command) -> Flow {
 //!         match command {
 //!             Command::Stop => Flow::Stop,
 //!         }
@@ -62,14 +62,14 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let socket = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse()?).await?;
+//! let socket = rpcudp::udp::Socket::bind("127.0.0.1:0".parse()?).await?;
 //! let addr = socket.local_addr()?;
-//! let core = Endpoint::new(EndpointConfig::default(), 7);
+//! let core = Socket::new(EndpointConfig::default(), 7);
 //! let (driver, handle) = Driver::new(socket, core, Pong, 16);
 //! let task = tokio::spawn(driver.run());
 //!
 //! // Any rpcudp peer can call it; here a Node.
-//! let client = rpcudp::rpc::Node::bind("127.0.0.1:0".parse()?).await?;
+//! let client = rpcudp::rpc::Endpoint::bind("127.0.0.1:0".parse()?).await?;
 //! assert_eq!(client.call(addr, "ping", vec![]).await?, Value::from("pong"));
 //!
 //! handle.send(Command::Stop).await.ok();
@@ -78,7 +78,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::udp::{Endpoint as UdpEndpoint, RecvBatch};
+use crate::udp::{RecvBatch, Socket as UdpSocket};
 use rpcudp_proto::{Protocol, Transmit};
 use std::future::{poll_fn, Future};
 use std::io;
@@ -240,7 +240,7 @@ const RECV_ERROR_PAUSE: Duration = Duration::from_millis(1);
 /// Runs a sans-IO [`Protocol`] `P` on a UDP socket, with an [`Application`] `A` acting
 /// on its events. See the [module docs](self) for the loop and an example.
 pub struct Driver<P: Protocol, A: Application<P>> {
-    socket: UdpEndpoint,
+    socket: UdpSocket,
     protocol: P,
     app: A,
     commands: mpsc::Receiver<A::Command>,
@@ -277,7 +277,7 @@ impl<P: Protocol, A: Application<P>> Driver<P, A> {
     /// kernel for each datagram's destination address, and sends each transmit from its
     /// [`Transmit::source`], so that answers leave from the address that was called.
     pub fn new(
-        socket: UdpEndpoint,
+        socket: UdpSocket,
         protocol: P,
         app: A,
         queue: usize,
@@ -287,9 +287,9 @@ impl<P: Protocol, A: Application<P>> Driver<P, A> {
 
     /// [`new`](Self::new) with receive slots of `recv_buffer` bytes (a datagram is read
     /// whole up to the smaller of this and the socket's
-    /// [`max_datagram`](UdpEndpoint::max_datagram); longer ones are dropped and counted).
+    /// [`max_datagram`](UdpSocket::max_datagram); longer ones are dropped and counted).
     pub fn with_recv_buffer(
-        socket: UdpEndpoint,
+        socket: UdpSocket,
         protocol: P,
         app: A,
         queue: usize,
@@ -327,7 +327,7 @@ impl<P: Protocol, A: Application<P>> Driver<P, A> {
     }
 
     /// The socket the driver runs on.
-    pub fn socket(&self) -> &UdpEndpoint {
+    pub fn socket(&self) -> &UdpSocket {
         &self.socket
     }
 

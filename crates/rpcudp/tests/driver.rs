@@ -7,12 +7,12 @@
 
 use rmpv::Value;
 use rpcudp::driver::{Application, Driver, Flow};
-use rpcudp::proto::rpc::{Endpoint, EndpointConfig, Event};
-use rpcudp::rpc::{CallError, HandlerError, Node};
+use rpcudp::proto::rpc::{Endpoint as CoreEndpoint, EndpointConfig, Event};
+use rpcudp::rpc::{CallError, Endpoint, HandlerError};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-fn echo_node(node: &Node) {
+fn echo_node(node: &Endpoint) {
     node.register("echo", |_from, args: Vec<Value>| async move {
         Ok::<_, HandlerError>(Value::Array(args))
     });
@@ -20,7 +20,7 @@ fn echo_node(node: &Node) {
 
 /// Calls `echo(7)` on `to` from a fresh node bound to `client_bind`, with a bounded wait.
 async fn echo_from(client_bind: &str, to: SocketAddr) -> Result<Value, CallError> {
-    let client = Node::bind(client_bind.parse().unwrap()).await.unwrap();
+    let client = Endpoint::bind(client_bind.parse().unwrap()).await.unwrap();
     let mut options = client.default_call_options();
     options.attempt_timeout = Duration::from_millis(1500);
     let r = client
@@ -37,7 +37,7 @@ fn at(ip: &str, port: u16) -> SocketAddr {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_node_bound_to_the_ipv4_wildcard_answers_from_the_called_address() {
-    let server = Node::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let server = Endpoint::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
     echo_node(&server);
     let port = server.local_addr().port();
     // The caller, on 127.0.0.1, accepts answers only from 127.0.0.2; the kernel's own
@@ -58,7 +58,7 @@ async fn a_node_bound_to_the_ipv4_wildcard_answers_from_the_called_address() {
 #[tokio::test]
 async fn a_duplicate_request_to_a_wildcard_bound_node_is_answered_from_the_called_address() {
     use rpcudp::proto::wire::rpc::{encode_request, Dialect, MessageId};
-    let server = Node::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let server = Endpoint::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
     echo_node(&server);
     let to = at("127.0.0.2", server.local_addr().port());
     let raw = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -86,7 +86,7 @@ async fn a_duplicate_request_to_a_wildcard_bound_node_is_answered_from_the_calle
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_node_bound_to_the_ipv6_wildcard_answers_on_ipv6_loopback_and_on_127_0_0_2() {
-    let Ok(server) = Node::bind("[::]:0".parse().unwrap()).await else {
+    let Ok(server) = Endpoint::bind("[::]:0".parse().unwrap()).await else {
         eprintln!("SKIP: no IPv6 on this host");
         return;
     };
@@ -98,7 +98,7 @@ async fn a_node_bound_to_the_ipv6_wildcard_answers_on_ipv6_loopback_and_on_127_0
     assert_eq!(v, Value::Array(vec![Value::from(7)]));
     // A dual-stack socket (the Linux default) takes IPv4 too: it answers from the
     // IPv4 address that was called (an IPv4-mapped source on the IPv6 socket).
-    let dual = rpcudp::udp::Endpoint::bind("[::]:0".parse().unwrap())
+    let dual = rpcudp::udp::Socket::bind("[::]:0".parse().unwrap())
         .await
         .unwrap();
     let dual_stack = socket2::SockRef::from(dual.socket())
@@ -116,7 +116,9 @@ async fn a_node_bound_to_the_ipv6_wildcard_answers_on_ipv6_loopback_and_on_127_0
 #[tokio::test(start_paused = true)]
 async fn a_call_to_a_silent_peer_times_out_after_five_seconds_of_paused_time() {
     let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let client = Node::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let started = tokio::time::Instant::now();
     let real = std::time::Instant::now();
     // The default: the Python peers' 5 s, no retries.
@@ -152,10 +154,10 @@ enum Command {
     Stop,
 }
 
-impl Application<Endpoint> for Counting {
+impl Application<CoreEndpoint> for Counting {
     type Command = Command;
 
-    fn on_event(&mut self, core: &mut Endpoint, now: Instant, event: Event) {
+    fn on_event(&mut self, core: &mut CoreEndpoint, now: Instant, event: Event) {
         self.started.get_or_insert(now);
         if let Event::Request { token, method, .. } = event {
             if method == "ping" {
@@ -167,7 +169,7 @@ impl Application<Endpoint> for Counting {
         }
     }
 
-    fn on_command(&mut self, _core: &mut Endpoint, _now: Instant, command: Command) -> Flow {
+    fn on_command(&mut self, _core: &mut CoreEndpoint, _now: Instant, command: Command) -> Flow {
         match command {
             Command::Stop => Flow::Stop,
         }
@@ -176,18 +178,20 @@ impl Application<Endpoint> for Counting {
 
 #[tokio::test]
 async fn any_application_runs_on_the_driver_and_gets_itself_back_when_stopped() {
-    let socket = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap())
+    let socket = rpcudp::udp::Socket::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = socket.local_addr().unwrap();
-    let core = Endpoint::new(EndpointConfig::default(), 1);
+    let core = CoreEndpoint::new(EndpointConfig::default(), 1);
     let app = Counting {
         pings: 0,
         started: None,
     };
     let (driver, handle) = Driver::new(socket, core, app, 4);
     let task = tokio::spawn(driver.run());
-    let client = Node::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     for n in 1..=3u64 {
         let v = client.call(addr, "ping", vec![]).await.unwrap();
         assert_eq!(v, Value::from(n));
@@ -206,10 +210,10 @@ async fn any_application_runs_on_the_driver_and_gets_itself_back_when_stopped() 
 
 #[tokio::test]
 async fn a_driver_whose_handles_are_all_dropped_stops_by_default() {
-    let socket = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap())
+    let socket = rpcudp::udp::Socket::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let core = Endpoint::new(EndpointConfig::default(), 1);
+    let core = CoreEndpoint::new(EndpointConfig::default(), 1);
     let app = Counting {
         pings: 0,
         started: None,
@@ -225,7 +229,9 @@ async fn a_driver_whose_handles_are_all_dropped_stops_by_default() {
 #[tokio::test(start_paused = true)]
 async fn resends_leave_on_the_cores_schedule_in_paused_time() {
     let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let client = Node::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let mut options = client.default_call_options();
     options.attempt_timeout = Duration::from_secs(1);
     options.max_attempt_timeout = Duration::from_secs(1);

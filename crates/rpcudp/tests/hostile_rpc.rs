@@ -1,11 +1,11 @@
 //! The anti-amplification rule on real sockets (issue 10): whatever a raw socket sends a
-//! `Node` (or a `Dht`) from an address that never proved it receives there, it gets back
+//! `Endpoint` (or a `Dht`) from an address that never proved it receives there, it gets back
 //! at most 3× the bytes, counted on the raw socket. Over loopback: the rule applies to
 //! every address, loopback included.
 
 use rmpv::Value;
 use rpcudp::kad::{Dht, DhtConfig};
-use rpcudp::rpc::{CallOptions, LimitsConfig, Node, NodeConfig, ValidationProbe};
+use rpcudp::rpc::{CallOptions, Config, Endpoint, LimitsConfig, ValidationProbe};
 use rpcudp_proto::wire::rpc::{
     decode_packet, encode_request, encode_response, DecodeLimits, Dialect, MessageId, Packet,
 };
@@ -56,8 +56,8 @@ impl Raw {
     }
 }
 
-async fn big_server(config: NodeConfig) -> Node {
-    let node = Node::bind_with(local(), config).await.unwrap();
+async fn big_server(config: Config) -> Endpoint {
+    let node = Endpoint::bind_with(local(), config).await.unwrap();
     node.register("big", |_from, _args: Vec<Value>| async move {
         Ok(Value::Binary(vec![7; 60_000]))
     });
@@ -69,7 +69,7 @@ async fn big_server(config: NodeConfig) -> Node {
 
 #[tokio::test]
 async fn a_big_answer_to_an_address_that_proved_nothing_is_dropped_and_counted() {
-    let server = big_server(NodeConfig::default()).await;
+    let server = big_server(Config::default()).await;
     let mut raw = Raw::new().await;
     for n in 0..20 {
         raw.send(server.local_addr(), &request(n, "big", &[])).await;
@@ -92,7 +92,7 @@ async fn a_big_answer_to_an_address_that_proved_nothing_is_dropped_and_counted()
 
 #[tokio::test]
 async fn with_a_probe_the_big_answer_follows_the_askers_answer_to_it() {
-    let mut config = NodeConfig::default();
+    let mut config = Config::default();
     config.endpoint.limits = LimitsConfig {
         validation_probe: Some(ValidationProbe {
             method: "ping".into(),
@@ -141,8 +141,8 @@ async fn with_a_probe_the_big_answer_follows_the_askers_answer_to_it() {
 
 #[tokio::test]
 async fn a_node_that_answered_our_call_gets_big_answers() {
-    let server = big_server(NodeConfig::default()).await;
-    let client = Node::bind(local()).await.unwrap();
+    let server = big_server(Config::default()).await;
+    let client = Endpoint::bind(local()).await.unwrap();
     client.register("hello", |_from, _args: Vec<Value>| async move {
         Ok(Value::from("hi"))
     });

@@ -3,7 +3,7 @@
 
 use rmpv::Value;
 use rpcudp::kad::{key_digest, Dht, DhtConfig, NodeConfig, NodeId};
-use rpcudp::rpc::{CallError, Node};
+use rpcudp::rpc::{CallError, Endpoint};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -168,7 +168,7 @@ async fn rpcs_have_the_python_kademlia_shapes() {
         .await
         .unwrap();
     let server = dht.local_addr();
-    let client = Node::bind(local()).await.unwrap();
+    let client = Endpoint::bind(local()).await.unwrap();
     let me = NodeId::from_bytes([0x11; 20]);
     // The client answers pings as a Kademlia peer does: a contact is handed out to
     // others only once it answered one (SECURITY.md: verified contacts).
@@ -229,7 +229,7 @@ async fn rpcs_have_the_python_kademlia_shapes() {
     assert_eq!(missing, Value::Array(vec![]));
 
     // A second asker sees the first as [id, ip, port], unless it searches that very id.
-    let other = Node::bind(local()).await.unwrap();
+    let other = Endpoint::bind(local()).await.unwrap();
     let other_id = NodeId::from_bytes([0x22; 20]);
     let list = other
         .call(server, "find_node", vec![bin(&other_id.0), bin(&key.0)])
@@ -261,7 +261,7 @@ async fn rpcs_have_the_python_kademlia_shapes() {
 async fn malformed_dht_requests_get_no_answer_and_the_node_goes_on() {
     let dht = Dht::start(local(), config(600)).await.unwrap();
     let server = dht.local_addr();
-    let client = Node::bind(local()).await.unwrap();
+    let client = Endpoint::bind(local()).await.unwrap();
     let mut quick = client.default_call_options();
     quick.attempt_timeout = Duration::from_millis(200);
     let bad: Vec<(&str, Vec<Value>)> = vec![
@@ -309,7 +309,7 @@ async fn a_full_store_does_not_acknowledge() {
     )
     .await
     .unwrap();
-    let client = Node::bind(local()).await.unwrap();
+    let client = Endpoint::bind(local()).await.unwrap();
     let mut quick = client.default_call_options();
     quick.attempt_timeout = Duration::from_millis(200);
     let r = client
@@ -475,7 +475,7 @@ async fn old_values_are_republished_to_the_nearest_nodes() {
     assert_eq!(a.introduce(&[b.local_addr()]).await.unwrap(), 1);
     // A value handed to `a` alone, after `b` was known: no newcomer hand-over reaches
     // `b`; only republishing can.
-    let client = Node::bind(local()).await.unwrap();
+    let client = Endpoint::bind(local()).await.unwrap();
     let key = key_digest("republished");
     let stored = client
         .call(
@@ -577,7 +577,7 @@ async fn a_flood_of_made_up_contacts_keeps_buckets_bounded_and_the_node_answerin
     .await
     .unwrap();
     // A value, so that every newcomer is a hand-over candidate too.
-    let client = Node::bind(local()).await.unwrap();
+    let client = Endpoint::bind(local()).await.unwrap();
     client
         .call(
             dht.local_addr(),
@@ -655,7 +655,7 @@ async fn a_found_value_is_copied_to_the_nearest_node_asked_that_lacked_it() {
     )
     .await
     .unwrap();
-    let client = Node::bind(local()).await.unwrap();
+    let client = Endpoint::bind(local()).await.unwrap();
     let stored = client
         .call(
             holder.local_addr(),
@@ -741,7 +741,7 @@ async fn a_value_expires_after_its_ttl_and_is_gone_from_the_state_file() {
         ..config(1800)
     };
     let holder = Dht::start(local(), holder_config.clone()).await.unwrap();
-    let client = Node::bind(local()).await.unwrap();
+    let client = Endpoint::bind(local()).await.unwrap();
     let key = key_digest("short-lived");
     let stored = client
         .call(
@@ -752,7 +752,7 @@ async fn a_value_expires_after_its_ttl_and_is_gone_from_the_state_file() {
         .await
         .unwrap();
     assert_eq!(stored, Value::Boolean(true));
-    let find = |c: Node, to: SocketAddr| async move {
+    let find = |c: Endpoint, to: SocketAddr| async move {
         c.call(to, "find_value", vec![bin(&[0x66; 20]), bin(&key.0)])
             .await
             .unwrap()
@@ -803,7 +803,7 @@ async fn a_held_value_keeps_its_expiry_across_a_restart() {
     let holder = Dht::start(local(), with_state(Duration::from_secs(4)))
         .await
         .unwrap();
-    let client = Node::bind(local()).await.unwrap();
+    let client = Endpoint::bind(local()).await.unwrap();
     let key = key_digest("restarted");
     let stored = client
         .call(

@@ -8,7 +8,7 @@ use binrw::binrw;
 use bytes::BytesMut;
 use lt_common::{NumMsg, StrMsg};
 use proptest::prelude::*;
-use rpcudp::lt::{BinrwMessage, FrameFormat, LtCodec, LtSocket, Protocol, Unknown, Width};
+use rpcudp::lt::{BinrwMessage, FrameFormat, LtCodec, LtSocket, MessageSet, Unknown, Width};
 use std::time::Duration;
 use tokio_util::codec::Decoder;
 
@@ -27,7 +27,7 @@ impl BinrwMessage for Counted {
     const TYPE: u64 = 3;
 }
 
-rpcudp::lt_protocol! {
+rpcudp::lt_messages! {
     /// Fixed-size, rest-of-body and counted bodies, and unknown types for the rest.
     #[derive(Debug, Clone, PartialEq)]
     enum Hostile {

@@ -9,7 +9,7 @@ use rpcudp::lt::{Client, ClientConfig, ClientEvent, Server, ServerConfig, Server
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-rpcudp::lt_protocol! {
+rpcudp::lt_messages! {
     /// `LTProtocol([NumMsg], 'I', 'H')`: a 4-byte length and a 2-byte type.
     #[derive(Debug, Clone, PartialEq)]
     pub enum Wide {

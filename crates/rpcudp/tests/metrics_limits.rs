@@ -3,7 +3,7 @@
 
 use rmpv::Value;
 use rpcudp::metrics::Metrics;
-use rpcudp::rpc::{HandlerError, Node, NodeConfig};
+use rpcudp::rpc::{Config, Endpoint, HandlerError};
 use rpcudp_proto::wire::rpc::{encode_request, Dialect, MessageId};
 use rpcudp_testkit::prometheus::{promtool_check_metrics, require_prometheus};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 async fn requests_over_the_rate_limit_are_counted_exactly_as_rate_limited_drops() {
     const ALLOWED: u64 = 6;
     const LIMITED: u64 = 4;
-    let mut config = NodeConfig::default();
+    let mut config = Config::default();
     // Loopback is exempt unless strict; a burst of ALLOWED and a refill too slow to
     // matter during the test; a load threshold so low that the node counts as loaded
     // (the per-subnet rate refuses only under load).
@@ -25,7 +25,7 @@ async fn requests_over_the_rate_limit_are_counted_exactly_as_rate_limited_drops(
     config.endpoint.limits.load_requests_per_sec = 0.001;
     config.endpoint.limits.requests_burst = ALLOWED as f64;
     config.endpoint.limits.requests_per_sec = 0.001;
-    let server = Node::bind_with("127.0.0.1:0".parse().unwrap(), config)
+    let server = Endpoint::bind_with("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();
     server.register("ping", |_from, _args: Vec<Value>| async move {

@@ -5,7 +5,7 @@
 use rmpv::Value;
 use rpcudp::kad::{Dht, DhtConfig, LookupKind, LookupOutcome, NodeConfig};
 use rpcudp::metrics::{Metrics, MetricsServer, MetricsServerConfig, Status};
-use rpcudp::rpc::{HandlerError, Node};
+use rpcudp::rpc::{Endpoint, HandlerError};
 use rpcudp_proto::wire::rpc::{encode_request, Dialect, MessageId};
 use rpcudp_testkit::prometheus::{
     http_get, promtool_check_metrics, require_prometheus, Prometheus,
@@ -21,8 +21,8 @@ fn local() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-async fn ping_server() -> Node {
-    let node = Node::bind(local()).await.unwrap();
+async fn ping_server() -> Endpoint {
+    let node = Endpoint::bind(local()).await.unwrap();
     node.register("ping", |_from, _args: Vec<Value>| async move {
         Ok::<_, HandlerError>(Value::from("pong"))
     });
@@ -31,8 +31,8 @@ async fn ping_server() -> Node {
 
 /// Sends PINGS answered pings, MALFORMED datagrams that do not parse and UNKNOWN_METHOD
 /// requests for a method nobody serves, then waits until the server has read them all.
-async fn send_known_traffic(server: &Node) {
-    let client = Node::bind(local()).await.unwrap();
+async fn send_known_traffic(server: &Endpoint) {
+    let client = Endpoint::bind(local()).await.unwrap();
     for _ in 0..PINGS {
         let v = client
             .call(server.local_addr(), "ping", vec![])
@@ -271,7 +271,7 @@ async fn a_scraper_that_connects_and_never_reads_does_not_slow_rpc_answers() {
     assert!(matches!(evicting, Ok((200, _))), "{evicting:?}");
     assert!(metrics.evicted_and_refused().0 >= 1);
 
-    let client = Node::bind(local()).await.unwrap();
+    let client = Endpoint::bind(local()).await.unwrap();
     let mut slowest = Duration::ZERO;
     for _ in 0..200 {
         let t = Instant::now();
@@ -509,7 +509,7 @@ async fn an_unknown_method_counts_once_as_abandoned_and_once_as_dropped_as_docum
 }
 
 /// Stores keys `from..to` on `dht` through `client`, 64 in flight.
-async fn store_keys(client: &Node, dht: &Dht, from: u32, to: u32) {
+async fn store_keys(client: &Endpoint, dht: &Dht, from: u32, to: u32) {
     let sender = Value::Binary(vec![0x5a; 20]);
     let mut next = from;
     while next < to {
@@ -552,7 +552,7 @@ async fn a_scrape_costs_no_more_at_50_000_records_than_at_1_000() {
     )
     .await
     .unwrap();
-    let client = Node::bind(local()).await.unwrap();
+    let client = Endpoint::bind(local()).await.unwrap();
     let metrics = Metrics::new().with_dht(&dht);
     store_keys(&client, &dht, 0, 1_000).await;
     assert_eq!(metrics.status().store.unwrap().records, 1_000);

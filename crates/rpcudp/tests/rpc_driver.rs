@@ -1,20 +1,22 @@
-//! The `Node` driver's fast path seen from outside: handlers that answer at once are
+//! The `Endpoint` driver's fast path seen from outside: handlers that answer at once are
 //! answered inline, handlers that wait are handed to a task, and datagrams that queue up
 //! are all read and answered. Every wait is bounded; nothing depends on timing.
 
 use rmpv::Value;
-use rpcudp::rpc::{CallError, HandlerError, Node, NodeConfig};
+use rpcudp::rpc::{CallError, Config, Endpoint, HandlerError};
 use rpcudp_proto::wire::rpc::{decode_packet, encode_request, Dialect, MessageId, Packet};
 use rpcudp_proto::wire::value::DecodeLimits;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
-async fn node() -> Node {
-    Node::bind("127.0.0.1:0".parse().unwrap()).await.unwrap()
+async fn node() -> Endpoint {
+    Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
-fn echo_node(node: &Node) {
+fn echo_node(node: &Endpoint) {
     node.register("echo", |_from, args: Vec<Value>| async move {
         Ok::<_, HandlerError>(Value::Array(args))
     });
@@ -135,11 +137,11 @@ async fn a_burst_from_several_senders_is_answered_each_to_its_own_sender_and_an_
 ) {
     // Receive buffers of 256 bytes: a request of 400 bytes is dropped (never served
     // truncated), while the batch it arrived in is served.
-    let config = NodeConfig {
+    let config = Config {
         recv_buffer: 256,
-        ..NodeConfig::default()
+        ..Config::default()
     };
-    let server = Node::bind_with("127.0.0.1:0".parse().unwrap(), config)
+    let server = Endpoint::bind_with("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();
     echo_node(&server);

@@ -3,17 +3,19 @@
 //! flood of failures yields (bounded by the core's budget).
 
 use rmpv::Value;
-use rpcudp::rpc::{CallError, HandlerError, NoAnswer, Node, NodeConfig};
+use rpcudp::rpc::{CallError, Config, Endpoint, HandlerError, NoAnswer};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-async fn node() -> Node {
-    Node::bind("127.0.0.1:0".parse().unwrap()).await.unwrap()
+async fn node() -> Endpoint {
+    Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
-fn quick(node: &Node, ms: u64) -> rpcudp::rpc::CallOptions {
+fn quick(node: &Endpoint, ms: u64) -> rpcudp::rpc::CallOptions {
     let mut o = node.default_call_options();
     o.attempt_timeout = Duration::from_millis(ms);
     o
@@ -173,9 +175,9 @@ async fn a_flood_of_unknown_methods_yields_a_bounded_number_of_warn_lines() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let config = NodeConfig::default();
+    let config = Config::default();
     assert_eq!(config.endpoint.warn_lines_per_sec, 10);
-    let server = Node::bind_with("127.0.0.1:0".parse().unwrap(), config)
+    let server = Endpoint::bind_with("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();
     let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();

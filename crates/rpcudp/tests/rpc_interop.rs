@@ -18,7 +18,7 @@
 //! `scripts/test.sh`), which turns a missing peer into a failure.
 
 use rmpv::Value;
-use rpcudp::rpc::{CallError, Dialect, HandlerError, NoAnswer, Node, NodeConfig};
+use rpcudp::rpc::{CallError, Config, Dialect, Endpoint, HandlerError, NoAnswer};
 use rpcudp_testkit::Child;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -235,13 +235,10 @@ fn assert_echoed(sent: &Value, got: &Value) {
     );
 }
 
-async fn our_server(dialect: Dialect) -> Node {
-    let node = Node::bind_with(
-        "127.0.0.1:0".parse().unwrap(),
-        NodeConfig::for_dialect(dialect),
-    )
-    .await
-    .unwrap();
+async fn our_server(dialect: Dialect) -> Endpoint {
+    let node = Endpoint::bind_with("127.0.0.1:0".parse().unwrap(), Config::for_dialect(dialect))
+        .await
+        .unwrap();
     node.register("echo", |_from, args: Vec<Value>| async move {
         Ok::<_, HandlerError>(Value::Array(args))
     });
@@ -409,12 +406,9 @@ async fn our_client_against_python_server(test: &str, peer: (Dialect, &str, &str
     cmd.arg("127.0.0.1:0");
     let mut server = Child::spawn(test, cmd);
     let to = server.wait_listening(Duration::from_secs(20));
-    let client = Node::bind_with(
-        "127.0.0.1:0".parse().unwrap(),
-        NodeConfig::for_dialect(dialect),
-    )
-    .await
-    .unwrap();
+    let client = Endpoint::bind_with("127.0.0.1:0".parse().unwrap(), Config::for_dialect(dialect))
+        .await
+        .unwrap();
     let corpus = corpus();
     for v in &corpus {
         let got = client

@@ -1,4 +1,4 @@
-//! The tokio `Node` over real loopback sockets: handlers, calls, errors, limits,
+//! The tokio `Endpoint` over real loopback sockets: handlers, calls, errors, limits,
 //! shutdown, and the core's retry / duplicate / spoofing rules seen from outside.
 //!
 //! Waits are bounded and ordering-based (a handler blocks on a signal the test gives)
@@ -6,7 +6,7 @@
 //! them.
 
 use rmpv::Value;
-use rpcudp::rpc::{CallError, Dialect, HandlerError, Node, NodeConfig};
+use rpcudp::rpc::{CallError, Config, Dialect, Endpoint, HandlerError};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,17 +16,17 @@ use tokio::sync::Semaphore;
 
 const LOOPBACK: &str = "127.0.0.1:0";
 
-async fn node() -> Node {
-    Node::bind(LOOPBACK.parse().unwrap()).await.unwrap()
+async fn node() -> Endpoint {
+    Endpoint::bind(LOOPBACK.parse().unwrap()).await.unwrap()
 }
 
-async fn node_with(config: NodeConfig) -> Node {
-    Node::bind_with(LOOPBACK.parse().unwrap(), config)
+async fn node_with(config: Config) -> Endpoint {
+    Endpoint::bind_with(LOOPBACK.parse().unwrap(), config)
         .await
         .unwrap()
 }
 
-fn quick(node: &Node, ms: u64) -> rpcudp::rpc::CallOptions {
+fn quick(node: &Endpoint, ms: u64) -> rpcudp::rpc::CallOptions {
     let mut o = node.default_call_options();
     o.attempt_timeout = Duration::from_millis(ms);
     o
@@ -43,7 +43,7 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-fn echo_node(node: &Node) {
+fn echo_node(node: &Endpoint) {
     node.register("echo", |_from, args: Vec<Value>| async move {
         Ok::<_, HandlerError>(Value::Array(args))
     });
@@ -335,7 +335,7 @@ async fn a_request_over_the_body_limit_is_refused_before_sending() {
         other => panic!("expected RequestTooLarge, got {other:?}"),
     }
     // The storj dialect's limit is 8171 (the whole datagram within 8192 bytes).
-    let storj = node_with(NodeConfig::for_dialect(Dialect::Storj)).await;
+    let storj = node_with(Config::for_dialect(Dialect::Storj)).await;
     let err = storj
         .call(to, "echo", vec![Value::from("x".repeat(8171 - 9).as_str())])
         .await
@@ -386,9 +386,9 @@ async fn shutdown_fails_outstanding_calls_and_later_ones() {
 
 #[tokio::test]
 async fn shutdown_lets_a_running_handler_finish_and_answer() {
-    let config = NodeConfig {
+    let config = Config {
         shutdown_grace: Duration::from_secs(30),
-        ..NodeConfig::default()
+        ..Config::default()
     };
     let server = node_with(config).await;
     let gate = Arc::new(Semaphore::new(0));
@@ -417,9 +417,9 @@ async fn shutdown_lets_a_running_handler_finish_and_answer() {
 
 #[tokio::test]
 async fn shutdown_drops_handlers_that_outlive_the_grace() {
-    let config = NodeConfig {
+    let config = Config {
         shutdown_grace: Duration::ZERO,
-        ..NodeConfig::default()
+        ..Config::default()
     };
     let server = node_with(config).await;
     let dropped = Arc::new(AtomicUsize::new(0));
@@ -502,7 +502,7 @@ async fn relay(server: SocketAddr, drop_first: usize, copies: usize) -> SocketAd
     addr
 }
 
-fn counting_node(server: &Node) -> Arc<AtomicUsize> {
+fn counting_node(server: &Endpoint) -> Arc<AtomicUsize> {
     let runs = Arc::new(AtomicUsize::new(0));
     let r = runs.clone();
     server.register("count", move |_from, _args: Vec<Value>| {
@@ -592,7 +592,7 @@ async fn dropping_a_call_future_forgets_the_call() {
 
 #[tokio::test]
 async fn a_request_beyond_the_concurrency_limit_takes_the_slot_of_the_oldest_unvalidated_one() {
-    let mut config = NodeConfig::default();
+    let mut config = Config::default();
     config.endpoint.max_concurrent_requests = 2;
     let server = node_with(config).await;
     let gate = Arc::new(Semaphore::new(0));
@@ -641,7 +641,7 @@ async fn a_request_beyond_the_concurrency_limit_takes_the_slot_of_the_oldest_unv
 #[tokio::test]
 async fn outstanding_calls_beyond_the_limit_are_refused_as_overloaded() {
     let silent = UdpSocket::bind(LOOPBACK).await.unwrap();
-    let mut config = NodeConfig::default();
+    let mut config = Config::default();
     config.endpoint.max_outstanding_calls = 1;
     let client = node_with(config).await;
     let to = silent.local_addr().unwrap();
@@ -658,12 +658,12 @@ async fn outstanding_calls_beyond_the_limit_are_refused_as_overloaded() {
 
 #[tokio::test]
 async fn ipv6_loopback_works() {
-    let Ok(server) = Node::bind("[::1]:0".parse().unwrap()).await else {
+    let Ok(server) = Endpoint::bind("[::1]:0".parse().unwrap()).await else {
         eprintln!("SKIP ipv6_loopback_works: no IPv6 loopback on this host");
         return;
     };
     echo_node(&server);
-    let client = Node::bind("[::1]:0".parse().unwrap()).await.unwrap();
+    let client = Endpoint::bind("[::1]:0".parse().unwrap()).await.unwrap();
     let v = client
         .call(server.local_addr(), "echo", vec![Value::from(6)])
         .await
@@ -684,9 +684,9 @@ async fn a_destination_the_socket_cannot_reach_is_an_io_error() {
 
 #[tokio::test]
 async fn nodes_of_different_dialects_do_not_understand_each_other() {
-    let storj_server = node_with(NodeConfig::for_dialect(Dialect::Storj)).await;
+    let storj_server = node_with(Config::for_dialect(Dialect::Storj)).await;
     echo_node(&storj_server);
-    let storj_client = node_with(NodeConfig::for_dialect(Dialect::Storj)).await;
+    let storj_client = node_with(Config::for_dialect(Dialect::Storj)).await;
     let v = storj_client
         .call(storj_server.local_addr(), "echo", vec![Value::Nil])
         .await

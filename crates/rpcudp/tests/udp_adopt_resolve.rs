@@ -1,6 +1,6 @@
 //! Adopting existing sockets (Twisted's `adoptDatagramPort`) and name resolution.
 
-use rpcudp::udp::{resolve, resolve_ip, Endpoint, ResolveError};
+use rpcudp::udp::{resolve, resolve_ip, ResolveError, Socket};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
@@ -10,11 +10,9 @@ const WAIT: Duration = Duration::from_secs(5);
 async fn adopted_std_socket_keeps_its_port_and_carries_traffic() {
     let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = std_socket.local_addr().unwrap().port();
-    let adopted = Endpoint::from_std(std_socket).unwrap();
+    let adopted = Socket::from_std(std_socket).unwrap();
     assert_eq!(adopted.local_addr().unwrap().port(), port);
-    let peer = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let peer = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     peer.send_to(b"to adopted", adopted.local_addr().unwrap())
         .await
         .unwrap();
@@ -36,9 +34,9 @@ async fn adopted_raw_fd_of_an_ipv6_socket_carries_traffic() {
     let std_socket = std::net::UdpSocket::bind("[::1]:0").unwrap();
     let addr = std_socket.local_addr().unwrap();
     let fd: OwnedFd = std_socket.into();
-    let adopted = Endpoint::from_fd(fd).unwrap();
+    let adopted = Socket::from_fd(fd).unwrap();
     assert_eq!(adopted.local_addr().unwrap(), addr);
-    let peer = Endpoint::bind("[::1]:0".parse().unwrap()).await.unwrap();
+    let peer = Socket::bind("[::1]:0".parse().unwrap()).await.unwrap();
     peer.send_to(b"via fd", addr).await.unwrap();
     let (data, _) = tokio::time::timeout(WAIT, adopted.recv_datagram())
         .await
@@ -50,10 +48,10 @@ async fn adopted_raw_fd_of_an_ipv6_socket_carries_traffic() {
 #[tokio::test]
 async fn adopting_a_tcp_socket_or_a_file_is_refused() {
     let tcp: OwnedFd = std::net::TcpListener::bind("127.0.0.1:0").unwrap().into();
-    let err = Endpoint::from_fd(tcp).unwrap_err();
+    let err = Socket::from_fd(tcp).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
     let file: OwnedFd = tempfile::tempfile().unwrap().into();
-    assert!(Endpoint::from_fd(file).is_err());
+    assert!(Socket::from_fd(file).is_err());
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! sockets: the oversize rule inside a batch, senders and destinations per datagram,
 //! batch bounds, and sends the kernel takes only in part.
 
-use rpcudp::udp::{Endpoint, RecvBatch, SocketConfig, SEND_BATCH_MAX};
+use rpcudp::udp::{RecvBatch, Socket, SocketConfig, SEND_BATCH_MAX};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,7 +16,7 @@ fn addr(s: &str) -> SocketAddr {
 /// Receives batches until `want` datagrams were kept (bounded by [`WAIT`]); returns
 /// them with their senders, and the size of every batch that kept some.
 async fn recv_batches(
-    ep: &Endpoint,
+    ep: &Socket,
     batch: &mut RecvBatch,
     want: usize,
 ) -> (Vec<(Vec<u8>, SocketAddr)>, Vec<usize>) {
@@ -45,7 +45,7 @@ async fn recv_batches(
 /// `try_send_batch` once the runtime has seen the socket writable (a fresh socket's
 /// readiness is unknown until then, and `try_*` calls report `WouldBlock`).
 async fn send_batch<'a>(
-    ep: &Endpoint,
+    ep: &Socket,
     datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
 ) -> io::Result<usize> {
     tokio::time::timeout(WAIT, ep.socket().writable())
@@ -56,7 +56,7 @@ async fn send_batch<'a>(
 
 #[tokio::test]
 async fn batch_receive_on_an_empty_queue_would_block() {
-    let ep = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let ep = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let mut batch = RecvBatch::new(8, 1500);
     let err = ep.try_recv_batch(&mut batch).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
@@ -66,7 +66,7 @@ async fn batch_receive_on_an_empty_queue_would_block() {
 
 #[tokio::test]
 async fn batch_receive_drops_and_counts_oversized_datagrams_and_keeps_the_others() {
-    let rx = Endpoint::bind_with(
+    let rx = Socket::bind_with(
         addr("127.0.0.1:0"),
         SocketConfig {
             max_datagram: 100,
@@ -75,7 +75,7 @@ async fn batch_receive_drops_and_counts_oversized_datagrams_and_keeps_the_others
     )
     .await
     .unwrap();
-    let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let tx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     // Slots larger than max_datagram: the limit is max_datagram, not the slot.
     let mut batch = RecvBatch::new(16, 1000);
@@ -96,8 +96,8 @@ async fn batch_receive_drops_and_counts_oversized_datagrams_and_keeps_the_others
 
 #[tokio::test]
 async fn batch_receive_drops_datagrams_longer_than_its_slots_below_max_datagram() {
-    let rx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let rx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+    let tx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     let mut batch = RecvBatch::new(4, 64);
     assert_eq!((batch.slots(), batch.slot_len()), (4, 64));
@@ -110,7 +110,7 @@ async fn batch_receive_drops_datagrams_longer_than_its_slots_below_max_datagram(
 
 #[tokio::test]
 async fn batch_of_only_oversized_datagrams_would_block_after_counting_them() {
-    let rx = Endpoint::bind_with(
+    let rx = Socket::bind_with(
         addr("127.0.0.1:0"),
         SocketConfig {
             max_datagram: 10,
@@ -119,7 +119,7 @@ async fn batch_of_only_oversized_datagrams_would_block_after_counting_them() {
     )
     .await
     .unwrap();
-    let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let tx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     for _ in 0..3 {
         tx.send_to(&[1u8; 11], to).await.unwrap();
@@ -139,11 +139,11 @@ async fn batch_of_only_oversized_datagrams_would_block_after_counting_them() {
 
 #[tokio::test]
 async fn batch_receive_reports_each_datagrams_own_sender() {
-    let rx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let rx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     let mut senders = Vec::new();
     for _ in 0..3 {
-        senders.push(Endpoint::bind(addr("127.0.0.1:0")).await.unwrap());
+        senders.push(Socket::bind(addr("127.0.0.1:0")).await.unwrap());
     }
     // Interleaved: a, b, c, a, b, c, ...
     let mut sent = Vec::new();
@@ -161,8 +161,8 @@ async fn batch_receive_reports_each_datagrams_own_sender() {
 
 #[tokio::test]
 async fn batch_receive_takes_at_most_its_slots_and_leaves_the_rest_queued() {
-    let rx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let rx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+    let tx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     for i in 0..10u8 {
         tx.send_to(&[i], to).await.unwrap();
@@ -181,11 +181,11 @@ async fn batch_receive_takes_at_most_its_slots_and_leaves_the_rest_queued() {
 
 #[tokio::test]
 async fn batch_round_trips_over_ipv6_loopback_with_the_senders_address() {
-    let Ok(rx) = Endpoint::bind(addr("[::1]:0")).await else {
+    let Ok(rx) = Socket::bind(addr("[::1]:0")).await else {
         eprintln!("SKIP: no IPv6 loopback");
         return;
     };
-    let tx = Endpoint::bind(addr("[::1]:0")).await.unwrap();
+    let tx = Socket::bind(addr("[::1]:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     let sent = send_batch(&tx, [(&b"six"[..], to), (&b"seven"[..], to)])
         .await
@@ -202,10 +202,10 @@ async fn batch_round_trips_over_ipv6_loopback_with_the_senders_address() {
 
 #[tokio::test]
 async fn batch_send_delivers_each_datagram_to_its_own_destination() {
-    let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let tx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let mut rxs = Vec::new();
     for _ in 0..3 {
-        rxs.push(Endpoint::bind(addr("127.0.0.1:0")).await.unwrap());
+        rxs.push(Socket::bind(addr("127.0.0.1:0")).await.unwrap());
     }
     let payloads: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 1 + i as usize]).collect();
     let out: Vec<(&[u8], SocketAddr)> = payloads
@@ -228,8 +228,8 @@ async fn batch_send_delivers_each_datagram_to_its_own_destination() {
 
 #[tokio::test]
 async fn batch_send_stops_before_a_datagram_the_kernel_refuses_and_the_retry_reports_it() {
-    let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let rx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let tx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+    let rx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     // 65,508 bytes: one more than an IPv4 UDP payload can carry (EMSGSIZE).
     let too_big = vec![0u8; 65_508];
@@ -251,8 +251,8 @@ async fn batch_send_stops_before_a_datagram_the_kernel_refuses_and_the_retry_rep
 
 #[tokio::test]
 async fn batch_send_takes_at_most_send_batch_max_datagrams_per_call() {
-    let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let rx = Endpoint::bind_with(
+    let tx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+    let rx = Socket::bind_with(
         addr("127.0.0.1:0"),
         SocketConfig {
             recv_buffer_size: Some(1 << 20),
@@ -280,8 +280,8 @@ async fn batch_send_takes_at_most_send_batch_max_datagrams_per_call() {
 
 #[tokio::test]
 async fn batch_send_on_a_connected_socket_reaches_its_peer() {
-    let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let rx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let tx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+    let rx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = rx.local_addr().unwrap();
     tx.connect(to).await.unwrap();
     assert_eq!(send_batch(&tx, [(&b"x"[..], to)]).await.unwrap(), 1);
@@ -295,8 +295,8 @@ async fn a_run_of_equal_datagrams_to_one_peer_arrives_as_the_same_separate_datag
     // On Linux such a run goes as one GSO send; the receiver must see exactly the
     // datagrams a send each would have produced, the shorter last one included, and
     // those around the run (another size, another destination) in order too.
-    let tx = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let rx = Endpoint::bind_with(
+    let tx = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+    let rx = Socket::bind_with(
         addr("127.0.0.1:0"),
         SocketConfig {
             recv_buffer_size: Some(1 << 20),
@@ -305,7 +305,7 @@ async fn a_run_of_equal_datagrams_to_one_peer_arrives_as_the_same_separate_datag
     )
     .await
     .unwrap();
-    let other = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let other = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let (to, elsewhere) = (rx.local_addr().unwrap(), other.local_addr().unwrap());
     let mut payloads: Vec<Vec<u8>> = vec![vec![0xAA; 5]];
     payloads.extend((0..20u8).map(|i| vec![i; 100]));
@@ -353,7 +353,7 @@ async fn a_run_of_equal_datagrams_to_one_peer_arrives_as_the_same_separate_datag
 }
 
 /// Sends all of `items` with `try_send_batch_from`, waiting for room (bounded).
-async fn send_all_from(ep: &Endpoint, items: &[(&[u8], SocketAddr, Option<std::net::IpAddr>)]) {
+async fn send_all_from(ep: &Socket, items: &[(&[u8], SocketAddr, Option<std::net::IpAddr>)]) {
     let mut next = 0;
     let work = async {
         while next < items.len() {
@@ -373,7 +373,7 @@ async fn send_all_from(ep: &Endpoint, items: &[(&[u8], SocketAddr, Option<std::n
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_wildcard_bound_endpoint_learns_each_datagrams_local_address_and_sends_from_it() {
-    let server = Endpoint::bind(addr("0.0.0.0:0")).await.unwrap();
+    let server = Socket::bind(addr("0.0.0.0:0")).await.unwrap();
     assert!(server.enable_local_addr().unwrap());
     let port = server.local_addr().unwrap().port();
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -456,7 +456,7 @@ async fn a_wildcard_bound_endpoint_learns_each_datagrams_local_address_and_sends
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_dual_stack_endpoint_sends_ipv4_from_an_ipv4_source() {
-    let Ok(server) = Endpoint::bind(addr("[::]:0")).await else {
+    let Ok(server) = Socket::bind(addr("[::]:0")).await else {
         eprintln!("SKIP: no IPv6 on this host");
         return;
     };
@@ -484,6 +484,6 @@ async fn a_dual_stack_endpoint_sends_ipv4_from_an_ipv4_source() {
 
 #[tokio::test]
 async fn an_endpoint_bound_to_one_address_needs_no_local_addresses() {
-    let ep = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let ep = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     assert!(!ep.enable_local_addr().unwrap());
 }

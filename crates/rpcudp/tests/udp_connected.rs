@@ -1,17 +1,15 @@
 //! Connected UDP: `connect`, `send`/`recv`, peer filtering, and the ICMP port unreachable
 //! surfaced as "connection refused" that leaves the endpoint usable.
 
-use rpcudp::udp::{is_connection_refused, Endpoint};
+use rpcudp::udp::{is_connection_refused, Socket};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn bind() -> Endpoint {
-    Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+async fn bind() -> Socket {
+    Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 
 /// A loopback port nobody listens on: bound, then closed.
@@ -89,7 +87,7 @@ async fn connection_refused_does_not_kill_the_endpoint() {
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
     // Someone starts listening there: the same endpoint now talks to it.
-    let peer = Endpoint::bind(peer_addr).await.unwrap();
+    let peer = Socket::bind(peer_addr).await.unwrap();
     client.send(b"second").await.unwrap();
     let (data, from) = tokio::time::timeout(WAIT, peer.recv_datagram())
         .await

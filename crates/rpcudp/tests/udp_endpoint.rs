@@ -1,8 +1,8 @@
-//! Endpoint basics over real loopback sockets: binding, both IP stacks, buffers, the
+//! Socket basics over real loopback sockets: binding, both IP stacks, buffers, the
 //! largest datagram, oversize detection, the datagram stream, adoption, resolution.
 
 use futures::StreamExt;
-use rpcudp::udp::{BindError, Endpoint, IpStack, SocketConfig};
+use rpcudp::udp::{BindError, IpStack, Socket, SocketConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-async fn recv(ep: &Endpoint, buf: &mut [u8]) -> (usize, SocketAddr) {
+async fn recv(ep: &Socket, buf: &mut [u8]) -> (usize, SocketAddr) {
     tokio::time::timeout(WAIT, ep.recv_from(buf))
         .await
         .expect("a datagram within 5 s")
@@ -21,7 +21,7 @@ async fn recv(ep: &Endpoint, buf: &mut [u8]) -> (usize, SocketAddr) {
 
 #[tokio::test]
 async fn port_zero_binds_a_free_port_reported_by_local_addr() {
-    let ep = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let ep = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let local = ep.local_addr().unwrap();
     assert_eq!(local.ip().to_string(), "127.0.0.1");
     assert_ne!(local.port(), 0);
@@ -29,9 +29,9 @@ async fn port_zero_binds_a_free_port_reported_by_local_addr() {
 
 #[tokio::test]
 async fn binding_a_taken_port_without_reuse_fails_with_a_bind_error() {
-    let first = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let first = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let taken = first.local_addr().unwrap();
-    let err = Endpoint::bind_with(taken, SocketConfig::default())
+    let err = Socket::bind_with(taken, SocketConfig::default())
         .await
         .unwrap_err();
     assert!(
@@ -43,11 +43,11 @@ async fn binding_a_taken_port_without_reuse_fails_with_a_bind_error() {
 
 #[tokio::test]
 async fn listen_multiple_lets_two_endpoints_share_a_port() {
-    let a = Endpoint::bind_with(addr("127.0.0.1:0"), SocketConfig::listen_multiple())
+    let a = Socket::bind_with(addr("127.0.0.1:0"), SocketConfig::listen_multiple())
         .await
         .unwrap();
     let port = a.local_addr().unwrap().port();
-    let b = Endpoint::bind_with(
+    let b = Socket::bind_with(
         SocketAddr::from(([127, 0, 0, 1], port)),
         SocketConfig::listen_multiple(),
     )
@@ -58,8 +58,8 @@ async fn listen_multiple_lets_two_endpoints_share_a_port() {
 
 #[tokio::test]
 async fn datagram_round_trips_over_ipv4_with_the_senders_address() {
-    let a = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let b = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let a = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+    let b = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     a.send_to(b"ping", b.local_addr().unwrap()).await.unwrap();
     let mut buf = [0u8; 100];
     let (n, from) = recv(&b, &mut buf).await;
@@ -71,8 +71,8 @@ async fn datagram_round_trips_over_ipv4_with_the_senders_address() {
 
 #[tokio::test]
 async fn datagram_round_trips_over_ipv6_loopback() {
-    let a = Endpoint::bind(addr("[::1]:0")).await.unwrap();
-    let b = Endpoint::bind(addr("[::1]:0")).await.unwrap();
+    let a = Socket::bind(addr("[::1]:0")).await.unwrap();
+    let b = Socket::bind(addr("[::1]:0")).await.unwrap();
     a.send_to(b"six", b.local_addr().unwrap()).await.unwrap();
     let (data, from) = tokio::time::timeout(WAIT, b.recv_datagram())
         .await
@@ -84,7 +84,7 @@ async fn datagram_round_trips_over_ipv6_loopback() {
 
 #[tokio::test]
 async fn dual_stack_endpoint_receives_ipv4_as_mapped_addresses() {
-    let six = Endpoint::bind_with(
+    let six = Socket::bind_with(
         addr("[::]:0"),
         SocketConfig {
             ip_stack: IpStack::DualStack,
@@ -94,7 +94,7 @@ async fn dual_stack_endpoint_receives_ipv4_as_mapped_addresses() {
     .await
     .unwrap();
     let port = six.local_addr().unwrap().port();
-    let four = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let four = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     four.send_to(b"v4", SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .unwrap();
@@ -104,14 +104,14 @@ async fn dual_stack_endpoint_receives_ipv4_as_mapped_addresses() {
     assert_eq!(from.ip().to_string(), "::ffff:127.0.0.1");
     assert_eq!(from.port(), four.local_addr().unwrap().port());
     // A dual-stack socket owns the IPv4 port too.
-    assert!(Endpoint::bind(SocketAddr::from(([0, 0, 0, 0], port)))
+    assert!(Socket::bind(SocketAddr::from(([0, 0, 0, 0], port)))
         .await
         .is_err());
 }
 
 #[tokio::test]
 async fn v6_only_endpoint_leaves_the_ipv4_port_free() {
-    let six = Endpoint::bind_with(
+    let six = Socket::bind_with(
         addr("[::]:0"),
         SocketConfig {
             ip_stack: IpStack::V6Only,
@@ -121,7 +121,7 @@ async fn v6_only_endpoint_leaves_the_ipv4_port_free() {
     .await
     .unwrap();
     let port = six.local_addr().unwrap().port();
-    let four = Endpoint::bind(SocketAddr::from(([0, 0, 0, 0], port)))
+    let four = Socket::bind(SocketAddr::from(([0, 0, 0, 0], port)))
         .await
         .expect("the IPv4 port is not taken by a v6-only socket");
     assert_eq!(four.local_addr().unwrap().port(), port);
@@ -129,7 +129,7 @@ async fn v6_only_endpoint_leaves_the_ipv4_port_free() {
 
 #[tokio::test]
 async fn buffer_sizes_are_applied() {
-    let ep = Endpoint::bind_with(
+    let ep = Socket::bind_with(
         addr("127.0.0.1:0"),
         SocketConfig {
             recv_buffer_size: Some(256 * 1024),
@@ -147,7 +147,7 @@ async fn buffer_sizes_are_applied() {
 
 #[tokio::test]
 async fn largest_ipv4_datagram_of_65507_bytes_arrives_whole() {
-    let a = Endpoint::bind_with(
+    let a = Socket::bind_with(
         addr("127.0.0.1:0"),
         SocketConfig {
             send_buffer_size: Some(1 << 20),
@@ -156,7 +156,7 @@ async fn largest_ipv4_datagram_of_65507_bytes_arrives_whole() {
     )
     .await
     .unwrap();
-    let b = Endpoint::bind_with(
+    let b = Socket::bind_with(
         addr("127.0.0.1:0"),
         SocketConfig {
             recv_buffer_size: Some(1 << 20),
@@ -185,8 +185,8 @@ async fn largest_ipv4_datagram_of_65507_bytes_arrives_whole() {
 
 #[tokio::test]
 async fn datagram_above_max_datagram_is_dropped_and_counted_not_truncated() {
-    let a = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let b = Endpoint::bind_with(
+    let a = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+    let b = Socket::bind_with(
         addr("127.0.0.1:0"),
         SocketConfig {
             max_datagram: 100,
@@ -212,8 +212,8 @@ async fn datagram_above_max_datagram_is_dropped_and_counted_not_truncated() {
 
 #[tokio::test]
 async fn datagram_longer_than_the_callers_buffer_is_dropped_and_counted() {
-    let a = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let b = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let a = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+    let b = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     let to = b.local_addr().unwrap();
     a.send_to(b"0123456789", to).await.unwrap();
     a.send_to(b"01234567", to).await.unwrap();
@@ -225,8 +225,8 @@ async fn datagram_longer_than_the_callers_buffer_is_dropped_and_counted() {
 
 #[tokio::test]
 async fn datagram_stream_yields_datagrams_in_order_and_skips_oversized_ones() {
-    let a = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-    let b = Endpoint::bind_with(
+    let a = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+    let b = Socket::bind_with(
         addr("127.0.0.1:0"),
         SocketConfig {
             max_datagram: 10,
@@ -253,7 +253,7 @@ async fn datagram_stream_yields_datagrams_in_order_and_skips_oversized_ones() {
 #[tokio::test]
 async fn invalid_max_datagram_is_a_configuration_error() {
     for max in [0, 65_536] {
-        let err = Endpoint::bind_with(
+        let err = Socket::bind_with(
             addr("127.0.0.1:0"),
             SocketConfig {
                 max_datagram: max,
@@ -268,10 +268,10 @@ async fn invalid_max_datagram_is_a_configuration_error() {
 
 #[tokio::test]
 async fn unicast_ttl_can_be_read_and_set() {
-    let four = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
+    let four = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
     four.set_ttl(7).unwrap();
     assert_eq!(four.ttl().unwrap(), 7);
-    let six = Endpoint::bind(addr("[::1]:0")).await.unwrap();
+    let six = Socket::bind(addr("[::1]:0")).await.unwrap();
     six.set_ttl(9).unwrap();
     assert_eq!(six.ttl().unwrap(), 9);
 }
@@ -288,8 +288,8 @@ proptest::proptest! {
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let a = Endpoint::bind(addr("127.0.0.1:0")).await.unwrap();
-            let b = Endpoint::bind_with(addr("127.0.0.1:0"), SocketConfig { max_datagram: max, ..SocketConfig::default() }).await.unwrap();
+            let a = Socket::bind(addr("127.0.0.1:0")).await.unwrap();
+            let b = Socket::bind_with(addr("127.0.0.1:0"), SocketConfig { max_datagram: max, ..SocketConfig::default() }).await.unwrap();
             let to = b.local_addr().unwrap();
             // The caller's buffer is either roomy or smaller than max: both paths count.
             let mut buf = vec![0u8; if small_buffer { max / 2 + 1 } else { 65_536 }];
@@ -325,9 +325,7 @@ proptest::proptest! {
 async fn sending_to_a_broadcast_address_without_permission_says_to_call_set_broadcast() {
     // The kernel refuses 127.255.255.255 (loopback's subnet broadcast) as it refuses
     // 255.255.255.255 when SO_BROADCAST is off, so this needs no namespace.
-    let ep = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ep = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let target: SocketAddr = "127.255.255.255:9".parse().unwrap();
     let err = ep.send_to(b"x", target).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");

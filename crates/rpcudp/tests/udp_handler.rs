@@ -2,7 +2,7 @@
 //! callback order, connection refused, graceful stop.
 
 use bytes::Bytes;
-use rpcudp::udp::{listen, DatagramHandler, Endpoint, RunError, SocketConfig, Transport};
+use rpcudp::udp::{listen, DatagramHandler, RunError, Socket, SocketConfig, Transport};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -68,10 +68,8 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Event>) -> Event {
         .expect("the runner is alive")
 }
 
-async fn bind() -> Endpoint {
-    Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+async fn bind() -> Socket {
+    Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 
 #[tokio::test]
@@ -106,7 +104,7 @@ async fn stop_runs_the_stop_callback_and_closes_the_socket() {
     assert_eq!(next(&mut rx).await, Event::Stopped);
     drop(handler);
     // The port is free again: the socket really closed (no address reuse here).
-    let again = Endpoint::bind_with(addr, SocketConfig::default()).await;
+    let again = Socket::bind_with(addr, SocketConfig::default()).await;
     assert!(again.is_ok(), "the port is still taken: {:?}", again.err());
 }
 
@@ -162,7 +160,7 @@ async fn connected_handler_is_told_connection_refused_and_keeps_running() {
     assert_eq!(next(&mut rx).await, Event::Refused);
     assert_eq!(helloer.stats().connection_refused, 1);
     // Still alive: a server appears at the peer address and talks to it.
-    let peer = Endpoint::bind(closed_addr).await.unwrap();
+    let peer = Socket::bind(closed_addr).await.unwrap();
     peer.send_to(b"now I am here", helloer.local_addr())
         .await
         .unwrap();
@@ -177,7 +175,7 @@ async fn connected_handler_is_told_connection_refused_and_keeps_running() {
 #[tokio::test]
 async fn oversized_datagrams_never_reach_the_handler() {
     let (h, mut rx) = recorder(None);
-    let ep = Endpoint::bind_with(
+    let ep = Socket::bind_with(
         "127.0.0.1:0".parse().unwrap(),
         SocketConfig {
             max_datagram: 8,

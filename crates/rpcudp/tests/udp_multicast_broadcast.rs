@@ -6,7 +6,7 @@
 //! `#[ignore]` so they run only that way. Skips with a printed reason without root;
 //! as root they must run.
 
-use rpcudp::udp::{Endpoint, Interface, IpStack, SocketConfig};
+use rpcudp::udp::{Interface, IpStack, Socket, SocketConfig};
 use rpcudp_testkit::{require_netns, Child, Netns};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
@@ -57,7 +57,7 @@ fn in_child() -> bool {
     yes
 }
 
-async fn recv(ep: &Endpoint) -> (Vec<u8>, SocketAddr) {
+async fn recv(ep: &Socket) -> (Vec<u8>, SocketAddr) {
     let (data, from) = tokio::time::timeout(WAIT, ep.recv_datagram())
         .await
         .expect("a datagram within 5 s")
@@ -68,7 +68,7 @@ async fn recv(ep: &Endpoint) -> (Vec<u8>, SocketAddr) {
 /// Asserts that the next datagram `ep` receives is `expected`: sent after one that must
 /// not arrive, by the same sender on the same path, it proves that one was not delivered
 /// (datagrams between two sockets over one link keep their order).
-async fn assert_next_is(ep: &Endpoint, expected: &[u8]) {
+async fn assert_next_is(ep: &Socket, expected: &[u8]) {
     let (data, _) = recv(ep).await;
     assert_eq!(
         String::from_utf8_lossy(&data),
@@ -77,14 +77,14 @@ async fn assert_next_is(ep: &Endpoint, expected: &[u8]) {
     );
 }
 
-async fn shared_listeners(bind: SocketAddr) -> (Endpoint, Endpoint) {
+async fn shared_listeners(bind: SocketAddr) -> (Socket, Socket) {
     let cfg = SocketConfig {
         ip_stack: IpStack::V6Only,
         ..SocketConfig::listen_multiple()
     };
-    let a = Endpoint::bind_with(bind, cfg.clone()).await.unwrap();
+    let a = Socket::bind_with(bind, cfg.clone()).await.unwrap();
     let port = a.local_addr().unwrap().port();
-    let b = Endpoint::bind_with(SocketAddr::new(bind.ip(), port), cfg)
+    let b = Socket::bind_with(SocketAddr::new(bind.ip(), port), cfg)
         .await
         .unwrap();
     (a, b)
@@ -94,9 +94,7 @@ async fn shared_listeners(bind: SocketAddr) -> (Endpoint, Endpoint) {
 
 #[tokio::test]
 async fn ipv4_multicast_options_read_back_what_was_set() {
-    let ep = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ep = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     assert_eq!(
         ep.multicast_ttl().unwrap(),
         1,
@@ -120,7 +118,7 @@ async fn ipv4_multicast_options_read_back_what_was_set() {
 
 #[tokio::test]
 async fn ipv6_multicast_options_read_back_what_was_set() {
-    let ep = Endpoint::bind("[::1]:0".parse().unwrap()).await.unwrap();
+    let ep = Socket::bind("[::1]:0".parse().unwrap()).await.unwrap();
     ep.set_multicast_ttl(4).unwrap();
     assert_eq!(ep.multicast_ttl().unwrap(), 4);
     ep.set_multicast_loop(false).unwrap();
@@ -136,9 +134,7 @@ async fn ipv6_multicast_options_read_back_what_was_set() {
 
 #[tokio::test]
 async fn joining_a_unicast_address_is_refused() {
-    let ep = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ep = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let err = ep
         .join_multicast("10.0.0.1".parse().unwrap(), Interface::Any)
         .unwrap_err();
@@ -148,15 +144,13 @@ async fn joining_a_unicast_address_is_refused() {
 
 #[tokio::test]
 async fn broadcast_flag_can_be_read_and_set_at_bind_or_later() {
-    let ep = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ep = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     assert!(!ep.broadcast().unwrap());
     ep.set_broadcast(true).unwrap();
     assert!(ep.broadcast().unwrap());
     ep.set_broadcast(false).unwrap();
     assert!(!ep.broadcast().unwrap());
-    let on = Endpoint::bind_with(
+    let on = Socket::bind_with(
         "127.0.0.1:0".parse().unwrap(),
         SocketConfig {
             broadcast: true,
@@ -212,7 +206,7 @@ async fn child_ipv4_multicast() {
     a.join_multicast(g1, m0_addr).unwrap();
     b.join_multicast(g1, m0).unwrap();
     b.join_multicast(g2, m0).unwrap();
-    let sender = Endpoint::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let sender = Socket::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
     sender.set_multicast_interface(m0_addr).unwrap();
     sender.set_multicast_ttl(3).unwrap();
     let (t1, t2) = (SocketAddr::new(g1, port), SocketAddr::new(g2, port));
@@ -280,7 +274,7 @@ async fn child_ipv6_multicast() {
     a.join_multicast(g1, m0).unwrap();
     b.join_multicast(g1, m0).unwrap();
     b.join_multicast(g2, m0).unwrap();
-    let sender = Endpoint::bind("[::]:0".parse().unwrap()).await.unwrap();
+    let sender = Socket::bind("[::]:0".parse().unwrap()).await.unwrap();
     sender.set_multicast_interface(m0).unwrap();
     sender.set_multicast_ttl(2).unwrap();
     let to = |g: IpAddr| -> SocketAddr {
@@ -332,9 +326,9 @@ async fn child_broadcast() {
     if !in_child() {
         return;
     }
-    let receiver = Endpoint::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let receiver = Socket::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
     let port = receiver.local_addr().unwrap().port();
-    let sender = Endpoint::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let sender = Socket::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
     assert!(!sender.broadcast().unwrap());
     let err = sender.send_broadcast(b"denied", port).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
@@ -351,7 +345,7 @@ async fn child_broadcast() {
     assert_eq!(from.port(), sender.local_addr().unwrap().port());
 
     // Allowed from the start through the builder, too.
-    let sender2 = Endpoint::bind_with(
+    let sender2 = Socket::bind_with(
         "0.0.0.0:0".parse().unwrap(),
         SocketConfig {
             broadcast: true,

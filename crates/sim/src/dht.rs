@@ -3,14 +3,14 @@
 //!
 //! Owns: the script (join, store, kill without warning, look up, store and look up
 //! again, optionally restart killed nodes as newcomers), its bookkeeping and the figures
-//! it reports ([`DhtReport`]). Does not own: the node's logic (`rpcudp_proto::kad`) or
+//! it reports ([`Report`]). Does not own: the node's logic (`rpcudp_proto::kad`) or
 //! the network (the generic [`Sim`]).
 //!
 //! The script, for a seed:
 //! 1. node 0 starts alone; every `join_interval` (more often in a big network, see
-//!    [`DhtScenario::join_window`]) the next node bootstraps through a random node that
+//!    [`Scenario::join_window`]) the next node bootstraps through a random node that
 //!    has already joined (a node whose bootstrap found nobody tries again through
-//!    another, up to [`DhtScenario::join_attempts`] times); then the network settles for
+//!    another, up to [`Scenario::join_attempts`] times); then the network settles for
 //!    `settle`;
 //! 2. `gets` values are stored through random nodes, one every `op_interval`;
 //! 3. a `kill` fraction of the nodes is killed at once, without warning;
@@ -20,24 +20,24 @@
 //! 6. `gets` new values are stored through random live nodes and looked up through
 //!    others.
 //!
-//! With [`DhtScenario::adversarial`] above 0, that fraction of the nodes (chosen by the
+//! With [`Scenario::adversarial`] above 0, that fraction of the nodes (chosen by the
 //! seed, never node 0, which the others bootstrap through first) is hostile from the
 //! start ([`crate::hostile`]): they join like the others, are never killed, and never
 //! carry a store or a get. Nodes bootstrap through honest nodes only (the address a user
 //! bootstraps through is one they trust); hostile nodes are met through lookups. A get
 //! counts as found only if it returned the genuine value; one that returned another
-//! value counts in [`DhtReport::forged_accepted`].
+//! value counts in [`Report::forged_accepted`].
 //!
 //! A run is an `Err` ([`SimError`], naming the seed) only when the script cannot go on:
 //! a query that never finishes, or no node left to act through. Figures that miss a
 //! target are the caller's to judge.
 //!
 //! ```
-//! use rpcudp_sim::dht::{run_dht, DhtScenario};
-//! let scenario = DhtScenario { nodes: 40, gets: 10, ..DhtScenario::default() };
-//! let report = run_dht(3, &scenario).unwrap();
+//! use rpcudp_sim::dht::{run, Scenario};
+//! let scenario = Scenario { nodes: 40, gets: 10, ..Scenario::default() };
+//! let report = run(3, &scenario).unwrap();
 //! assert_eq!(report.gets, 10);
-//! assert_eq!(run_dht(3, &scenario).unwrap(), report); // the seed replays the run
+//! assert_eq!(run(3, &scenario).unwrap(), report); // the seed replays the run
 //! ```
 
 use std::cell::RefCell;
@@ -52,12 +52,12 @@ use rpcudp_proto::kad::record::{RecordPick, SignedRecord};
 use rpcudp_proto::kad::{self, Event, NodeConfig, QueryId, QueryOutcome};
 
 use crate::hostile::{Attack, Crowd, Forger, Role, SimNode};
-use crate::net::{node_addr, sub_seed, Delay, LinkConfig, NetConfig, NodeId, RunOutcome, Sim};
+use crate::net::{node_addr, sub_seed, Delay, LinkConfig, NetConfig, NodeIndex, RunOutcome, Sim};
 use crate::SimError;
 
 /// The scenario's shape. The defaults are `rpcudp sim dht`'s.
 #[derive(Clone, Debug)]
-pub struct DhtScenario {
+pub struct Scenario {
     /// Nodes in the network (at least 2).
     pub nodes: usize,
     /// Values stored before the kill, and again after it (each looked up once).
@@ -108,9 +108,9 @@ pub struct DhtScenario {
     pub signed: bool,
 }
 
-impl Default for DhtScenario {
+impl Default for Scenario {
     fn default() -> Self {
-        DhtScenario {
+        Scenario {
             nodes: 1000,
             gets: 1000,
             kill: 0.25,
@@ -172,7 +172,7 @@ impl Latency {
 
 /// What a run found. Equal for equal seeds and scenarios.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DhtReport {
+pub struct Report {
     /// Nodes in the network.
     pub nodes: usize,
     /// The seed.
@@ -269,7 +269,7 @@ enum Purpose {
 
 struct Run<'s> {
     seed: u64,
-    scenario: &'s DhtScenario,
+    scenario: &'s Scenario,
     sim: Sim<SimNode>,
     /// Whether each node (by index) is hostile.
     hostile: Vec<bool>,
@@ -278,11 +278,11 @@ struct Run<'s> {
     records: Rc<RefCell<HashMap<kad::NodeId, SignedRecord>>>,
     forged_accepted: usize,
     rng: SmallRng,
-    pending: HashMap<(NodeId, QueryId), Purpose>,
-    joined: Vec<NodeId>,
+    pending: HashMap<(NodeIndex, QueryId), Purpose>,
+    joined: Vec<NodeIndex>,
     /// Nodes to bootstrap again (their last bootstrap found nobody), with the attempt.
-    retry: Vec<(NodeId, u32)>,
-    alive: Vec<NodeId>,
+    retry: Vec<(NodeIndex, u32)>,
+    alive: Vec<NodeIndex>,
     values: Vec<(kad::NodeId, Value)>,
     set_times: Vec<Duration>,
     acks: u64,
@@ -297,12 +297,12 @@ struct Run<'s> {
 }
 
 /// Runs the scenario for `seed`; `Err` when it could not go on (see the module docs).
-pub fn run_dht(seed: u64, scenario: &DhtScenario) -> Result<DhtReport, SimError> {
+pub fn run(seed: u64, scenario: &Scenario) -> Result<Report, SimError> {
     Run::new(seed, scenario)?.run()
 }
 
 impl<'s> Run<'s> {
-    fn new(seed: u64, scenario: &'s DhtScenario) -> Result<Self, SimError> {
+    fn new(seed: u64, scenario: &'s Scenario) -> Result<Self, SimError> {
         let link = LinkConfig {
             loss: scenario.loss,
             delay: Delay::LogNormal {
@@ -378,13 +378,13 @@ impl<'s> Run<'s> {
         SimNode::hostile(node, role)
     }
 
-    fn is_hostile(&self, id: NodeId) -> bool {
+    fn is_hostile(&self, id: NodeIndex) -> bool {
         self.hostile[id.index()]
     }
 
     /// The joined honest nodes, in order: those that carry the script's stores and gets.
-    fn honest_joined(&self) -> Vec<NodeId> {
-        let mut alive: Vec<NodeId> = self
+    fn honest_joined(&self) -> Vec<NodeIndex> {
+        let mut alive: Vec<NodeIndex> = self
             .joined
             .iter()
             .copied()
@@ -394,7 +394,7 @@ impl<'s> Run<'s> {
         alive
     }
 
-    fn run(mut self) -> Result<DhtReport, SimError> {
+    fn run(mut self) -> Result<Report, SimError> {
         let s = self.scenario;
         self.sim.reserve(s.nodes);
         // 1. Joins.
@@ -446,7 +446,7 @@ impl<'s> Run<'s> {
         all.extend_from_slice(&self.lookups[1]);
         let net = self.sim.stats();
         let gets = s.gets.max(1) as f64;
-        Ok(DhtReport {
+        Ok(Report {
             nodes: s.nodes,
             seed: self.seed,
             gets: s.gets,
@@ -484,9 +484,9 @@ impl<'s> Run<'s> {
     }
 
     /// Bootstraps `id` through a random joined node (not itself).
-    fn bootstrap(&mut self, id: NodeId, attempt: u32) {
+    fn bootstrap(&mut self, id: NodeIndex, attempt: u32) {
         let hostile = &self.hostile;
-        let candidates: Vec<NodeId> = if self.joined.len() > 64 {
+        let candidates: Vec<NodeIndex> = if self.joined.len() > 64 {
             (0..8)
                 .map(|_| self.joined[self.rng.random_range(0..self.joined.len())])
                 .filter(|&j| j != id && !hostile[j.index()] && self.sim.is_alive(j))
@@ -517,7 +517,7 @@ impl<'s> Run<'s> {
     }
 
     /// Kills the scenario's fraction of the nodes at once; returns them.
-    fn kill(&mut self) -> Vec<NodeId> {
+    fn kill(&mut self) -> Vec<NodeIndex> {
         let n = self.alive.len();
         let count = ((self.scenario.kill * n as f64).round() as usize).min(n.saturating_sub(1));
         // A partial Fisher-Yates shuffle: the first `count` are the victims.
@@ -525,7 +525,7 @@ impl<'s> Run<'s> {
             let j = self.rng.random_range(i..n);
             self.alive.swap(i, j);
         }
-        let killed: Vec<NodeId> = self.alive.drain(..count).collect();
+        let killed: Vec<NodeIndex> = self.alive.drain(..count).collect();
         for &id in &killed {
             self.sim.kill(id);
         }
@@ -533,7 +533,7 @@ impl<'s> Run<'s> {
         killed
     }
 
-    fn rejoin(&mut self, killed: &[NodeId]) -> Result<usize, SimError> {
+    fn rejoin(&mut self, killed: &[NodeIndex]) -> Result<usize, SimError> {
         let count = (self.scenario.rejoin * killed.len() as f64).round() as usize;
         if count == 0 {
             return Ok(0);
@@ -555,7 +555,7 @@ impl<'s> Run<'s> {
         Ok(self.joined.len() - before)
     }
 
-    fn random_alive(&mut self) -> Result<NodeId, SimError> {
+    fn random_alive(&mut self) -> Result<NodeIndex, SimError> {
         if self.alive.is_empty() {
             return Err(self.fail("no live node left"));
         }
@@ -759,7 +759,7 @@ impl<'s> Run<'s> {
 
 /// Which node indexes are hostile: the scenario's fraction of them, drawn from the seed
 /// (by its own RNG, so an honest run draws the same ids as before), never node 0.
-fn choose_hostile(seed: u64, scenario: &DhtScenario) -> Vec<bool> {
+fn choose_hostile(seed: u64, scenario: &Scenario) -> Vec<bool> {
     let n = scenario.nodes;
     let mut hostile = vec![false; n];
     let count = ((scenario.adversarial * n as f64).round() as usize).min(n.saturating_sub(1));

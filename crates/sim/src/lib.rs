@@ -9,7 +9,7 @@
 //! comes from one seed, so a failing run is reported with its seed and replayed with it.
 //!
 //! Owns: the generic simulator ([`net`]) and the RPC workload with its invariant checks
-//! ([`rpc`], whose [`run`] the many-seed tests use). Does not own: any protocol logic;
+//! ([`rpc`], whose [`rpc::run`] the many-seed tests use). Does not own: any protocol logic;
 //! that is in `rpcudp-proto`.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -20,10 +20,10 @@ pub mod net;
 pub mod rpc;
 
 pub use net::{
-    node_addr, sub_seed, Delay, Injection, LinkConfig, NetConfig, NetStats, NodeId, RunOutcome,
+    node_addr, sub_seed, Delay, Injection, LinkConfig, NetConfig, NetStats, NodeIndex, RunOutcome,
     Sim, Tap,
 };
-pub use rpc::{attacker_addr, run, Report, SimConfig, SimError};
+pub use rpc::{attacker_addr, SimError};
 /// The trait a simulated state machine implements, and the datagram it hands out: so a
 /// user's own protocol needs no direct dependency on `rpcudp-proto`.
 pub use rpcudp_proto::{Protocol, Transmit};

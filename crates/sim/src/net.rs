@@ -53,9 +53,9 @@ use rpcudp_proto::{Protocol, Transmit};
 
 /// A node's handle: its index in the order of [`Sim::add_node`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub u32);
+pub struct NodeIndex(pub u32);
 
-impl NodeId {
+impl NodeIndex {
     /// The index, for the caller's own per-node tables.
     pub fn index(self) -> usize {
         self.0 as usize
@@ -295,7 +295,7 @@ pub struct Sim<P: Protocol> {
     config: NetConfig,
     links: HashMap<(u32, u32), LinkConfig>,
     partitioned: bool,
-    events: VecDeque<(NodeId, Duration, P::Event)>,
+    events: VecDeque<(NodeIndex, Duration, P::Event)>,
     tap: Option<Tap>,
     stats: NetStats,
 }
@@ -375,7 +375,7 @@ impl<P: Protocol> Sim<P> {
     ///
     /// # Panics
     /// If another node already has `addr` (a script error, not a network condition).
-    pub fn add_node(&mut self, addr: SocketAddr, proto: P) -> NodeId {
+    pub fn add_node(&mut self, addr: SocketAddr, proto: P) -> NodeIndex {
         let id = u32::try_from(self.nodes.len()).expect("at most 2^32 nodes");
         let previous = self.by_addr.insert(addr, id);
         assert!(previous.is_none(), "two nodes at {addr}");
@@ -386,35 +386,35 @@ impl<P: Protocol> Sim<P> {
             life: 0,
             group: 0,
         });
-        let id = NodeId(id);
+        let id = NodeIndex(id);
         self.settle(id);
         id
     }
 
     /// The node at `addr`, if any.
-    pub fn node_at(&self, addr: SocketAddr) -> Option<NodeId> {
-        self.by_addr.get(&addr).map(|&i| NodeId(i))
+    pub fn node_at(&self, addr: SocketAddr) -> Option<NodeIndex> {
+        self.by_addr.get(&addr).map(|&i| NodeIndex(i))
     }
 
     /// A node's address.
-    pub fn addr(&self, id: NodeId) -> SocketAddr {
+    pub fn addr(&self, id: NodeIndex) -> SocketAddr {
         self.nodes[id.index()].addr
     }
 
     /// Whether the node is alive (added or restarted, and not killed since).
-    pub fn is_alive(&self, id: NodeId) -> bool {
+    pub fn is_alive(&self, id: NodeIndex) -> bool {
         self.nodes[id.index()].proto.is_some()
     }
 
     /// A live node's state machine, to read.
-    pub fn node(&self, id: NodeId) -> Option<&P> {
+    pub fn node(&self, id: NodeIndex) -> Option<&P> {
         self.nodes[id.index()].proto.as_ref()
     }
 
     /// Runs `f` on a live node's state machine with the current time (to issue a
     /// command), then sends what it transmits, queues its events and its new deadline.
     /// `None` if the node is dead.
-    pub fn command<R>(&mut self, id: NodeId, f: impl FnOnce(&mut P, Instant) -> R) -> Option<R> {
+    pub fn command<R>(&mut self, id: NodeIndex, f: impl FnOnce(&mut P, Instant) -> R) -> Option<R> {
         let now = self.instant();
         let proto = self.nodes[id.index()].proto.as_mut()?;
         let r = f(proto, now);
@@ -424,7 +424,7 @@ impl<P: Protocol> Sim<P> {
 
     /// Kills a node without warning: it stops receiving, sending and waking, datagrams
     /// to it are dropped, and its state machine is handed back (or dropped).
-    pub fn kill(&mut self, id: NodeId) -> Option<P> {
+    pub fn kill(&mut self, id: NodeIndex) -> Option<P> {
         let slot = &mut self.nodes[id.index()];
         slot.queued = None;
         slot.life = slot.life.wrapping_add(1);
@@ -433,7 +433,7 @@ impl<P: Protocol> Sim<P> {
 
     /// Brings a node back at its address with a new (or the old) state machine.
     /// Datagrams still in flight to the address reach it, as they would on UDP.
-    pub fn restart(&mut self, id: NodeId, proto: P) {
+    pub fn restart(&mut self, id: NodeIndex, proto: P) {
         let slot = &mut self.nodes[id.index()];
         slot.queued = None;
         slot.life = slot.life.wrapping_add(1);
@@ -444,7 +444,7 @@ impl<P: Protocol> Sim<P> {
     /// Splits the network: the nodes of each set reach each other and nobody else; nodes
     /// in no set reach only each other. Replaces any earlier partition. Datagrams
     /// already in flight still arrive.
-    pub fn partition(&mut self, sets: &[&[NodeId]]) {
+    pub fn partition(&mut self, sets: &[&[NodeIndex]]) {
         self.heal();
         for (g, set) in sets.iter().enumerate() {
             for id in set.iter() {
@@ -465,12 +465,12 @@ impl<P: Protocol> Sim<P> {
     }
 
     /// Overrides what the link from `from` to `to` (one direction) does.
-    pub fn set_link(&mut self, from: NodeId, to: NodeId, link: LinkConfig) {
+    pub fn set_link(&mut self, from: NodeIndex, to: NodeIndex, link: LinkConfig) {
         self.links.insert((from.0, to.0), link);
     }
 
     /// Back to the default behaviour on the link from `from` to `to`.
-    pub fn reset_link(&mut self, from: NodeId, to: NodeId) {
+    pub fn reset_link(&mut self, from: NodeIndex, to: NodeIndex) {
         self.links.remove(&(from.0, to.0));
     }
 
@@ -502,7 +502,7 @@ impl<P: Protocol> Sim<P> {
     }
 
     /// The oldest event not taken yet: which node, when, and what.
-    pub fn poll_event(&mut self) -> Option<(NodeId, Duration, P::Event)> {
+    pub fn poll_event(&mut self) -> Option<(NodeIndex, Duration, P::Event)> {
         self.events.pop_front()
     }
 
@@ -537,7 +537,7 @@ impl<P: Protocol> Sim<P> {
                     Some(p) => {
                         self.stats.delivered += 1;
                         p.handle_datagram(self.origin + self.now, from, local, &payload);
-                        self.settle(NodeId(to));
+                        self.settle(NodeIndex(to));
                     }
                     None => self.stats.to_dead += 1,
                 }
@@ -628,12 +628,12 @@ impl<P: Protocol> Sim<P> {
             self.stats.timeouts += 1;
             p.handle_timeout(now);
         }
-        self.settle(NodeId(node));
+        self.settle(NodeIndex(node));
     }
 
     /// After a node was touched: send its transmits, queue its events, queue its
     /// deadline if it moved earlier than the queued one.
-    fn settle(&mut self, id: NodeId) {
+    fn settle(&mut self, id: NodeIndex) {
         let i = id.index();
         let Some(p) = self.nodes[i].proto.as_mut() else {
             return;
@@ -661,7 +661,7 @@ impl<P: Protocol> Sim<P> {
         }
     }
 
-    fn send(&mut self, from: NodeId, t: Transmit) {
+    fn send(&mut self, from: NodeIndex, t: Transmit) {
         self.stats.sent += 1;
         let from_addr = self.nodes[from.index()].addr;
         if let Some(tap) = self.tap.as_mut() {

@@ -14,8 +14,8 @@
 //! network carried.
 //!
 //! ```
-//! use rpcudp_sim::{run, SimConfig};
-//! let config = SimConfig { nodes: 3, calls_per_node: 5, ..SimConfig::default() };
+//! use rpcudp_sim::rpc::{run, Scenario};
+//! let config = Scenario { nodes: 3, calls_per_node: 5, ..Scenario::default() };
 //! let report = run(42, &config).unwrap();
 //! assert_eq!(report.calls, 15);
 //! assert_eq!(report.succeeded + report.timed_out, report.calls);
@@ -39,11 +39,11 @@ use rpcudp_proto::rpc::{
 use rpcudp_proto::wire::rpc::HEADER_LEN;
 use rpcudp_proto::wire::value::encode_value;
 
-use crate::net::{node_addr, sub_seed, Delay, Injection, LinkConfig, NetConfig, NodeId, Sim};
+use crate::net::{node_addr, sub_seed, Delay, Injection, LinkConfig, NetConfig, NodeIndex, Sim};
 
 /// One simulation's shape: nodes, workload, links, endpoint settings.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SimConfig {
+pub struct Scenario {
     /// How many endpoints.
     pub nodes: usize,
     /// How many calls each endpoint makes (to random other nodes).
@@ -67,9 +67,9 @@ pub struct SimConfig {
     pub max_steps: usize,
 }
 
-impl Default for SimConfig {
+impl Default for Scenario {
     fn default() -> Self {
-        SimConfig {
+        Scenario {
             nodes: 4,
             calls_per_node: 20,
             start_window: Duration::from_secs(2),
@@ -156,7 +156,7 @@ pub fn attacker_addr() -> SocketAddr {
 enum Action {
     /// A handler finishes: answer with the value, or give up (`None`).
     Answer {
-        node: NodeId,
+        node: NodeIndex,
         token: RequestToken,
         value: Option<Value>,
     },
@@ -196,25 +196,25 @@ struct CallRecord {
 
 struct Workload<'c> {
     seed: u64,
-    config: &'c SimConfig,
+    config: &'c Scenario,
     sim: Sim<Endpoint>,
     actions: BinaryHeap<Scheduled>,
     seq: u64,
     rng: SmallRng,
     forged: Rc<Cell<u64>>,
-    calls: HashMap<(NodeId, CallId), CallRecord>,
+    calls: HashMap<(NodeIndex, CallId), CallRecord>,
     /// Handler runs per call identity (caller node, call number).
     runs: HashMap<(u64, u64), u32>,
     report: Report,
 }
 
 /// Runs one simulation; `Err` names the first violated invariant and the seed.
-pub fn run(seed: u64, config: &SimConfig) -> Result<Report, SimError> {
+pub fn run(seed: u64, config: &Scenario) -> Result<Report, SimError> {
     Workload::new(seed, config).run()
 }
 
 impl<'c> Workload<'c> {
-    fn new(seed: u64, config: &'c SimConfig) -> Self {
+    fn new(seed: u64, config: &'c Scenario) -> Self {
         let mut sim = Sim::new(
             seed,
             NetConfig {
@@ -352,7 +352,7 @@ impl<'c> Workload<'c> {
                 let args = [Value::from(node as u64), Value::from(k as u64)];
                 let method = if nosuch { "nosuch" } else { "echo" };
                 let options = self.config.call_options.clone();
-                let id = NodeId(node as u32);
+                let id = NodeIndex(node as u32);
                 let call = self
                     .sim
                     .command(id, |ep, now| {
@@ -374,7 +374,7 @@ impl<'c> Workload<'c> {
         Ok(())
     }
 
-    fn on_event(&mut self, node: NodeId, event: Event) -> Result<(), SimError> {
+    fn on_event(&mut self, node: NodeIndex, event: Event) -> Result<(), SimError> {
         match event {
             Event::Request {
                 token,
@@ -443,7 +443,7 @@ impl<'c> Workload<'c> {
     }
 
     /// The record of a call that has not ended yet.
-    fn record(&mut self, node: NodeId, call: CallId) -> Result<&mut CallRecord, SimError> {
+    fn record(&mut self, node: NodeIndex, call: CallId) -> Result<&mut CallRecord, SimError> {
         let err = match self.calls.get(&(node, call)) {
             None => Some(format!(
                 "node {}: outcome for unknown call {call:?}",
@@ -474,7 +474,7 @@ impl<'c> Workload<'c> {
             return Err(self.fail(format!("node {} call {call:?} never ended", node.0)));
         }
         let nodes: Vec<&Endpoint> = (0..self.config.nodes)
-            .filter_map(|i| self.sim.node(NodeId(i as u32)))
+            .filter_map(|i| self.sim.node(NodeIndex(i as u32)))
             .collect();
         let (mut sent, mut received) = (0, 0);
         for (i, n) in nodes.iter().enumerate() {

@@ -2,27 +2,27 @@
 //! lookup paths and signed records defend. A few hundred nodes, so CI stays fast; the
 //! 10,000-node figures are in BENCHMARKS.md ("Hostile networks").
 
-use rpcudp_sim::dht::{run_dht, DhtReport, DhtScenario};
+use rpcudp_sim::dht;
 use rpcudp_sim::hostile::Attack;
 
-fn hostile(attack: Attack, signed: bool, paths: usize) -> DhtScenario {
-    let mut s = DhtScenario {
+fn hostile(attack: Attack, signed: bool, paths: usize) -> dht::Scenario {
+    let mut s = dht::Scenario {
         nodes: 300,
         gets: 40,
         adversarial: 0.2,
         attack,
         signed,
-        ..DhtScenario::default()
+        ..dht::Scenario::default()
     };
     s.node.lookup_paths = paths;
     s
 }
 
-fn run(seed: u64, s: &DhtScenario) -> DhtReport {
-    run_dht(seed, s).unwrap_or_else(|e| panic!("{e}"))
+fn run(seed: u64, s: &dht::Scenario) -> dht::Report {
+    dht::run(seed, s).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn found(r: &DhtReport) -> usize {
+fn found(r: &dht::Report) -> usize {
     r.found + r.found_new
 }
 
@@ -47,7 +47,7 @@ fn forgers_do_get_plain_values_accepted_which_is_why_records_are_signed() {
 }
 
 /// Gets that returned nothing at all.
-fn missing(r: &DhtReport) -> usize {
+fn missing(r: &dht::Report) -> usize {
     2 * r.gets - found(r) - r.forged_accepted
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rpcudp_sim::dht::{run_dht, DhtReport, DhtScenario};
+use rpcudp_sim::dht;
 
 /// The seeds to run: `SIM_SEED` alone if set, else `0..count` (`SIM_SEEDS` overrides
 /// `count`).
@@ -21,14 +21,14 @@ fn seeds(count: u64) -> Vec<u64> {
 /// Runs every seed and checks each report, collecting every failure (with its seed) so
 /// one assertion lists them all.
 fn run_all(
-    scenario: &DhtScenario,
+    scenario: &dht::Scenario,
     count: u64,
-    check: impl Fn(&DhtReport) -> Result<(), String>,
-) -> Vec<DhtReport> {
+    check: impl Fn(&dht::Report) -> Result<(), String>,
+) -> Vec<dht::Report> {
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for seed in seeds(count) {
-        match run_dht(seed, scenario) {
+        match dht::run(seed, scenario) {
             Ok(r) => {
                 if let Err(e) = check(&r) {
                     failures.push(format!("seed {seed}: {e} (replay with SIM_SEED={seed})"));
@@ -47,14 +47,14 @@ fn run_all(
     reports
 }
 
-fn churned_lossy_500() -> DhtScenario {
-    DhtScenario {
+fn churned_lossy_500() -> dht::Scenario {
+    dht::Scenario {
         nodes: 500,
         gets: 40,
         kill: 0.25,
         rejoin: 0.5,
         loss: 0.05,
-        ..DhtScenario::default()
+        ..dht::Scenario::default()
     }
 }
 
@@ -144,12 +144,12 @@ fn issue_9_targets_on_a_churned_lossy_network_of_500_nodes() {
 
 #[test]
 fn without_loss_or_kill_every_value_is_found() {
-    let scenario = DhtScenario {
+    let scenario = dht::Scenario {
         nodes: 200,
         gets: 50,
         kill: 0.0,
         loss: 0.0,
-        ..DhtScenario::default()
+        ..dht::Scenario::default()
     };
     run_all(&scenario, 3, |r| {
         if (r.found, r.found_new, r.killed) == (r.gets, r.gets, 0) {
@@ -162,29 +162,29 @@ fn without_loss_or_kill_every_value_is_found() {
 
 #[test]
 fn the_same_seed_replays_the_same_dht_run() {
-    let scenario = DhtScenario {
+    let scenario = dht::Scenario {
         nodes: 100,
         gets: 20,
         rejoin: 0.5,
-        ..DhtScenario::default()
+        ..dht::Scenario::default()
     };
-    let a = run_dht(5, &scenario).unwrap();
-    assert_eq!(a, run_dht(5, &scenario).unwrap());
-    assert_ne!(a.datagrams, run_dht(6, &scenario).unwrap().datagrams);
+    let a = dht::run(5, &scenario).unwrap();
+    assert_eq!(a, dht::run(5, &scenario).unwrap());
+    assert_ne!(a.datagrams, dht::run(6, &scenario).unwrap().datagrams);
 }
 
 #[test]
 fn a_run_that_cannot_finish_its_queries_fails_naming_its_seed() {
     // Total loss: every bootstrap fails, and a round limit of zero leaves the first
     // queries pending, which the run reports as an error with its seed.
-    let scenario = DhtScenario {
+    let scenario = dht::Scenario {
         nodes: 10,
         gets: 1,
         loss: 1.0,
         round_limit: Duration::ZERO,
-        ..DhtScenario::default()
+        ..dht::Scenario::default()
     };
-    let err = run_dht(4242, &scenario).unwrap_err();
+    let err = dht::run(4242, &scenario).unwrap_err();
     assert_eq!(err.seed, 4242);
     let text = err.to_string();
     assert!(

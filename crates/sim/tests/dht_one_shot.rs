@@ -34,7 +34,9 @@ use rand::{Rng, SeedableRng};
 use rmpv::Value;
 use rpcudp_proto::kad::{self, Event, Node, NodeConfig, QueryId, QueryOutcome};
 use rpcudp_proto::wire::rpc::{decode_packet, DecodeLimits, Dialect, Packet};
-use rpcudp_sim::net::{node_addr, sub_seed, Delay, LinkConfig, NetConfig, NodeId, RunOutcome, Sim};
+use rpcudp_sim::net::{
+    node_addr, sub_seed, Delay, LinkConfig, NetConfig, NodeIndex, RunOutcome, Sim,
+};
 
 const LONG_LIVED: usize = 200;
 const SETS: usize = 100;
@@ -83,12 +85,12 @@ struct Scenario {
     seed: u64,
     sim: Sim<Node>,
     rng: SmallRng,
-    long_lived: Vec<NodeId>,
-    alive: Vec<NodeId>,
+    long_lived: Vec<NodeIndex>,
+    alive: Vec<NodeIndex>,
     keys: Vec<(kad::NodeId, Value)>,
     exists: Vec<bool>,
-    clients: HashMap<NodeId, Phase>,
-    queries: HashMap<(NodeId, QueryId), ()>,
+    clients: HashMap<NodeIndex, Phase>,
+    queries: HashMap<(NodeIndex, QueryId), ()>,
     next_addr: usize,
     stage: Stage,
     figures: Figures,
@@ -277,7 +279,7 @@ impl Scenario {
     }
 
     /// The client is done: it stops and vanishes (its process exits).
-    fn vanish(&mut self, id: NodeId) {
+    fn vanish(&mut self, id: NodeIndex) {
         self.clients.remove(&id);
         let now = self.sim.now();
         self.sim.command(id, |n, at| n.stop(at));

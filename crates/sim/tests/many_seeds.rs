@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rpcudp_proto::rpc::{CallOptions, EndpointConfig};
 use rpcudp_proto::wire::rpc::Dialect;
-use rpcudp_sim::{run, Delay, LinkConfig, Report, SimConfig};
+use rpcudp_sim::rpc::{run, Report, Scenario};
+use rpcudp_sim::{Delay, LinkConfig};
 
 /// The seeds to run: `SIM_SEED` alone if set, else `0..count` (`SIM_SEEDS` overrides
 /// `count`).
@@ -19,7 +20,7 @@ fn seeds(count: u64) -> Vec<u64> {
 }
 
 /// Runs every seed, collecting all failures so one report lists every failing seed.
-fn run_all(config: &SimConfig, count: u64) -> Vec<Report> {
+fn run_all(config: &Scenario, count: u64) -> Vec<Report> {
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for seed in seeds(count) {
@@ -39,7 +40,7 @@ fn run_all(config: &SimConfig, count: u64) -> Vec<Report> {
 
 #[test]
 fn lossy_network_calls_end_exactly_once_and_handlers_run_at_most_once() {
-    let reports = run_all(&SimConfig::default(), 200);
+    let reports = run_all(&Scenario::default(), 200);
     assert!(
         reports.iter().all(|r| r.reruns_after_eviction == 0),
         "the default cache never evicts here"
@@ -79,14 +80,14 @@ fn lossy_network_calls_end_exactly_once_and_handlers_run_at_most_once() {
 
 #[test]
 fn without_loss_every_call_to_a_known_method_succeeds() {
-    let config = SimConfig {
+    let config = Scenario {
         link: LinkConfig {
             loss: 0.0,
             duplicate: 0.2,
-            ..SimConfig::default().link
+            ..Scenario::default().link
         },
         spoof: 0.2,
-        ..SimConfig::default()
+        ..Scenario::default()
     };
     for r in run_all(&config, 50) {
         let nosuch: u64 = r.stats.iter().map(|s| s.requests_abandoned).sum();
@@ -96,7 +97,7 @@ fn without_loss_every_call_to_a_known_method_succeeds() {
 
 #[test]
 fn without_retries_calls_still_end_exactly_once() {
-    let config = SimConfig {
+    let config = Scenario {
         call_options: CallOptions {
             attempt_timeout: Duration::from_millis(200),
             retries: 0,
@@ -104,9 +105,9 @@ fn without_retries_calls_still_end_exactly_once() {
         },
         link: LinkConfig {
             loss: 0.3,
-            ..SimConfig::default().link
+            ..Scenario::default().link
         },
-        ..SimConfig::default()
+        ..Scenario::default()
     };
     let reports = run_all(&config, 100);
     assert!(reports
@@ -116,12 +117,12 @@ fn without_retries_calls_still_end_exactly_once() {
 
 #[test]
 fn total_loss_times_every_call_out_and_runs_no_handler() {
-    let config = SimConfig {
+    let config = Scenario {
         link: LinkConfig {
             loss: 1.0,
-            ..SimConfig::default().link
+            ..Scenario::default().link
         },
-        ..SimConfig::default()
+        ..Scenario::default()
     };
     for r in run_all(&config, 20) {
         assert_eq!((r.succeeded, r.handler_runs, r.timed_out), (0, 0, r.calls));
@@ -130,7 +131,7 @@ fn total_loss_times_every_call_out_and_runs_no_handler() {
 
 #[test]
 fn heavy_reordering_and_slow_handlers_keep_the_invariants() {
-    let config = SimConfig {
+    let config = Scenario {
         link: LinkConfig {
             loss: 0.2,
             duplicate: 0.3,
@@ -138,10 +139,10 @@ fn heavy_reordering_and_slow_handlers_keep_the_invariants() {
                 min: Duration::from_millis(1),
                 max: Duration::from_millis(400),
             },
-            ..SimConfig::default().link
+            ..Scenario::default().link
         },
         handler_delay: (Duration::from_millis(100), Duration::from_millis(900)),
-        ..SimConfig::default()
+        ..Scenario::default()
     };
     let reports = run_all(&config, 100);
     let in_progress: u64 = reports
@@ -157,16 +158,16 @@ fn heavy_reordering_and_slow_handlers_keep_the_invariants() {
 
 #[test]
 fn storj_dialect_keeps_the_invariants() {
-    let config = SimConfig {
+    let config = Scenario {
         endpoint: EndpointConfig::for_dialect(Dialect::Storj),
-        ..SimConfig::default()
+        ..Scenario::default()
     };
     run_all(&config, 50);
 }
 
 #[test]
 fn tight_limits_drop_and_refuse_but_never_break_the_invariants() {
-    let config = SimConfig {
+    let config = Scenario {
         nodes: 3,
         calls_per_node: 40,
         start_window: Duration::from_millis(100),
@@ -175,7 +176,7 @@ fn tight_limits_drop_and_refuse_but_never_break_the_invariants() {
             dedup_capacity: 4,
             ..EndpointConfig::default()
         },
-        ..SimConfig::default()
+        ..Scenario::default()
     };
     let reports = run_all(&config, 50);
     let dropped: u64 = reports
@@ -196,7 +197,7 @@ fn tight_limits_drop_and_refuse_but_never_break_the_invariants() {
 
 #[test]
 fn the_same_seed_replays_the_same_run() {
-    let config = SimConfig::default();
+    let config = Scenario::default();
     for seed in [0, 1, 99] {
         assert_eq!(run(seed, &config).unwrap(), run(seed, &config).unwrap());
     }
@@ -205,9 +206,9 @@ fn the_same_seed_replays_the_same_run() {
 
 #[test]
 fn a_failing_run_names_its_seed_for_replay() {
-    let config = SimConfig {
+    let config = Scenario {
         max_steps: 10,
-        ..SimConfig::default()
+        ..Scenario::default()
     };
     let err = run(1234, &config).unwrap_err();
     assert_eq!(err.seed, 1234);

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rpcudp_proto::{Protocol, Transmit};
-use rpcudp_sim::{node_addr, Delay, LinkConfig, NetConfig, NodeId, RunOutcome, Sim};
+use rpcudp_sim::{node_addr, Delay, LinkConfig, NetConfig, NodeIndex, RunOutcome, Sim};
 
 /// Answers `ping` with `pong` carrying the same sequence number; reports what it got.
 #[derive(Default)]
@@ -88,11 +88,11 @@ fn network(seed: u64, nodes: usize, link: LinkConfig) -> Sim<Pinger> {
     sim
 }
 
-fn drain(sim: &mut Sim<Pinger>) -> Vec<(NodeId, Duration, Got)> {
+fn drain(sim: &mut Sim<Pinger>) -> Vec<(NodeIndex, Duration, Got)> {
     std::iter::from_fn(|| sim.poll_event()).collect()
 }
 
-fn pongs(events: &[(NodeId, Duration, Got)], at: NodeId) -> usize {
+fn pongs(events: &[(NodeIndex, Duration, Got)], at: NodeIndex) -> usize {
     events
         .iter()
         .filter(|(n, _, g)| *n == at && matches!(g, Got::Pong { .. }))
@@ -102,7 +102,7 @@ fn pongs(events: &[(NodeId, Duration, Got)], at: NodeId) -> usize {
 #[test]
 fn lossless_links_deliver_every_datagram_exactly_once_after_its_delay() {
     let mut sim = network(1, 2, LinkConfig::default());
-    let (a, b) = (NodeId(0), NodeId(1));
+    let (a, b) = (NodeIndex(0), NodeIndex(1));
     sim.command(a, |p, _| (0..10).for_each(|s| p.ping(node_addr(1), s)));
     assert!(sim.run_until_idle(1000));
     let events = drain(&mut sim);
@@ -121,7 +121,7 @@ fn lossless_links_deliver_every_datagram_exactly_once_after_its_delay() {
 #[test]
 fn a_killed_node_receives_nothing_and_a_restarted_one_answers_again() {
     let mut sim = network(2, 2, LinkConfig::default());
-    let (a, b) = (NodeId(0), NodeId(1));
+    let (a, b) = (NodeIndex(0), NodeIndex(1));
     assert!(sim.kill(b).is_some());
     assert!(!sim.is_alive(b));
     assert!(
@@ -149,11 +149,11 @@ fn a_killed_node_receives_nothing_and_a_restarted_one_answers_again() {
 #[test]
 fn partitioned_sets_reach_only_their_own_members_until_healed() {
     let mut sim = network(3, 4, LinkConfig::default());
-    let ids: Vec<NodeId> = (0..4).map(NodeId).collect();
+    let ids: Vec<NodeIndex> = (0..4).map(NodeIndex).collect();
     sim.partition(&[&ids[..2], &ids[2..]]);
     let everyone = |sim: &mut Sim<Pinger>| {
         for i in 0..4u32 {
-            sim.command(NodeId(i), |p, _| {
+            sim.command(NodeIndex(i), |p, _| {
                 (0..4)
                     .filter(|&j| j != i)
                     .for_each(|j| p.ping(node_addr(j as usize), j))
@@ -182,22 +182,22 @@ fn a_per_link_override_loses_only_that_direction() {
         loss: 1.0,
         ..LinkConfig::default()
     };
-    sim.set_link(NodeId(0), NodeId(1), lossy);
-    sim.command(NodeId(0), |p, _| {
+    sim.set_link(NodeIndex(0), NodeIndex(1), lossy);
+    sim.command(NodeIndex(0), |p, _| {
         p.ping(node_addr(1), 1);
         p.ping(node_addr(2), 2);
     });
-    sim.command(NodeId(1), |p, _| p.ping(node_addr(0), 3));
+    sim.command(NodeIndex(1), |p, _| p.ping(node_addr(0), 3));
     sim.run_until_idle(100);
     let events = drain(&mut sim);
     // 0 -> 1 is lost; 0 -> 2 and 2 -> 0 work; 1 -> 0 works but its pong (0 -> 1) is lost.
-    assert_eq!(pongs(&events, NodeId(0)), 1);
-    assert_eq!(pongs(&events, NodeId(1)), 0);
+    assert_eq!(pongs(&events, NodeIndex(0)), 1);
+    assert_eq!(pongs(&events, NodeIndex(1)), 0);
     assert_eq!(sim.stats().lost, 2);
-    sim.reset_link(NodeId(0), NodeId(1));
-    sim.command(NodeId(0), |p, _| p.ping(node_addr(1), 4));
+    sim.reset_link(NodeIndex(0), NodeIndex(1));
+    sim.command(NodeIndex(0), |p, _| p.ping(node_addr(1), 4));
     sim.run_until_idle(100);
-    assert_eq!(pongs(&drain(&mut sim), NodeId(0)), 1);
+    assert_eq!(pongs(&drain(&mut sim), NodeIndex(0)), 1);
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn duplication_delivers_extra_copies_and_reordering_lets_later_datagrams_overtak
         ..LinkConfig::default()
     };
     let mut sim = network(5, 2, link);
-    sim.command(NodeId(0), |p, _| {
+    sim.command(NodeIndex(0), |p, _| {
         (0..200).for_each(|s| p.ping(node_addr(1), s))
     });
     sim.run_until_idle(10_000);
@@ -248,13 +248,13 @@ fn log_normal_round_trips_centre_on_their_median_with_a_heavy_tail() {
     let n = 400;
     let mut sim = network(6, n, link);
     // Node 0 pings everyone once; each pong arrives one round trip after its ping.
-    sim.command(NodeId(0), |p, _| {
+    sim.command(NodeIndex(0), |p, _| {
         (1..n).for_each(|j| p.ping(node_addr(j), 0))
     });
     sim.run_until_idle(10_000);
     let mut rtts: Vec<Duration> = drain(&mut sim)
         .into_iter()
-        .filter(|(id, _, g)| *id == NodeId(0) && matches!(g, Got::Pong { .. }))
+        .filter(|(id, _, g)| *id == NodeIndex(0) && matches!(g, Got::Pong { .. }))
         .map(|(_, at, _)| at)
         .collect();
     rtts.sort();
@@ -307,7 +307,7 @@ fn timers_fire_at_their_deadlines_and_a_dead_node_never_wakes() {
 #[test]
 fn run_until_stops_as_soon_as_its_predicate_holds() {
     let mut sim = network(8, 2, LinkConfig::default());
-    sim.command(NodeId(0), |p, _| {
+    sim.command(NodeIndex(0), |p, _| {
         (0..5).for_each(|s| p.ping(node_addr(1), s))
     });
     let outcome = sim.run_until(Duration::from_secs(1), |s| s.pending_events() >= 3);
@@ -352,7 +352,7 @@ fn the_same_seed_replays_the_same_trace() {
         };
         let mut sim = network(seed, 20, link);
         for i in 0..20u32 {
-            sim.command(NodeId(i), |p, _| {
+            sim.command(NodeIndex(i), |p, _| {
                 (0..20)
                     .filter(|&j| j != i)
                     .for_each(|j| p.ping(node_addr(j as usize), i))

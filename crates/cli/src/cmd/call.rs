@@ -4,7 +4,7 @@
 use crate::common::{self, HostPort};
 use crate::json_value;
 use rmpv::Value;
-use rpcudp::rpc::{CallError, CallOptions, Dialect, Node, NodeConfig};
+use rpcudp::rpc::{CallError, CallOptions, Config, Dialect, Endpoint};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -133,9 +133,9 @@ pub async fn run(args: Args) -> u8 {
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let mut config = NodeConfig::for_dialect(args.dialect.into());
+    let mut config = Config::for_dialect(args.dialect.into());
     config.shutdown_grace = Duration::ZERO;
-    let node = match Node::bind_with(local, config).await {
+    let node = match Endpoint::bind_with(local, config).await {
         Ok(n) => n,
         Err(e) => {
             eprintln!("error: cannot bind a UDP socket on {local}: {e}");

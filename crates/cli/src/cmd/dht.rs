@@ -419,7 +419,7 @@ mod tests {
     fn dht_run_the_library_and_the_simulator_run_the_same_node_unless_told_otherwise() {
         let library = DhtConfig::default().node;
         let run = run_config(&Run::parse_from(["dht-run"]).args).node;
-        let sim = rpcudp_sim::dht::DhtScenario::default().node;
+        let sim = rpcudp_sim::dht::Scenario::default().node;
         assert_eq!(shown(&run), shown(&library), "`dht run` without flags");
         assert_eq!(shown(&sim), shown(&library), "the simulator's scenario");
         // The safe rules, in all three: callers verified before they are handed out,

@@ -9,7 +9,7 @@
 use crate::common::{self, HostPort};
 use bytes::BytesMut;
 use rpcudp::lt::{
-    ConnLimits, Frame, FrameFormat, Guard, GuardedReader, LtCodec, LtSocket, Protocol, Ticket,
+    ConnLimits, Frame, FrameFormat, Guard, GuardedReader, LtCodec, LtSocket, MessageSet, Ticket,
     Width,
 };
 use std::net::SocketAddr;

@@ -4,8 +4,8 @@
 use crate::common;
 use bytes::Bytes;
 use rpcudp::udp::{
-    is_link_local_multicast_v6, listen, DatagramHandler, Endpoint, Interface, IpStack,
-    SocketConfig, Transport,
+    is_link_local_multicast_v6, listen, DatagramHandler, Interface, IpStack, Socket, SocketConfig,
+    Transport,
 };
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -168,7 +168,7 @@ async fn run_listen(args: ListenArgs) -> Result<u8, Failure> {
         IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, args.port).into(),
         IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, args.port).into(),
     };
-    let endpoint = Endpoint::bind_with(
+    let endpoint = Socket::bind_with(
         bind,
         SocketConfig {
             ip_stack: IpStack::V6Only,
@@ -232,7 +232,7 @@ async fn run_ping(args: PingArgs) -> Result<u8, Failure> {
             )
         }
     };
-    let endpoint = Endpoint::bind(bind)
+    let endpoint = Socket::bind(bind)
         .await
         .map_err(|e| failure(format!("cannot bind {bind}: {e}")))?;
     endpoint

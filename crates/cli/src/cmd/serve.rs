@@ -4,7 +4,7 @@
 use super::call::DialectArg;
 use crate::common::{self, HostPort};
 use rmpv::Value;
-use rpcudp::rpc::{HandlerError, Node, NodeConfig};
+use rpcudp::rpc::{Config, Endpoint, HandlerError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,9 +43,9 @@ pub async fn run(args: Args) -> u8 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let mut config = NodeConfig::for_dialect(args.dialect.into());
+    let mut config = Config::for_dialect(args.dialect.into());
     config.endpoint.limits.strict_local = args.strict_local;
-    let node = match Node::bind_with(bind, config).await {
+    let node = match Endpoint::bind_with(bind, config).await {
         Ok(n) => n,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", args.bind);
@@ -89,7 +89,7 @@ const MAX_SLEEP_MS: f64 = 3_600_000.0;
 /// Registers the reference service of cli.md on `node`: `ping`, `echo`, `add`, `sleep`,
 /// `count`, `stun`. Wrong arguments get no answer ([`HandlerError::no_answer`]), as
 /// with the Python peers, whose `rpc_*` methods raise then (logged at warn).
-pub fn register_reference_service(node: &Node) {
+pub fn register_reference_service(node: &Endpoint) {
     node.register("ping", |_from, args: Vec<Value>| async move {
         no_args(&args)?;
         Ok(Value::from("pong"))

@@ -1,12 +1,12 @@
 //! `rpcudp sim dht` (docs/cli.md): a Kademlia network on the simulated network, in
 //! virtual time, with the same node code as `rpcudp dht run`.
 //!
-//! Owns: parsing the options, running [`rpcudp_sim::dht::run_dht`], timing it on the
+//! Owns: parsing the options, running [`dht::run`], timing it on the
 //! wall clock and printing the report (readable, or one JSON object). Does not own: the
 //! scenario (in `rpcudp-sim`) or the node (in `rpcudp-proto`).
 
 use crate::common;
-use rpcudp_sim::dht::{run_dht, DhtReport, DhtScenario};
+use rpcudp_sim::dht;
 use rpcudp_sim::hostile::Attack;
 use std::time::{Duration, Instant};
 
@@ -94,7 +94,7 @@ pub async fn run(command: Command) -> u8 {
 }
 
 fn dht(args: DhtArgs) -> u8 {
-    let mut scenario = DhtScenario {
+    let mut scenario = dht::Scenario {
         nodes: args.nodes as usize,
         gets: args.gets as usize,
         kill: args.kill,
@@ -103,7 +103,7 @@ fn dht(args: DhtArgs) -> u8 {
         adversarial: args.adversarial,
         attack: args.attack,
         signed: args.signed,
-        ..DhtScenario::default()
+        ..dht::Scenario::default()
     };
     if let Some(alpha) = args.alpha {
         scenario.node.alpha = alpha as usize;
@@ -113,7 +113,7 @@ fn dht(args: DhtArgs) -> u8 {
     }
     // Wall time is the CLI's to measure: the simulator itself never reads a clock.
     let started = Instant::now();
-    let report = match run_dht(args.seed, &scenario) {
+    let report = match dht::run(args.seed, &scenario) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: the simulation could not complete: {e}");
@@ -147,7 +147,7 @@ fn peak_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn json(r: &DhtReport, wall_s: f64, peak: Option<u64>) -> serde_json::Value {
+fn json(r: &dht::Report, wall_s: f64, peak: Option<u64>) -> serde_json::Value {
     serde_json::json!({
         "nodes": r.nodes,
         "seed": r.seed,
@@ -186,7 +186,7 @@ fn json(r: &DhtReport, wall_s: f64, peak: Option<u64>) -> serde_json::Value {
     })
 }
 
-fn readable(r: &DhtReport, wall_s: f64, peak: Option<u64>) -> String {
+fn readable(r: &dht::Report, wall_s: f64, peak: Option<u64>) -> String {
     let pct = |x: f64| format!("{:.2}%", x * 100.0);
     let lat = |l: &rpcudp_sim::dht::Latency| {
         format!(

@@ -51,7 +51,7 @@ use crate::subnet::{is_local, SourceKey};
 use crate::wire::rpc::MessageId;
 
 /// The per-source limits of an [`Endpoint`](super::Endpoint), part of
-/// [`EndpointConfig`](super::EndpointConfig) (and so of `rpcudp::rpc::NodeConfig`).
+/// [`EndpointConfig`](super::EndpointConfig) (and so of `rpcudp::rpc::Config`).
 ///
 /// Every limit is finite. The defaults let one honest peer do anything the reference
 /// service and a DHT node need, while one subnet flooding gets a bounded share.

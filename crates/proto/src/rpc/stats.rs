@@ -6,7 +6,7 @@ pub use super::latency::{LatencyHistogram, LATENCY_BOUNDS_MICROS};
 /// `stats().core` are these).
 ///
 /// The first block is the contract's; the rest break some of them down. Where a counter
-/// follows a core call, the name of what a `rpcudp::rpc::Node` user sees comes first.
+/// follows a core call, the name of what a `rpcudp::rpc::Endpoint` user sees comes first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Datagrams received.

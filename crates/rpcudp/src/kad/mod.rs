@@ -286,10 +286,10 @@ pub struct DhtStats {
     /// The Kademlia node's: bad requests, own-id contacts, refused and failed stores,
     /// expired values, evictions, hand-overs.
     pub node: NodeStats,
-    /// The RPC layer's, in the shape of [`crate::rpc::Node::stats`]: the endpoint's
+    /// The RPC layer's, in the shape of [`crate::rpc::Endpoint::stats`]: the endpoint's
     /// counters (datagrams in and out, malformed, timeouts) in `core`, the socket's send
     /// and receive errors, calls in flight.
-    pub rpc: crate::rpc::NodeStats,
+    pub rpc: crate::rpc::EndpointStats,
 }
 
 /// A Kademlia node on a UDP socket. See the [module docs](self).
@@ -720,7 +720,7 @@ impl Dht {
             }
             None => None,
         };
-        let socket = crate::udp::Endpoint::bind(addr).await?;
+        let socket = crate::udp::Socket::bind(addr).await?;
         let local_addr = socket.local_addr()?;
         let app = App {
             replies: HashMap::new(),
@@ -805,7 +805,7 @@ impl Dht {
         let (node, ep) = (&core.node, core.node.endpoint());
         DhtStats {
             node: node.stats().clone(),
-            rpc: crate::rpc::NodeStats {
+            rpc: crate::rpc::EndpointStats {
                 core: ep.stats().clone(),
                 send_errors: core.io.send_errors,
                 recv_errors: core.io.recv_errors,
@@ -814,7 +814,7 @@ impl Dht {
                 handler_failures: node.stats().bad_requests,
                 calls_outstanding: ep.outstanding_calls(),
                 dedup_entries: ep.dedup_entries(),
-                ..crate::rpc::NodeStats::default()
+                ..crate::rpc::EndpointStats::default()
             },
         }
     }

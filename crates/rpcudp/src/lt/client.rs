@@ -3,7 +3,7 @@
 
 use super::backoff::{Backoff, ReconnectPolicy};
 use super::codec::LtCodec;
-use super::message::{encode_to_bytes, Protocol};
+use super::message::{encode_to_bytes, MessageSet};
 use super::server::{Disconnect, SendError};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Header widths and max frame. `None` (the default): the protocol's own
-    /// [`Protocol::FORMAT`], the widths its `lt_protocol!` declared. Set it only to
+    /// [`MessageSet::FORMAT`], the widths its `lt_messages!` declared. Set it only to
     /// override those.
     pub format: Option<FrameFormat>,
     /// Delays between attempts.
@@ -136,7 +136,7 @@ pub struct Client<P> {
     task: Option<JoinHandle<()>>,
 }
 
-impl<P: Protocol> Client<P> {
+impl<P: MessageSet> Client<P> {
     /// Starts connecting to `addr` in the background (call inside a tokio runtime).
     pub fn connect(addr: SocketAddr, config: ClientConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.queue_frames.max(1));
@@ -201,7 +201,7 @@ impl<P> Drop for Client<P> {
     }
 }
 
-async fn client_loop<P: Protocol>(
+async fn client_loop<P: MessageSet>(
     addr: SocketAddr,
     config: ClientConfig,
     mut rx: mpsc::Receiver<Bytes>,
@@ -295,7 +295,7 @@ async fn write_batch(
     }
 }
 
-async fn run_connection<P: Protocol>(
+async fn run_connection<P: MessageSet>(
     stream: TcpStream,
     rx: &mut mpsc::Receiver<Bytes>,
     events: &mpsc::Sender<ClientEvent<P>>,

@@ -1,6 +1,6 @@
 //! The length-type codec on tokio-util's `Decoder` / `Encoder` traits.
 
-use super::message::{BodyError, FrameEncodeError, Protocol};
+use super::message::{BodyError, FrameEncodeError, MessageSet};
 use bytes::BytesMut;
 use rpcudp_proto::wire::lt::{FrameDecoder, FrameError, FrameFormat};
 use std::marker::PhantomData;
@@ -43,7 +43,7 @@ pub enum LtError {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use rpcudp::lt::{Frame, LtCodec, Protocol};
+/// use rpcudp::lt::{Frame, LtCodec, MessageSet};
 /// use tokio_util::codec::{Decoder, Encoder};
 ///
 /// let mut codec = LtCodec::<Frame>::new(Frame::FORMAT);
@@ -61,7 +61,7 @@ pub struct LtCodec<P> {
     _protocol: PhantomData<fn() -> P>,
 }
 
-impl<P: Protocol> Default for LtCodec<P> {
+impl<P: MessageSet> Default for LtCodec<P> {
     fn default() -> Self {
         LtCodec::new(P::FORMAT)
     }
@@ -96,7 +96,7 @@ impl<P> LtCodec<P> {
     }
 }
 
-impl<P: Protocol> Decoder for LtCodec<P> {
+impl<P: MessageSet> Decoder for LtCodec<P> {
     type Item = P;
     type Error = LtError;
 
@@ -123,7 +123,7 @@ impl<P: Protocol> Decoder for LtCodec<P> {
     }
 }
 
-impl<P: Protocol> Encoder<P> for LtCodec<P> {
+impl<P: MessageSet> Encoder<P> for LtCodec<P> {
     type Error = LtError;
 
     fn encode(&mut self, msg: P, dst: &mut BytesMut) -> Result<(), LtError> {

@@ -19,7 +19,7 @@
 //! Not owned: framing (the codec), what is done with frames, writing.
 
 use super::codec::{LtCodec, LtError};
-use super::message::Protocol;
+use super::message::MessageSet;
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::io;
@@ -324,7 +324,7 @@ pub struct GuardedReader<R, P> {
     ticket: Ticket,
 }
 
-impl<R: AsyncRead + Unpin, P: Protocol> GuardedReader<R, P> {
+impl<R: AsyncRead + Unpin, P: MessageSet> GuardedReader<R, P> {
     /// Reads `rd` with `codec`, under `ticket`.
     pub fn new(rd: R, codec: LtCodec<P>, ticket: Ticket) -> Self {
         GuardedReader {

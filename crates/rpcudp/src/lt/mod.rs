@@ -8,11 +8,11 @@
 //! | piece | what it is |
 //! | --- | --- |
 //! | [`LtMessage`], [`BinrwMessage`] | one message type: a type number and a body layout |
-//! | [`Protocol`], [`lt_protocol!`](crate::lt_protocol) | a set of messages plus header widths; unknown types arrive as [`Unknown`] |
+//! | [`MessageSet`], [`lt_messages!`](crate::lt_messages) | a set of messages plus header widths; unknown types arrive as [`Unknown`] |
 //! | [`LtCodec`] | tokio-util `Decoder` / `Encoder`, for `Framed` on any byte stream |
 //! | [`Server`], [`ServerHandle`] | TCP server: events, send, broadcast, live count, graceful shutdown |
 //! | [`Client`] | TCP client that reconnects with backoff ([`ReconnectPolicy`]) |
-//! | [`LtSocket`] | UDP: one frame per datagram on a [`crate::udp::Endpoint`] |
+//! | [`LtSocket`] | UDP: one frame per datagram on a [`crate::udp::Socket`] |
 //!
 //! # Declaring messages: why binrw
 //!
@@ -31,7 +31,7 @@
 //! `binrw` is re-exported as [`rpcudp::lt::binrw`](binrw): `use rpcudp::lt::binrw::{self,
 //! binrw};` brings the attribute and the paths its expansion uses, so a program needs no
 //! dependency of its own on it. A protocol's header widths are the inherent
-//! `Msg::FORMAT` that [`lt_protocol!`](crate::lt_protocol) generates (no trait import).
+//! `Msg::FORMAT` that [`lt_messages!`](crate::lt_messages) generates (no trait import).
 //!
 //! ```
 //! use rpcudp::lt::binrw::{self, binrw};
@@ -54,7 +54,7 @@
 //! }
 //! impl BinrwMessage for Pairs { const TYPE: u64 = 3; }
 //!
-//! rpcudp::lt_protocol! {
+//! rpcudp::lt_messages! {
 //!     /// Our protocol.
 //!     #[derive(Debug, Clone, PartialEq)]
 //!     pub enum Msg {
@@ -100,7 +100,7 @@ pub use client::{Client, ClientConfig, ClientEvent};
 pub use codec::{LtCodec, LtError};
 pub use guard::{ConnLimits, Guard, GuardError, GuardStats, GuardedReader, Ticket};
 pub use message::{
-    encode_to_bytes, BinrwMessage, BodyError, FrameEncodeError, LtMessage, Protocol, Unknown,
+    encode_to_bytes, BinrwMessage, BodyError, FrameEncodeError, LtMessage, MessageSet, Unknown,
 };
 pub use rpcudp_proto::wire::lt::{
     DatagramError, EncodeError, Frame, FrameDecoder, FrameError, FrameFormat, Width,

@@ -3,7 +3,7 @@
 
 use super::codec::{LtCodec, LtError};
 use super::guard::{ConnLimits, Guard, GuardError, GuardStats, GuardedReader, Ticket};
-use super::message::{encode_to_bytes, FrameEncodeError, Protocol};
+use super::message::{encode_to_bytes, FrameEncodeError, MessageSet};
 use bytes::{Bytes, BytesMut};
 use rpcudp_proto::wire::lt::FrameFormat;
 use std::collections::{HashMap, HashSet};
@@ -35,8 +35,8 @@ pub enum Overflow {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Header widths and max frame (incoming frames over it close the connection).
-    /// `None` (the default): the protocol's own [`Protocol::FORMAT`], the widths its
-    /// `lt_protocol!` declared. Set it only to override those.
+    /// `None` (the default): the protocol's own [`MessageSet::FORMAT`], the widths its
+    /// `lt_messages!` declared. Set it only to override those.
     pub format: Option<FrameFormat>,
     /// Most live connections (lowered to fit the open-file limit). At the cap a new
     /// connection evicts the one idle longest (counted in [`GuardStats::evicted`]), or is
@@ -269,7 +269,7 @@ impl<P> Clone for ServerHandle<P> {
     }
 }
 
-impl<P: Protocol> ServerHandle<P> {
+impl<P: MessageSet> ServerHandle<P> {
     /// Queues `msg` for one connection. Never waits: a full queue is reported (and
     /// handled per [`Overflow`]) at once, so a slow peer never blocks the caller.
     pub fn send(&self, conn: ConnId, msg: &P) -> Result<(), SendError> {
@@ -390,7 +390,7 @@ pub struct Server<P> {
     alive_rx: mpsc::Receiver<()>,
 }
 
-impl<P: Protocol> Server<P> {
+impl<P: MessageSet> Server<P> {
     /// Binds `addr` (port 0 picks a free port) and starts accepting.
     pub async fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Self> {
         Self::from_listener(TcpListener::bind(addr).await?, config)
@@ -513,7 +513,7 @@ impl<P> Drop for Server<P> {
     }
 }
 
-async fn accept_loop<P: Protocol>(
+async fn accept_loop<P: MessageSet>(
     listener: TcpListener,
     shared: Arc<Shared>,
     events: mpsc::Sender<ServerEvent<P>>,
@@ -572,7 +572,7 @@ async fn accept_loop<P: Protocol>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_connection<P: Protocol>(
+async fn run_connection<P: MessageSet>(
     stream: TcpStream,
     ticket: Ticket,
     peer: SocketAddr,

@@ -1,8 +1,8 @@
 //! Length-type messages over UDP: one frame per datagram.
 
 use super::codec::LtError;
-use super::message::{encode_to_bytes, Protocol};
-use crate::udp::{Endpoint, MAX_UDP_PAYLOAD};
+use super::message::{encode_to_bytes, MessageSet};
+use crate::udp::{Socket, MAX_UDP_PAYLOAD};
 use rpcudp_proto::wire::lt::FrameFormat;
 use std::io;
 use std::net::SocketAddr;
@@ -20,7 +20,7 @@ pub struct UdpStats {
     pub bad_bodies: u64,
 }
 
-/// Length-type messages on a UDP [`Endpoint`], one frame per datagram.
+/// Length-type messages on a UDP [`Socket`], one frame per datagram.
 ///
 /// Receiving drops (and counts, in [`LtSocket::stats`]) every datagram that is not
 /// exactly one acceptable frame, and goes on waiting for a good one.
@@ -43,7 +43,7 @@ pub struct UdpStats {
 /// # Ok(()) }
 /// ```
 pub struct LtSocket<P> {
-    endpoint: Endpoint,
+    endpoint: Socket,
     format: FrameFormat,
     buf: Vec<u8>,
     delivered: AtomicU64,
@@ -52,14 +52,14 @@ pub struct LtSocket<P> {
     _protocol: std::marker::PhantomData<fn() -> P>,
 }
 
-impl<P: Protocol> LtSocket<P> {
+impl<P: MessageSet> LtSocket<P> {
     /// Binds a UDP endpoint to `addr` (port 0 picks a free port).
     pub async fn bind(addr: SocketAddr, format: FrameFormat) -> io::Result<Self> {
-        Ok(Self::new(Endpoint::bind(addr).await?, format))
+        Ok(Self::new(Socket::bind(addr).await?, format))
     }
 
     /// Uses an existing endpoint.
-    pub fn new(endpoint: Endpoint, format: FrameFormat) -> Self {
+    pub fn new(endpoint: Socket, format: FrameFormat) -> Self {
         LtSocket {
             endpoint,
             format,
@@ -73,7 +73,7 @@ impl<P: Protocol> LtSocket<P> {
     }
 
     /// The underlying endpoint.
-    pub fn endpoint(&self) -> &Endpoint {
+    pub fn endpoint(&self) -> &Socket {
         &self.endpoint
     }
 

@@ -59,7 +59,7 @@ impl Default for MetricsServerConfig {
 ///
 /// ```no_run
 /// use rpcudp::metrics::{Metrics, MetricsServer};
-/// use rpcudp::rpc::Node;
+/// use rpcudp::rpc::Endpoint;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,8 +1,8 @@
 //! Operating a node: Prometheus metrics and a JSON status view, read from snapshots.
 //!
-//! A [`Metrics`] holds handles to what it reports on (an RPC [`Node`], a [`Dht`], a
+//! A [`Metrics`] holds handles to what it reports on (an RPC [`Endpoint`], a [`Dht`], a
 //! length-type [`ServerHandle`]) and, at each scrape, reads their snapshots
-//! ([`Node::stats`], [`Dht::metrics_snapshot`], [`ServerHandle::stats`]) and turns them
+//! ([`Endpoint::stats`], [`Dht::metrics_snapshot`], [`ServerHandle::stats`]) and turns them
 //! into Prometheus metric families ([`Metrics::render`], the classic text format, encoded
 //! by the `prometheus` crate) or a [`Status`] ([`Metrics::status`], serialized as JSON).
 //! Nothing is counted here: the counters live in the sans-IO core and the drivers, so
@@ -10,16 +10,16 @@
 //! [`MetricsServer`] serves both over HTTP on its own thread.
 //!
 //! It does not own the counters, their meaning (see [`Stats`](crate::rpc::Stats),
-//! [`NodeStats`]) or any per-peer detail: labels are bounded (a reason, an outcome, a
+//! [`EndpointStats`]) or any per-peer detail: labels are bounded (a reason, an outcome, a
 //! bucket index), never a peer address.
 //!
 //! ```
 //! use rpcudp::metrics::Metrics;
-//! use rpcudp::rpc::Node;
+//! use rpcudp::rpc::Endpoint;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let node = Node::bind("127.0.0.1:0".parse()?).await?;
+//! let node = Endpoint::bind("127.0.0.1:0".parse()?).await?;
 //! let metrics = Metrics::new().with_node(&node);
 //! let text = metrics.render();
 //! assert!(text.contains("# TYPE rpcudp_rpc_datagrams_received_total counter"));
@@ -35,7 +35,7 @@ pub use http::{MetricsServer, MetricsServerConfig};
 
 use crate::kad::{Contact, Dht, DhtSnapshot};
 use crate::lt::{ServerHandle, ServerStats};
-use crate::rpc::{Node, NodeStats};
+use crate::rpc::{Endpoint, EndpointStats};
 use families::Families;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -44,24 +44,24 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 type LtSource = Arc<dyn Fn() -> (ServerStats, usize) + Send + Sync>;
 
-/// Where the RPC counters come from: an RPC [`Node`], or a [`Dht`]'s own endpoint.
+/// Where the RPC counters come from: an RPC [`Endpoint`], or a [`Dht`]'s own endpoint.
 #[derive(Clone)]
 enum RpcSource {
-    Node(Node),
+    Endpoint(Endpoint),
     Dht(Dht),
 }
 
 impl RpcSource {
-    fn stats(&self) -> NodeStats {
+    fn stats(&self) -> EndpointStats {
         match self {
-            RpcSource::Node(n) => n.stats(),
+            RpcSource::Endpoint(n) => n.stats(),
             RpcSource::Dht(d) => d.stats().rpc,
         }
     }
 
     fn local_addr(&self) -> SocketAddr {
         match self {
-            RpcSource::Node(n) => n.local_addr(),
+            RpcSource::Endpoint(n) => n.local_addr(),
             RpcSource::Dht(d) => d.local_addr(),
         }
     }
@@ -93,10 +93,10 @@ impl Default for Metrics {
 }
 
 /// Why datagrams or requests were dropped: `(reason label, count)`, every counted drop of
-/// an RPC node. A new drop counter in [`Stats`](crate::rpc::Stats) or [`NodeStats`] gets
+/// an RPC node. A new drop counter in [`Stats`](crate::rpc::Stats) or [`EndpointStats`] gets
 /// its row here, and with it a `reason` of `rpcudp_rpc_dropped_total` and a place in the
 /// status view's top drop reasons.
-pub fn drop_reasons(s: &NodeStats) -> Vec<(&'static str, u64)> {
+pub fn drop_reasons(s: &EndpointStats) -> Vec<(&'static str, u64)> {
     vec![
         ("malformed", s.core.malformed),
         ("unknown_response", s.core.unknown_responses),
@@ -134,8 +134,8 @@ impl Metrics {
     }
 
     /// Also reports on the RPC node `node` (`rpcudp_rpc_*`).
-    pub fn with_node(mut self, node: &Node) -> Self {
-        self.node = Some(RpcSource::Node(node.clone()));
+    pub fn with_node(mut self, node: &Endpoint) -> Self {
+        self.node = Some(RpcSource::Endpoint(node.clone()));
         self
     }
 
@@ -147,7 +147,7 @@ impl Metrics {
     }
 
     /// Also reports on the length-type server behind `handle` (`rpcudp_lt_*`).
-    pub fn with_lt_server<P: crate::lt::Protocol>(mut self, handle: &ServerHandle<P>) -> Self {
+    pub fn with_lt_server<P: crate::lt::MessageSet>(mut self, handle: &ServerHandle<P>) -> Self {
         let h = handle.clone();
         self.lt = Some(Arc::new(move || (h.stats(), h.live_count())));
         self
@@ -271,7 +271,7 @@ impl Metrics {
     }
 }
 
-fn rpc_families(f: &mut Families, s: &NodeStats) {
+fn rpc_families(f: &mut Families, s: &EndpointStats) {
     let c = &s.core;
     f.counter(
         "rpcudp_rpc_datagrams_received_total",

@@ -1,9 +1,9 @@
-//! Errors of [`Node`](super::Node) calls and handlers.
+//! Errors of [`Endpoint`](super::Endpoint) calls and handlers.
 
 use rpcudp_proto::wire::value::UnsendableValue;
 use std::time::Duration;
 
-/// Why a call made through [`Node::call`](super::Node::call) (or its typed and optioned
+/// Why a call made through [`Endpoint::call`](super::Endpoint::call) (or its typed and optioned
 /// siblings) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -78,7 +78,7 @@ pub enum CallError {
 ///   raises; the caller times out ([`CallError::Timeout`]). The reason is only logged.
 ///
 /// Either way it is logged at warn level (rate-limited) and counted in
-/// [`NodeStats::handler_failures`](super::NodeStats::handler_failures).
+/// [`EndpointStats::handler_failures`](super::EndpointStats::handler_failures).
 ///
 /// A typed handler may return `Result<T, HandlerError>` too: serialized, a
 /// `HandlerError` says which of the two it is (see [`NoAnswer`]).
@@ -146,10 +146,10 @@ pub(crate) const NO_ANSWER_NAME: &str = "rpcudp::rpc::NoAnswer";
 /// MessagePack text).
 ///
 /// ```
-/// # use rpcudp::rpc::{NoAnswer, Node};
+/// # use rpcudp::rpc::{NoAnswer, Endpoint};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
-/// let node = Node::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// let node = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
 /// // Strangers get silence, as if the method did not exist.
 /// node.register_typed("secret", |from: std::net::SocketAddr, ()| async move {
 ///     if from.ip().is_loopback() { Ok(42) } else { Err(NoAnswer) }

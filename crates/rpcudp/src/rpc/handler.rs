@@ -1,4 +1,4 @@
-//! Handlers: the functions a [`Node`](super::Node) serves, registered by method name.
+//! Handlers: the functions a [`Endpoint`](super::Endpoint) serves, registered by method name.
 //!
 //! Two shapes, erased to one trait object so the driver holds them in one table:
 //! - dynamic: `Vec<rmpv::Value>` in, `Result<rmpv::Value, HandlerError>` out;
@@ -297,7 +297,7 @@ pub(crate) fn decode_args<A: DeserializeOwned>(args: Vec<Value>) -> Result<A, Ha
     }
 }
 
-/// The method table, shared by the [`Node`](super::Node) handles and the driver.
+/// The method table, shared by the [`Endpoint`](super::Endpoint) handles and the driver.
 #[derive(Default, Clone)]
 pub(crate) struct Handlers {
     table: Arc<RwLock<HashMap<String, Arc<dyn ErasedHandler>>>>,

@@ -1,21 +1,21 @@
-//! RPC over UDP on tokio: the [`Node`], a driver around the sans-IO core
+//! RPC over UDP on tokio: the [`Endpoint`], a driver around the sans-IO core
 //! [`rpcudp_proto::rpc`].
 //!
-//! A [`Node`] is server and client on one UDP socket, like Python rpcudp's `RPCProtocol`:
+//! A [`Endpoint`] is server and client on one UDP socket, like Python rpcudp's `RPCProtocol`:
 //! it serves the handlers registered on it by method name and calls methods on other
 //! nodes, speaking the `rpcudp` or `storj` dialect byte for byte
 //! ([docs/wire.md](https://github.com/rpcudp-rs/rpcudp-rs/blob/main/docs/wire.md)). What the Python peers lack is done by the core and configured
-//! through [`NodeConfig::endpoint`]: retries with the same message id, duplicate
+//! through [`Config::endpoint`]: retries with the same message id, duplicate
 //! suppression, responses accepted only from the address the request went to, and a
 //! bound on everything.
 //!
 //! ```
-//! use rpcudp::rpc::{HandlerError, Node};
+//! use rpcudp::rpc::{HandlerError, Endpoint};
 //! use rpcudp::Value;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let server = Node::bind("127.0.0.1:0".parse()?).await?;
+//! let server = Endpoint::bind("127.0.0.1:0".parse()?).await?;
 //! // A typed handler: the args array is deserialized into the tuple.
 //! server.register_typed("add", |_from, (a, b): (i64, i64)| async move { a + b });
 //! // A dynamic handler: values in, a value (or no answer) out.
@@ -23,7 +23,7 @@
 //!     Ok::<_, HandlerError>(Value::Array(args))
 //! });
 //!
-//! let client = Node::bind("127.0.0.1:0".parse()?).await?;
+//! let client = Endpoint::bind("127.0.0.1:0".parse()?).await?;
 //! let sum: i64 = client.call_typed(server.local_addr(), "add", (2, 3)).await?;
 //! assert_eq!(sum, 5);
 //! let echoed = client
@@ -35,21 +35,21 @@
 //! # Ok(()) }
 //! ```
 
-mod driver;
+mod app;
 mod error;
 mod handler;
 
 pub use crate::udp::BindError;
 pub use error::{CallError, HandlerError, NoAnswer};
 pub use rpcudp_proto::rpc::{CallOptions, EndpointConfig, Stats};
-/// Per-source limits and address validation, set in `NodeConfig::endpoint.limits`
+/// Per-source limits and address validation, set in `Config::endpoint.limits`
 /// (see `SECURITY.md`).
 pub use rpcudp_proto::rpc::{LimitsConfig, ValidationProbe};
 pub use rpcudp_proto::wire::rpc::Dialect;
 pub use rpcudp_proto::wire::value::{DecodeLimits, UnsendableValue};
 
 use crate::driver::{Driver, DriverHandle};
-use driver::{CallCommand, Command, NodeApp};
+use app::{CallCommand, Command, EndpointApp};
 use handler::Handlers;
 use rmpv::Value;
 use rpcudp_proto::wire::typed::{from_value, to_value};
@@ -63,9 +63,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// How a [`Node`] behaves: the core's limits and defaults plus the driver's own knobs.
+/// How a [`Endpoint`] behaves: the core's limits and defaults plus the driver's own knobs.
 #[derive(Debug, Clone)]
-pub struct NodeConfig {
+pub struct Config {
     /// The sans-IO core's configuration: dialect, size and concurrency limits, duplicate
     /// cache, default call options.
     pub endpoint: EndpointConfig,
@@ -74,7 +74,7 @@ pub struct NodeConfig {
     /// How many calls may wait for the driver before `call` itself waits (backpressure,
     /// so a burst of callers never queues without bound). Default 1024.
     pub call_queue: usize,
-    /// On [`Node::shutdown`], how long running handlers may still finish and be answered
+    /// On [`Endpoint::shutdown`], how long running handlers may still finish and be answered
     /// before they are dropped. Default 1 s.
     pub shutdown_grace: Duration,
     /// Receive buffer size; a datagram is read whole up to this size. Default 65536,
@@ -82,9 +82,9 @@ pub struct NodeConfig {
     pub recv_buffer: usize,
 }
 
-impl Default for NodeConfig {
+impl Default for Config {
     fn default() -> Self {
-        NodeConfig {
+        Config {
             endpoint: EndpointConfig::default(),
             seed: None,
             call_queue: 1024,
@@ -94,21 +94,21 @@ impl Default for NodeConfig {
     }
 }
 
-impl NodeConfig {
+impl Config {
     /// The defaults for `dialect` (the core's limits for that dialect, e.g. the storj
     /// dialect's smaller request body).
     pub fn for_dialect(dialect: Dialect) -> Self {
-        NodeConfig {
+        Config {
             endpoint: EndpointConfig::for_dialect(dialect),
-            ..NodeConfig::default()
+            ..Config::default()
         }
     }
 }
 
-/// Counters of a [`Node`]: the core's plus the driver's. A snapshot, cheap to take.
+/// Counters of a [`Endpoint`]: the core's plus the driver's. A snapshot, cheap to take.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct NodeStats {
+pub struct EndpointStats {
     /// The core's counters: datagrams in/out, malformed, unknown and spoofed responses,
     /// timeouts, retries, duplicates answered from the cache, refused for overload.
     pub core: Stats,
@@ -155,32 +155,32 @@ fn call_outcome(result: &Result<Value, CallError>) -> &'static str {
 /// wire-compatible with Python `rpcudp` 5.0.1 and `storjrpcudp` 2.5.
 ///
 /// Cheap to clone; every clone drives the same socket. The socket's driver task stops on
-/// [`Node::shutdown`] or when every clone is dropped (a handler that captured a clone
+/// [`Endpoint::shutdown`] or when every clone is dropped (a handler that captured a clone
 /// keeps the node alive, so call `shutdown` in that case).
 ///
-/// - Serving: [`register`](Node::register) (dynamic) and
-///   [`register_typed`](Node::register_typed). Handlers are async, receive the sender's
+/// - Serving: [`register`](Endpoint::register) (dynamic) and
+///   [`register_typed`](Endpoint::register_typed). Handlers are async, receive the sender's
 ///   address, and run concurrently (up to the core's `max_concurrent_requests`; more are
 ///   dropped and counted). A handler's future is first polled right in the socket's
 ///   driver: one that completes without waiting (most do) is answered there with no task
 ///   and no thread hand-off; one that waits is moved to its own task. So a handler
 ///   should not compute for long before its first `.await`: the socket is not read
 ///   meanwhile (use `tokio::task::spawn_blocking` for heavy work).
-/// - Calling: [`call`](Node::call) / [`call_with`](Node::call_with) (dynamic) and
-///   [`call_typed`](Node::call_typed) / [`call_typed_with`](Node::call_typed_with).
-/// - Observing: [`stats`](Node::stats), [`local_addr`](Node::local_addr).
+/// - Calling: [`call`](Endpoint::call) / [`call_with`](Endpoint::call_with) (dynamic) and
+///   [`call_typed`](Endpoint::call_typed) / [`call_typed_with`](Endpoint::call_typed_with).
+/// - Observing: [`stats`](Endpoint::stats), [`local_addr`](Endpoint::local_addr).
 ///
 /// ```
-/// use rpcudp::rpc::{CallError, CallOptions, Node};
+/// use rpcudp::rpc::{CallError, CallOptions, Endpoint};
 /// use std::time::Duration;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let server = Node::bind("127.0.0.1:0".parse()?).await?;
+/// let server = Endpoint::bind("127.0.0.1:0".parse()?).await?;
 /// server.register_typed("sayhi", |from, name: String| async move {
 ///     format!("Hello {name} you live at {}:{}", from.ip(), from.port())
 /// });
-/// let client = Node::bind("127.0.0.1:0".parse()?).await?;
+/// let client = Endpoint::bind("127.0.0.1:0".parse()?).await?;
 /// let hi: String = client
 ///     .call_typed(server.local_addr(), "sayhi", ("Snake Plissken",))
 ///     .await?;
@@ -204,7 +204,7 @@ fn call_outcome(result: &Result<Value, CallError>) -> &'static str {
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct Node {
+pub struct Endpoint {
     inner: Arc<Inner>,
 }
 
@@ -214,51 +214,51 @@ struct Inner {
     default_call: CallOptions,
     driver: DriverHandle<Command>,
     handlers: Handlers,
-    stats: Arc<Mutex<NodeStats>>,
+    stats: Arc<Mutex<EndpointStats>>,
     next_ticket: AtomicU64,
     shutdown_grace: Duration,
 }
 
-impl std::fmt::Debug for Node {
+impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
+        f.debug_struct("Endpoint")
             .field("local_addr", &self.inner.local_addr)
             .field("dialect", &self.inner.dialect)
             .finish_non_exhaustive()
     }
 }
 
-impl Node {
+impl Endpoint {
     /// Binds a node to `addr` (port 0 picks a free port) with the default configuration
     /// (rpcudp dialect, the Python peers' 5 s timeout, no retries).
     ///
     /// The error says which step failed and with what address (it converts into an
     /// `io::Error`, so `?` works in a function returning `io::Result`).
-    pub async fn bind(addr: SocketAddr) -> Result<Node, BindError> {
-        Node::bind_with(addr, NodeConfig::default()).await
+    pub async fn bind(addr: SocketAddr) -> Result<Endpoint, BindError> {
+        Endpoint::bind_with(addr, Config::default()).await
     }
 
     /// Binds a node to `addr` with `config`.
-    pub async fn bind_with(addr: SocketAddr, config: NodeConfig) -> Result<Node, BindError> {
-        let socket = crate::udp::Endpoint::bind(addr).await?;
-        Node::from_endpoint(socket, config).map_err(|source| BindError::Bind { addr, source })
+    pub async fn bind_with(addr: SocketAddr, config: Config) -> Result<Endpoint, BindError> {
+        let socket = crate::udp::Socket::bind(addr).await?;
+        Endpoint::from_socket(socket, config).map_err(|source| BindError::Bind { addr, source })
     }
 
     /// Runs a node on an already bound datagram endpoint (for sockets set up with options
     /// of their own). Must be called inside a tokio runtime: it spawns the driver task.
-    pub fn from_endpoint(socket: crate::udp::Endpoint, config: NodeConfig) -> io::Result<Node> {
+    pub fn from_socket(socket: crate::udp::Socket, config: Config) -> io::Result<Endpoint> {
         let local_addr = socket.local_addr()?;
         let seed = config.seed.unwrap_or_else(rand::random);
         let dialect = config.endpoint.dialect;
         let default_call = config.endpoint.default_call.clone();
         let core = rpcudp_proto::rpc::Endpoint::new(config.endpoint, seed);
         let handlers = Handlers::default();
-        let stats = Arc::new(Mutex::new(NodeStats::default()));
-        let app = NodeApp::new(handlers.clone(), stats.clone());
+        let stats = Arc::new(Mutex::new(EndpointStats::default()));
+        let app = EndpointApp::new(handlers.clone(), stats.clone());
         let (driver, handle) =
             Driver::with_recv_buffer(socket, core, app, config.call_queue, config.recv_buffer);
         tokio::spawn(async move { driver.run().await.finished() });
-        Ok(Node {
+        Ok(Endpoint {
             inner: Arc::new(Inner {
                 local_addr,
                 dialect,
@@ -282,8 +282,8 @@ impl Node {
         self.inner.dialect
     }
 
-    /// The call options [`call`](Node::call) uses (from [`EndpointConfig::default_call`]);
-    /// a starting point for [`call_with`](Node::call_with).
+    /// The call options [`call`](Endpoint::call) uses (from [`EndpointConfig::default_call`]);
+    /// a starting point for [`call_with`](Endpoint::call_with).
     pub fn default_call_options(&self) -> CallOptions {
         self.inner.default_call.clone()
     }
@@ -295,11 +295,11 @@ impl Node {
     /// raises). Replaces any handler of that name.
     ///
     /// ```
-    /// # use rpcudp::rpc::{HandlerError, Node};
+    /// # use rpcudp::rpc::{HandlerError, Endpoint};
     /// # use rpcudp::Value;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
-    /// let node = Node::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// let node = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
     /// node.register("first", |_from, args: Vec<Value>| async move {
     ///     args.into_iter().next().ok_or(HandlerError::from("needs an argument"))
     /// });
@@ -321,7 +321,7 @@ impl Node {
     /// serialized in the named encoding: structs as maps with their field names, enum
     /// variants as `{variant: value}` (the table in [`rpcudp_proto::wire::typed`]).
     /// Arguments that do not fit `A` get no answer (logged at warn, counted in
-    /// [`NodeStats::handler_failures`]), as the Python peers behave.
+    /// [`EndpointStats::handler_failures`]), as the Python peers behave.
     ///
     /// A handler may return a `Result<T, E>` (`T`, `E`: `Serialize`): `Ok(v)` answers
     /// `v` itself (not serde's enum form); `Err(e)` sends an error reply carrying `e` (a
@@ -329,13 +329,13 @@ impl Node {
     /// [`CallError::Remote`], a Python caller the map `{"__rpcudp_error__": message}`
     /// (docs/wire.md). `Err(NoAnswer)` (or a [`HandlerError::no_answer`]) sends nothing,
     /// as when a Python `rpc_*` method raises; the caller sees [`CallError::Timeout`].
-    /// Both are logged at warn and counted in [`NodeStats::handler_failures`].
+    /// Both are logged at warn and counted in [`EndpointStats::handler_failures`].
     ///
     /// ```
-    /// # use rpcudp::rpc::Node;
+    /// # use rpcudp::rpc::Endpoint;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
-    /// let node = Node::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// let node = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
     /// node.register_typed("half", |_from, (x,): (i64,)| async move {
     ///     if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) }
     /// });
@@ -444,7 +444,7 @@ impl Node {
             .await
     }
 
-    /// [`call_typed`](Node::call_typed) with per-call options.
+    /// [`call_typed`](Endpoint::call_typed) with per-call options.
     pub async fn call_typed_with<R: DeserializeOwned>(
         &self,
         to: SocketAddr,
@@ -466,7 +466,7 @@ impl Node {
     }
 
     /// A snapshot of the counters.
-    pub fn stats(&self) -> NodeStats {
+    pub fn stats(&self) -> EndpointStats {
         self.inner
             .stats
             .lock()
@@ -475,7 +475,7 @@ impl Node {
     }
 
     /// Shuts the node down: outstanding calls fail with [`CallError::ShutDown`], running
-    /// handlers get [`NodeConfig::shutdown_grace`] to finish (their answers are sent),
+    /// handlers get [`Config::shutdown_grace`] to finish (their answers are sent),
     /// then they are dropped and the socket is closed. Later calls fail with `ShutDown`.
     /// Returns once the driver has stopped; calling it again returns at once.
     pub async fn shutdown(&self) {

@@ -1,10 +1,10 @@
 //! Adopting a socket someone else created and bound (Twisted's `adoptDatagramPort`).
 
 use super::config::MAX_UDP_PAYLOAD;
-use super::endpoint::Endpoint;
+use super::socket::Socket;
 use std::io;
 
-impl Endpoint {
+impl Socket {
     /// Adopts an already-bound std socket (made non-blocking here). Its options and
     /// binding are kept as they are; [`max_datagram`](Self::max_datagram) is
     /// [`MAX_UDP_PAYLOAD`]. Must run inside a tokio runtime.
@@ -14,11 +14,11 @@ impl Endpoint {
     /// # async fn main() -> std::io::Result<()> {
     /// let std_socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     /// let addr = std_socket.local_addr()?;
-    /// let endpoint = rpcudp::udp::Endpoint::from_std(std_socket)?;
+    /// let endpoint = rpcudp::udp::Socket::from_std(std_socket)?;
     /// assert_eq!(endpoint.local_addr()?, addr);
     /// # Ok(()) }
     /// ```
-    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Endpoint> {
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Socket> {
         Self::from_std_with_max(socket, MAX_UDP_PAYLOAD)
     }
 
@@ -26,7 +26,7 @@ impl Endpoint {
     pub fn from_std_with_max(
         socket: std::net::UdpSocket,
         max_datagram: usize,
-    ) -> io::Result<Endpoint> {
+    ) -> io::Result<Socket> {
         if max_datagram == 0 || max_datagram > 65_535 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -38,7 +38,7 @@ impl Endpoint {
         // taking over a bound port, so say so now rather than later.
         socket.local_addr()?;
         let socket = tokio::net::UdpSocket::from_std(socket)?;
-        Ok(Endpoint::from_tokio(socket, max_datagram))
+        Ok(Socket::from_tokio(socket, max_datagram))
     }
 
     /// Adopts a bound datagram socket given as an owned file descriptor (for instance
@@ -50,12 +50,12 @@ impl Endpoint {
     /// # async fn main() -> std::io::Result<()> {
     /// use std::os::fd::OwnedFd;
     /// let fd: OwnedFd = std::net::UdpSocket::bind("127.0.0.1:0")?.into();
-    /// let endpoint = rpcudp::udp::Endpoint::from_fd(fd)?;
+    /// let endpoint = rpcudp::udp::Socket::from_fd(fd)?;
     /// assert!(endpoint.local_addr()?.ip().is_loopback());
     /// # Ok(()) }
     /// ```
     #[cfg(unix)]
-    pub fn from_fd(fd: std::os::fd::OwnedFd) -> io::Result<Endpoint> {
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> io::Result<Socket> {
         let socket = socket2::Socket::from(fd);
         // SO_TYPE fails with ENOTSOCK for files and pipes; a TCP socket reports STREAM.
         let ty = socket.r#type()?;

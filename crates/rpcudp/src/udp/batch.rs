@@ -1,7 +1,7 @@
 //! Batched receive and send: many datagrams per system call.
 //!
-//! On Linux [`Endpoint::try_recv_batch`](super::Endpoint::try_recv_batch) is one `recvmmsg(2)` and
-//! [`Endpoint::try_send_batch`](super::Endpoint::try_send_batch) one `sendmmsg(2)`, through the `nix` crate's safe
+//! On Linux [`Socket::try_recv_batch`](super::Socket::try_recv_batch) is one `recvmmsg(2)` and
+//! [`Socket::try_send_batch`](super::Socket::try_send_batch) one `sendmmsg(2)`, through the `nix` crate's safe
 //! wrappers over the socket's descriptor. No socket option is changed for it (unlike
 //! `quinn-udp`, which forces the don't-fragment bit on every datagram): a batch is
 //! exactly the datagrams one `recv_from` / `send_to` each would have moved.
@@ -16,25 +16,25 @@
 //! qualify, and the first time the kernel refuses GSO the endpoint stops trying it.
 //!
 //! On a socket bound to a wildcard address (`0.0.0.0`, `::`) whose endpoint was asked
-//! for it ([`Endpoint::enable_local_addr`](super::Endpoint::enable_local_addr)), each
+//! for it ([`Socket::enable_local_addr`](super::Socket::enable_local_addr)), each
 //! received datagram also carries the local address it was sent to (`IP_PKTINFO`,
 //! `IPV6_PKTINFO` control messages), and each datagram sent may name the local address
 //! to send it from, as quinn-udp does: an answer then leaves from the address that was
 //! called. One system call sends from one source only (a `sendmmsg` shares its control
 //! messages), so batches and GSO runs end where the source changes.
 //!
-//! The oversize rule of [`Endpoint::recv_from`](super::Endpoint::recv_from) holds in a batch too: a datagram longer
-//! than [`Endpoint::max_datagram`](super::Endpoint::max_datagram) or than the batch's slots is dropped and counted in
-//! [`EndpointStats::oversized_dropped`](super::EndpointStats::oversized_dropped), never
+//! The oversize rule of [`Socket::recv_from`](super::Socket::recv_from) holds in a batch too: a datagram longer
+//! than [`Socket::max_datagram`](super::Socket::max_datagram) or than the batch's slots is dropped and counted in
+//! [`SocketStats::oversized_dropped`](super::SocketStats::oversized_dropped), never
 //! handed over truncated (the kernel flags each truncated message with `MSG_TRUNC`).
 
 use std::net::{IpAddr, SocketAddr};
 
-/// Most datagrams one [`Endpoint::try_send_batch`](super::Endpoint::try_send_batch) hands to the kernel; longer inputs
+/// Most datagrams one [`Socket::try_send_batch`](super::Socket::try_send_batch) hands to the kernel; longer inputs
 /// are sent in part (the return value says how many went).
 pub const SEND_BATCH_MAX: usize = 64;
 
-/// Receive space for one [`Endpoint::try_recv_batch`](super::Endpoint::try_recv_batch): `slots` buffers of `slot_len`
+/// Receive space for one [`Socket::try_recv_batch`](super::Socket::try_recv_batch): `slots` buffers of `slot_len`
 /// bytes each, and after a receive the datagrams that were kept, in arrival order.
 ///
 /// The buffers are allocated zeroed once and reused; a large `slot_len` costs address
@@ -44,9 +44,9 @@ pub const SEND_BATCH_MAX: usize = 64;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
-/// use rpcudp::udp::{Endpoint, RecvBatch};
-/// let a = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
-/// let b = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// use rpcudp::udp::{Socket, RecvBatch};
+/// let a = Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// let b = Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
 /// for msg in [&b"one"[..], b"two", b"three"] {
 ///     a.send_to(msg, b.local_addr()?).await?;
 /// }
@@ -141,7 +141,7 @@ impl RecvBatch {
     }
 
     /// [`iter`](Self::iter) with the local address each datagram was sent to, when the
-    /// endpoint asks for it ([`Endpoint::enable_local_addr`](super::Endpoint::enable_local_addr),
+    /// endpoint asks for it ([`Socket::enable_local_addr`](super::Socket::enable_local_addr),
     /// Linux); `None` otherwise.
     pub fn iter_with_local(
         &self,

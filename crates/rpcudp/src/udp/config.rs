@@ -1,6 +1,6 @@
 //! [`SocketConfig`]: every option that must be set before a socket is bound.
 
-use super::endpoint::Endpoint;
+use super::socket::Socket;
 use std::io;
 use std::net::SocketAddr;
 
@@ -22,7 +22,7 @@ pub enum IpStack {
     V6Only,
 }
 
-/// Why [`Endpoint::bind`] / [`Endpoint::bind_with`] failed. Each variant names the step
+/// Why [`Socket::bind`] / [`Socket::bind_with`] failed. Each variant names the step
 /// that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -81,12 +81,12 @@ impl From<BindError> for io::Error {
 /// The options of a datagram socket, applied before binding (the equivalent of
 /// `listenUDP(port, protocol, interface, maxPacketSize)` and
 /// `listenMulticast(..., listenMultiple=True)`). A plain struct: set the fields you need
-/// and take the rest from [`Default`], then [`Endpoint::bind_with`].
+/// and take the rest from [`Default`], then [`Socket::bind_with`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use rpcudp::udp::{Endpoint, IpStack, SocketConfig};
+/// use rpcudp::udp::{Socket, IpStack, SocketConfig};
 /// let config = SocketConfig {
 ///     ip_stack: IpStack::V6Only,
 ///     reuse_address: true,
@@ -94,7 +94,7 @@ impl From<BindError> for io::Error {
 ///     max_datagram: 1500,
 ///     ..SocketConfig::default()
 /// };
-/// let endpoint = Endpoint::bind_with("[::1]:0".parse()?, config).await?;
+/// let endpoint = Socket::bind_with("[::1]:0".parse()?, config).await?;
 /// assert!(endpoint.local_addr()?.is_ipv6());
 /// assert_eq!(endpoint.max_datagram(), 1500);
 /// # Ok(()) }
@@ -108,7 +108,7 @@ pub struct SocketConfig {
     /// `SO_REUSEPORT` where the system has it (default off). Ignored elsewhere.
     pub reuse_port: bool,
     /// `SO_BROADCAST`: allow sending to broadcast addresses (default off). Can also be
-    /// changed later with [`Endpoint::set_broadcast`].
+    /// changed later with [`Socket::set_broadcast`].
     pub broadcast: bool,
     /// `SO_RCVBUF` in bytes (the kernel may double or cap it); `None` (default): the
     /// system's.
@@ -118,7 +118,7 @@ pub struct SocketConfig {
     pub send_buffer_size: Option<usize>,
     /// The largest datagram accepted, in bytes, 1 to 65,535 (default
     /// [`MAX_UDP_PAYLOAD`]). A larger datagram is dropped and counted in
-    /// [`EndpointStats::oversized_dropped`](super::EndpointStats), never handed over
+    /// [`SocketStats::oversized_dropped`](super::SocketStats), never handed over
     /// truncated.
     pub max_datagram: usize,
 }
@@ -151,13 +151,14 @@ impl SocketConfig {
 
     /// Creates the socket, applies the options, binds it to `addr` (port 0: any free
     /// port) and registers it with tokio. Must run inside a tokio runtime.
-    pub(crate) fn bind_now(self, addr: SocketAddr) -> Result<Endpoint, BindError> {
-        use socket2::{Domain, Protocol, Socket, Type};
+    pub(crate) fn bind_now(self, addr: SocketAddr) -> Result<Socket, BindError> {
+        use socket2::{Domain, Protocol, Type};
         if self.max_datagram == 0 || self.max_datagram > 65_535 {
             return Err(BindError::Invalid("max_datagram must be 1..=65535"));
         }
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
-            .map_err(|source| BindError::Socket { addr, source })?;
+        let socket =
+            socket2::Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+                .map_err(|source| BindError::Socket { addr, source })?;
         let opt = |option: &'static str| move |source| BindError::SetOption { option, source };
         if addr.is_ipv6() {
             match self.ip_stack {
@@ -190,7 +191,7 @@ impl SocketConfig {
         let std: std::net::UdpSocket = socket.into();
         let tokio = tokio::net::UdpSocket::from_std(std)
             .map_err(|source| BindError::Socket { addr, source })?;
-        Ok(Endpoint::from_tokio(tokio, self.max_datagram))
+        Ok(Socket::from_tokio(tokio, self.max_datagram))
     }
 }
 

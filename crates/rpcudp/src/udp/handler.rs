@@ -1,7 +1,7 @@
 //! [`DatagramHandler`] (Twisted's `DatagramProtocol`) and [`listen`], the runner that
-//! drives one on an [`Endpoint`] (Twisted's `listenUDP` / `listenMulticast`).
+//! drives one on an [`Socket`] (Twisted's `listenUDP` / `listenMulticast`).
 
-use super::endpoint::{Counters, Endpoint, EndpointStats};
+use super::socket::{Counters, Socket, SocketStats};
 use bytes::Bytes;
 use std::future::Future;
 use std::io;
@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 /// }
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
-/// let server = rpcudp::udp::listen(rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?, Echo);
-/// let client = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// let server = rpcudp::udp::listen(rpcudp::udp::Socket::bind("127.0.0.1:0".parse().unwrap()).await?, Echo);
+/// let client = rpcudp::udp::Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
 /// client.send_to(b"hi", server.local_addr()).await?;
 /// let mut buf = [0u8; 16];
 /// let (n, _) = client.recv_from(&mut buf).await?;
@@ -72,11 +72,11 @@ pub trait DatagramHandler: Send + 'static {
     }
 }
 
-/// What a [`DatagramHandler`] acts through: the [`Endpoint`] (through `Deref`) and a way
+/// What a [`DatagramHandler`] acts through: the [`Socket`] (through `Deref`) and a way
 /// to stop the runner from inside (Twisted's `transport.stopListening()`).
 #[derive(Debug)]
 pub struct Transport {
-    endpoint: Endpoint,
+    endpoint: Socket,
     stop: CancellationToken,
 }
 
@@ -88,14 +88,14 @@ impl Transport {
     }
 
     /// The endpoint (also reachable through `Deref`).
-    pub fn endpoint(&self) -> &Endpoint {
+    pub fn endpoint(&self) -> &Socket {
         &self.endpoint
     }
 }
 
 impl Deref for Transport {
-    type Target = Endpoint;
-    fn deref(&self) -> &Endpoint {
+    type Target = Socket;
+    fn deref(&self) -> &Socket {
         &self.endpoint
     }
 }
@@ -155,7 +155,7 @@ pub struct Listening<H> {
 ///
 /// Receive errors that concern one datagram or one peer (refused, host or network
 /// unreachable, reset) are counted and survived; any other socket error ends the runner.
-pub fn listen<H: DatagramHandler>(endpoint: Endpoint, mut handler: H) -> Listening<H> {
+pub fn listen<H: DatagramHandler>(endpoint: Socket, mut handler: H) -> Listening<H> {
     let local_addr = endpoint
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -225,7 +225,7 @@ impl<H> Listening<H> {
     }
 
     /// The endpoint's counters (also after it stopped).
-    pub fn stats(&self) -> EndpointStats {
+    pub fn stats(&self) -> SocketStats {
         self.counters.snapshot()
     }
 

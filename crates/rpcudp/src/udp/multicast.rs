@@ -1,8 +1,8 @@
-//! Multicast on an [`Endpoint`]: join/leave, TTL, loopback mode, outgoing interface
+//! Multicast on an [`Socket`]: join/leave, TTL, loopback mode, outgoing interface
 //! (Twisted's `IMulticastTransport`), and [`Interface`], the way to name a network
 //! interface for it.
 
-use super::endpoint::Endpoint;
+use super::socket::Socket;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -101,7 +101,7 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-impl Endpoint {
+impl Socket {
     fn is_v4(&self) -> io::Result<bool> {
         Ok(self.local_addr()?.is_ipv4())
     }
@@ -117,8 +117,8 @@ impl Endpoint {
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use rpcudp::udp::{Endpoint, Interface, SocketConfig};
-    /// let ep = Endpoint::bind_with("0.0.0.0:8005".parse()?, SocketConfig::listen_multiple()).await?;
+    /// use rpcudp::udp::{Socket, Interface, SocketConfig};
+    /// let ep = Socket::bind_with("0.0.0.0:8005".parse()?, SocketConfig::listen_multiple()).await?;
     /// ep.join_multicast("228.0.0.5".parse()?, Interface::Any)?;
     /// ep.set_multicast_ttl(5)?;
     /// # Ok(()) }

@@ -1,6 +1,6 @@
 //! [`Datagrams`]: an endpoint's incoming datagrams as a `futures::Stream`.
 
-use super::endpoint::Endpoint;
+use super::socket::Socket;
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use std::io;
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// The stream returned by [`Endpoint::datagrams`]. It never ends; errors are items, and
+/// The stream returned by [`Socket::datagrams`]. It never ends; errors are items, and
 /// after one (for instance "connection refused") the stream goes on.
 pub struct Datagrams<'a> {
     inner: BoxStream<'a, io::Result<(Bytes, SocketAddr)>>,
@@ -20,7 +20,7 @@ impl std::fmt::Debug for Datagrams<'_> {
     }
 }
 
-impl Endpoint {
+impl Socket {
     /// Incoming datagrams as a stream of `(bytes, sender)`, with the same dropping and
     /// error rules as [`recv_from`](Self::recv_from). The endpoint stays usable for
     /// sending meanwhile.
@@ -29,8 +29,8 @@ impl Endpoint {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
     /// use futures::StreamExt;
-    /// let a = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
-    /// let b = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// let a = rpcudp::udp::Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// let b = rpcudp::udp::Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
     /// a.send_to(b"one", b.local_addr()?).await?;
     /// a.send_to(b"two", b.local_addr()?).await?;
     /// let got: Vec<_> = b.datagrams().take(2).collect().await;

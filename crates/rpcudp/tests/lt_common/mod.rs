@@ -32,7 +32,7 @@ impl BinrwMessage for StrMsg {
     const TYPE: u64 = 2;
 }
 
-rpcudp::lt_protocol! {
+rpcudp::lt_messages! {
     /// ltprotocol's TEST_PROTOCOL: `LTProtocol([NumMsg, StrMsg], 'H', 'B')`.
     #[derive(Debug, Clone, PartialEq)]
     pub enum TestMessage {
@@ -99,7 +99,7 @@ pub async fn spawn_server<P, F>(
     tokio::task::JoinHandle<()>,
 )
 where
-    P: rpcudp::lt::Protocol,
+    P: rpcudp::lt::MessageSet,
     F: FnMut(&rpcudp::lt::ServerHandle<P>, ServerEvent<P>) + Send + 'static,
 {
     let mut server = Server::<P>::bind("127.0.0.1:0".parse().unwrap(), config)
@@ -117,7 +117,7 @@ where
 }
 
 /// An echo handler: every message goes back to its connection.
-pub fn echo<P: rpcudp::lt::Protocol>(h: &rpcudp::lt::ServerHandle<P>, ev: ServerEvent<P>) {
+pub fn echo<P: rpcudp::lt::MessageSet>(h: &rpcudp::lt::ServerHandle<P>, ev: ServerEvent<P>) {
     if let ServerEvent::Message { conn, msg } = ev {
         let _ = h.send(conn, &msg);
     }

@@ -1,27 +1,27 @@
 //! `rpcudp bench --node`: the same load made through the library's tokio
-//! [`Node`] (`Node::call_with`, one future per call in flight) rather
-//! than the hand-driven core, to measure what the `Node`'s channels and driver task cost a
+//! [`Endpoint`] (`Endpoint::call_with`, one future per call in flight) rather
+//! than the hand-driven core, to measure what the `Endpoint`'s channels and driver task cost a
 //! client. The default RPC mode (`rpc.rs`) stays the faster, lower-noise client.
 
 use super::report::Recorder;
 use super::rpc::Calls;
 use super::{Plan, Tick};
 use futures::stream::{FuturesUnordered, StreamExt};
-use rpcudp::rpc::{CallError, CallOptions, Node, NodeConfig};
+use rpcudp::rpc::{CallError, CallOptions, Config, Endpoint};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-/// Runs the RPC load described by `plan` through a `Node`.
+/// Runs the RPC load described by `plan` through a `Endpoint`.
 pub async fn run(plan: &Plan, calls: Calls, rec: &mut Recorder) -> io::Result<Instant> {
     let any: IpAddr = match plan.server {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
     };
-    let mut config = NodeConfig::for_dialect(calls.dialect);
+    let mut config = Config::for_dialect(calls.dialect);
     config.endpoint.max_outstanding_calls =
         config.endpoint.max_outstanding_calls.max(plan.concurrency);
-    let node = Node::bind_with(SocketAddr::new(any, 0), config).await?;
+    let node = Endpoint::bind_with(SocketAddr::new(any, 0), config).await?;
     let options = CallOptions {
         attempt_timeout: plan.timeout,
         retries: 0,

@@ -67,7 +67,7 @@ impl Calls {
 
 /// Runs the RPC load described by `plan`; returns when the last call ended.
 pub async fn run(plan: &Plan, calls: Calls, rec: &mut Recorder) -> io::Result<Instant> {
-    let socket = rpcudp::udp::Endpoint::from_std(plan.connect().await?.into_std()?)?;
+    let socket = rpcudp::udp::Socket::from_std(plan.connect().await?.into_std()?)?;
     let config = EndpointConfig {
         dialect: calls.dialect,
         max_outstanding_calls: EndpointConfig::default()

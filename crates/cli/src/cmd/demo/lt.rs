@@ -43,7 +43,7 @@ impl LtMessage for StrMsg {
     }
 }
 
-rpcudp::lt_protocol! {
+rpcudp::lt_messages! {
     /// ltprotocol's TEST_PROTOCOL.
     #[derive(Debug, Clone, PartialEq)]
     enum Demo {

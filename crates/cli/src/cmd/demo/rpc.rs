@@ -5,7 +5,7 @@ use super::{say, StepResult};
 use crate::cmd::serve::register_reference_service;
 use crate::json_value::to_json;
 use rmpv::Value;
-use rpcudp::rpc::{Node, NodeStats};
+use rpcudp::rpc::{Endpoint, EndpointStats};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -13,11 +13,11 @@ use tokio::net::UdpSocket;
 /// Runs the RPC step.
 pub async fn step() -> StepResult {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let server = Node::bind("127.0.0.1:0".parse().unwrap())
+    let server = Endpoint::bind("127.0.0.1:0".parse().unwrap())
         .await
         .map_err(|e| err(&e))?;
     register_reference_service(&server);
-    let client = Node::bind("127.0.0.1:0".parse().unwrap())
+    let client = Endpoint::bind("127.0.0.1:0".parse().unwrap())
         .await
         .map_err(|e| err(&e))?;
     let to = server.local_addr();
@@ -97,7 +97,7 @@ pub async fn step() -> StepResult {
     Ok(())
 }
 
-fn show(who: &str, s: &NodeStats) {
+fn show(who: &str, s: &EndpointStats) {
     let c = &s.core;
     say(format!(
         "{who}: datagrams in {} out {}, malformed {}, timeouts {}, retries {}, \

@@ -4,7 +4,7 @@
 
 use super::{say, StepResult};
 use bytes::Bytes;
-use rpcudp::udp::{listen, DatagramHandler, Endpoint, Interface, SocketConfig, Transport};
+use rpcudp::udp::{listen, DatagramHandler, Interface, Socket, SocketConfig, Transport};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -14,13 +14,11 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-async fn bind(addr: &str) -> Result<Endpoint, String> {
-    Endpoint::bind(addr.parse().map_err(err)?)
-        .await
-        .map_err(err)
+async fn bind(addr: &str) -> Result<Socket, String> {
+    Socket::bind(addr.parse().map_err(err)?).await.map_err(err)
 }
 
-async fn recv(ep: &Endpoint) -> Result<(Bytes, SocketAddr), String> {
+async fn recv(ep: &Socket) -> Result<(Bytes, SocketAddr), String> {
     tokio::time::timeout(WAIT, ep.recv_datagram())
         .await
         .map_err(|_| "no datagram arrived within 2 s".to_string())?
@@ -101,7 +99,7 @@ async fn connected() -> Result<(), String> {
         Err(_) => return Err("no connection-refused report within 2 s".into()),
     }
     // The endpoint survives the refusal: someone starts listening there.
-    let peer = Endpoint::bind(closed).await.map_err(err)?;
+    let peer = Socket::bind(closed).await.map_err(err)?;
     helloer.send(b"hello again").await.map_err(err)?;
     let (data, _) = recv(&peer).await?;
     say(format!(
@@ -112,7 +110,7 @@ async fn connected() -> Result<(), String> {
 }
 
 async fn oversized() -> Result<(), String> {
-    let small = Endpoint::bind_with(
+    let small = Socket::bind_with(
         "127.0.0.1:0".parse().map_err(err)?,
         SocketConfig {
             max_datagram: 512,
@@ -142,7 +140,7 @@ async fn multicast() -> Result<(), String> {
     let mut listeners = Vec::new();
     let mut port = 0;
     for _ in 0..2 {
-        let ep = Endpoint::bind_with(
+        let ep = Socket::bind_with(
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
             SocketConfig::listen_multiple(),
         )

@@ -53,7 +53,7 @@ impl Application<Endpoint> for PingEcho {
 
 /// Serves `ping` and `echo` on `addr` until `shutdown`.
 pub async fn run(addr: SocketAddr, dialect: Dialect, shutdown: Shutdown) -> io::Result<()> {
-    let socket = rpcudp::udp::Endpoint::bind(addr).await?;
+    let socket = rpcudp::udp::Socket::bind(addr).await?;
     common::print_listening(socket.local_addr()?);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

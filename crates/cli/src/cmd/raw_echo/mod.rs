@@ -9,7 +9,7 @@
 //! blocking socket on its own thread (no readiness polling at all), the kernel's floor.
 //! `--batched` receives up to 32 datagrams per system call (recvmmsg) and sends the
 //! answers as batches (sendmmsg, or one GSO send for a run to one sender), through the
-//! library's batch I/O (`rpcudp::udp::Endpoint::try_recv_batch` / `try_send_batch`, the
+//! library's batch I/O (`rpcudp::udp::Socket::try_recv_batch` / `try_send_batch`, the
 //! same path the RPC driver uses): the batched ceiling.
 //! `--rpc-core` is not raw: it answers `ping`/`echo` RPCs with the sans-IO core on the
 //! library's generic driver (`core.rs`), to tell the core's and the driver's cost from
@@ -145,8 +145,8 @@ async fn run_blocking(addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<(
 }
 
 async fn run_batched(addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<()> {
-    use rpcudp::udp::{Endpoint, RecvBatch};
-    let socket = Endpoint::bind(addr).await?;
+    use rpcudp::udp::{RecvBatch, Socket};
+    let socket = Socket::bind(addr).await?;
     common::print_listening(socket.local_addr()?);
     let echo = async {
         let mut batch = RecvBatch::new(32, MAX_DATAGRAM);

@@ -142,13 +142,7 @@ impl Node {
 
     /// Answers `token` with `value`, within `to`'s answer budget (`budget`): over it,
     /// the answer is dropped and counted.
-    fn answer(
-        &mut self,
-        now: Instant,
-        token: RequestToken,
-        to: SocketAddr,
-        value: &Value,
-    ) {
+    fn answer(&mut self, now: Instant, token: RequestToken, to: SocketAddr, value: &Value) {
         let strict = self.config.endpoint.limits.strict_local;
         if strict || !is_local(to.ip()) {
             let (rate, burst) = (
@@ -168,13 +162,7 @@ impl Node {
 
     /// Parks a request until `from` answers a ping (`probation`), starting that ping if
     /// none is in flight; what is given up for room is dropped unanswered and counted.
-    fn park(
-        &mut self,
-        now: Instant,
-        token: RequestToken,
-        from: SocketAddr,
-        request: Parked,
-    ) {
+    fn park(&mut self, now: Instant, token: RequestToken, from: SocketAddr, request: Parked) {
         self.stats.requests_parked += 1;
         let w = Waiting {
             token,
@@ -235,9 +223,7 @@ impl Node {
                 continue;
             }
             match w.request {
-                Parked::Store { key, value } => {
-                    self.serve_store(now, w.token, w.from, key, value)
-                }
+                Parked::Store { key, value } => self.serve_store(now, w.token, w.from, key, value),
                 Parked::FindValue { key } => {
                     let answer = match self.records.value(&key, now) {
                         Some(v) => value_answer(&v),

@@ -1,4 +1,4 @@
-//! What a [`Node`](super::Node) runs on the generic [`Driver`](crate::driver::Driver):
+//! What a [`Endpoint`](super::Endpoint) runs on the generic [`Driver`](crate::driver::Driver):
 //! the [`Application`] that serves requests with the registered handlers and answers
 //! the node's callers.
 //!
@@ -9,11 +9,11 @@
 
 use super::error::CallError;
 use super::handler::{HandlerResult, Handlers};
-use super::NodeStats;
+use super::EndpointStats;
 use crate::driver::{Application, DriverStats, Flow};
 use rmpv::Value;
 use rpcudp_proto::rpc::{
-    CallFailure, CallId, CallOptions, CallRefused, Endpoint, Event, RequestToken,
+    CallFailure, CallId, CallOptions, CallRefused, Endpoint as CoreEndpoint, Event, RequestToken,
 };
 use rpcudp_proto::Transmit;
 use std::collections::HashMap;
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-/// What a [`Node`](super::Node) handle asks of its driver.
+/// What a [`Endpoint`](super::Endpoint) handle asks of its driver.
 pub(crate) enum Command {
     /// Start a call (through the bounded queue: backpressure for a burst of callers).
     Call(CallCommand),
@@ -41,7 +41,7 @@ pub(crate) enum Command {
     },
 }
 
-/// A call handed from a [`Node`](super::Node) handle to the driver.
+/// A call handed from a [`Endpoint`](super::Endpoint) handle to the driver.
 pub(crate) struct CallCommand {
     pub(crate) ticket: u64,
     pub(crate) to: SocketAddr,
@@ -58,7 +58,7 @@ struct Pending {
     budget: Duration,
 }
 
-/// Node-level counters, merged with the core's and the driver's into [`NodeStats`].
+/// Endpoint-level counters, merged with the core's and the driver's into [`EndpointStats`].
 #[derive(Default)]
 struct Counters {
     unknown_methods: u64,
@@ -77,10 +77,10 @@ enum Phase {
     Stopped,
 }
 
-/// The [`Application`] of a [`Node`](super::Node).
-pub(crate) struct NodeApp {
+/// The [`Application`] of a [`Endpoint`](super::Endpoint).
+pub(crate) struct EndpointApp {
     handlers: Handlers,
-    stats: Arc<Mutex<NodeStats>>,
+    stats: Arc<Mutex<EndpointStats>>,
     counters: Counters,
     calls: HashMap<CallId, Pending>,
     tickets: HashMap<u64, CallId>,
@@ -101,9 +101,9 @@ pub(crate) struct NodeApp {
 /// socket.
 const FINISHED_PER_ROUND: usize = 64;
 
-impl NodeApp {
-    pub(crate) fn new(handlers: Handlers, stats: Arc<Mutex<NodeStats>>) -> NodeApp {
-        NodeApp {
+impl EndpointApp {
+    pub(crate) fn new(handlers: Handlers, stats: Arc<Mutex<EndpointStats>>) -> EndpointApp {
+        EndpointApp {
             handlers,
             stats,
             counters: Counters::default(),
@@ -124,7 +124,7 @@ impl NodeApp {
         }
     }
 
-    fn start_call(&mut self, core: &mut Endpoint, now: Instant, cmd: CallCommand) {
+    fn start_call(&mut self, core: &mut CoreEndpoint, now: Instant, cmd: CallCommand) {
         if cmd.reply.is_closed() {
             return; // the caller gave up while the command was queued
         }
@@ -155,14 +155,14 @@ impl NodeApp {
         let _ = cmd.reply.send(Err(refused));
     }
 
-    fn cancel(&mut self, core: &mut Endpoint, ticket: u64) {
+    fn cancel(&mut self, core: &mut CoreEndpoint, ticket: u64) {
         if let Some(id) = self.tickets.remove(&ticket) {
             self.calls.remove(&id);
             core.cancel(id);
         }
     }
 
-    fn fail_calls(&mut self, core: &mut Endpoint) {
+    fn fail_calls(&mut self, core: &mut CoreEndpoint) {
         for (id, p) in self.calls.drain() {
             core.cancel(id);
             let _ = p.reply.send(Err(CallError::ShutDown));
@@ -172,7 +172,7 @@ impl NodeApp {
 
     fn start_handler(
         &mut self,
-        core: &mut Endpoint,
+        core: &mut CoreEndpoint,
         now: Instant,
         token: RequestToken,
         from: SocketAddr,
@@ -227,7 +227,7 @@ impl NodeApp {
     /// (the core encodes it), or nothing ([`HandlerError::no_answer`](super::HandlerError::no_answer)).
     fn answer(
         &mut self,
-        core: &mut Endpoint,
+        core: &mut CoreEndpoint,
         now: Instant,
         token: RequestToken,
         method: &str,
@@ -258,7 +258,7 @@ impl NodeApp {
 
     fn finish_handler(
         &mut self,
-        core: &mut Endpoint,
+        core: &mut CoreEndpoint,
         now: Instant,
         result: Result<(tokio::task::Id, HandlerResult), tokio::task::JoinError>,
     ) {
@@ -282,10 +282,10 @@ impl NodeApp {
     }
 }
 
-impl Application<Endpoint> for NodeApp {
+impl Application<CoreEndpoint> for EndpointApp {
     type Command = Command;
 
-    fn on_event(&mut self, core: &mut Endpoint, now: Instant, event: Event) {
+    fn on_event(&mut self, core: &mut CoreEndpoint, now: Instant, event: Event) {
         // Handlers whose slot went to a newer request: cancelled, nobody answers them.
         while let Some(token) = core.poll_preempted() {
             if let Some(task) = self.by_token.remove(&token) {
@@ -319,7 +319,7 @@ impl Application<Endpoint> for NodeApp {
         }
     }
 
-    fn on_command(&mut self, core: &mut Endpoint, now: Instant, command: Command) -> Flow {
+    fn on_command(&mut self, core: &mut CoreEndpoint, now: Instant, command: Command) -> Flow {
         match command {
             Command::Call(cmd) => self.start_call(core, now, cmd),
             Command::Cancel(ticket) => self.cancel(core, ticket),
@@ -338,7 +338,12 @@ impl Application<Endpoint> for NodeApp {
         Flow::Continue
     }
 
-    fn poll_work(&mut self, cx: &mut Context<'_>, core: &mut Endpoint, now: Instant) -> Poll<Flow> {
+    fn poll_work(
+        &mut self,
+        cx: &mut Context<'_>,
+        core: &mut CoreEndpoint,
+        now: Instant,
+    ) -> Poll<Flow> {
         let mut worked = false;
         for _ in 0..FINISHED_PER_ROUND {
             if self.running.is_empty() {
@@ -367,7 +372,7 @@ impl Application<Endpoint> for NodeApp {
 
     fn on_send_error(
         &mut self,
-        core: &mut Endpoint,
+        core: &mut CoreEndpoint,
         _now: Instant,
         t: &Transmit,
         error: io::Error,
@@ -388,12 +393,12 @@ impl Application<Endpoint> for NodeApp {
         );
     }
 
-    fn on_handles_dropped(&mut self, _core: &mut Endpoint, _now: Instant) -> Flow {
+    fn on_handles_dropped(&mut self, _core: &mut CoreEndpoint, _now: Instant) -> Flow {
         // Every handle is gone: nobody can call or wait for an answer any more.
         Flow::Stop
     }
 
-    fn on_round(&mut self, core: &Endpoint, io: &DriverStats) {
+    fn on_round(&mut self, core: &CoreEndpoint, io: &DriverStats) {
         let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         s.core = core.stats().clone();
         s.send_errors = io.send_errors;
@@ -407,7 +412,7 @@ impl Application<Endpoint> for NodeApp {
         s.dedup_bytes = core.dedup_bytes();
     }
 
-    fn on_stop(&mut self, core: &mut Endpoint, now: Instant) {
+    fn on_stop(&mut self, core: &mut CoreEndpoint, now: Instant) {
         self.phase = Phase::Stopped;
         self.fail_calls(core);
         // Handlers that outlived the grace (or the handles) are dropped unanswered.
@@ -422,7 +427,7 @@ impl Application<Endpoint> for NodeApp {
 /// Logs a failure `from` caused at warn level, with the method and the peer, if the
 /// core's budget of warning lines allows (a flood is counted, and the next line says
 /// how many were left out).
-fn warn(core: &mut Endpoint, now: Instant, from: SocketAddr, method: &str, what: &str) {
+fn warn(core: &mut CoreEndpoint, now: Instant, from: SocketAddr, method: &str, what: &str) {
     match core.admit_warning(now) {
         // `?method`: the peer's text, escaped (no control characters reach the log).
         Some(0) => tracing::warn!(method = ?method, peer = %from, "{what}"),

@@ -1,4 +1,4 @@
-//! [`Endpoint`]: a bound UDP socket with oversize detection and counters.
+//! [`Socket`]: a bound UDP socket with oversize detection and counters.
 
 use super::batch::{self, RecvBatch};
 use super::config::{BindError, SocketConfig, MAX_UDP_PAYLOAD};
@@ -24,8 +24,8 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self) -> EndpointStats {
-        EndpointStats {
+    pub(crate) fn snapshot(&self) -> SocketStats {
+        SocketStats {
             datagrams_received: self.received.load(Ordering::Relaxed),
             datagrams_sent: self.sent.load(Ordering::Relaxed),
             oversized_dropped: self.oversized.load(Ordering::Relaxed),
@@ -41,13 +41,13 @@ impl Counters {
 
 /// What an endpoint has seen so far (a snapshot).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EndpointStats {
+pub struct SocketStats {
     /// Datagrams handed to the application.
     pub datagrams_received: u64,
     /// Datagrams the kernel accepted for sending.
     pub datagrams_sent: u64,
     /// Datagrams dropped because they were larger than
-    /// [`max_datagram`](Endpoint::max_datagram) or than the caller's buffer.
+    /// [`max_datagram`](Socket::max_datagram) or than the caller's buffer.
     pub oversized_dropped: u64,
     /// "Connection refused" reports (an ICMP port unreachable on a connected socket).
     pub connection_refused: u64,
@@ -71,7 +71,7 @@ pub struct EndpointStats {
 ///
 /// Every receive path drops a datagram longer than [`max_datagram`](Self::max_datagram)
 /// (or than the caller's buffer) and counts it in
-/// [`EndpointStats::oversized_dropped`]: nothing is ever handed over truncated.
+/// [`SocketStats::oversized_dropped`]: nothing is ever handed over truncated.
 ///
 /// To hand the endpoint to a [`DatagramHandler`](super::DatagramHandler), use
 /// [`listen`](super::listen). Dropping the endpoint closes the socket.
@@ -79,8 +79,8 @@ pub struct EndpointStats {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
-/// let a = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
-/// let b = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// let a = rpcudp::udp::Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
+/// let b = rpcudp::udp::Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
 /// a.send_to(b"hello", b.local_addr()?).await?;
 /// let mut buf = [0u8; 64];
 /// let (n, from) = b.recv_from(&mut buf).await?;
@@ -89,7 +89,7 @@ pub struct EndpointStats {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct Endpoint {
+pub struct Socket {
     socket: tokio::net::UdpSocket,
     max_datagram: usize,
     counters: Arc<Counters>,
@@ -107,10 +107,10 @@ pub struct Endpoint {
     v6: bool,
 }
 
-impl Endpoint {
+impl Socket {
     /// Binds a UDP socket to `addr` (port 0 picks any free port) with default options.
     pub async fn bind(addr: SocketAddr) -> Result<Self, BindError> {
-        Endpoint::bind_with(addr, SocketConfig::default()).await
+        Socket::bind_with(addr, SocketConfig::default()).await
     }
 
     /// Binds a UDP socket to `addr` with the options of `config`, applied before the bind.
@@ -122,7 +122,7 @@ impl Endpoint {
 
     pub(crate) fn from_tokio(socket: tokio::net::UdpSocket, max_datagram: usize) -> Self {
         let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
-        Endpoint {
+        Socket {
             socket,
             max_datagram,
             counters: Arc::new(Counters::default()),
@@ -148,10 +148,10 @@ impl Endpoint {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
-    /// let one = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// let one = rpcudp::udp::Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
     /// assert!(!one.enable_local_addr()?);
     /// # #[cfg(target_os = "linux")] {
-    /// let any = rpcudp::udp::Endpoint::bind("0.0.0.0:0".parse().unwrap()).await?;
+    /// let any = rpcudp::udp::Socket::bind("0.0.0.0:0".parse().unwrap()).await?;
     /// assert!(any.enable_local_addr()?);
     /// # }
     /// # Ok(()) }
@@ -180,7 +180,7 @@ impl Endpoint {
     }
 
     /// Counters so far.
-    pub fn stats(&self) -> EndpointStats {
+    pub fn stats(&self) -> SocketStats {
         self.counters.snapshot()
     }
 
@@ -222,7 +222,7 @@ impl Endpoint {
                 e.kind(),
                 format!(
                     "sending to {target} was refused ({e}); if it is a broadcast address, \
-                     allow broadcasting first: Endpoint::set_broadcast(true), or \
+                     allow broadcasting first: Socket::set_broadcast(true), or \
                      `broadcast: true` in its SocketConfig"
                 ),
             )
@@ -292,7 +292,7 @@ impl Endpoint {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
-    /// let a = rpcudp::udp::Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// let a = rpcudp::udp::Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
     /// let mut buf = [0u8; 64];
     /// let err = a.try_recv_from(&mut buf).unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
@@ -329,7 +329,7 @@ impl Endpoint {
     ///
     /// A datagram longer than [`max_datagram`](Self::max_datagram) or than the batch's
     /// [`slot_len`](RecvBatch::slot_len) is dropped and counted in
-    /// [`EndpointStats::oversized_dropped`], exactly as by [`recv_from`](Self::recv_from),
+    /// [`SocketStats::oversized_dropped`], exactly as by [`recv_from`](Self::recv_from),
     /// and the others of the same batch are kept. See [`RecvBatch`] for an example.
     pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         let window = self.max_datagram.min(batch.slot_len());
@@ -392,9 +392,9 @@ impl Endpoint {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
-    /// use rpcudp::udp::Endpoint;
-    /// let a = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
-    /// let b = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// use rpcudp::udp::Socket;
+    /// let a = Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
+    /// let b = Socket::bind("127.0.0.1:0".parse().unwrap()).await?;
     /// let to = b.local_addr()?;
     /// a.socket().writable().await?; // a new socket is writable once the runtime saw it
     /// let sent = a.try_send_batch([(&b"one"[..], to), (&b"two"[..], to)])?;
