@@ -12,8 +12,7 @@
 //! - [`ValueStore`] is where a [`Node`] keeps the bytes of the values it holds (it keeps
 //!   only their index itself): [`MemoryValues`] in memory, the `rpcudp` crate's on redb.
 //!   A `store` is acknowledged once the driver made it durable
-//!   ([`Node::store_durable`]). ([`RecordStore`] / [`MemoryStore`] are a standalone
-//!   record store with per-record timestamps; the node does not use them.)
+//!   ([`Node::store_durable`]).
 //! - [`Node`] is the whole node composed of these: it serves the five RPCs, runs
 //!   `bootstrap` / `set` / `get`, hands values over, refreshes, republishes and expires,
 //!   as one [`Protocol`](crate::Protocol) state machine ([`node`] has the driver's duties).
@@ -37,7 +36,7 @@ pub use node::{
 pub use node::{MemoryValues, ValueStore};
 pub use routing::{Contact, InsertOutcome, RoutingConfig, RoutingTable};
 pub use rto::{RtoConfig, RttEstimator};
-pub use store::{is_storable, MemoryStore, Record, RecordStore, StoreError};
+pub use store::is_storable;
 
 #[cfg(test)]
 mod tests;
