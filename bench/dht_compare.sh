@@ -163,9 +163,9 @@ cat "$tmp"/python.gets.* 2>/dev/null | grep '^get ' >"$tmp/python.gets" || true
 
 mkdir -p "$OUT"
 python3 - "$tmp/ours.gets" "$tmp/python.gets" "$OUT" "$NODES" "$KEYS" "$ours_stored" "$py_stored" \
-  "${#ours_alive[@]}" "${#py_alive[@]}" <<'EOF'
+  "${#ours_alive[@]}" "${#py_alive[@]}" "$tmp/python.sets.err" <<'EOF'
 import json, sys
-ours_f, py_f, out, nodes, keys, ours_stored, py_stored, ours_alive, py_alive = sys.argv[1:]
+ours_f, py_f, out, nodes, keys, ours_stored, py_stored, ours_alive, py_alive, py_sets = sys.argv[1:]
 keys = int(keys)
 
 def load(path):
@@ -193,11 +193,23 @@ def summary(rows, stored, alive):
         "get_ms_p99": pct(ms, 99), "get_ms_max": ms[-1] if ms else None,
     }
 
+def set_times(path):
+    # "set_ms 12.345" on the client's stderr: the time of each set (kademlia_node.py set).
+    ms = []
+    for line in open(path):
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "set_ms":
+            ms.append(float(parts[1]))
+    return sorted(ms)
+
 result = {
     "nodes": int(nodes),
     "ours": summary(load(ours_f), ours_stored, ours_alive),
     "python": summary(load(py_f), py_stored, py_alive),
 }
+py_set_ms = set_times(py_sets)
+result["python"]["set_ms_p50"] = pct(py_set_ms, 50)
+result["python"]["set_ms_p99"] = pct(py_set_ms, 99)
 json.dump(result, open(out + "/dht_latest.json", "w"), indent=2)
 
 def f(v):

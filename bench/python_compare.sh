@@ -130,9 +130,10 @@ if "dht_py" in res and "dht_rs" in res:
            "| --- | --- | --- | --- |",
            "| sets acknowledged | %d/%d | %d/%d | |" % (dp["acknowledged_sets"], dp["keys"], dr["acknowledged_sets"], dr["keys"]),
            "| gets found | %d/%d | %d/%d | |" % (dp["found"], dp["keys"], dr["found"], dr["keys"])]
-    for q in ("p50", "p99"):
-        a, b = dp["get_ms_" + q], dr["get_ms_" + q]
-        md.append("| get time %s (ms) | %s | %s | %s |" % (q, a, b, "%.1fx faster" % (a / b) if a and b else "-"))
+    for op in ("set", "get"):
+        for q in ("p50", "p99"):
+            a, b = dp.get("%s_ms_%s" % (op, q)), dr.get("%s_ms_%s" % (op, q))
+            md.append("| %s time %s (ms) | %s | %s | %s |" % (op, q, a, b, "%.1fx faster" % (a / b) if a and b else "-"))
 open(os.path.join(out, "python_latest.md"), "w").write("\n".join(md) + "\n")
 print("\n".join(md))
 PYEOF

@@ -20,6 +20,7 @@ routing tables after it is gone, and each later lookup that meets it waits a tim
 import asyncio
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rpcudp_common import announce, parse_addr  # noqa: E402
@@ -83,8 +84,12 @@ async def main():
         server = await start(timeout, [addr])
         for i in range(0, len(rest), 3):
             key, kind, text = rest[i : i + 3]
+            started = time.monotonic()
             ok = await server.set(key, decode(kind, text))
+            ms = (time.monotonic() - started) * 1000.0
             print("stored %s" % bool(ok), flush=True)
+            # The time of the set itself, on stderr (bench/dht_compare.sh reads it).
+            print("set_ms %.3f" % ms, file=sys.stderr, flush=True)
         server.stop()
     elif mode == "get":
         addr, keys = args[0], args[1:]
