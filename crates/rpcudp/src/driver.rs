@@ -32,7 +32,7 @@
 //!
 //! ```
 //! use rpcudp::driver::{Application, Driver, Flow};
-//! use rpcudp::proto::rpc::{Socket, EndpointConfig, Event};
+//! use rpcudp::proto::rpc::{Endpoint, EndpointConfig, Event};
 //! use rmpv::Value;
 //! use std::time::Instant;
 //!
@@ -43,9 +43,9 @@
 //!     Stop,
 //! }
 //!
-//! impl Application<Socket> for Pong {
+//! impl Application<Endpoint> for Pong {
 //!     type Command = Command;
-//!     fn on_event(&mut self, core: &mut Socket, now: Instant, event: Event) {
+//!     fn on_event(&mut self, core: &mut Endpoint, now: Instant, event: Event) {
 //!         if let Event::Request { token, method, .. } = event {
 //!             match method.as_str() {
 //!                 "ping" => core.respond(now, token, &Value::from("pong")),
@@ -53,7 +53,7 @@
 //!             }
 //!         }
 //!     }
-//!     fn on_command(&mut self, _: &mut Socket, _: Instant, command: Command) -> Flow {
+//!     fn on_command(&mut self, _: &mut Endpoint, _: Instant, command: Command) -> Flow {
 //!         match command {
 //!             Command::Stop => Flow::Stop,
 //!         }
@@ -64,7 +64,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let socket = rpcudp::udp::Socket::bind("127.0.0.1:0".parse()?).await?;
 //! let addr = socket.local_addr()?;
-//! let core = Socket::new(EndpointConfig::default(), 7);
+//! let core = Endpoint::new(EndpointConfig::default(), 7);
 //! let (driver, handle) = Driver::new(socket, core, Pong, 16);
 //! let task = tokio::spawn(driver.run());
 //!

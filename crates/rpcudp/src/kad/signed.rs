@@ -10,7 +10,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = DhtConfig { rpc_timeout: Duration::from_millis(500), ..DhtConfig::default() };
+//! let mut config = DhtConfig::default();
+//! config.node.rpc_timeout = Duration::from_millis(500);
 //! let first = Dht::start("127.0.0.1:0".parse()?, config.clone()).await?;
 //! let second = Dht::start("127.0.0.1:0".parse()?, config).await?;
 //! second.bootstrap(&[first.local_addr()]).await;

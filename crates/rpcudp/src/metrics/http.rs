@@ -63,7 +63,7 @@ impl Default for MetricsServerConfig {
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let node = Node::bind("127.0.0.1:1234".parse()?).await?;
+/// let node = Endpoint::bind("127.0.0.1:1234".parse()?).await?;
 /// let server = MetricsServer::start("127.0.0.1:9464".parse()?, Metrics::new().with_node(&node))?;
 /// println!("metrics on {}", server.local_addr());
 /// # Ok(()) }
