@@ -215,7 +215,29 @@ async fn a_flood_of_unknown_methods_yields_a_bounded_number_of_warn_lines() {
             break n;
         }
     };
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    // The counter moves before the handler's warn line is written: wait (bounded) until
+    // the lines account for every failure, then check them.
+    let count = |text: &str| -> u64 {
+        let lines = text.lines().filter(|l| l.contains("unknown method"));
+        lines
+            .map(|l| {
+                1 + l
+                    .split("suppressed=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    };
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        if count(&text) >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("unknown method"))
