@@ -354,6 +354,17 @@ impl Harness {
                 }
             }
         }
+        // A request whose slot a newer one took is forgotten by the endpoint (a resend
+        // is served afresh): it is no longer ours to answer.
+        while let Some(token) = self.ep.poll_preempted() {
+            let at = self
+                .serving
+                .iter()
+                .position(|(t, _)| *t == token)
+                .expect("a preempted token that was not being served");
+            let (_, key) = self.serving.remove(at);
+            self.in_progress.remove(&key);
+        }
         self.check();
     }
 
@@ -398,10 +409,11 @@ impl Harness {
             );
         }
         // Every request handed out ends one way (a released answer was counted held
-        // first, then sent). Drops over the budget also count duplicates answered from
-        // the cache, hence a range rather than an equation.
+        // first, then sent; a preempted one gave its slot up). Drops over the budget also
+        // count duplicates answered from the cache, hence a range rather than an equation.
         let ended = s.responses_sent - s.answers_released
             + s.requests_abandoned
+            + s.requests_preempted
             + s.unsendable_responses
             + s.responses_too_large
             + ep.requests_in_progress() as u64;
