@@ -35,28 +35,9 @@ BIN=${BIN:-$target/release/rpcudp}
 [ -x "$PY" ] || { echo "dht_compare.sh: no Python at $PY (run scripts/setup-python.sh)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "dht_compare.sh: no rpcudp at $BIN" >&2; exit 1; }
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-# Waits (at most 20 s) for `listening on ADDR` in file $1 and prints ADDR.
-listening() {
-  local i
-  for i in $(seq 1 400); do
-    if grep -q '^listening on ' "$1" 2>/dev/null; then
-      sed -n 's/^listening on //p' "$1" | head -1
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "dht_compare.sh: no 'listening on' in $1: $(cat "$1" "$1.err" 2>/dev/null)" >&2
-  return 1
-}
+name=dht_compare.sh
+# shellcheck source=bench/common.sh
+source "$root/bench/common.sh"
 
 # start_net KIND: starts NODES nodes; their addresses go to $tmp/KIND.addrs, pids to
 # $tmp/KIND.pids.

@@ -33,27 +33,9 @@ fi
 BIN=${BIN:-$target/release/rpcudp}
 "$PY" -c 'import rpcudp_rs, rpcudp' || { echo "python_compare.sh: $PY lacks rpcudp_rs or rpcudp" >&2; exit 1; }
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-listening() {
-  local i
-  for i in $(seq 1 400); do
-    if grep -q '^listening on ' "$1" 2>/dev/null; then
-      sed -n 's/^listening on //p' "$1" | head -1
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "python_compare.sh: no 'listening on' in $1: $(cat "$1" 2>/dev/null)" >&2
-  return 1
-}
+name=python_compare.sh
+# shellcheck source=bench/common.sh
+source "$root/bench/common.sh"
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # server IMPL ROUND: a Python server of IMPL (py or rs) under `rpcudp bench`.
